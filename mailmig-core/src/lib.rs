@@ -1,0 +1,31 @@
+//! # mailmig-core
+//!
+//! The library behind `mailmig`, a tool that converts Dovecot mailboxes between storage formats on a
+//! live Postfix + Dovecot server. This crate holds the parts other Rust tools can embed:
+//!
+//! - [`postfix`]: a **lossless** document model of Postfix lookup-table source files (what `postmap`
+//!   reads), with exactly `postmap`'s reading rules (logical lines, key/value split, quoting, case
+//!   folding, first-duplicate-wins, the same warnings), and typed views for `virtual(5)`
+//!   ([`postfix::VirtualAlias`], the reverse alias closure) and `access(5)` ([`postfix::AccessRule`]).
+//!
+//! Every document renders back to the exact bytes it was parsed from when nothing was edited: CRLF,
+//! tabs, trailing blanks, comments inside continuations, 8-bit bytes, NUL bytes and a missing final
+//! newline are all data.
+//!
+//! ```
+//! use mailmig_core::postfix::{Table, ParseOptions};
+//!
+//! let src = b"# aliases\nteam@example.test  alice@example.test,\n# bob left\n    carol@example.test\n";
+//! let table = Table::parse(src.to_vec(), &ParseOptions::default());
+//! assert_eq!(table.render(), src);
+//! let team = table.get(b"Team@Example.TEST", true).expect("present");
+//! assert_eq!(team.value(), b"alice@example.test,    carol@example.test");
+//! ```
+//!
+//! # Limitations
+//! - The reading rules are those of Postfix 3.2 and later by default (quoted keys); older versions
+//!   can be selected with [`postfix::PostfixVersion`]. See `docs/` for every difference we know of.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod postfix;

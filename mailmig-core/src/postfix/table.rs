@@ -1,0 +1,1073 @@
+//! The lossless table document.
+
+use std::collections::HashMap;
+use std::collections::HashSet;
+
+use super::diag::{Diagnostic, DiagnosticKind};
+use super::fold::fold_key;
+use super::options::ParseOptions;
+use super::{is_space, trim_space};
+
+/// Which buffer a [`Span`] points into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Buf {
+    /// The bytes the table was parsed from.
+    Src,
+    /// Bytes the table derived or was given later (joined logical lines, edited records).
+    Side,
+}
+
+/// A byte range in one of the table's buffers. Spans keep parsing allocation-free for the common
+/// single-line record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    buf: Buf,
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    fn src(start: usize, end: usize) -> Self {
+        Self {
+            buf: Buf::Src,
+            start,
+            end,
+        }
+    }
+
+    fn sub(self, start: usize, end: usize) -> Self {
+        Self {
+            buf: self.buf,
+            start: self.start + start,
+            end: self.start + end,
+        }
+    }
+}
+
+/// A stable handle on an entry, valid across edits of other records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryId(u64);
+
+#[derive(Debug, Clone)]
+struct EntryData {
+    id: EntryId,
+    key: Span,
+    value: Span,
+    /// Offset of the value's first byte inside the record's first physical line, when the value
+    /// starts there (used to keep the key and separator bytes on a value edit).
+    value_offset_in_first_line: Option<usize>,
+    /// Findings that do not drop the record (`key:`, NUL).
+    warnings: Vec<(usize, DiagnosticKind)>,
+}
+
+#[derive(Debug, Clone)]
+struct UnparsedData {
+    column: usize,
+    kind: DiagnosticKind,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Blank,
+    Comment,
+    Entry(EntryData),
+    Unparsed(UnparsedData),
+}
+
+#[derive(Debug, Clone)]
+struct ItemData {
+    /// Every physical line of the item, line terminators included.
+    raw: Span,
+    /// 1-based line number of the item's first physical line in the parsed file; 0 for items
+    /// created by an edit.
+    line: usize,
+    kind: Kind,
+}
+
+/// A Postfix lookup-table source file as a lossless document.
+///
+/// `Table::parse(bytes, opts).render() == bytes` for every input. Edits go through
+/// [`Table::set`], [`Table::insert`], [`Table::replace_value`] and [`Table::remove`] and change only
+/// the records they touch.
+#[derive(Debug, Clone)]
+pub struct Table {
+    src: Vec<u8>,
+    side: Vec<u8>,
+    items: Vec<ItemData>,
+    options: ParseOptions,
+    next_id: u64,
+}
+
+/// One item of a table: a blank line, a comment line, an entry, or an unparsed record.
+#[derive(Debug, Clone, Copy)]
+pub struct Item<'a> {
+    table: &'a Table,
+    data: &'a ItemData,
+}
+
+/// What an [`Item`] is.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum ItemKind<'a> {
+    /// An empty or whitespace-only line outside any record.
+    Blank,
+    /// A comment line (first non-blank byte `#`) outside any record.
+    Comment,
+    /// A record `postmap` stores.
+    Entry(Entry<'a>),
+    /// A record `postmap` skips with a warning, kept byte for byte.
+    Unparsed(Unparsed<'a>),
+}
+
+/// A record `postmap` stores: a key and a value.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    table: &'a Table,
+    item: &'a ItemData,
+    data: &'a EntryData,
+}
+
+/// A record `postmap` skips, with the warning it prints.
+#[derive(Debug, Clone, Copy)]
+pub struct Unparsed<'a> {
+    table: &'a Table,
+    item: &'a ItemData,
+    data: &'a UnparsedData,
+}
+
+/// Why an edit was refused. Nothing is changed when an edit returns an error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TableEditError {
+    /// The key cannot be written so that `postmap` reads back the same key.
+    #[error("invalid key `{key}`: {reason}")]
+    InvalidKey {
+        /// The key (lossy UTF-8).
+        key: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The value cannot be written so that `postmap` reads back the same value.
+    #[error("invalid value `{value}`: {reason}")]
+    InvalidValue {
+        /// The value (lossy UTF-8).
+        value: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The entry handle does not name an entry of this table (any more).
+    #[error("no such entry in the table")]
+    NoSuchEntry,
+}
+
+impl Table {
+    /// Parse table source bytes. Never fails: records `postmap` would skip become
+    /// [`ItemKind::Unparsed`] items carrying the warning.
+    pub fn parse(src: Vec<u8>, options: &ParseOptions) -> Table {
+        let mut table = Table {
+            src,
+            side: Vec::new(),
+            items: Vec::new(),
+            options: *options,
+            next_id: 0,
+        };
+        table.build_items();
+        table
+    }
+
+    /// The options the table was parsed with.
+    pub fn options(&self) -> &ParseOptions {
+        &self.options
+    }
+
+    /// The bytes of the document: the parsed bytes when nothing was edited.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.src.len() + self.side.len());
+        for item in &self.items {
+            out.extend_from_slice(self.bytes(item.raw));
+        }
+        out
+    }
+
+    /// Every item, in file order.
+    pub fn items(&self) -> impl Iterator<Item = Item<'_>> + '_ {
+        self.items.iter().map(move |data| Item { table: self, data })
+    }
+
+    /// Every entry (stored record), in file order, duplicates included.
+    pub fn entries(&self) -> impl Iterator<Item = Entry<'_>> + '_ {
+        self.items.iter().filter_map(move |item| match &item.kind {
+            Kind::Entry(data) => Some(Entry {
+                table: self,
+                item,
+                data,
+            }),
+            _ => None,
+        })
+    }
+
+    /// The entries `postmap` would keep: the first of each (folded, when `fold`) key, in source
+    /// order. This is what `postmap -s` prints, in source order instead of database order.
+    pub fn effective_entries(&self, fold: bool) -> Vec<Entry<'_>> {
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        self.entries()
+            .filter(|e| seen.insert(e.lookup_key(fold).into_owned()))
+            .collect()
+    }
+
+    /// An index from lookup key to the entry `postmap` keeps, for many lookups.
+    pub fn index(&self, fold: bool) -> HashMap<Vec<u8>, Entry<'_>> {
+        let mut map = HashMap::new();
+        for e in self.entries() {
+            map.entry(e.lookup_key(fold).into_owned()).or_insert(e);
+        }
+        map
+    }
+
+    /// Look `key` up as `postmap -q` does: one exact lookup after folding (when `fold`); the first
+    /// entry wins.
+    pub fn get(&self, key: &[u8], fold: bool) -> Option<Entry<'_>> {
+        let wanted = self.fold(key, fold);
+        self.entries().find(|e| e.lookup_key(fold) == wanted)
+    }
+
+    /// The entry with this handle.
+    pub fn entry(&self, id: EntryId) -> Option<Entry<'_>> {
+        self.entries().find(|e| e.id() == id)
+    }
+
+    /// Every finding, in line order: what `postmap` warns about (dropped records, `key:` records,
+    /// duplicates under folding when `fold`) and NUL bytes.
+    pub fn diagnostics(&self, fold: bool) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        let mut first: HashMap<Vec<u8>, usize> = HashMap::new();
+        for item in &self.items {
+            match &item.kind {
+                Kind::Entry(data) => {
+                    for (column, kind) in &data.warnings {
+                        out.push(Diagnostic {
+                            line: item.line,
+                            column: *column,
+                            kind: kind.clone(),
+                        });
+                    }
+                    let key = self.fold(self.bytes(data.key), fold).into_owned();
+                    match first.get(&key) {
+                        Some(&first_line) => out.push(Diagnostic {
+                            line: item.line,
+                            column: 1,
+                            kind: DiagnosticKind::DuplicateEntry { key, first_line },
+                        }),
+                        None => {
+                            first.insert(key, item.line);
+                        }
+                    }
+                }
+                Kind::Unparsed(data) => out.push(Diagnostic {
+                    line: item.line,
+                    column: data.column,
+                    kind: data.kind.clone(),
+                }),
+                Kind::Blank | Kind::Comment => {}
+            }
+        }
+        out.sort_by_key(|d| (d.line, d.column));
+        out
+    }
+
+    fn fold<'k>(&self, key: &'k [u8], fold: bool) -> std::borrow::Cow<'k, [u8]> {
+        if fold {
+            fold_key(key, self.options.smtputf8)
+        } else {
+            std::borrow::Cow::Borrowed(key)
+        }
+    }
+
+    fn bytes(&self, span: Span) -> &[u8] {
+        match span.buf {
+            Buf::Src => &self.src[span.start..span.end],
+            Buf::Side => &self.side[span.start..span.end],
+        }
+    }
+
+    fn fresh_id(&mut self) -> EntryId {
+        self.next_id += 1;
+        EntryId(self.next_id)
+    }
+
+
+    // ------------------------------------------------------------------ parsing
+
+    fn build_items(&mut self) {
+        let src = std::mem::take(&mut self.src);
+        let mut b = Builder::default();
+        let mut pos = 0;
+        let mut line_no = 0;
+        while pos < src.len() {
+            line_no += 1;
+            let (content_end, end) = match memchr::memchr(b'\n', &src[pos..]) {
+                Some(i) => (pos + i, pos + i + 1),
+                None => (src.len(), src.len()),
+            };
+            let content = &src[pos..content_end];
+            let class = classify(content);
+            match class {
+                LineClass::Start => {
+                    self.close_record(&src, &mut b);
+                    b.rec = Some(Rec {
+                        orphan: false,
+                        line: line_no,
+                        start: pos,
+                        end,
+                    });
+                    b.content.push((pos, content_end));
+                }
+                LineClass::Continuation => match &mut b.rec {
+                    Some(rec) => {
+                        rec.end = end;
+                        b.pending.clear();
+                        b.content.push((pos, content_end));
+                    }
+                    None => {
+                        b.rec = Some(Rec {
+                            orphan: true,
+                            line: line_no,
+                            start: pos,
+                            end,
+                        });
+                        b.content.push((pos, content_end));
+                    }
+                },
+                LineClass::Blank | LineClass::Comment => {
+                    let kind = if class == LineClass::Blank {
+                        Kind::Blank
+                    } else {
+                        Kind::Comment
+                    };
+                    if b.rec.is_some() {
+                        b.pending.push((line_no, pos, end, class));
+                    } else {
+                        self.items.push(ItemData {
+                            raw: Span::src(pos, end),
+                            line: line_no,
+                            kind,
+                        });
+                    }
+                }
+            }
+            pos = end;
+        }
+        self.close_record(&src, &mut b);
+        self.src = src;
+    }
+
+    fn close_record(&mut self, src: &[u8], b: &mut Builder) {
+        let Some(rec) = b.rec.take() else {
+            return;
+        };
+        let logical: Span;
+        let text: &[u8];
+        if b.content.len() == 1 {
+            let (s, e) = b.content[0];
+            logical = Span::src(s, e);
+            text = &src[s..e];
+        } else {
+            let start = self.side.len();
+            for &(s, e) in &b.content {
+                self.side.extend_from_slice(&src[s..e]);
+            }
+            logical = Span {
+                buf: Buf::Side,
+                start,
+                end: self.side.len(),
+            };
+            text = &self.side[start..];
+        }
+        let first_line_len = b.content[0].1 - b.content[0].0;
+        let parsed = parse_logical(text, first_line_len, rec.orphan, &self.options);
+        let kind = match parsed {
+            Parsed::Unparsed(data) => Kind::Unparsed(data),
+            Parsed::Entry {
+                key_end,
+                value,
+                warnings,
+            } => {
+                let id = self.fresh_id();
+                Kind::Entry(EntryData {
+                    id,
+                    key: logical.sub(0, key_end),
+                    value: logical.sub(value.0, value.1),
+                    value_offset_in_first_line: (value.0 < first_line_len).then_some(value.0),
+                    warnings,
+                })
+            }
+        };
+        self.items.push(ItemData {
+            raw: Span::src(rec.start, rec.end),
+            line: rec.line,
+            kind,
+        });
+        b.content.clear();
+        for (line, start, end, class) in b.pending.drain(..) {
+            self.items.push(ItemData {
+                raw: Span::src(start, end),
+                line,
+                kind: if class == LineClass::Blank {
+                    Kind::Blank
+                } else {
+                    Kind::Comment
+                },
+            });
+        }
+    }
+
+    // ------------------------------------------------------------------ editing
+
+    /// Set `key` to `value`: replace the value of the entry `postmap` would use for `key` (the
+    /// first one, compared folded when `fold`), or append a new entry. Returns the entry's handle.
+    pub fn set(&mut self, key: &[u8], value: &[u8], fold: bool) -> Result<EntryId, TableEditError> {
+        match self.get(key, fold).map(|e| e.id()) {
+            Some(id) => {
+                self.replace_value(id, value)?;
+                Ok(id)
+            }
+            None => self.insert(key, value),
+        }
+    }
+
+    /// Append a new entry `key value` at the end of the file, with the layout of the entry before
+    /// it (separator and alignment) and the file's line ending. A file without a final newline
+    /// keeps having none.
+    pub fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<EntryId, TableEditError> {
+        self.validate(key, value)?;
+        let eol = self.eol();
+        let sep = self.separator_for(key);
+        let had_final_newline = self.ends_with_newline();
+        if !had_final_newline {
+            if let Some(last) = self.items.len().checked_sub(1) {
+                let mut bytes = self.bytes(self.items[last].raw).to_vec();
+                bytes.extend_from_slice(eol);
+                self.items[last].raw = self.push_side(&bytes);
+            }
+        }
+        let mut line = Vec::with_capacity(key.len() + sep.len() + value.len() + 2);
+        line.extend_from_slice(key);
+        line.extend_from_slice(&sep);
+        line.extend_from_slice(value);
+        let key_end = key.len();
+        let value_start = key.len() + sep.len();
+        let value_end = value_start + value.len();
+        if had_final_newline || self.items.is_empty() && self.src.is_empty() {
+            line.extend_from_slice(eol);
+        }
+        let raw = self.push_side(&line);
+        let id = self.fresh_id();
+        self.items.push(ItemData {
+            raw,
+            line: 0,
+            kind: Kind::Entry(EntryData {
+                id,
+                key: raw.sub(0, key_end),
+                value: raw.sub(value_start, value_end),
+                value_offset_in_first_line: Some(value_start),
+                warnings: Vec::new(),
+            }),
+        });
+        Ok(id)
+    }
+
+    /// Replace the value of one entry. The key and the separator bytes before the value are kept;
+    /// the record becomes one line (comment and blank lines that were inside it stay in the file,
+    /// after it).
+    pub fn replace_value(&mut self, id: EntryId, value: &[u8]) -> Result<(), TableEditError> {
+        let index = self.position(id).ok_or(TableEditError::NoSuchEntry)?;
+        let Kind::Entry(data) = &self.items[index].kind else {
+            return Err(TableEditError::NoSuchEntry);
+        };
+        let key = self.bytes(data.key).to_vec();
+        self.validate(&key, value)?;
+        let raw = self.items[index].raw;
+        let raw_bytes = self.bytes(raw).to_vec();
+        let first_end = memchr::memchr(b'\n', &raw_bytes).map_or(raw_bytes.len(), |i| i + 1);
+        let first_line = &raw_bytes[..first_end];
+        let eol: &[u8] = if first_line.ends_with(b"\r\n") {
+            b"\r\n"
+        } else if first_line.ends_with(b"\n") {
+            b"\n"
+        } else {
+            b""
+        };
+        let prefix_len = data.value_offset_in_first_line;
+        let mut line = Vec::new();
+        let value_start = match prefix_len {
+            Some(n) => {
+                line.extend_from_slice(&raw_bytes[..n]);
+                n
+            }
+            None => {
+                line.extend_from_slice(&key);
+                line.push(b' ');
+                key.len() + 1
+            }
+        };
+        line.extend_from_slice(value);
+        let value_end = line.len();
+        // The line ending: the record's own; a record that was the unterminated last line stays so.
+        let record_eol: &[u8] = if raw_bytes.ends_with(b"\n") {
+            if eol.is_empty() {
+                self.eol()
+            } else {
+                eol
+            }
+        } else {
+            b""
+        };
+        line.extend_from_slice(record_eol);
+        // Comment and blank lines inside the record become items of their own.
+        let mut inner = Vec::new();
+        let mut pos = first_end;
+        while pos < raw_bytes.len() {
+            let end = memchr::memchr(b'\n', &raw_bytes[pos..]).map_or(raw_bytes.len(), |i| pos + i + 1);
+            let content = raw_bytes[pos..end].strip_suffix(b"\n").unwrap_or(&raw_bytes[pos..end]);
+            match classify(content) {
+                LineClass::Blank => inner.push((Kind::Blank, pos, end)),
+                LineClass::Comment => inner.push((Kind::Comment, pos, end)),
+                _ => {}
+            }
+            pos = end;
+        }
+        let new_raw = self.push_side(&line);
+        let old_line = self.items[index].line;
+        let Kind::Entry(data) = &mut self.items[index].kind else {
+            return Err(TableEditError::NoSuchEntry);
+        };
+        data.key = new_raw.sub(0, key.len());
+        data.value = new_raw.sub(value_start, value_end);
+        data.value_offset_in_first_line = Some(value_start);
+        data.warnings.retain(|(_, k)| matches!(k, DiagnosticKind::ColonKey));
+        self.items[index].raw = new_raw;
+        self.items[index].line = old_line;
+        let mut insert_at = index + 1;
+        for (kind, s, e) in inner {
+            let raw = self.push_side(&raw_bytes[s..e]);
+            self.items.insert(insert_at, ItemData { raw, line: 0, kind });
+            insert_at += 1;
+        }
+        Ok(())
+    }
+
+    /// Remove one entry with its continuation lines and the comment and blank lines inside it,
+    /// nothing else. A file without a final newline keeps having none.
+    pub fn remove(&mut self, id: EntryId) -> Result<(), TableEditError> {
+        let index = self.position(id).ok_or(TableEditError::NoSuchEntry)?;
+        let was_last = index + 1 == self.items.len();
+        let had_final_newline = self.ends_with_newline();
+        self.items.remove(index);
+        if was_last && !had_final_newline {
+            if let Some(last) = self.items.len().checked_sub(1) {
+                let bytes = self.bytes(self.items[last].raw).to_vec();
+                let trimmed = bytes
+                    .strip_suffix(b"\r\n")
+                    .or_else(|| bytes.strip_suffix(b"\n"))
+                    .unwrap_or(&bytes)
+                    .to_vec();
+                self.items[last].raw = self.push_side(&trimmed);
+            }
+        }
+        Ok(())
+    }
+
+    fn position(&self, id: EntryId) -> Option<usize> {
+        self.items
+            .iter()
+            .position(|item| matches!(&item.kind, Kind::Entry(d) if d.id == id))
+    }
+
+    fn push_side(&mut self, bytes: &[u8]) -> Span {
+        let start = self.side.len();
+        self.side.extend_from_slice(bytes);
+        Span {
+            buf: Buf::Side,
+            start,
+            end: self.side.len(),
+        }
+    }
+
+    fn ends_with_newline(&self) -> bool {
+        self.items
+            .last()
+            .is_none_or(|item| self.bytes(item.raw).ends_with(b"\n"))
+    }
+
+    /// The file's line ending: that of the last terminated line, else `\n`.
+    fn eol(&self) -> &'static [u8] {
+        for item in self.items.iter().rev() {
+            let b = self.bytes(item.raw);
+            if b.ends_with(b"\r\n") {
+                return b"\r\n";
+            }
+            if b.ends_with(b"\n") {
+                return b"\n";
+            }
+        }
+        b"\n"
+    }
+
+    /// The separator for a new entry: like the last entry's (tabs stay one tab; spaces pad the
+    /// value to the same column), else one TAB.
+    fn separator_for(&self, key: &[u8]) -> Vec<u8> {
+        let last = self.entries().last().and_then(|e| {
+            let offset = e.data.value_offset_in_first_line?;
+            let raw = e.table.bytes(e.item.raw);
+            let key_len = e.key().len();
+            Some((raw[key_len..offset].to_vec(), offset))
+        });
+        match last {
+            Some((sep, _)) if !sep.is_empty() && sep.iter().all(|&b| b == b'\t') => b"\t".to_vec(),
+            Some((sep, column)) if !sep.is_empty() && sep.iter().all(|&b| b == b' ') => {
+                vec![b' '; column.saturating_sub(key.len()).max(1)]
+            }
+            _ => b"\t".to_vec(),
+        }
+    }
+
+    /// Refuse a key or value that `postmap` would not read back as the same key and value.
+    fn validate(&self, key: &[u8], value: &[u8]) -> Result<(), TableEditError> {
+        let bad_key = |reason| TableEditError::InvalidKey {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason,
+        };
+        let bad_value = |reason| TableEditError::InvalidValue {
+            value: String::from_utf8_lossy(value).into_owned(),
+            reason,
+        };
+        if key.is_empty() {
+            return Err(bad_key("the key is empty"));
+        }
+        if key[0] == b'#' {
+            return Err(bad_key("a key starting with `#` would be a comment"));
+        }
+        if key.contains(&0) || key.contains(&b'\n') {
+            return Err(bad_key("NUL and newline bytes cannot be stored"));
+        }
+        if value.is_empty() || value.iter().all(|&b| is_space(b)) {
+            return Err(bad_value("the value is empty"));
+        }
+        if value.contains(&0) || value.contains(&b'\n') {
+            return Err(bad_value("NUL and newline bytes cannot be stored"));
+        }
+        if is_space(value[0]) || is_space(value[value.len() - 1]) {
+            return Err(bad_value("postmap trims leading and trailing whitespace"));
+        }
+        // Read the candidate line back with postmap's own rules.
+        let mut line = key.to_vec();
+        line.push(b' ');
+        line.extend_from_slice(value);
+        match parse_logical(&line, line.len(), false, &self.options) {
+            Parsed::Entry { key_end, value: v, .. }
+                if key_end == key.len() && &line[v.0..v.1] == value =>
+            {
+                Ok(())
+            }
+            Parsed::Entry { .. } => Err(bad_key(
+                "the key contains whitespace that is not quoted, so postmap would split it",
+            )),
+            Parsed::Unparsed(data) => match data.kind {
+                DiagnosticKind::NonUtf8 { .. } => {
+                    Err(bad_key("not valid UTF-8 while smtputf8_enable is on"))
+                }
+                DiagnosticKind::UnbalancedQuote { .. } => Err(bad_key("unbalanced `\"`")),
+                _ => Err(bad_key("postmap would not read this record")),
+            },
+        }
+    }
+}
+
+/// A line's role in `readllines()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineClass {
+    /// Empty or whitespace only: skipped, does not end a record.
+    Blank,
+    /// First non-blank byte `#`: skipped, does not end a record.
+    Comment,
+    /// Starts with whitespace and has content: continues the record before it.
+    Continuation,
+    /// Starts with a byte that is neither whitespace nor `#`: starts a record.
+    Start,
+}
+
+fn classify(content: &[u8]) -> LineClass {
+    match content.first() {
+        None => LineClass::Blank,
+        Some(&b) if !is_space(b) && b != b'#' => LineClass::Start,
+        Some(_) => match content.iter().find(|&&b| !is_space(b)) {
+            None => LineClass::Blank,
+            Some(b'#') => LineClass::Comment,
+            Some(_) => LineClass::Continuation,
+        },
+    }
+}
+
+#[derive(Default)]
+struct Builder {
+    rec: Option<Rec>,
+    /// Comment and blank lines seen after the open record's last content line.
+    pending: Vec<(usize, usize, usize, LineClass)>,
+    /// The open record's content lines (start, end without `\n`).
+    content: Vec<(usize, usize)>,
+}
+
+struct Rec {
+    orphan: bool,
+    line: usize,
+    start: usize,
+    end: usize,
+}
+
+enum Parsed {
+    Entry {
+        key_end: usize,
+        value: (usize, usize),
+        warnings: Vec<(usize, DiagnosticKind)>,
+    },
+    Unparsed(UnparsedData),
+}
+
+/// Scan a key as `postmap` does: up to the first unquoted whitespace byte; with `quoting`
+/// (Postfix ≥ 3.2) `\` escapes the next byte and `"` toggles quoting. Returns the key's length and
+/// whether a quote was left open.
+fn scan_key(s: &[u8], quoting: bool) -> (usize, bool) {
+    let mut in_quotes = false;
+    let mut i = 0;
+    while i < s.len() {
+        let c = s[i];
+        if quoting && c == b'\\' {
+            i += 1;
+            if i >= s.len() {
+                break;
+            }
+        } else if is_space(c) {
+            if !in_quotes {
+                break;
+            }
+        } else if quoting && c == b'"' {
+            in_quotes = !in_quotes;
+        }
+        i += 1;
+    }
+    (i.min(s.len()), in_quotes)
+}
+
+/// Split one logical line (content lines joined) as `postmap()` does.
+fn parse_logical(text: &[u8], first_line_len: usize, orphan: bool, opts: &ParseOptions) -> Parsed {
+    let nul = memchr::memchr(0, text);
+    let cstr = &text[..nul.unwrap_or(text.len())];
+    let unparsed = |column: usize, kind: DiagnosticKind| Parsed::Unparsed(UnparsedData { column, kind });
+    if orphan {
+        const MAX: usize = 30;
+        return unparsed(
+            1,
+            DiagnosticKind::LeadingWhitespace {
+                excerpt: cstr[..cstr.len().min(MAX)].to_vec(),
+                truncated: text.len() > MAX,
+            },
+        );
+    }
+    let mut warnings = Vec::new();
+    if let Some(at) = nul {
+        let column = if at < first_line_len { at + 1 } else { 1 };
+        warnings.push((
+            column,
+            DiagnosticKind::NulByte {
+                postmap_warns: opts.version.warns_on_nul(),
+            },
+        ));
+    }
+    if opts.smtputf8 && !cstr.is_ascii() && std::str::from_utf8(text).is_err() {
+        return unparsed(1, DiagnosticKind::NonUtf8 { line: cstr.to_vec() });
+    }
+    let (key_end, in_quotes) = scan_key(cstr, opts.version.quoted_keys());
+    if in_quotes {
+        return unparsed(1, DiagnosticKind::UnbalancedQuote { line: cstr.to_vec() });
+    }
+    let rest_start = (key_end + 1).min(cstr.len());
+    let rest = &cstr[rest_start..];
+    let lead = rest.iter().take_while(|&&b| is_space(b)).count();
+    let value = trim_space(rest);
+    if key_end == 0 || value.is_empty() {
+        let column = if key_end == 0 { 1 } else { (key_end + 1).min(first_line_len.max(1)) };
+        return unparsed(column, DiagnosticKind::ExpectedKeyValue);
+    }
+    let value_start = rest_start + lead;
+    if cstr[key_end - 1] == b':' {
+        warnings.push((key_end.min(first_line_len).max(1), DiagnosticKind::ColonKey));
+    }
+    Parsed::Entry {
+        key_end,
+        value: (value_start, value_start + value.len()),
+        warnings,
+    }
+}
+
+// ---------------------------------------------------------------------- views
+
+impl<'a> Item<'a> {
+    /// What the item is.
+    pub fn kind(&self) -> ItemKind<'a> {
+        let (table, item) = (self.table, self.data);
+        match &item.kind {
+            Kind::Blank => ItemKind::Blank,
+            Kind::Comment => ItemKind::Comment,
+            Kind::Entry(data) => ItemKind::Entry(Entry { table, item, data }),
+            Kind::Unparsed(data) => ItemKind::Unparsed(Unparsed { table, item, data }),
+        }
+    }
+
+    /// The item's bytes: all its physical lines, line terminators included.
+    pub fn raw(&self) -> &'a [u8] {
+        self.table.bytes(self.data.raw)
+    }
+
+    /// 1-based line number of the item's first line in the parsed file; `None` for an item an
+    /// edit created.
+    pub fn line(&self) -> Option<usize> {
+        (self.data.line != 0).then_some(self.data.line)
+    }
+}
+
+impl<'a> Entry<'a> {
+    /// The entry's handle, for edits.
+    pub fn id(&self) -> EntryId {
+        self.data.id
+    }
+
+    /// The key as `postmap` stores it before folding (quotes and backslashes included).
+    pub fn key(&self) -> &'a [u8] {
+        self.table.bytes(self.data.key)
+    }
+
+    /// The key as it is looked up: folded when `fold` (the default for fixed-key tables).
+    pub fn lookup_key(&self, fold: bool) -> std::borrow::Cow<'a, [u8]> {
+        let key = self.key();
+        if fold {
+            fold_key(key, self.table.options.smtputf8)
+        } else {
+            std::borrow::Cow::Borrowed(key)
+        }
+    }
+
+    /// The value as `postmap` stores it: continuation lines joined (their leading whitespace
+    /// kept), leading and trailing whitespace trimmed, text after a NUL byte dropped.
+    pub fn value(&self) -> &'a [u8] {
+        self.table.bytes(self.data.value)
+    }
+
+    /// The record's bytes: its physical lines, including comment and blank lines inside it.
+    pub fn raw(&self) -> &'a [u8] {
+        self.table.bytes(self.item.raw)
+    }
+
+    /// 1-based line number of the record's first line; `None` for an entry an edit created.
+    pub fn line(&self) -> Option<usize> {
+        (self.item.line != 0).then_some(self.item.line)
+    }
+}
+
+impl<'a> Unparsed<'a> {
+    /// The record's bytes, exactly as in the file.
+    pub fn raw(&self) -> &'a [u8] {
+        self.table.bytes(self.item.raw)
+    }
+
+    /// 1-based line number of the record's first line.
+    pub fn line(&self) -> usize {
+        self.item.line
+    }
+
+    /// Why `postmap` skips it, located.
+    pub fn diagnostic(&self) -> Diagnostic {
+        Diagnostic {
+            line: self.item.line,
+            column: self.data.column,
+            kind: self.data.kind.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &[u8]) -> Table {
+        Table::parse(s.to_vec(), &ParseOptions::default())
+    }
+
+    fn dump(t: &Table) -> Vec<(String, String)> {
+        t.effective_entries(true)
+            .iter()
+            .map(|e| {
+                (
+                    String::from_utf8_lossy(&e.lookup_key(true)).into_owned(),
+                    String::from_utf8_lossy(e.value()).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn kinds(t: &Table) -> String {
+        t.items()
+            .map(|i| match i.kind() {
+                ItemKind::Blank => 'b',
+                ItemKind::Comment => 'c',
+                ItemKind::Entry(_) => 'e',
+                ItemKind::Unparsed(_) => 'u',
+            })
+            .collect()
+    }
+
+    #[test]
+    fn continuation_with_comment_and_blank_inside() {
+        let src = b"g@x a@x,\n# b@x removed\n\n    c@x\n# trailing\nh@x d\n";
+        let t = parse(src);
+        assert_eq!(t.render(), src);
+        assert_eq!(kinds(&t), "ece");
+        assert_eq!(
+            dump(&t),
+            [("g@x".into(), "a@x,    c@x".into()), ("h@x".into(), "d".into())]
+        );
+    }
+
+    #[test]
+    fn orphan_continuations_are_unparsed() {
+        let t = parse(b" orphan first\n  more cont\na b");
+        assert_eq!(kinds(&t), "ue");
+        let d = t.diagnostics(true);
+        assert_eq!(
+            d[0].kind.to_string(),
+            "logical line must not start with whitespace: \" orphan first  more cont\""
+        );
+    }
+
+    #[test]
+    fn oracle_cases_match_postmap_3_7() {
+        // Verified against postmap 3.7.11 (see tests/ for the live differential tests).
+        let src = b"a b\n orphan?\n#c\n  # ic\n\n   \nX@Y  val ue  \r\n\"john doe\"@x v\n\"unb@x v\na\\ b@x v\nkey:\tval\nnovalue\nnovalue2   \nk2\n  cont\nA@Y dup\n\xe9t\xe9 latin\nJ\xc3\x9cRGEN@x utf\nStra\xc3\x9fe@x ss\nn\x00ul val\nlast nonl";
+        let t = parse(src);
+        assert_eq!(t.render(), src.to_vec());
+        let mut got = dump(&t);
+        got.sort();
+        let mut want: Vec<(String, String)> = [
+            ("a", "b orphan?"),
+            ("x@y", "val ue"),
+            ("\"john doe\"@x", "v"),
+            ("a\\ b@x", "v"),
+            ("key:", "val"),
+            ("k2", "cont"),
+            ("a@y", "dup"),
+            ("jürgen@x", "utf"),
+            ("strasse@x", "ss"),
+            ("last", "nonl"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        want.sort();
+        assert_eq!(got, want);
+        let lines: Vec<(usize, String)> = t
+            .diagnostics(true)
+            .iter()
+            .filter(|d| d.kind.reported_by_postmap())
+            .map(|d| (d.line, d.kind.to_string()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (9, "unbalanced '\"' in '\"unb@x v' -- ignoring this line".to_string()),
+                (11, "record is in \"key: value\" format; is this an alias file?".into()),
+                (12, "expected format: key whitespace value".into()),
+                (13, "expected format: key whitespace value".into()),
+                (17, "non-UTF-8 input \"?t? latin\" -- ignoring this line".into()),
+                (20, "expected format: key whitespace value".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn crlf_inside_continuation_stays_in_value() {
+        let t = parse(b"k a,\r\n  b\r\n");
+        assert_eq!(dump(&t), [("k".into(), "a,\r  b".into())]);
+    }
+
+    #[test]
+    fn duplicates_first_wins() {
+        let t = parse(b"a@x 1\nA@X 2\n");
+        assert_eq!(dump(&t), [("a@x".into(), "1".into())]);
+        let d = t.diagnostics(true);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].line, 2);
+        assert!(t.diagnostics(false).is_empty());
+    }
+
+    #[test]
+    fn pre_3_2_has_no_quoting() {
+        let opts = ParseOptions {
+            version: crate::postfix::PostfixVersion::new(3, 1),
+            ..ParseOptions::default()
+        };
+        let t = Table::parse(b"\"john doe\"@x v\n".to_vec(), &opts);
+        assert_eq!(t.entries().next().map(|e| e.key().to_vec()), Some(b"\"john".to_vec()));
+    }
+
+    #[test]
+    fn set_then_remove_restores_bytes() {
+        for src in [
+            &b"a\tb\r\nc d"[..],
+            b"a   b\n# end\n",
+            b"",
+            b"# only comment",
+            b"k v\n  cont\n",
+        ] {
+            let mut t = parse(src);
+            let id = t.set(b"new@x", b"dest@y", true).expect("valid");
+            let rendered = t.render();
+            let reparsed = parse(&rendered);
+            assert_eq!(
+                reparsed.get(b"new@x", true).map(|e| e.value().to_vec()),
+                Some(b"dest@y".to_vec()),
+                "{}",
+                String::from_utf8_lossy(&rendered)
+            );
+            t.remove(id).expect("present");
+            assert_eq!(t.render(), src, "{}", String::from_utf8_lossy(src));
+        }
+    }
+
+    #[test]
+    fn replace_value_keeps_separator_and_comments() {
+        let mut t = parse(b"x 1\ng@x   a@x,\n# gone\n    c@x\ny 2\n");
+        let id = t.get(b"g@x", true).map(|e| e.id()).expect("present");
+        t.replace_value(id, b"d@x").expect("valid");
+        assert_eq!(t.render(), b"x 1\ng@x   d@x\n# gone\ny 2\n");
+    }
+
+    #[test]
+    fn new_entries_align_with_the_previous_one() {
+        let mut t = parse(b"al@x      alice@x\n");
+        t.insert(b"b@x", b"bob@x").expect("valid");
+        assert_eq!(t.render(), b"al@x      alice@x\nb@x       bob@x\n");
+    }
+
+    #[test]
+    fn invalid_edits_are_refused() {
+        let mut t = parse(b"a b\n");
+        assert!(t.insert(b"two words", b"v").is_err());
+        assert!(t.insert(b"#k", b"v").is_err());
+        assert!(t.insert(b"k", b" v").is_err());
+        assert!(t.insert(b"k", b"").is_err());
+        assert!(t.insert(b"k", b"a\nb").is_err());
+        assert!(t.insert(b"\"k", b"v").is_err());
+        assert!(t.insert(b"k\xff", b"v").is_err());
+        assert!(t.insert(b"\"john doe\"@x", b"v").is_ok());
+        assert_eq!(t.render(), b"a b\n\"john doe\"@x v\n");
+    }
+}
