@@ -29,3 +29,4 @@
 #![deny(missing_docs)]
 
 pub mod postfix;
+pub mod process;

@@ -17,19 +17,26 @@
 //! [`VirtualMap`]) and [`AccessRule`] (`access(5)`).
 
 mod access;
-// mod address;
+mod address;
 mod diag;
 pub use access::{AccessAction, AccessRule};
+pub use address::{canonicalize, parse_address_list, quote_local, Address, AddressList};
 mod fold;
 mod options;
+mod postconf;
 mod table;
-// mod virtual_map;
+mod virtual_map;
 
 
 
 pub use diag::{Diagnostic, DiagnosticKind, Severity};
 pub use fold::fold_key;
-pub use options::{ParseOptions, PostfixVersion};
+pub use virtual_map::{
+    AliasPath, ClosureOptions, Expansion, KeyForm, ReverseClosure, UncoverableKey,
+    UncoverableReason, VirtualAlias, VirtualMap,
+};
+pub use options::{ParseOptions, ParseVersionError, PostfixVersion};
+pub use postconf::{parse_options_from_postconf, postconf};
 pub use table::{Entry, EntryId, Item, ItemKind, Table, TableEditError, Unparsed};
 
 

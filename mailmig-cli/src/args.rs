@@ -1,0 +1,124 @@
+//! Command-line arguments (clap types only; no I/O here).
+
+use camino::Utf8PathBuf;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Convert Dovecot mailboxes between storage formats on a live Postfix + Dovecot server, and
+/// read and edit the Postfix and Dovecot files involved exactly as the daemons read them.
+#[derive(Debug, Parser)]
+#[command(name = "mailmig", version, about, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command understands.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Postfix configuration directory (`postconf -c DIR`): reading rules and defaults come from it.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) postfix_config: Option<Utf8PathBuf>,
+    /// Read tables with this Postfix release's rules (MAJOR.MINOR). Default: what `postconf`
+    /// reports with --postfix-config, else the newest rules.
+    #[arg(long, global = true, value_name = "VERSION")]
+    pub(crate) postfix_version: Option<String>,
+    /// Override `smtputf8_enable` (non-UTF-8 lines skipped, Unicode case folding).
+    #[arg(long, global = true, value_name = "yes|no")]
+    pub(crate) smtputf8: Option<YesNo>,
+}
+
+/// yes or no.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum YesNo {
+    Yes,
+    No,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Postfix lookup-table source files (virtual, access, ...).
+    #[command(subcommand)]
+    Map(MapCommand),
+    /// Every address whose mail reaches ADDRESS through the virtual alias maps.
+    Aliases(AliasesArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MapCommand {
+    /// Report what postmap would warn about, plus semantic errors; exit 65 when anything is found.
+    Check(MapCheckArgs),
+    /// Print the entries postmap would store (`postmap -s`), in source order.
+    Dump(MapDumpArgs),
+    /// Look one key up like `postmap -q KEY`: print the value (exit 0) or exit 1.
+    Get(MapGetArgs),
+}
+
+/// How to read the values of a map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum MapKind {
+    /// Only what postmap itself checks.
+    Plain,
+    /// virtual(5): values are address lists.
+    Virtual,
+    /// access(5): values are actions.
+    Access,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MapCheckArgs {
+    /// What the map is for; adds the semantic checks of that kind.
+    #[arg(long, value_enum, default_value_t = MapKind::Plain)]
+    pub(crate) kind: MapKind,
+    /// Compare keys without case folding (like `postmap -f`).
+    #[arg(long)]
+    pub(crate) no_fold: bool,
+    /// One JSON object per finding.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// The table source files.
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<Utf8PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MapDumpArgs {
+    /// Keys as written, not folded (like `postmap -f`).
+    #[arg(long)]
+    pub(crate) no_fold: bool,
+    /// The table source file.
+    #[arg(value_name = "FILE")]
+    pub(crate) file: Utf8PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MapGetArgs {
+    /// Keys as written, not folded (like `postmap -f`).
+    #[arg(long)]
+    pub(crate) no_fold: bool,
+    /// The table source file.
+    #[arg(value_name = "FILE")]
+    pub(crate) file: Utf8PathBuf,
+    /// The key to look up.
+    #[arg(value_name = "KEY")]
+    pub(crate) key: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AliasesArgs {
+    /// The address whose senders-by-alias are wanted (a mailbox address).
+    #[arg(value_name = "ADDRESS")]
+    pub(crate) address: String,
+    /// A virtual alias map source file; repeat for several (searched in order, like
+    /// `virtual_alias_maps`). Default: the hash/btree/texthash/lmdb/cdb maps of
+    /// `virtual_alias_maps` from --postfix-config.
+    #[arg(long = "virtual", value_name = "FILE")]
+    pub(crate) virtual_maps: Vec<Utf8PathBuf>,
+    /// `recipient_delimiter` (default: from --postfix-config, else none).
+    #[arg(long, value_name = "CHARS")]
+    pub(crate) recipient_delimiter: Option<String>,
+    /// JSON output.
+    #[arg(long)]
+    pub(crate) json: bool,
+}

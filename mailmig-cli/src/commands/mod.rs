@@ -1,0 +1,59 @@
+//! One module per command; each returns the exit code or a [`Failure`].
+
+mod aliases;
+mod map;
+
+use camino::Utf8Path;
+use mailmig_core::postfix::{self, ParseOptions, PostfixVersion, Table};
+use mailmig_core::process::SystemRunner;
+
+use crate::args::{Cli, Command, GlobalArgs, MapCommand, YesNo};
+use crate::exit;
+use crate::report::Failure;
+
+pub(crate) fn run(cli: Cli) -> Result<u8, Failure> {
+    let ctx = Context::new(&cli.global)?;
+    match &cli.command {
+        Command::Map(MapCommand::Check(args)) => map::check(&ctx, args),
+        Command::Map(MapCommand::Dump(args)) => map::dump(&ctx, args),
+        Command::Map(MapCommand::Get(args)) => map::get(&ctx, args),
+        Command::Aliases(args) => aliases::run(&ctx, args),
+    }
+}
+
+/// What every command needs: how to read tables, and how to reach Postfix.
+pub(crate) struct Context<'a> {
+    pub(crate) options: ParseOptions,
+    pub(crate) global: &'a GlobalArgs,
+    pub(crate) runner: SystemRunner,
+}
+
+impl<'a> Context<'a> {
+    fn new(global: &'a GlobalArgs) -> Result<Self, Failure> {
+        let runner = SystemRunner;
+        let mut options = match &global.postfix_config {
+            Some(dir) => postfix::parse_options_from_postconf(&runner, dir)
+                .map_err(|e| Failure::new(exit::UNAVAILABLE, format!("error: {e}")))?,
+            None => ParseOptions::default(),
+        };
+        if let Some(v) = &global.postfix_version {
+            options.version = v
+                .parse::<PostfixVersion>()
+                .map_err(|e| Failure::new(exit::USAGE, format!("error: --postfix-version: {e}")))?;
+        }
+        if let Some(flag) = global.smtputf8 {
+            options.smtputf8 = matches!(flag, YesNo::Yes);
+        }
+        Ok(Self {
+            options,
+            global,
+            runner,
+        })
+    }
+
+    /// Read and parse one table file.
+    pub(crate) fn read_table(&self, path: &Utf8Path) -> Result<Table, Failure> {
+        let bytes = fs_err::read(path).map_err(|e| Failure::io(path.as_str(), &e))?;
+        Ok(Table::parse(bytes, &self.options))
+    }
+}

@@ -1,0 +1,18 @@
+//! Exit codes (sysexits.h), the contract scripts rely on.
+
+/// Success.
+pub(crate) const OK: u8 = 0;
+/// `map get`: the key is not in the table.
+pub(crate) const NOT_FOUND: u8 = 1;
+/// Bad command line.
+pub(crate) const USAGE: u8 = 64;
+/// Bad input data (a finding in `check`, a record that cannot be used).
+pub(crate) const DATAERR: u8 = 65;
+/// An input file does not exist or cannot be opened.
+pub(crate) const NOINPUT: u8 = 66;
+/// Internal error.
+pub(crate) const SOFTWARE: u8 = 70;
+/// An external command (postconf, postmap, doveadm) failed.
+pub(crate) const UNAVAILABLE: u8 = 69;
+/// Reading or writing failed.
+pub(crate) const IOERR: u8 = 74;

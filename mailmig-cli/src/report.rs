@@ -1,0 +1,96 @@
+//! Human-readable error reports: `FILE:LINE:COL: error: message`, then the offending line with a
+//! caret (rendered by annotate-snippets).
+
+use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
+use camino::Utf8Path;
+
+use crate::exit;
+use crate::output;
+
+/// A command failed: the exit code and the complete message for stderr.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) message: String,
+}
+
+impl Failure {
+    pub(crate) fn new(code: u8, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// An I/O error on `what`; a missing file is EX_NOINPUT.
+    pub(crate) fn io(what: &str, err: &std::io::Error) -> Self {
+        let code = match err.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => exit::NOINPUT,
+            _ => exit::IOERR,
+        };
+        // fs-err messages already name the path.
+        let text = err.to_string();
+        let message = if text.contains(what) {
+            format!("error: {text}")
+        } else {
+            format!("error: {what}: {text}")
+        };
+        Self::new(code, message)
+    }
+}
+
+pub(crate) fn print_failure(failure: &Failure) {
+    output::stderr_line(&failure.message);
+}
+
+/// `FILE:LINE:COL: SEVERITY: MESSAGE` followed by the source line and a caret under COL.
+pub(crate) fn located(
+    file: &Utf8Path,
+    source: &[u8],
+    line: usize,
+    column: usize,
+    severity: &str,
+    message: &str,
+) -> String {
+    let header = format!("{file}:{line}:{column}: {severity}: {message}");
+    let Some(text) = source_line(source, line) else {
+        return header;
+    };
+    let start = column.saturating_sub(1).min(text.len());
+    let end = (start + 1).min(text.len()).max(start);
+    let level = if severity == "warning" {
+        Level::WARNING
+    } else {
+        Level::ERROR
+    };
+    let report = &[level.primary_title(message).element(
+        Snippet::source(text.as_str())
+            .line_start(line)
+            .path(file.as_str())
+            .annotation(AnnotationKind::Primary.span(start..end)),
+    )];
+    let rendered = Renderer::plain().render(report).to_string();
+    // The first line of the rendering repeats the title; the contract line replaces it.
+    let body: Vec<&str> = rendered.lines().skip(1).collect();
+    format!("{header}\n{}", body.join("\n"))
+}
+
+/// One physical line of the source, made printable (`?` for bytes that are not text).
+fn source_line(source: &[u8], line: usize) -> Option<String> {
+    let raw = source.split(|&b| b == b'\n').nth(line.checked_sub(1)?)?;
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    Some(
+        String::from_utf8_lossy(raw)
+            .chars()
+            .map(|c| {
+                if c == '\t' {
+                    ' '
+                } else if c.is_control() || c == char::REPLACEMENT_CHARACTER {
+                    '?'
+                } else {
+                    c
+                }
+            })
+            .collect(),
+    )
+}
