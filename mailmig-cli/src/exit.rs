@@ -10,8 +10,6 @@ pub(crate) const USAGE: u8 = 64;
 pub(crate) const DATAERR: u8 = 65;
 /// An input file does not exist or cannot be opened.
 pub(crate) const NOINPUT: u8 = 66;
-/// Internal error.
-pub(crate) const SOFTWARE: u8 = 70;
 /// An external command (postconf, postmap, doveadm) failed.
 pub(crate) const UNAVAILABLE: u8 = 69;
 /// Reading or writing failed.

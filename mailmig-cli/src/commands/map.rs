@@ -8,7 +8,7 @@ use super::Context;
 use crate::args::{MapCheckArgs, MapDumpArgs, MapGetArgs, MapKind};
 use crate::exit;
 use crate::output;
-use crate::report::Failure;
+use crate::report::{self, Failure};
 
 /// Every finding for one table: postmap's, then the semantic checks of `kind`.
 pub(crate) fn findings(table: &Table, kind: MapKind, fold: bool) -> Vec<Diagnostic> {
@@ -95,13 +95,20 @@ pub(crate) fn get(ctx: &Context<'_>, args: &MapGetArgs) -> Result<u8, Failure> {
     }
 }
 
-/// Records postmap drops are worth a warning on stderr wherever a table is read.
+/// Records postmap drops are worth a warning on stderr wherever a table is read: the location,
+/// the message, and the offending line with a caret.
 pub(crate) fn warn_unparsed(file: &camino::Utf8Path, table: &Table) {
+    let mut source = None;
     for d in table.diagnostics(true) {
         if d.severity() == Severity::Error {
-            output::stderr_line(&format!(
-                "{file}:{}:{}: warning: {} (record ignored, as postmap does)",
-                d.line, d.column, d.kind
+            let source = source.get_or_insert_with(|| table.render());
+            output::stderr_line(&report::located(
+                file,
+                source,
+                d.line,
+                d.column,
+                "warning",
+                &format!("{} (record ignored, as postmap does)", d.kind),
             ));
         }
     }

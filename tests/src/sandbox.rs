@@ -1,0 +1,104 @@
+//! A running throwaway Postfix + Dovecot pair (see `tests/sandbox/sandbox.sh`), stopped on drop.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::{require, run, workspace_root, Run};
+
+/// A sandbox instance under a temporary directory.
+pub struct Sandbox {
+    _dir: tempfile::TempDir,
+    root: Utf8PathBuf,
+    env: BTreeMap<String, String>,
+}
+
+/// The tools the sandbox needs.
+pub const SANDBOX_TOOLS: &[&str] = &["postfix", "postmap", "postconf", "dovecot", "doveadm", "swaks"];
+
+fn script() -> Utf8PathBuf {
+    workspace_root().join("tests/sandbox/sandbox.sh")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl Sandbox {
+    /// Start a sandbox, or `None` when the daemons are not installed and not required.
+    pub fn start() -> Option<Sandbox> {
+        if !require(SANDBOX_TOOLS) {
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("mailmig-sandbox-")
+            .tempdir()
+            .expect("tempdir");
+        let root = Utf8PathBuf::try_from(dir.path().join("sb")).expect("utf-8 temp path");
+        let smtp = free_port().to_string();
+        let imap = free_port().to_string();
+        let r = run(
+            "bash",
+            &[
+                script().as_str(),
+                "up",
+                root.as_str(),
+                "--smtp-port",
+                &smtp,
+                "--imap-port",
+                &imap,
+            ],
+        );
+        assert_eq!(r.code, 0, "sandbox up failed:\n{}\n{}", r.out(), r.err());
+        let env_file = root.join("sandbox.env");
+        let text = fs_err::read_to_string(&env_file).expect("sandbox.env");
+        let env = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+            .collect();
+        Some(Sandbox {
+            _dir: dir,
+            root,
+            env,
+        })
+    }
+
+    /// A value from `sandbox.env` (`POSTFIX_CONFIG`, `VIRTUAL_MAP`, ...).
+    pub fn get(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("sandbox.env has no {key}"))
+    }
+
+    /// A path value from `sandbox.env`.
+    pub fn path(&self, key: &str) -> &Utf8Path {
+        Utf8Path::new(self.get(key))
+    }
+
+    /// The instance directory.
+    pub fn root(&self) -> &Utf8Path {
+        &self.root
+    }
+
+    /// Deliver `count` messages to `user` over SMTP and wait for the queue to drain.
+    pub fn seed(&self, user: &str, count: usize) -> Run {
+        run(
+            "bash",
+            &[script().as_str(), "seed", self.root.as_str(), user, &count.to_string()],
+        )
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let r = run("bash", &[script().as_str(), "down", self.root.as_str()]);
+        if r.code != 0 {
+            eprintln!("sandbox down failed: {}{}", r.out(), r.err());
+        }
+    }
+}
