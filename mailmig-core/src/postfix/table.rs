@@ -82,6 +82,9 @@ struct ItemData {
     /// created by an edit.
     line: usize,
     kind: Kind,
+    /// For an item appended to a file without a final newline: the previous item's bytes before
+    /// a line ending was added to it, so that removing this item restores the file exactly.
+    restore_prev: Option<Span>,
 }
 
 /// A Postfix lookup-table source file as a lossless document.
@@ -351,6 +354,7 @@ impl Table {
                             raw: Span::src(pos, end),
                             line: line_no,
                             kind,
+                            restore_prev: None,
                         });
                     }
                 }
@@ -406,6 +410,7 @@ impl Table {
             raw: Span::src(rec.start, rec.end),
             line: rec.line,
             kind,
+            restore_prev: None,
         });
         b.content.clear();
         for (line, start, end, class) in b.pending.drain(..) {
@@ -417,6 +422,7 @@ impl Table {
                 } else {
                     Kind::Comment
                 },
+                restore_prev: None,
             });
         }
     }
@@ -443,11 +449,14 @@ impl Table {
         let eol = self.eol();
         let sep = self.separator_for(key);
         let had_final_newline = self.ends_with_newline();
+        let mut restore_prev = None;
         if !had_final_newline {
             if let Some(last) = self.items.len().checked_sub(1) {
-                let mut bytes = self.bytes(self.items[last].raw).to_vec();
+                let old = self.items[last].raw;
+                let mut bytes = self.bytes(old).to_vec();
                 bytes.extend_from_slice(eol);
                 self.items[last].raw = self.push_side(&bytes);
+                restore_prev = Some(old);
             }
         }
         let mut line = Vec::with_capacity(key.len() + sep.len() + value.len() + 2);
@@ -472,13 +481,14 @@ impl Table {
                 value_offset_in_first_line: Some(value_start),
                 warnings: Vec::new(),
             }),
+            restore_prev,
         });
         Ok(id)
     }
 
     /// Replace the value of one entry. The key and the separator bytes before the value are kept;
-    /// the record becomes one line (comment and blank lines that were inside it stay in the file,
-    /// after it).
+    /// the record becomes one line (comment lines that were inside it stay in the file, after it;
+    /// blank lines inside it go).
     pub fn replace_value(&mut self, id: EntryId, value: &[u8]) -> Result<(), TableEditError> {
         let index = self.position(id).ok_or(TableEditError::NoSuchEntry)?;
         let Kind::Entry(data) = &self.items[index].kind else {
@@ -513,28 +523,34 @@ impl Table {
         line.extend_from_slice(value);
         let value_end = line.len();
         // The line ending: the record's own; a record that was the unterminated last line stays so.
-        let record_eol: &[u8] = if raw_bytes.ends_with(b"\n") {
-            if eol.is_empty() {
-                self.eol()
-            } else {
-                eol
-            }
-        } else {
-            b""
-        };
-        line.extend_from_slice(record_eol);
         // Comment and blank lines inside the record become items of their own.
         let mut inner = Vec::new();
         let mut pos = first_end;
         while pos < raw_bytes.len() {
             let end = memchr::memchr(b'\n', &raw_bytes[pos..]).map_or(raw_bytes.len(), |i| pos + i + 1);
             let content = raw_bytes[pos..end].strip_suffix(b"\n").unwrap_or(&raw_bytes[pos..end]);
-            match classify(content) {
-                LineClass::Blank => inner.push((Kind::Blank, pos, end)),
-                LineClass::Comment => inner.push((Kind::Comment, pos, end)),
-                _ => {}
+            // Comments are kept; blank lines inside a record carry nothing and go with it.
+            if classify(content) == LineClass::Comment {
+                inner.push((Kind::Comment, pos, end));
             }
             pos = end;
+        }
+        // The record's line ending: its own; a record that was the unterminated last line stays
+        // unterminated (then its last inner line, if any, loses its ending instead).
+        let terminated = raw_bytes.ends_with(b"\n");
+        if terminated || !inner.is_empty() {
+            line.extend_from_slice(if eol.is_empty() { self.eol() } else { eol });
+        }
+        let mut inner: Vec<(Kind, Vec<u8>)> = inner
+            .into_iter()
+            .map(|(kind, s, e)| (kind, raw_bytes[s..e].to_vec()))
+            .collect();
+        if !terminated {
+            if let Some((_, last)) = inner.last_mut() {
+                while last.last() == Some(&b'\n') || last.last() == Some(&b'\r') {
+                    last.pop();
+                }
+            }
         }
         let new_raw = self.push_side(&line);
         let old_line = self.items[index].line;
@@ -548,9 +564,17 @@ impl Table {
         self.items[index].raw = new_raw;
         self.items[index].line = old_line;
         let mut insert_at = index + 1;
-        for (kind, s, e) in inner {
-            let raw = self.push_side(&raw_bytes[s..e]);
-            self.items.insert(insert_at, ItemData { raw, line: 0, kind });
+        for (kind, bytes) in inner {
+            let raw = self.push_side(&bytes);
+            self.items.insert(
+                insert_at,
+                ItemData {
+                    raw,
+                    line: 0,
+                    kind,
+                    restore_prev: None,
+                },
+            );
             insert_at += 1;
         }
         Ok(())
@@ -562,16 +586,24 @@ impl Table {
         let index = self.position(id).ok_or(TableEditError::NoSuchEntry)?;
         let was_last = index + 1 == self.items.len();
         let had_final_newline = self.ends_with_newline();
-        self.items.remove(index);
+        let eol = self.eol();
+        let removed = self.items.remove(index);
         if was_last && !had_final_newline {
             if let Some(last) = self.items.len().checked_sub(1) {
-                let bytes = self.bytes(self.items[last].raw).to_vec();
-                let trimmed = bytes
-                    .strip_suffix(b"\r\n")
-                    .or_else(|| bytes.strip_suffix(b"\n"))
-                    .unwrap_or(&bytes)
-                    .to_vec();
-                self.items[last].raw = self.push_side(&trimmed);
+                let restored = match removed.restore_prev {
+                    Some(old) => old,
+                    None => {
+                        // Keep the file without a final newline: drop the new last line's ending.
+                        let bytes = self.bytes(self.items[last].raw).to_vec();
+                        let trimmed = bytes
+                            .strip_suffix(eol)
+                            .or_else(|| bytes.strip_suffix(b"\n"))
+                            .unwrap_or(&bytes)
+                            .to_vec();
+                        self.push_side(&trimmed)
+                    }
+                };
+                self.items[last].raw = restored;
             }
         }
         Ok(())
@@ -1069,5 +1101,26 @@ mod tests {
         assert!(t.insert(b"k\xff", b"v").is_err());
         assert!(t.insert(b"\"john doe\"@x", b"v").is_ok());
         assert_eq!(t.render(), b"a b\n\"john doe\"@x v\n");
+    }
+
+    /// Regression (found by proptest): a file that is only `\r` with no newline; appending then
+    /// removing must restore the lone `\r` (the added ending was taken for a CRLF).
+    #[test]
+    fn regression_lone_cr_set_then_remove() {
+        let mut t = parse(b"\r");
+        let id = t.set(b"k@x", b"v", true).expect("valid");
+        t.remove(id).expect("present");
+        assert_eq!(t.render(), b"\r");
+    }
+
+    /// Regression (found by proptest): replacing the value of an unterminated last record whose
+    /// continuation had blank lines left an empty item and gained a final newline.
+    #[test]
+    fn regression_replace_unterminated_record_with_inner_blanks() {
+        let mut t = parse(b"k a,\n\n\tb\n\n    c\n# note\n\td");
+        let id = t.entries().next().map(|e| e.id()).expect("entry");
+        t.replace_value(id, b"new").expect("valid");
+        assert_eq!(t.render(), b"k new\n# note");
+        assert!(t.items().all(|i| !i.raw().is_empty()));
     }
 }

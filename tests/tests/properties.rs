@@ -1,0 +1,101 @@
+//! Properties of the lossless table document, over arbitrary bytes and realistic maps.
+
+use mailmig_core::postfix::{ItemKind, ParseOptions, PostfixVersion, Table};
+use mailmig_tests::gen::{tricky_map, Rng};
+use proptest::prelude::*;
+
+/// Bytes biased towards what matters to the reader: line ends, blanks, `#`, quotes, NUL, 8-bit.
+fn table_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let byte = prop_oneof![
+        4 => prop::sample::select(b"ab@x.:".to_vec()),
+        3 => prop::sample::select(b"\n\r \t#\"\\".to_vec()),
+        1 => prop::sample::select(vec![0u8, 0x0b, 0x0c, 0xc3, 0xa9, 0xe9, 0xff]),
+        1 => any::<u8>(),
+    ];
+    prop::collection::vec(byte, 0..300)
+}
+
+fn options() -> impl Strategy<Value = ParseOptions> {
+    (any::<bool>(), prop::sample::select(vec![(3, 1), (3, 7), (3, 10)])).prop_map(|(u, (a, b))| {
+        ParseOptions {
+            smtputf8: u,
+            version: PostfixVersion::new(a, b),
+        }
+    })
+}
+
+fn raws(t: &Table) -> Vec<Vec<u8>> {
+    t.items().map(|i| i.raw().to_vec()).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn render_parse_is_identity(bytes in table_bytes(), opts in options()) {
+        let t = Table::parse(bytes.clone(), &opts);
+        prop_assert_eq!(t.render(), bytes);
+        // Every item is made of whole lines and items tile the input.
+        let total: usize = t.items().map(|i| i.raw().len()).sum();
+        prop_assert_eq!(total, t.render().len());
+    }
+
+    #[test]
+    fn realistic_maps_round_trip(seed in any::<u64>(), lines in 0usize..60) {
+        let bytes = tricky_map(&mut Rng::new(seed), lines);
+        let t = Table::parse(bytes.clone(), &ParseOptions::default());
+        prop_assert_eq!(t.render(), bytes);
+    }
+
+    #[test]
+    fn set_new_key_then_remove_restores_bytes(bytes in table_bytes(), opts in options()) {
+        let mut t = Table::parse(bytes.clone(), &opts);
+        let key = b"mailmig-new@example.test";
+        prop_assume!(t.get(key, true).is_none());
+        let id = t.set(key, b"dest@example.test", true).expect("valid edit");
+        let edited = Table::parse(t.render(), &opts);
+        prop_assert_eq!(
+            edited.get(key, true).map(|e| e.value().to_vec()),
+            Some(b"dest@example.test".to_vec())
+        );
+        t.remove(id).expect("present");
+        prop_assert_eq!(t.render(), bytes);
+    }
+
+    #[test]
+    fn an_edit_changes_only_its_record(seed in any::<u64>(), lines in 1usize..40, pick in any::<usize>()) {
+        let bytes = tricky_map(&mut Rng::new(seed), lines);
+        let opts = ParseOptions::default();
+        let t = Table::parse(bytes, &opts);
+        let ids: Vec<_> = t.entries().map(|e| e.id()).collect();
+        prop_assume!(!ids.is_empty());
+        let id = ids[pick % ids.len()];
+        let index = t.items().position(|i| matches!(i.kind(), ItemKind::Entry(e) if e.id() == id)).expect("entry");
+        let before = raws(&t);
+
+        // Replace the value: items before stay; the record changes; items after stay (inner
+        // comment lines of the record reappear after it).
+        let mut replaced = t.clone();
+        replaced.replace_value(id, b"new@example.test").expect("valid value");
+        let after = raws(&replaced);
+        prop_assert_eq!(&after[..index], &before[..index]);
+        prop_assert_eq!(&after[after.len() - (before.len() - index - 1)..], &before[index + 1..]);
+        let reparsed = Table::parse(replaced.render(), &opts);
+        let key = t.entry(id).expect("entry").key().to_vec();
+        let at_index = reparsed.items().nth(index).map(|i| match i.kind() {
+            ItemKind::Entry(e) => (e.key().to_vec(), e.value().to_vec()),
+            _ => (Vec::new(), Vec::new()),
+        });
+        prop_assert_eq!(at_index, Some((key, b"new@example.test".to_vec())));
+        prop_assert_eq!(reparsed.items().count(), replaced.items().count());
+
+        // Remove: exactly that item goes (the last item may lose a final newline it was given).
+        let mut removed = t.clone();
+        removed.remove(id).expect("present");
+        let after = raws(&removed);
+        prop_assert_eq!(after.len(), before.len() - 1);
+        prop_assert_eq!(&after[..index.min(after.len().saturating_sub(1))], &before[..index.min(after.len().saturating_sub(1))]);
+        prop_assert_eq!(&after[index..], &before[index + 1..]);
+    }
+}
+
