@@ -72,6 +72,14 @@ pid_alive() {
   [[ ${stat%% *} != Z ]]
 }
 
+# owned_by PID DIR : PID is alive and its cwd is DIR (or below)
+owned_by() {
+  local cwd
+  pid_alive "$1" || return 1
+  cwd=$(readlink "/proc/$1/cwd" 2>/dev/null) || return 1
+  [[ $cwd == "$2" || $cwd == "$2"/* ]]
+}
+
 read_pid() { if [[ -r $1 ]]; then tr -dc '0-9' < "$1" 2>/dev/null || true; fi; }
 
 # first line the server sends on 127.0.0.1:PORT (empty + rc 1 if nothing listens)
@@ -99,18 +107,17 @@ instance_id() {          # stable, unique per DIR
 # their cwd is inside DIR (Postfix chdirs to queue_directory, Dovecot to base_dir,
 # its login chroot or the mail home).  Zombies are skipped.
 instance_pids() {
-  local dir=$1 p pid cwd exe
-  for p in /proc/[0-9]*; do
-    pid=${p#/proc/}
-    cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
-    [[ $cwd == "$dir" || $cwd == "$dir"/* ]] || continue
-    exe=$(readlink "$p/exe" 2>/dev/null) || continue
+  local dir=$1 link pid exe
+  # one find over /proc/PID/cwd instead of a readlink per process
+  while IFS= read -r link; do
+    pid=${link#/proc/}; pid=${pid%/cwd}
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
     case $exe in
-      /usr/lib/postfix/*|/usr/sbin/postfix|/usr/sbin/post*|/usr/sbin/dovecot|/usr/lib/dovecot/*|/usr/bin/doveadm) ;;
+      /usr/lib/postfix/*|/usr/sbin/post*|/usr/sbin/dovecot|/usr/lib/dovecot/*|/usr/bin/doveadm) ;;
       *) continue ;;
     esac
-    pid_alive "$pid" && printf '%s\n' "$pid"
-  done
+    if pid_alive "$pid"; then printf '%s\n' "$pid"; fi
+  done < <(find /proc -mindepth 2 -maxdepth 2 -name cwd \( -lname "$dir" -o -lname "$dir/*" \) 2>/dev/null)
   return 0
 }
 no_instance_pids() { [[ -z $(instance_pids "$1") ]]; }
@@ -220,6 +227,10 @@ anvil                  unix  -       -      n      -      1       anvil
 scache                 unix  -       -      n      -      1       scache
 postlog                unix-dgram n  -      n      -      1       postlogd
 EOF
+  # Postfix's load_file() dozes in 300 ms steps until main.cf is ~2 s old (it
+  # guards against reading a file that is still being written), so every Postfix
+  # command in the next 2 s would stall.  Nothing runs yet: backdate both files.
+  touch -d "@$(( EPOCHSECONDS - 60 ))" "$pconf/main.cf" "$pconf/master.cf"
   local u
   {
     echo "# virtual mailboxes of the mailmig sandbox (value unused: delivery is LMTP)"
@@ -340,16 +351,25 @@ stop_instance() {
   [[ -d $dir ]] || return 0
   ppid=$(read_pid "$dir/spool/pid/master.pid")
   dpid=$(read_pid "$dir/dovecot/run/master.pid")
-  local logdir=$dir/log
-  [[ -d $logdir ]] || logdir=$dir
-  # both masters are stopped by the pid in their own pid file, concurrently
-  if [[ -n $ppid ]] && pid_alive "$ppid"; then
-    { postfix -c "$dir/postfix" stop || kill -TERM "$ppid"; } </dev/null >>"$logdir/postfix-stop.out" 2>&1 &
+  # only trust a pid file if that process really belongs to this instance
+  # (cwd = queue_directory resp. base_dir); a stale file may name a reused pid
+  owned_by "$ppid" "$dir/spool" || ppid=""
+  owned_by "$dpid" "$dir/dovecot/run" || dpid=""
+  # SIGTERM to each master, by the pid in its own pid file - exactly what
+  # 'postfix stop' and 'doveadm stop' send, without their waits: postfix-script
+  # polls in 1 s steps, and 'doveadm stop' polls kill(pid, 0) for up to 3 s, which
+  # a zombie master (not yet reaped by init) keeps succeeding.
+  local logf=$dir/log/sandbox.log
+  [[ -d $dir/log ]] || logf=/dev/null
+  if [[ -n $ppid ]]; then
+    printf '%s down: SIGTERM postfix master %s\n' "$(date '+%F %T')" "$ppid" >>"$logf"
+    kill -TERM "$ppid" 2>/dev/null || true
   fi
-  if [[ -n $dpid ]] && pid_alive "$dpid"; then
-    { timeout 10 doveadm -c "$dir/dovecot/dovecot.conf" stop || kill -TERM "$dpid"; } </dev/null >>"$logdir/dovecot-stop.out" 2>&1 &
+  if [[ -n $dpid ]]; then
+    printf '%s down: SIGTERM dovecot master %s\n' "$(date '+%F %T')" "$dpid" >>"$logf"
+    kill -TERM "$dpid" 2>/dev/null || true
   fi
-  dbg "stop commands sent (postfix ${ppid:-none}, dovecot ${dpid:-none})"
+  dbg "SIGTERM sent (postfix ${ppid:-none}, dovecot ${dpid:-none})"
   masters_gone() { ! pid_alive "${ppid:-x}" && ! pid_alive "${dpid:-x}"; }
   if ! wait_until "$DOWN_TIMEOUT" masters_gone; then
     say "masters still running after ${DOWN_TIMEOUT}s: SIGKILL"
@@ -357,8 +377,6 @@ stop_instance() {
     if pid_alive "${dpid:-x}"; then kill -KILL "$dpid" 2>/dev/null || true; fi
   fi
   dbg "masters gone"
-  wait || true            # the background stop commands
-  dbg "stop commands returned"
   # children notice their master is gone and exit; do not leave stragglers behind
   if ! wait_until 5 no_instance_pids "$dir"; then
     pids=$(instance_pids "$dir")
@@ -369,6 +387,7 @@ stop_instance() {
       wait_until 5 no_instance_pids "$dir" || die "processes of $dir survive SIGKILL: $(instance_pids "$dir" | tr '\n' ' ')"
     fi
   fi
+  dbg "all instance processes gone"
   rm -f "$dir/spool/pid/master.pid" "$dir/dovecot/run/master.pid" 2>/dev/null || true
 }
 

@@ -1,0 +1,63 @@
+//! Table benchmarks on a generated map of 1,000,000 aliases (about 60 MB; set
+//! `MAILMIG_BENCH_ALIASES` to change the size, `MAILMIG_BENCH_FILE` to read an existing file).
+//! `benches/compare-sed.sh` runs these and a GNU sed pass over the same file.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use mailmig_benches::{big_virtual_map, mailbox};
+use mailmig_core::postfix::{Address, ClosureOptions, ParseOptions, Table, VirtualMap};
+
+fn input() -> Vec<u8> {
+    if let Ok(path) = std::env::var("MAILMIG_BENCH_FILE") {
+        return fs_err::read(path).expect("MAILMIG_BENCH_FILE readable");
+    }
+    let n = std::env::var("MAILMIG_BENCH_ALIASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    big_virtual_map(n)
+}
+
+fn tables(c: &mut Criterion) {
+    let bytes = input();
+    let options = ParseOptions::default();
+    let mut g = c.benchmark_group("virtual_1m");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    g.bench_function("parse", |b| {
+        b.iter_batched(
+            || bytes.clone(),
+            |v| Table::parse(v, &options),
+            BatchSize::LargeInput,
+        )
+    });
+    let table = Table::parse(bytes.clone(), &options);
+    g.bench_function("render", |b| b.iter(|| table.render()));
+    g.bench_function("parse_render", |b| {
+        b.iter_batched(
+            || bytes.clone(),
+            |v| Table::parse(v, &options).render(),
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("closure_index", |b| {
+        b.iter(|| VirtualMap::new(&[&table], ClosureOptions::default()))
+    });
+    let vm = VirtualMap::new(&[&table], ClosureOptions::default());
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("reverse_closure_one", |b| {
+        b.iter(|| vm.reverse_closure(&Address(mailbox(12_345))))
+    });
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("reverse_closure_1000_one_pass", |b| {
+        b.iter(|| {
+            let vm = VirtualMap::new(&[&table], ClosureOptions::default());
+            (0..1000)
+                .map(|i| vm.reverse_closure(&Address(mailbox(i * 37))).addresses.len())
+                .sum::<usize>()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, tables);
+criterion_main!(benches);

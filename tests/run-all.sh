@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what it needs, then runs
+#   1. cargo fmt --check, cargo clippy -D warnings, rustdoc -D warnings
+#   2. every test, including those against the real Postfix and Dovecot (inside a private
+#      network namespace, MAILMIG_REQUIRE_DAEMONS=1: a missing daemon fails, never skips)
+#   3. every fuzz target: built, then run for a short smoke time
+#   4. the benchmarks: built (run them with benches/compare-sed.sh)
+# Needs root (it installs Debian packages and creates a network namespace).
+#
+#   bash tests/run-all.sh                 # everything
+#   FUZZ_SECONDS=60 bash tests/run-all.sh # longer fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+step() { printf '\n==> %s\n' "$*"; }
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "tests/run-all.sh: must run as root (installs Postfix/Dovecot, uses a network namespace)" >&2
+  exit 77
+fi
+
+step "install Postfix + Dovecot (Debian packages) when missing"
+bash tests/sandbox/sandbox.sh install
+
+step "toolchain components"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  step "install cargo-fuzz"
+  cargo install --locked cargo-fuzz
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, -D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo doc (-D warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
+step "build tests"
+cargo test --workspace --locked --no-run --quiet
+
+step "tests (inside a private network namespace; real daemons required)"
+MAILMIG_REQUIRE_DAEMONS=1 CI=${CI:-true} bash tests/sandbox/sandbox.sh netns \
+  cargo test --workspace --locked --offline
+
+step "fuzz targets: build and smoke-run ${FUZZ_SECONDS}s each"
+for target in $(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz list); do
+  mkdir -p "fuzz/corpus/$target"
+  (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" "../tests/fixtures/fuzzed/$target" -- \
+     -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 \
+  ) 2>&1 | tail -n 3
+done
+
+step "benchmarks build"
+cargo bench --workspace --locked --no-run --quiet
+
+printf '\nall checks passed\n'
