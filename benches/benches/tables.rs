@@ -52,7 +52,11 @@ fn tables(c: &mut Criterion) {
         b.iter(|| {
             let vm = VirtualMap::new(&[&table], ClosureOptions::default());
             (0..1000)
-                .map(|i| vm.reverse_closure(&Address(mailbox(i * 37))).addresses.len())
+                .map(|i| {
+                    vm.reverse_closure(&Address(mailbox(i * 37)))
+                        .addresses
+                        .len()
+                })
                 .sum::<usize>()
         })
     });

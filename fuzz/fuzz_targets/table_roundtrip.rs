@@ -27,7 +27,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let key = b"fuzz-new-key@example.test";
     if table.get(key, true).is_none() {
-        let id = table.set(key, b"dest@example.test", true).expect("valid edit");
+        let id = table
+            .set(key, b"dest@example.test", true)
+            .expect("valid edit");
         let reparsed = Table::parse(table.render(), &options);
         assert_eq!(
             reparsed.get(key, true).map(|e| e.value().to_vec()),
@@ -40,7 +42,9 @@ fuzz_target!(|data: &[u8]| {
     let first = table.entries().next().map(|e| e.id());
     if let Some(id) = first {
         let before = table.entries().count();
-        table.replace_value(id, b"replaced@example.test").expect("valid value");
+        table
+            .replace_value(id, b"replaced@example.test")
+            .expect("valid value");
         let reparsed = Table::parse(table.render(), &options);
         assert_eq!(reparsed.render(), table.render());
         assert_eq!(reparsed.entries().count(), before);

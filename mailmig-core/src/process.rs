@@ -150,14 +150,20 @@ mod tests {
     #[test]
     fn argv_display_quotes_only_what_needs_it() {
         let a = Argv::new(["postmap", "-c", "/etc/postfix", "hash:/x y", "it's"]);
-        assert_eq!(a.to_string(), r"postmap -c /etc/postfix 'hash:/x y' 'it'\''s'");
+        assert_eq!(
+            a.to_string(),
+            r"postmap -c /etc/postfix 'hash:/x y' 'it'\''s'"
+        );
     }
 
     #[test]
     fn system_runner_reports_code_and_stderr() {
         let r = SystemRunner;
         let out = r
-            .run(&Argv::new(["sh", "-c", "echo out; echo err >&2; exit 3"]), None)
+            .run(
+                &Argv::new(["sh", "-c", "echo out; echo err >&2; exit 3"]),
+                None,
+            )
             .expect("sh runs");
         assert_eq!(out.code, Some(3));
         assert_eq!(out.stdout, b"out\n");
@@ -165,7 +171,10 @@ mod tests {
             .run_expect(&Argv::new(["sh", "-c", "echo bad >&2; exit 2"]), None, &[0])
             .expect_err("exit 2 is not accepted");
         let msg = err.to_string();
-        assert!(msg.contains("exit code 2") && msg.contains("--- stderr\nbad"), "{msg}");
+        assert!(
+            msg.contains("exit code 2") && msg.contains("--- stderr\nbad"),
+            "{msg}"
+        );
         assert!(matches!(
             r.run(&Argv::new(["/nonexistent/program"]), None),
             Err(RunError::Spawn { .. })

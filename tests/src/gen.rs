@@ -33,11 +33,23 @@ impl Rng {
     }
 }
 
-const LOCALS: &[&str] = &["alice", "Bob", "carol", "dave", "team", "ALL", "info", "j.smith", "x-y"];
-const DOMAINS: &[&str] = &["example.test", "Example.TEST", "other.test", "sub.example.test"];
+const LOCALS: &[&str] = &[
+    "alice", "Bob", "carol", "dave", "team", "ALL", "info", "j.smith", "x-y",
+];
+const DOMAINS: &[&str] = &[
+    "example.test",
+    "Example.TEST",
+    "other.test",
+    "sub.example.test",
+];
 
 fn address(rng: &mut Rng) -> String {
-    format!("{}{}@{}", rng.pick(LOCALS), rng.below(40), rng.pick(DOMAINS))
+    format!(
+        "{}{}@{}",
+        rng.pick(LOCALS),
+        rng.below(40),
+        rng.pick(DOMAINS)
+    )
 }
 
 /// A generated map: many edge cases mixed, `lines` logical records or so.
@@ -55,7 +67,13 @@ pub fn tricky_map(rng: &mut Rng, lines: usize) -> Vec<u8> {
             5 => format!("{}:\t{}", address(rng), address(rng)).into_bytes(),
             6 => address(rng).into_bytes(),
             7 => format!("{}   ", address(rng)).into_bytes(),
-            8 => format!("\"{} {}\"@x.test  {}", rng.pick(LOCALS), rng.below(9), address(rng)).into_bytes(),
+            8 => format!(
+                "\"{} {}\"@x.test  {}",
+                rng.pick(LOCALS),
+                rng.below(9),
+                address(rng)
+            )
+            .into_bytes(),
             9 => format!("\"unbalanced{}@x.test v", rng.below(9)).into_bytes(),
             10 => format!("{}\\ x@y.test v", rng.pick(LOCALS)).into_bytes(),
             11 => {
@@ -85,7 +103,13 @@ pub fn tricky_map(rng: &mut Rng, lines: usize) -> Vec<u8> {
             15 => format!("\u{dc}ber{}@x.test  Stra\u{df}e", rng.below(9)).into_bytes(),
             16 => format!("@{}  {}", rng.pick(DOMAINS), address(rng)).into_bytes(),
             17 => format!("{}  REJECT go away", address(rng)).into_bytes(),
-            _ => format!("{}{}{}", address(rng), rng.pick(&[" ", "\t", "   ", " \t "]), address(rng)).into_bytes(),
+            _ => format!(
+                "{}{}{}",
+                address(rng),
+                rng.pick(&[" ", "\t", "   ", " \t "]),
+                address(rng)
+            )
+            .into_bytes(),
         };
         out.extend_from_slice(&line);
         out.extend_from_slice(eol);

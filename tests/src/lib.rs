@@ -5,6 +5,8 @@
 //! with a message, **unless** `MAILMIG_REQUIRE_DAEMONS=1` (set by `.ci/run` and the README's test
 //! command), where a missing tool fails the test. CI never silently skips them.
 #![forbid(unsafe_code)]
+// Test support talks to the person running the tests.
+#![allow(clippy::print_stderr)]
 
 pub mod gen;
 pub mod sandbox;
@@ -46,11 +48,14 @@ pub fn mailmig_bin() -> &'static Utf8Path {
         }
         let root = workspace_root();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = duct::cmd(&cargo, ["build", "--quiet", "-p", "mailmig-cli", "--bin", "mailmig"])
-            .dir(&root)
-            .unchecked()
-            .run()
-            .expect("cargo runs");
+        let status = duct::cmd(
+            &cargo,
+            ["build", "--quiet", "-p", "mailmig-cli", "--bin", "mailmig"],
+        )
+        .dir(&root)
+        .unchecked()
+        .run()
+        .expect("cargo runs");
         assert!(status.status.success(), "building mailmig failed");
         let target = std::env::var("CARGO_TARGET_DIR")
             .map(Utf8PathBuf::from)
@@ -87,7 +92,11 @@ pub fn run<S: AsRef<std::ffi::OsStr>>(program: &str, args: &[S]) -> Run {
 }
 
 /// Run with bytes on standard input.
-pub fn run_stdin<S: AsRef<std::ffi::OsStr>>(program: &str, args: &[S], stdin: Option<&[u8]>) -> Run {
+pub fn run_stdin<S: AsRef<std::ffi::OsStr>>(
+    program: &str,
+    args: &[S],
+    stdin: Option<&[u8]>,
+) -> Run {
     let args: Vec<&std::ffi::OsStr> = args.iter().map(AsRef::as_ref).collect();
     let mut expr = duct::cmd(program, args)
         .stdout_capture()
@@ -97,7 +106,9 @@ pub fn run_stdin<S: AsRef<std::ffi::OsStr>>(program: &str, args: &[S], stdin: Op
         Some(b) => expr.stdin_bytes(b.to_vec()),
         None => expr.stdin_null(),
     };
-    let out = expr.run().unwrap_or_else(|e| panic!("could not run {program}: {e}"));
+    let out = expr
+        .run()
+        .unwrap_or_else(|e| panic!("could not run {program}: {e}"));
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: out.stdout,
@@ -118,11 +129,7 @@ pub fn daemons_required() -> bool {
 /// Check that every program in `tools` is installed. Returns false (the caller returns early,
 /// the test is skipped) when one is missing and daemons are not required; panics when they are.
 pub fn require(tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools
-        .iter()
-        .copied()
-        .filter(|t| !which(t))
-        .collect();
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| !which(t)).collect();
     if missing.is_empty() {
         return true;
     }
@@ -130,7 +137,9 @@ pub fn require(tools: &[&str]) -> bool {
         !daemons_required(),
         "MAILMIG_REQUIRE_DAEMONS=1 but {missing:?} are not installed: run `bash tests/sandbox/sandbox.sh install`"
     );
-    eprintln!("skipped: {missing:?} not installed (set MAILMIG_REQUIRE_DAEMONS=1 to make this an error)");
+    eprintln!(
+        "skipped: {missing:?} not installed (set MAILMIG_REQUIRE_DAEMONS=1 to make this an error)"
+    );
     false
 }
 
@@ -191,7 +200,12 @@ impl PostmapOracle {
     pub fn dump(&self, path: &Utf8Path) -> Vec<Vec<u8>> {
         let r = run(
             "postmap",
-            &["-c", self.config_dir().as_str(), "-s", &format!("hash:{path}")],
+            &[
+                "-c",
+                self.config_dir().as_str(),
+                "-s",
+                &format!("hash:{path}"),
+            ],
         );
         assert_eq!(r.code, 0, "postmap -s failed: {}", r.err());
         let mut lines: Vec<Vec<u8>> = r

@@ -15,7 +15,9 @@ pub struct Sandbox {
 }
 
 /// The tools the sandbox needs.
-pub const SANDBOX_TOOLS: &[&str] = &["postfix", "postmap", "postconf", "dovecot", "doveadm", "swaks"];
+pub const SANDBOX_TOOLS: &[&str] = &[
+    "postfix", "postmap", "postconf", "dovecot", "doveadm", "swaks",
+];
 
 fn script() -> Utf8PathBuf {
     workspace_root().join("tests/sandbox/sandbox.sh")
@@ -89,7 +91,13 @@ impl Sandbox {
     pub fn seed(&self, user: &str, count: usize) -> Run {
         run(
             "bash",
-            &[script().as_str(), "seed", self.root.as_str(), user, &count.to_string()],
+            &[
+                script().as_str(),
+                "seed",
+                self.root.as_str(),
+                user,
+                &count.to_string(),
+            ],
         )
     }
 }

@@ -26,10 +26,9 @@ fn describe(table: &Table) -> String {
                 esc(e.value()),
                 esc(e.raw())
             )),
-            ItemKind::Unparsed(u) => out.push_str(&format!(
-                "L{line} UNPARSED raw=\"{}\"\n",
-                esc(u.raw())
-            )),
+            ItemKind::Unparsed(u) => {
+                out.push_str(&format!("L{line} UNPARSED raw=\"{}\"\n", esc(u.raw())))
+            }
             _ => out.push_str("unknown item\n"),
         }
     }
@@ -99,8 +98,8 @@ fn fixtures_with_postfix_3_1_and_smtputf8_off() {
             },
         ),
     ] {
-        let bytes = fs_err::read(mailmig_tests::fixture(&format!("postfix/{name}.map")))
-            .expect("fixture");
+        let bytes =
+            fs_err::read(mailmig_tests::fixture(&format!("postfix/{name}.map"))).expect("fixture");
         check_fixture(name, &bytes, &options, "variant");
     }
 }

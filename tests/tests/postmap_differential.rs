@@ -8,7 +8,9 @@ use std::os::unix::ffi::OsStrExt;
 
 use mailmig_core::postfix::{ParseOptions, PostfixVersion, Table};
 use mailmig_tests::gen::{tricky_map, Rng};
-use mailmig_tests::{fixtures_in, mailmig, postmap_warning_lines, require, run, swap_line_endings, PostmapOracle};
+use mailmig_tests::{
+    fixtures_in, mailmig, postmap_warning_lines, require, run, swap_line_endings, PostmapOracle,
+};
 
 fn options() -> ParseOptions {
     ParseOptions {
@@ -30,15 +32,23 @@ fn compare(oracle: &PostmapOracle, name: &str, bytes: &[u8], cli: bool) {
         .collect();
     ours.sort();
     assert_eq!(
-        ours.iter().map(|l| l.escape_ascii().to_string()).collect::<Vec<_>>(),
-        want.iter().map(|l| l.escape_ascii().to_string()).collect::<Vec<_>>(),
+        ours.iter()
+            .map(|l| l.escape_ascii().to_string())
+            .collect::<Vec<_>>(),
+        want.iter()
+            .map(|l| l.escape_ascii().to_string())
+            .collect::<Vec<_>>(),
         "{name}: dump differs from postmap -s\n--- source\n{}",
         bytes.escape_ascii()
     );
     // Every key (as written and folded) and a few absent ones, through `postmap -q - map`.
     let mut keys: Vec<Vec<u8>> = table.entries().map(|e| e.key().to_vec()).collect();
     keys.extend(table.entries().map(|e| e.key().to_ascii_uppercase()));
-    keys.extend([b"absent@example.test".to_vec(), b"ALICE1".to_vec(), b"#".to_vec()]);
+    keys.extend([
+        b"absent@example.test".to_vec(),
+        b"ALICE1".to_vec(),
+        b"#".to_vec(),
+    ]);
     keys.retain(|k| !k.is_empty() && !k.contains(&b'\n') && !k.contains(&0));
     let mut stdin = Vec::new();
     for k in &keys {
@@ -73,7 +83,10 @@ fn compare(oracle: &PostmapOracle, name: &str, bytes: &[u8], cli: bool) {
     }
     // The warnings: texthash reads the same way and names a line for every warning but the
     // leading-whitespace one.
-    let w = run("postmap", &["-c", dir.as_str(), "-s", &format!("texthash:{path}")]);
+    let w = run(
+        "postmap",
+        &["-c", dir.as_str(), "-s", &format!("texthash:{path}")],
+    );
     let want_lines = postmap_warning_lines(&w.stderr);
     let want_orphans = w.err().matches("must not start with whitespace").count();
     let diags = table.diagnostics(true);
@@ -84,12 +97,31 @@ fn compare(oracle: &PostmapOracle, name: &str, bytes: &[u8], cli: bool) {
         .collect();
     our_lines.sort_unstable();
     our_lines.dedup();
-    assert_eq!(our_lines, want_lines, "{name}: warned lines differ\n{}", w.err());
-    let our_orphans = diags.iter().filter(|d| d.kind.code() == "leading-whitespace").count();
-    assert_eq!(our_orphans, want_orphans, "{name}: orphan warnings differ\n{}", w.err());
+    assert_eq!(
+        our_lines,
+        want_lines,
+        "{name}: warned lines differ\n{}",
+        w.err()
+    );
+    let our_orphans = diags
+        .iter()
+        .filter(|d| d.kind.code() == "leading-whitespace")
+        .count();
+    assert_eq!(
+        our_orphans,
+        want_orphans,
+        "{name}: orphan warnings differ\n{}",
+        w.err()
+    );
 
     if cli {
-        let dump = mailmig(&["--postfix-config", dir.as_str(), "map", "dump", path.as_str()]);
+        let dump = mailmig(&[
+            "--postfix-config",
+            dir.as_str(),
+            "map",
+            "dump",
+            path.as_str(),
+        ]);
         assert_eq!(dump.code, 0, "{}", dump.err());
         let mut lines: Vec<Vec<u8>> = dump
             .stdout
@@ -98,7 +130,10 @@ fn compare(oracle: &PostmapOracle, name: &str, bytes: &[u8], cli: bool) {
             .map(<[u8]>::to_vec)
             .collect();
         lines.sort();
-        assert_eq!(lines, want, "{name}: `mailmig map dump` differs from postmap -s");
+        assert_eq!(
+            lines, want,
+            "{name}: `mailmig map dump` differs from postmap -s"
+        );
         for k in keys.iter().take(12) {
             let ours = mailmig(&[
                 OsStr::new("--postfix-config"),
@@ -117,7 +152,14 @@ fn compare(oracle: &PostmapOracle, name: &str, bytes: &[u8], cli: bool) {
                 None => assert_eq!(ours.code, 1, "{name}: map get {} found", k.escape_ascii()),
             }
         }
-        let check = mailmig(&["--postfix-config", dir.as_str(), "map", "check", "--json", path.as_str()]);
+        let check = mailmig(&[
+            "--postfix-config",
+            dir.as_str(),
+            "map",
+            "check",
+            "--json",
+            path.as_str(),
+        ]);
         let mut check_lines: Vec<usize> = check
             .out()
             .lines()
@@ -143,7 +185,12 @@ fn fixtures_match_postmap() {
         let name = path.file_name().expect("name").to_string();
         let bytes = fs_err::read(&path).expect("fixture");
         compare(&oracle, &name, &bytes, true);
-        compare(&oracle, &format!("crlf-{name}"), &swap_line_endings(&bytes), true);
+        compare(
+            &oracle,
+            &format!("crlf-{name}"),
+            &swap_line_endings(&bytes),
+            true,
+        );
     }
 }
 
@@ -172,7 +219,13 @@ fn smtputf8_off_matches_postmap() {
     assert_eq!(built.code, 0);
     let want = oracle.dump(&path);
     let dir = oracle.config_dir();
-    let dump = mailmig(&["--postfix-config", dir.as_str(), "map", "dump", path.as_str()]);
+    let dump = mailmig(&[
+        "--postfix-config",
+        dir.as_str(),
+        "map",
+        "dump",
+        path.as_str(),
+    ]);
     let mut lines: Vec<Vec<u8>> = dump
         .stdout
         .split(|&b| b == b'\n')

@@ -16,12 +16,14 @@ fn table_bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn options() -> impl Strategy<Value = ParseOptions> {
-    (any::<bool>(), prop::sample::select(vec![(3, 1), (3, 7), (3, 10)])).prop_map(|(u, (a, b))| {
-        ParseOptions {
+    (
+        any::<bool>(),
+        prop::sample::select(vec![(3, 1), (3, 7), (3, 10)]),
+    )
+        .prop_map(|(u, (a, b))| ParseOptions {
             smtputf8: u,
             version: PostfixVersion::new(a, b),
-        }
-    })
+        })
 }
 
 fn raws(t: &Table) -> Vec<Vec<u8>> {
@@ -98,4 +100,3 @@ proptest! {
         prop_assert_eq!(&after[index..], &before[index + 1..]);
     }
 }
-

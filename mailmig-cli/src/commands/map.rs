@@ -56,8 +56,14 @@ pub(crate) fn check(ctx: &Context<'_>, args: &MapCheckArgs) -> Result<u8, Failur
                 text.extend_from_slice(obj.to_string().as_bytes());
             } else {
                 text.extend_from_slice(
-                    format!("{file}:{}:{}: {}: {}", d.line, d.column, d.severity(), d.kind)
-                        .as_bytes(),
+                    format!(
+                        "{file}:{}:{}: {}: {}",
+                        d.line,
+                        d.column,
+                        d.severity(),
+                        d.kind
+                    )
+                    .as_bytes(),
                 );
             }
             text.push(b'\n');

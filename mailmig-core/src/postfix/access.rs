@@ -151,9 +151,9 @@ impl<'a> AccessRule<'a> {
             AccessAction::Redirect | AccessAction::Bcc if !self.text.contains(&b'@') => {
                 Some("REDIRECT and BCC need an address with `@`".into())
             }
-            AccessAction::Prepend if !valid_header(self.text) => {
-                Some(format!("PREPEND needs a header `Name: value`, got `{text}`"))
-            }
+            AccessAction::Prepend if !valid_header(self.text) => Some(format!(
+                "PREPEND needs a header `Name: value`, got `{text}`"
+            )),
             AccessAction::Code(_) if self.text.is_empty() => Some("a reply code needs text".into()),
             AccessAction::Restrictions(words) => {
                 for word in words {
@@ -251,7 +251,10 @@ mod tests {
     use crate::postfix::{ParseOptions, Table};
 
     fn rule_of(value: &str) -> (AccessAction, String, Option<String>) {
-        let t = Table::parse(format!("k {value}\n").into_bytes(), &ParseOptions::default());
+        let t = Table::parse(
+            format!("k {value}\n").into_bytes(),
+            &ParseOptions::default(),
+        );
         let e = t.entries().next().expect("one entry");
         let r = AccessRule::new(e);
         (
@@ -272,7 +275,10 @@ mod tests {
         assert_eq!(rule_of("554").0, AccessAction::AllDigits);
         assert_eq!(rule_of("HOLD").0, AccessAction::Hold);
         assert_eq!(rule_of("HOLD reason text").1, "reason text");
-        assert_eq!(rule_of("DEFER_IF_PERMIT text").0, AccessAction::DeferIfPermit);
+        assert_eq!(
+            rule_of("DEFER_IF_PERMIT text").0,
+            AccessAction::DeferIfPermit
+        );
         assert_eq!(rule_of("FILTER smtp:[host]:25").2, None);
         assert!(rule_of("FILTER smtp").2.is_some());
         assert_eq!(rule_of("REDIRECT a@x").2, None);

@@ -429,9 +429,7 @@ mod tests {
         parse_address_list(value.as_bytes())
             .addresses
             .iter()
-            .map(|a| {
-                String::from_utf8_lossy(&canonicalize(a, Some(b"example.org")).0).into_owned()
-            })
+            .map(|a| String::from_utf8_lossy(&canonicalize(a, Some(b"example.org")).0).into_owned())
             .collect()
     }
 

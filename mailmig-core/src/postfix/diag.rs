@@ -119,10 +119,18 @@ impl fmt::Display for DiagnosticKind {
                 if *truncated { "..." } else { "" }
             ),
             DiagnosticKind::NonUtf8 { line } => {
-                write!(f, "non-UTF-8 input \"{}\" -- ignoring this line", lossy(line))
+                write!(
+                    f,
+                    "non-UTF-8 input \"{}\" -- ignoring this line",
+                    lossy(line)
+                )
             }
             DiagnosticKind::UnbalancedQuote { line } => {
-                write!(f, "unbalanced '\"' in '{}' -- ignoring this line", lossy(line))
+                write!(
+                    f,
+                    "unbalanced '\"' in '{}' -- ignoring this line",
+                    lossy(line)
+                )
             }
             DiagnosticKind::ExpectedKeyValue => {
                 f.write_str("expected format: key whitespace value")

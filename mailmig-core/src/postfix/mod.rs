@@ -27,18 +27,15 @@ mod postconf;
 mod table;
 mod virtual_map;
 
-
-
 pub use diag::{Diagnostic, DiagnosticKind, Severity};
 pub use fold::fold_key;
+pub use options::{ParseOptions, ParseVersionError, PostfixVersion};
+pub use postconf::{parse_options_from_postconf, postconf};
+pub use table::{Entry, EntryId, Item, ItemKind, Table, TableEditError, Unparsed};
 pub use virtual_map::{
     AliasPath, ClosureOptions, Expansion, KeyForm, ReverseClosure, UncoverableKey,
     UncoverableReason, VirtualAlias, VirtualMap,
 };
-pub use options::{ParseOptions, ParseVersionError, PostfixVersion};
-pub use postconf::{parse_options_from_postconf, postconf};
-pub use table::{Entry, EntryId, Item, ItemKind, Table, TableEditError, Unparsed};
-
 
 /// `ISSPACE()` as Postfix defines it: ASCII whitespace only (space, `\t`, `\n`, `\v`, `\f`, `\r`).
 /// 8-bit bytes are never whitespace.

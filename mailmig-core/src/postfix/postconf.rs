@@ -42,7 +42,10 @@ pub fn parse_options_from_postconf(
     if let Some(v) = values.get("smtputf8_enable") {
         options.smtputf8 = matches!(v.to_ascii_lowercase().as_str(), "yes" | "true" | "1");
     }
-    if let Some(v) = values.get("mail_version").and_then(|v| v.parse::<PostfixVersion>().ok()) {
+    if let Some(v) = values
+        .get("mail_version")
+        .and_then(|v| v.parse::<PostfixVersion>().ok())
+    {
         options.version = v;
     }
     Ok(options)

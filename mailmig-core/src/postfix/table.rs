@@ -194,7 +194,9 @@ impl Table {
 
     /// Every item, in file order.
     pub fn items(&self) -> impl Iterator<Item = Item<'_>> + '_ {
-        self.items.iter().map(move |data| Item { table: self, data })
+        self.items
+            .iter()
+            .map(move |data| Item { table: self, data })
     }
 
     /// Every entry (stored record), in file order, duplicates included.
@@ -297,7 +299,6 @@ impl Table {
         self.next_id += 1;
         EntryId(self.next_id)
     }
-
 
     // ------------------------------------------------------------------ parsing
 
@@ -527,8 +528,11 @@ impl Table {
         let mut inner = Vec::new();
         let mut pos = first_end;
         while pos < raw_bytes.len() {
-            let end = memchr::memchr(b'\n', &raw_bytes[pos..]).map_or(raw_bytes.len(), |i| pos + i + 1);
-            let content = raw_bytes[pos..end].strip_suffix(b"\n").unwrap_or(&raw_bytes[pos..end]);
+            let end =
+                memchr::memchr(b'\n', &raw_bytes[pos..]).map_or(raw_bytes.len(), |i| pos + i + 1);
+            let content = raw_bytes[pos..end]
+                .strip_suffix(b"\n")
+                .unwrap_or(&raw_bytes[pos..end]);
             // Comments are kept; blank lines inside a record carry nothing and go with it.
             if classify(content) == LineClass::Comment {
                 inner.push((Kind::Comment, pos, end));
@@ -560,14 +564,14 @@ impl Table {
         data.key = new_raw.sub(0, key.len());
         data.value = new_raw.sub(value_start, value_end);
         data.value_offset_in_first_line = Some(value_start);
-        data.warnings.retain(|(_, k)| matches!(k, DiagnosticKind::ColonKey));
+        data.warnings
+            .retain(|(_, k)| matches!(k, DiagnosticKind::ColonKey));
         self.items[index].raw = new_raw;
         self.items[index].line = old_line;
-        let mut insert_at = index + 1;
-        for (kind, bytes) in inner {
+        for (offset, (kind, bytes)) in inner.into_iter().enumerate() {
             let raw = self.push_side(&bytes);
             self.items.insert(
-                insert_at,
+                index + 1 + offset,
                 ItemData {
                     raw,
                     line: 0,
@@ -575,7 +579,6 @@ impl Table {
                     restore_prev: None,
                 },
             );
-            insert_at += 1;
         }
         Ok(())
     }
@@ -696,11 +699,9 @@ impl Table {
         line.push(b' ');
         line.extend_from_slice(value);
         match parse_logical(&line, line.len(), false, &self.options) {
-            Parsed::Entry { key_end, value: v, .. }
-                if key_end == key.len() && &line[v.0..v.1] == value =>
-            {
-                Ok(())
-            }
+            Parsed::Entry {
+                key_end, value: v, ..
+            } if key_end == key.len() && &line[v.0..v.1] == value => Ok(()),
             Parsed::Entry { .. } => Err(bad_key(
                 "the key contains whitespace that is not quoted, so postmap would split it",
             )),
@@ -794,7 +795,8 @@ fn scan_key(s: &[u8], quoting: bool) -> (usize, bool) {
 fn parse_logical(text: &[u8], first_line_len: usize, orphan: bool, opts: &ParseOptions) -> Parsed {
     let nul = memchr::memchr(0, text);
     let cstr = &text[..nul.unwrap_or(text.len())];
-    let unparsed = |column: usize, kind: DiagnosticKind| Parsed::Unparsed(UnparsedData { column, kind });
+    let unparsed =
+        |column: usize, kind: DiagnosticKind| Parsed::Unparsed(UnparsedData { column, kind });
     if orphan {
         const MAX: usize = 30;
         return unparsed(
@@ -816,18 +818,32 @@ fn parse_logical(text: &[u8], first_line_len: usize, orphan: bool, opts: &ParseO
         ));
     }
     if opts.smtputf8 && !cstr.is_ascii() && std::str::from_utf8(text).is_err() {
-        return unparsed(1, DiagnosticKind::NonUtf8 { line: cstr.to_vec() });
+        return unparsed(
+            1,
+            DiagnosticKind::NonUtf8 {
+                line: cstr.to_vec(),
+            },
+        );
     }
     let (key_end, in_quotes) = scan_key(cstr, opts.version.quoted_keys());
     if in_quotes {
-        return unparsed(1, DiagnosticKind::UnbalancedQuote { line: cstr.to_vec() });
+        return unparsed(
+            1,
+            DiagnosticKind::UnbalancedQuote {
+                line: cstr.to_vec(),
+            },
+        );
     }
     let rest_start = (key_end + 1).min(cstr.len());
     let rest = &cstr[rest_start..];
     let lead = rest.iter().take_while(|&&b| is_space(b)).count();
     let value = trim_space(rest);
     if key_end == 0 || value.is_empty() {
-        let column = if key_end == 0 { 1 } else { (key_end + 1).min(first_line_len.max(1)) };
+        let column = if key_end == 0 {
+            1
+        } else {
+            (key_end + 1).min(first_line_len.max(1))
+        };
         return unparsed(column, DiagnosticKind::ExpectedKeyValue);
     }
     let value_start = rest_start + lead;
@@ -965,7 +981,10 @@ mod tests {
         assert_eq!(kinds(&t), "ece");
         assert_eq!(
             dump(&t),
-            [("g@x".into(), "a@x,    c@x".into()), ("h@x".into(), "d".into())]
+            [
+                ("g@x".into(), "a@x,    c@x".into()),
+                ("h@x".into(), "d".into())
+            ]
         );
     }
 
@@ -1014,11 +1033,20 @@ mod tests {
         assert_eq!(
             lines,
             [
-                (9, "unbalanced '\"' in '\"unb@x v' -- ignoring this line".to_string()),
-                (11, "record is in \"key: value\" format; is this an alias file?".into()),
+                (
+                    9,
+                    "unbalanced '\"' in '\"unb@x v' -- ignoring this line".to_string()
+                ),
+                (
+                    11,
+                    "record is in \"key: value\" format; is this an alias file?".into()
+                ),
                 (12, "expected format: key whitespace value".into()),
                 (13, "expected format: key whitespace value".into()),
-                (17, "non-UTF-8 input \"?t? latin\" -- ignoring this line".into()),
+                (
+                    17,
+                    "non-UTF-8 input \"?t? latin\" -- ignoring this line".into()
+                ),
                 (20, "expected format: key whitespace value".into()),
             ]
         );
@@ -1047,7 +1075,10 @@ mod tests {
             ..ParseOptions::default()
         };
         let t = Table::parse(b"\"john doe\"@x v\n".to_vec(), &opts);
-        assert_eq!(t.entries().next().map(|e| e.key().to_vec()), Some(b"\"john".to_vec()));
+        assert_eq!(
+            t.entries().next().map(|e| e.key().to_vec()),
+            Some(b"\"john".to_vec())
+        );
     }
 
     #[test]

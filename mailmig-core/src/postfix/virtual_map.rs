@@ -430,7 +430,11 @@ impl<'t> VirtualMap<'t> {
             }
             exp.recipients
                 .iter()
-                .find(|chain| chain.last().is_some_and(|a| self.normalize(a) == target_norm))
+                .find(|chain| {
+                    chain
+                        .last()
+                        .is_some_and(|a| self.normalize(a) == target_norm)
+                })
                 .cloned()
         };
         let mut closure = ReverseClosure {
