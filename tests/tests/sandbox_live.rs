@@ -1,0 +1,147 @@
+//! Against a real Postfix + Dovecot sandbox: mailmig reads the sandbox's own maps and
+//! configuration, and what `mailmig aliases` says reaches a mailbox is checked by sending mail
+//! over SMTP to every address and counting what Dovecot delivered.
+
+use std::collections::BTreeSet;
+
+use mailmig_tests::sandbox::Sandbox;
+use mailmig_tests::{mailmig, run};
+
+fn inbox_count(sb: &Sandbox, user: &str) -> usize {
+    let r = run(
+        "doveadm",
+        &[
+            "-c",
+            sb.get("DOVECOT_CONFIG"),
+            "-f",
+            "tab",
+            "mailbox",
+            "status",
+            "-u",
+            user,
+            "messages",
+            "INBOX",
+        ],
+    );
+    assert_eq!(r.code, 0, "doveadm mailbox status: {}", r.err());
+    r.out()
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split('\t').nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("unexpected doveadm output: {}", r.out()))
+}
+
+fn closure(sb: &Sandbox, address: &str) -> (BTreeSet<String>, serde_json::Value) {
+    let r = mailmig(&[
+        "--postfix-config",
+        sb.get("POSTFIX_CONFIG"),
+        "aliases",
+        "--json",
+        address,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    let v: serde_json::Value = serde_json::from_str(&r.out()).expect("json");
+    let set = v["aliases"]
+        .as_array()
+        .expect("aliases")
+        .iter()
+        .map(|a| a["address"].as_str().expect("address").to_string())
+        .collect();
+    (set, v)
+}
+
+#[test]
+fn maps_of_a_live_postfix() {
+    let Some(sb) = Sandbox::start() else { return };
+    let pc = sb.get("POSTFIX_CONFIG");
+
+    // The sandbox delivers: SMTP -> cleanup -> LMTP -> Dovecot maildir.
+    let seeded = sb.seed("alice", 3);
+    assert_eq!(seeded.code, 0, "seed: {}{}", seeded.out(), seeded.err());
+    assert_eq!(inbox_count(&sb, "alice@example.test"), 3);
+
+    // map check: the sandbox's real maps are clean.
+    for map in [sb.get("VIRTUAL_MAP"), sb.get("VMAILBOX_MAP")] {
+        let r = mailmig(&["--postfix-config", pc, "map", "check", "--kind", "virtual", map]);
+        assert_eq!((r.code, r.out()), (0, String::new()), "{map}: {}", r.err());
+    }
+    let r = mailmig(&["--postfix-config", pc, "map", "check", "--kind", "access", sb.get("ACCESS_MAP")]);
+    assert_eq!(r.code, 0, "{}", r.out());
+
+    // map dump equals the real table Postfix built.
+    let dump = mailmig(&["--postfix-config", pc, "map", "dump", sb.get("VIRTUAL_MAP")]);
+    let want = run("postmap", &["-c", pc, "-s", &format!("hash:{}", sb.get("VIRTUAL_MAP"))]);
+    let sorted = |s: String| s.lines().map(str::to_string).collect::<BTreeSet<_>>();
+    assert_eq!(sorted(dump.out()), sorted(want.out()));
+
+    // aliases: discovered from virtual_alias_maps through postconf.
+    let (alice, json) = closure(&sb, "alice@example.test");
+    let expected: BTreeSet<String> = [
+        "alice@example.test",
+        "al@example.test",
+        "alice.smith@example.test",
+        "team@example.test",
+        "staff@example.test",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(alice, expected);
+    let staff = json["aliases"]
+        .as_array()
+        .expect("aliases")
+        .iter()
+        .find(|a| a["address"] == "staff@example.test")
+        .expect("staff");
+    assert_eq!(staff["kind"], "nested");
+    assert_eq!(
+        staff["path"],
+        serde_json::json!(["staff@example.test", "team@example.test", "alice@example.test"])
+    );
+
+    // The live daemons agree: every address in alice's closure delivers to alice, the others
+    // do not (ops@ is a continued alias to bob and carol).
+    let mut expected_count = 3;
+    for address in ["al@example.test", "alice.smith@example.test", "team@example.test", "staff@example.test", "ops@example.test", "bob@example.test"] {
+        let r = sb.seed(address, 1);
+        assert_eq!(r.code, 0, "seed {address}: {}{}", r.out(), r.err());
+        if alice.contains(address) {
+            expected_count += 1;
+        }
+        assert_eq!(
+            inbox_count(&sb, "alice@example.test"),
+            expected_count,
+            "after mail to {address}"
+        );
+    }
+    let (carol, _) = closure(&sb, "carol@example.test");
+    assert_eq!(
+        carol,
+        ["carol@example.test", "ops@example.test"].iter().map(ToString::to_string).collect()
+    );
+    assert_eq!(inbox_count(&sb, "carol@example.test"), 1, "ops@ reached carol");
+}
+
+#[test]
+fn sed_style_access_line_is_caught_though_postmap_accepts_it() {
+    let Some(sb) = Sandbox::start() else { return };
+    let pc = sb.get("POSTFIX_CONFIG");
+    let access = sb.get("ACCESS_MAP");
+    // What the published sed script makes of a shared alias.
+    fs_err::write(
+        access,
+        "alice@example.test HOLD Planned maintenance\nteam@example.test alice@example.test, bob@example.test HOLD Planned maintenance\n",
+    )
+    .expect("write");
+    let built = run("postmap", &["-c", pc, &format!("hash:{access}")]);
+    assert_eq!(built.code, 0, "postmap accepts the broken line: {}", built.err());
+    let r = mailmig(&["--postfix-config", pc, "map", "check", "--kind", "access", access]);
+    assert_eq!(r.code, 65);
+    let out = r.out();
+    assert!(
+        out.starts_with(&format!("{access}:2:19: error: not an access(5) action")),
+        "{out}"
+    );
+    assert!(out.contains("451 4.3.5"), "{out}");
+}
