@@ -63,15 +63,34 @@ fn maps_of_a_live_postfix() {
 
     // map check: the sandbox's real maps are clean.
     for map in [sb.get("VIRTUAL_MAP"), sb.get("VMAILBOX_MAP")] {
-        let r = mailmig(&["--postfix-config", pc, "map", "check", "--kind", "virtual", map]);
+        let r = mailmig(&[
+            "--postfix-config",
+            pc,
+            "map",
+            "check",
+            "--kind",
+            "virtual",
+            map,
+        ]);
         assert_eq!((r.code, r.out()), (0, String::new()), "{map}: {}", r.err());
     }
-    let r = mailmig(&["--postfix-config", pc, "map", "check", "--kind", "access", sb.get("ACCESS_MAP")]);
+    let r = mailmig(&[
+        "--postfix-config",
+        pc,
+        "map",
+        "check",
+        "--kind",
+        "access",
+        sb.get("ACCESS_MAP"),
+    ]);
     assert_eq!(r.code, 0, "{}", r.out());
 
     // map dump equals the real table Postfix built.
     let dump = mailmig(&["--postfix-config", pc, "map", "dump", sb.get("VIRTUAL_MAP")]);
-    let want = run("postmap", &["-c", pc, "-s", &format!("hash:{}", sb.get("VIRTUAL_MAP"))]);
+    let want = run(
+        "postmap",
+        &["-c", pc, "-s", &format!("hash:{}", sb.get("VIRTUAL_MAP"))],
+    );
     let sorted = |s: String| s.lines().map(str::to_string).collect::<BTreeSet<_>>();
     assert_eq!(sorted(dump.out()), sorted(want.out()));
 
@@ -97,13 +116,24 @@ fn maps_of_a_live_postfix() {
     assert_eq!(staff["kind"], "nested");
     assert_eq!(
         staff["path"],
-        serde_json::json!(["staff@example.test", "team@example.test", "alice@example.test"])
+        serde_json::json!([
+            "staff@example.test",
+            "team@example.test",
+            "alice@example.test"
+        ])
     );
 
     // The live daemons agree: every address in alice's closure delivers to alice, the others
     // do not (ops@ is a continued alias to bob and carol).
     let mut expected_count = 3;
-    for address in ["al@example.test", "alice.smith@example.test", "team@example.test", "staff@example.test", "ops@example.test", "bob@example.test"] {
+    for address in [
+        "al@example.test",
+        "alice.smith@example.test",
+        "team@example.test",
+        "staff@example.test",
+        "ops@example.test",
+        "bob@example.test",
+    ] {
         let r = sb.seed(address, 1);
         assert_eq!(r.code, 0, "seed {address}: {}{}", r.out(), r.err());
         if alice.contains(address) {
@@ -118,9 +148,16 @@ fn maps_of_a_live_postfix() {
     let (carol, _) = closure(&sb, "carol@example.test");
     assert_eq!(
         carol,
-        ["carol@example.test", "ops@example.test"].iter().map(ToString::to_string).collect()
+        ["carol@example.test", "ops@example.test"]
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     );
-    assert_eq!(inbox_count(&sb, "carol@example.test"), 1, "ops@ reached carol");
+    assert_eq!(
+        inbox_count(&sb, "carol@example.test"),
+        1,
+        "ops@ reached carol"
+    );
 }
 
 #[test]
@@ -135,8 +172,21 @@ fn sed_style_access_line_is_caught_though_postmap_accepts_it() {
     )
     .expect("write");
     let built = run("postmap", &["-c", pc, &format!("hash:{access}")]);
-    assert_eq!(built.code, 0, "postmap accepts the broken line: {}", built.err());
-    let r = mailmig(&["--postfix-config", pc, "map", "check", "--kind", "access", access]);
+    assert_eq!(
+        built.code,
+        0,
+        "postmap accepts the broken line: {}",
+        built.err()
+    );
+    let r = mailmig(&[
+        "--postfix-config",
+        pc,
+        "map",
+        "check",
+        "--kind",
+        "access",
+        access,
+    ]);
     assert_eq!(r.code, 65);
     let out = r.out();
     assert!(

@@ -18,28 +18,44 @@ enum Buf {
 }
 
 /// A byte range in one of the table's buffers. Spans keep parsing allocation-free for the common
-/// single-line record.
+/// single-line record. The buffer is kept in the top bit of `start` (16 bytes a span: a table of a
+/// million records holds three million of them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Span {
-    buf: Buf,
     start: usize,
     end: usize,
 }
 
+const SIDE_BIT: usize = 1 << (usize::BITS - 1);
+
 impl Span {
     fn src(start: usize, end: usize) -> Self {
+        Self { start, end }
+    }
+
+    fn side(start: usize, end: usize) -> Self {
         Self {
-            buf: Buf::Src,
-            start,
+            start: start | SIDE_BIT,
             end,
         }
     }
 
+    fn buf(self) -> Buf {
+        if self.start & SIDE_BIT == 0 {
+            Buf::Src
+        } else {
+            Buf::Side
+        }
+    }
+
+    fn begin(self) -> usize {
+        self.start & !SIDE_BIT
+    }
+
     fn sub(self, start: usize, end: usize) -> Self {
         Self {
-            buf: self.buf,
             start: self.start + start,
-            end: self.start + end,
+            end: self.begin() + end,
         }
     }
 }
@@ -55,9 +71,9 @@ struct EntryData {
     value: Span,
     /// Offset of the value's first byte inside the record's first physical line, when the value
     /// starts there (used to keep the key and separator bytes on a value edit).
-    value_offset_in_first_line: Option<usize>,
-    /// Findings that do not drop the record (`key:`, NUL).
-    warnings: Vec<(usize, DiagnosticKind)>,
+    value_offset_in_first_line: Option<u32>,
+    /// Findings that do not drop the record (`key:`, NUL); rare, so boxed.
+    warnings: Option<Box<Vec<(usize, DiagnosticKind)>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,7 +87,7 @@ enum Kind {
     Blank,
     Comment,
     Entry(EntryData),
-    Unparsed(UnparsedData),
+    Unparsed(Box<UnparsedData>),
 }
 
 #[derive(Debug, Clone)]
@@ -84,7 +100,7 @@ struct ItemData {
     kind: Kind,
     /// For an item appended to a file without a final newline: the previous item's bytes before
     /// a line ending was added to it, so that removing this item restores the file exactly.
-    restore_prev: Option<Span>,
+    restore_prev: Option<Box<Span>>,
 }
 
 /// A Postfix lookup-table source file as a lossless document.
@@ -186,8 +202,30 @@ impl Table {
     /// The bytes of the document: the parsed bytes when nothing was edited.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.src.len() + self.side.len());
+        // Runs of untouched items are one contiguous range of the source: copy them at once.
+        let mut run: Option<(usize, usize)> = None;
         for item in &self.items {
-            out.extend_from_slice(self.bytes(item.raw));
+            let raw = item.raw;
+            match (raw.buf(), run) {
+                (Buf::Src, Some((start, end))) if end == raw.begin() => {
+                    run = Some((start, raw.end))
+                }
+                (Buf::Src, _) => {
+                    if let Some((start, end)) = run {
+                        out.extend_from_slice(&self.src[start..end]);
+                    }
+                    run = Some((raw.begin(), raw.end));
+                }
+                (Buf::Side, _) => {
+                    if let Some((start, end)) = run.take() {
+                        out.extend_from_slice(&self.src[start..end]);
+                    }
+                    out.extend_from_slice(self.bytes(raw));
+                }
+            }
+        }
+        if let Some((start, end)) = run {
+            out.extend_from_slice(&self.src[start..end]);
         }
         out
     }
@@ -249,7 +287,7 @@ impl Table {
         for item in &self.items {
             match &item.kind {
                 Kind::Entry(data) => {
-                    for (column, kind) in &data.warnings {
+                    for (column, kind) in data.warnings.iter().flat_map(|w| w.iter()) {
                         out.push(Diagnostic {
                             line: item.line,
                             column: *column,
@@ -289,9 +327,9 @@ impl Table {
     }
 
     fn bytes(&self, span: Span) -> &[u8] {
-        match span.buf {
-            Buf::Src => &self.src[span.start..span.end],
-            Buf::Side => &self.side[span.start..span.end],
+        match span.buf() {
+            Buf::Src => &self.src[span.begin()..span.end],
+            Buf::Side => &self.side[span.begin()..span.end],
         }
     }
 
@@ -305,12 +343,15 @@ impl Table {
     fn build_items(&mut self) {
         let src = std::mem::take(&mut self.src);
         let mut b = Builder::default();
+        // About one item a line: reserve once instead of growing a large vector many times.
+        self.items.reserve(src.len() / 48 + 1);
         let mut pos = 0;
         let mut line_no = 0;
+        let mut newlines = memchr::memchr_iter(b'\n', &src);
         while pos < src.len() {
             line_no += 1;
-            let (content_end, end) = match memchr::memchr(b'\n', &src[pos..]) {
-                Some(i) => (pos + i, pos + i + 1),
+            let (content_end, end) = match newlines.next() {
+                Some(i) => (i, i + 1),
                 None => (src.len(), src.len()),
             };
             let content = &src[pos..content_end];
@@ -381,17 +422,13 @@ impl Table {
             for &(s, e) in &b.content {
                 self.side.extend_from_slice(&src[s..e]);
             }
-            logical = Span {
-                buf: Buf::Side,
-                start,
-                end: self.side.len(),
-            };
+            logical = Span::side(start, self.side.len());
             text = &self.side[start..];
         }
         let first_line_len = b.content[0].1 - b.content[0].0;
         let parsed = parse_logical(text, first_line_len, rec.orphan, &self.options);
         let kind = match parsed {
-            Parsed::Unparsed(data) => Kind::Unparsed(data),
+            Parsed::Unparsed(data) => Kind::Unparsed(Box::new(data)),
             Parsed::Entry {
                 key_end,
                 value,
@@ -402,8 +439,10 @@ impl Table {
                     id,
                     key: logical.sub(0, key_end),
                     value: logical.sub(value.0, value.1),
-                    value_offset_in_first_line: (value.0 < first_line_len).then_some(value.0),
-                    warnings,
+                    value_offset_in_first_line: (value.0 < first_line_len)
+                        .then(|| u32::try_from(value.0).ok())
+                        .flatten(),
+                    warnings: (!warnings.is_empty()).then(|| Box::new(warnings)),
                 })
             }
         };
@@ -457,7 +496,7 @@ impl Table {
                 let mut bytes = self.bytes(old).to_vec();
                 bytes.extend_from_slice(eol);
                 self.items[last].raw = self.push_side(&bytes);
-                restore_prev = Some(old);
+                restore_prev = Some(Box::new(old));
             }
         }
         let mut line = Vec::with_capacity(key.len() + sep.len() + value.len() + 2);
@@ -479,8 +518,8 @@ impl Table {
                 id,
                 key: raw.sub(0, key_end),
                 value: raw.sub(value_start, value_end),
-                value_offset_in_first_line: Some(value_start),
-                warnings: Vec::new(),
+                value_offset_in_first_line: u32::try_from(value_start).ok(),
+                warnings: None,
             }),
             restore_prev,
         });
@@ -508,7 +547,7 @@ impl Table {
         } else {
             b""
         };
-        let prefix_len = data.value_offset_in_first_line;
+        let prefix_len = data.value_offset_in_first_line.map(|n| n as usize);
         let mut line = Vec::new();
         let value_start = match prefix_len {
             Some(n) => {
@@ -563,9 +602,10 @@ impl Table {
         };
         data.key = new_raw.sub(0, key.len());
         data.value = new_raw.sub(value_start, value_end);
-        data.value_offset_in_first_line = Some(value_start);
-        data.warnings
-            .retain(|(_, k)| matches!(k, DiagnosticKind::ColonKey));
+        data.value_offset_in_first_line = u32::try_from(value_start).ok();
+        if let Some(w) = &mut data.warnings {
+            w.retain(|(_, k)| matches!(k, DiagnosticKind::ColonKey));
+        }
         self.items[index].raw = new_raw;
         self.items[index].line = old_line;
         for (offset, (kind, bytes)) in inner.into_iter().enumerate() {
@@ -594,7 +634,7 @@ impl Table {
         if was_last && !had_final_newline {
             if let Some(last) = self.items.len().checked_sub(1) {
                 let restored = match removed.restore_prev {
-                    Some(old) => old,
+                    Some(old) => *old,
                     None => {
                         // Keep the file without a final newline: drop the new last line's ending.
                         let bytes = self.bytes(self.items[last].raw).to_vec();
@@ -621,11 +661,7 @@ impl Table {
     fn push_side(&mut self, bytes: &[u8]) -> Span {
         let start = self.side.len();
         self.side.extend_from_slice(bytes);
-        Span {
-            buf: Buf::Side,
-            start,
-            end: self.side.len(),
-        }
+        Span::side(start, self.side.len())
     }
 
     fn ends_with_newline(&self) -> bool {
@@ -652,7 +688,7 @@ impl Table {
     /// value to the same column), else one TAB.
     fn separator_for(&self, key: &[u8]) -> Vec<u8> {
         let last = self.entries().last().and_then(|e| {
-            let offset = e.data.value_offset_in_first_line?;
+            let offset = e.data.value_offset_in_first_line? as usize;
             let raw = e.table.bytes(e.item.raw);
             let key_len = e.key().len();
             Some((raw[key_len..offset].to_vec(), offset))
