@@ -65,42 +65,63 @@ impl Span {
 pub struct EntryId(u64);
 
 #[derive(Debug, Clone)]
-struct EntryData {
-    id: EntryId,
-    key: Span,
-    value: Span,
-    /// Offset of the value's first byte inside the record's first physical line, when the value
-    /// starts there (used to keep the key and separator bytes on a value edit).
-    value_offset_in_first_line: Option<u32>,
-    /// Findings that do not drop the record (`key:`, NUL); rare, so boxed.
-    warnings: Option<Box<Vec<(usize, DiagnosticKind)>>>,
-}
-
-#[derive(Debug, Clone)]
 struct UnparsedData {
     column: usize,
     kind: DiagnosticKind,
 }
 
-#[derive(Debug, Clone)]
-enum Kind {
+/// What an item is (the data of entries lives in the item's offsets and, when rare, in [`Aux`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
     Blank,
     Comment,
-    Entry(EntryData),
-    Unparsed(Box<UnparsedData>),
+    Entry,
+    Unparsed,
 }
 
+// Keep items small: this is what a large table costs per record.
+const _: () = assert!(std::mem::size_of::<ItemData>() <= 48);
+
+/// No [`Aux`] record.
+const NO_AUX: u32 = u32::MAX;
+
+/// One item: 48 bytes, so that a table of a million records stays small and fast to build.
+/// The key and value of an entry are offsets into the record's first line when the entry is on
+/// one line; joined continuation lines and anything unusual live in an [`Aux`] record.
 #[derive(Debug, Clone)]
 struct ItemData {
     /// Every physical line of the item, line terminators included.
     raw: Span,
     /// 1-based line number of the item's first physical line in the parsed file; 0 for items
-    /// created by an edit.
-    line: usize,
-    kind: Kind,
+    /// created by an edit (saturates on absurdly long files).
+    line: u32,
+    /// Entries: the handle.
+    id: u32,
+    /// Entries without `Aux::spans`: the key is `raw[..key_len]`.
+    key_len: u32,
+    /// Entries without `Aux::spans`: the value is `raw[value_start..value_start + value_len]`.
+    value_start: u32,
+    value_len: u32,
+    /// Index into `Table::aux`, or [`NO_AUX`].
+    aux: u32,
+    tag: Tag,
+}
+
+/// Rare per-item data.
+#[derive(Debug, Clone, Default)]
+struct Aux {
+    /// Key and value of an entry whose logical line is not its first physical line (continuation
+    /// lines joined into the side buffer), or whose offsets do not fit in 32 bits.
+    spans: Option<(Span, Span)>,
+    /// With `spans`: where the value starts in the record's first line, if it starts there.
+    value_offset_in_first_line: Option<usize>,
+    /// Findings that do not drop the record (`key:`, NUL).
+    warnings: Vec<(usize, DiagnosticKind)>,
+    /// Why `postmap` skips the record.
+    unparsed: Option<UnparsedData>,
     /// For an item appended to a file without a final newline: the previous item's bytes before
     /// a line ending was added to it, so that removing this item restores the file exactly.
-    restore_prev: Option<Box<Span>>,
+    restore_prev: Option<Span>,
 }
 
 /// A Postfix lookup-table source file as a lossless document.
@@ -113,8 +134,9 @@ pub struct Table {
     src: Vec<u8>,
     side: Vec<u8>,
     items: Vec<ItemData>,
+    aux: Vec<Aux>,
     options: ParseOptions,
-    next_id: u64,
+    next_id: u32,
 }
 
 /// One item of a table: a blank line, a comment line, an entry, or an unparsed record.
@@ -143,7 +165,6 @@ pub enum ItemKind<'a> {
 pub struct Entry<'a> {
     table: &'a Table,
     item: &'a ItemData,
-    data: &'a EntryData,
 }
 
 /// A record `postmap` skips, with the warning it prints.
@@ -151,7 +172,6 @@ pub struct Entry<'a> {
 pub struct Unparsed<'a> {
     table: &'a Table,
     item: &'a ItemData,
-    data: &'a UnparsedData,
 }
 
 /// Why an edit was refused. Nothing is changed when an edit returns an error.
@@ -187,6 +207,7 @@ impl Table {
             src,
             side: Vec::new(),
             items: Vec::new(),
+            aux: Vec::new(),
             options: *options,
             next_id: 0,
         };
@@ -239,14 +260,10 @@ impl Table {
 
     /// Every entry (stored record), in file order, duplicates included.
     pub fn entries(&self) -> impl Iterator<Item = Entry<'_>> + '_ {
-        self.items.iter().filter_map(move |item| match &item.kind {
-            Kind::Entry(data) => Some(Entry {
-                table: self,
-                item,
-                data,
-            }),
-            _ => None,
-        })
+        self.items
+            .iter()
+            .filter(|item| item.tag == Tag::Entry)
+            .map(move |item| Entry { table: self, item })
     }
 
     /// The entries `postmap` would keep: the first of each (folded, when `fold`) key, in source
@@ -285,33 +302,40 @@ impl Table {
         let mut out = Vec::new();
         let mut first: HashMap<Vec<u8>, usize> = HashMap::new();
         for item in &self.items {
-            match &item.kind {
-                Kind::Entry(data) => {
-                    for (column, kind) in data.warnings.iter().flat_map(|w| w.iter()) {
+            let line = item.line as usize;
+            match item.tag {
+                Tag::Entry => {
+                    for (column, kind) in self.aux_of(item).iter().flat_map(|a| &a.warnings) {
                         out.push(Diagnostic {
-                            line: item.line,
+                            line,
                             column: *column,
                             kind: kind.clone(),
                         });
                     }
-                    let key = self.fold(self.bytes(data.key), fold).into_owned();
+                    let key = self
+                        .fold(self.bytes(self.key_span(item)), fold)
+                        .into_owned();
                     match first.get(&key) {
                         Some(&first_line) => out.push(Diagnostic {
-                            line: item.line,
+                            line,
                             column: 1,
                             kind: DiagnosticKind::DuplicateEntry { key, first_line },
                         }),
                         None => {
-                            first.insert(key, item.line);
+                            first.insert(key, line);
                         }
                     }
                 }
-                Kind::Unparsed(data) => out.push(Diagnostic {
-                    line: item.line,
-                    column: data.column,
-                    kind: data.kind.clone(),
-                }),
-                Kind::Blank | Kind::Comment => {}
+                Tag::Unparsed => {
+                    if let Some(data) = self.aux_of(item).and_then(|a| a.unparsed.as_ref()) {
+                        out.push(Diagnostic {
+                            line,
+                            column: data.column,
+                            kind: data.kind.clone(),
+                        });
+                    }
+                }
+                Tag::Blank | Tag::Comment => {}
             }
         }
         out.sort_by_key(|d| (d.line, d.column));
@@ -333,9 +357,43 @@ impl Table {
         }
     }
 
-    fn fresh_id(&mut self) -> EntryId {
-        self.next_id += 1;
-        EntryId(self.next_id)
+    fn fresh_id(&mut self) -> u32 {
+        // Four billion entries do not fit in memory; saturating keeps this panic-free.
+        self.next_id = self.next_id.saturating_add(1);
+        self.next_id
+    }
+
+    fn aux_of(&self, item: &ItemData) -> Option<&Aux> {
+        self.aux.get(item.aux as usize)
+    }
+
+    fn new_aux(&mut self, aux: Aux) -> u32 {
+        self.aux.push(aux);
+        u32::try_from(self.aux.len() - 1).unwrap_or(NO_AUX)
+    }
+
+    fn key_span(&self, item: &ItemData) -> Span {
+        match self.aux_of(item).and_then(|a| a.spans) {
+            Some((key, _)) => key,
+            None => item.raw.sub(0, item.key_len as usize),
+        }
+    }
+
+    fn value_span(&self, item: &ItemData) -> Span {
+        match self.aux_of(item).and_then(|a| a.spans) {
+            Some((_, value)) => value,
+            None => {
+                let start = item.value_start as usize;
+                item.raw.sub(start, start + item.value_len as usize)
+            }
+        }
+    }
+
+    fn value_offset_in_first_line(&self, item: &ItemData) -> Option<usize> {
+        match self.aux_of(item) {
+            Some(a) if a.spans.is_some() => a.value_offset_in_first_line,
+            _ => Some(item.value_start as usize),
+        }
     }
 
     // ------------------------------------------------------------------ parsing
@@ -384,20 +442,11 @@ impl Table {
                     }
                 },
                 LineClass::Blank | LineClass::Comment => {
-                    let kind = if class == LineClass::Blank {
-                        Kind::Blank
-                    } else {
-                        Kind::Comment
-                    };
                     if b.rec.is_some() {
                         b.pending.push((line_no, pos, end, class));
                     } else {
-                        self.items.push(ItemData {
-                            raw: Span::src(pos, end),
-                            line: line_no,
-                            kind,
-                            restore_prev: None,
-                        });
+                        self.items
+                            .push(ItemData::plain(Span::src(pos, end), line_no, class));
                     }
                 }
             }
@@ -426,44 +475,59 @@ impl Table {
             text = &self.side[start..];
         }
         let first_line_len = b.content[0].1 - b.content[0].0;
+        let single_line = b.content.len() == 1;
         let parsed = parse_logical(text, first_line_len, rec.orphan, &self.options);
-        let kind = match parsed {
-            Parsed::Unparsed(data) => Kind::Unparsed(Box::new(data)),
+        let raw = Span::src(rec.start, rec.end);
+        let mut item = ItemData::plain(raw, rec.line, LineClass::Start);
+        match parsed {
+            Parsed::Unparsed(data) => {
+                item.tag = Tag::Unparsed;
+                item.aux = self.new_aux(Aux {
+                    unparsed: Some(data),
+                    ..Aux::default()
+                });
+            }
             Parsed::Entry {
                 key_end,
                 value,
                 warnings,
             } => {
-                let id = self.fresh_id();
-                Kind::Entry(EntryData {
-                    id,
-                    key: logical.sub(0, key_end),
-                    value: logical.sub(value.0, value.1),
-                    value_offset_in_first_line: (value.0 < first_line_len)
-                        .then(|| u32::try_from(value.0).ok())
-                        .flatten(),
-                    warnings: (!warnings.is_empty()).then(|| Box::new(warnings)),
-                })
+                item.tag = Tag::Entry;
+                item.id = self.fresh_id();
+                let offsets = (
+                    u32::try_from(key_end),
+                    u32::try_from(value.0),
+                    u32::try_from(value.1 - value.0),
+                );
+                match offsets {
+                    (Ok(k), Ok(vs), Ok(vl)) if single_line => {
+                        item.key_len = k;
+                        item.value_start = vs;
+                        item.value_len = vl;
+                        if !warnings.is_empty() {
+                            item.aux = self.new_aux(Aux {
+                                warnings,
+                                ..Aux::default()
+                            });
+                        }
+                    }
+                    _ => {
+                        item.aux = self.new_aux(Aux {
+                            spans: Some((logical.sub(0, key_end), logical.sub(value.0, value.1))),
+                            value_offset_in_first_line: (value.0 < first_line_len)
+                                .then_some(value.0),
+                            warnings,
+                            ..Aux::default()
+                        });
+                    }
+                }
             }
-        };
-        self.items.push(ItemData {
-            raw: Span::src(rec.start, rec.end),
-            line: rec.line,
-            kind,
-            restore_prev: None,
-        });
+        }
+        self.items.push(item);
         b.content.clear();
         for (line, start, end, class) in b.pending.drain(..) {
-            self.items.push(ItemData {
-                raw: Span::src(start, end),
-                line,
-                kind: if class == LineClass::Blank {
-                    Kind::Blank
-                } else {
-                    Kind::Comment
-                },
-                restore_prev: None,
-            });
+            self.items
+                .push(ItemData::plain(Span::src(start, end), line, class));
         }
     }
 
@@ -496,7 +560,7 @@ impl Table {
                 let mut bytes = self.bytes(old).to_vec();
                 bytes.extend_from_slice(eol);
                 self.items[last].raw = self.push_side(&bytes);
-                restore_prev = Some(Box::new(old));
+                restore_prev = Some(old);
             }
         }
         let mut line = Vec::with_capacity(key.len() + sep.len() + value.len() + 2);
@@ -511,19 +575,16 @@ impl Table {
         }
         let raw = self.push_side(&line);
         let id = self.fresh_id();
-        self.items.push(ItemData {
-            raw,
-            line: 0,
-            kind: Kind::Entry(EntryData {
-                id,
-                key: raw.sub(0, key_end),
-                value: raw.sub(value_start, value_end),
-                value_offset_in_first_line: u32::try_from(value_start).ok(),
-                warnings: None,
-            }),
-            restore_prev,
-        });
-        Ok(id)
+        let mut item = self.entry_item(raw, key_end, value_start, value_end);
+        item.id = id;
+        if restore_prev.is_some() {
+            item.aux = self.new_aux(Aux {
+                restore_prev,
+                ..Aux::default()
+            });
+        }
+        self.items.push(item);
+        Ok(EntryId(u64::from(id)))
     }
 
     /// Replace the value of one entry. The key and the separator bytes before the value are kept;
@@ -531,10 +592,7 @@ impl Table {
     /// blank lines inside it go).
     pub fn replace_value(&mut self, id: EntryId, value: &[u8]) -> Result<(), TableEditError> {
         let index = self.position(id).ok_or(TableEditError::NoSuchEntry)?;
-        let Kind::Entry(data) = &self.items[index].kind else {
-            return Err(TableEditError::NoSuchEntry);
-        };
-        let key = self.bytes(data.key).to_vec();
+        let key = self.bytes(self.key_span(&self.items[index])).to_vec();
         self.validate(&key, value)?;
         let raw = self.items[index].raw;
         let raw_bytes = self.bytes(raw).to_vec();
@@ -547,7 +605,7 @@ impl Table {
         } else {
             b""
         };
-        let prefix_len = data.value_offset_in_first_line.map(|n| n as usize);
+        let prefix_len = self.value_offset_in_first_line(&self.items[index]);
         let mut line = Vec::new();
         let value_start = match prefix_len {
             Some(n) => {
@@ -574,7 +632,7 @@ impl Table {
                 .unwrap_or(&raw_bytes[pos..end]);
             // Comments are kept; blank lines inside a record carry nothing and go with it.
             if classify(content) == LineClass::Comment {
-                inner.push((Kind::Comment, pos, end));
+                inner.push((pos, end));
             }
             pos = end;
         }
@@ -584,40 +642,49 @@ impl Table {
         if terminated || !inner.is_empty() {
             line.extend_from_slice(if eol.is_empty() { self.eol() } else { eol });
         }
-        let mut inner: Vec<(Kind, Vec<u8>)> = inner
+        let mut inner: Vec<Vec<u8>> = inner
             .into_iter()
-            .map(|(kind, s, e)| (kind, raw_bytes[s..e].to_vec()))
+            .map(|(s, e)| raw_bytes[s..e].to_vec())
             .collect();
         if !terminated {
-            if let Some((_, last)) = inner.last_mut() {
+            if let Some(last) = inner.last_mut() {
                 while last.last() == Some(&b'\n') || last.last() == Some(&b'\r') {
                     last.pop();
                 }
             }
         }
         let new_raw = self.push_side(&line);
-        let old_line = self.items[index].line;
-        let Kind::Entry(data) = &mut self.items[index].kind else {
-            return Err(TableEditError::NoSuchEntry);
-        };
-        data.key = new_raw.sub(0, key.len());
-        data.value = new_raw.sub(value_start, value_end);
-        data.value_offset_in_first_line = u32::try_from(value_start).ok();
-        if let Some(w) = &mut data.warnings {
-            w.retain(|(_, k)| matches!(k, DiagnosticKind::ColonKey));
+        let old = self.items[index].clone();
+        let mut item = self.entry_item(new_raw, key.len(), value_start, value_end);
+        item.id = old.id;
+        item.line = old.line;
+        // Keep the `key:` warning (the key did not change) and the restore information.
+        if let Some(old_aux) = self.aux_of(&old).cloned() {
+            let warnings: Vec<_> = old_aux
+                .warnings
+                .into_iter()
+                .filter(|(_, k)| matches!(k, DiagnosticKind::ColonKey))
+                .collect();
+            if !warnings.is_empty() || old_aux.restore_prev.is_some() {
+                let spans = self.aux_of(&item).and_then(|a| a.spans);
+                let value_offset = self
+                    .aux_of(&item)
+                    .and_then(|a| a.value_offset_in_first_line);
+                item.aux = self.new_aux(Aux {
+                    spans,
+                    value_offset_in_first_line: value_offset,
+                    warnings,
+                    restore_prev: old_aux.restore_prev,
+                    ..Aux::default()
+                });
+            }
         }
-        self.items[index].raw = new_raw;
-        self.items[index].line = old_line;
-        for (offset, (kind, bytes)) in inner.into_iter().enumerate() {
+        self.items[index] = item;
+        for (offset, bytes) in inner.into_iter().enumerate() {
             let raw = self.push_side(&bytes);
             self.items.insert(
                 index + 1 + offset,
-                ItemData {
-                    raw,
-                    line: 0,
-                    kind,
-                    restore_prev: None,
-                },
+                ItemData::plain(raw, 0, LineClass::Comment),
             );
         }
         Ok(())
@@ -631,10 +698,11 @@ impl Table {
         let had_final_newline = self.ends_with_newline();
         let eol = self.eol();
         let removed = self.items.remove(index);
+        let restore_prev = self.aux_of(&removed).and_then(|a| a.restore_prev);
         if was_last && !had_final_newline {
             if let Some(last) = self.items.len().checked_sub(1) {
-                let restored = match removed.restore_prev {
-                    Some(old) => *old,
+                let restored = match restore_prev {
+                    Some(old) => old,
                     None => {
                         // Keep the file without a final newline: drop the new last line's ending.
                         let bytes = self.bytes(self.items[last].raw).to_vec();
@@ -655,7 +723,38 @@ impl Table {
     fn position(&self, id: EntryId) -> Option<usize> {
         self.items
             .iter()
-            .position(|item| matches!(&item.kind, Kind::Entry(d) if d.id == id))
+            .position(|item| item.tag == Tag::Entry && u64::from(item.id) == id.0)
+    }
+
+    /// A one-line entry item whose key and value are at these offsets of `raw`.
+    fn entry_item(
+        &mut self,
+        raw: Span,
+        key_end: usize,
+        value_start: usize,
+        value_end: usize,
+    ) -> ItemData {
+        let mut item = ItemData::plain(raw, 0, LineClass::Start);
+        item.tag = Tag::Entry;
+        match (
+            u32::try_from(key_end),
+            u32::try_from(value_start),
+            u32::try_from(value_end - value_start),
+        ) {
+            (Ok(k), Ok(vs), Ok(vl)) => {
+                item.key_len = k;
+                item.value_start = vs;
+                item.value_len = vl;
+            }
+            _ => {
+                item.aux = self.new_aux(Aux {
+                    spans: Some((raw.sub(0, key_end), raw.sub(value_start, value_end))),
+                    value_offset_in_first_line: Some(value_start),
+                    ..Aux::default()
+                });
+            }
+        }
+        item
     }
 
     fn push_side(&mut self, bytes: &[u8]) -> Span {
@@ -688,7 +787,7 @@ impl Table {
     /// value to the same column), else one TAB.
     fn separator_for(&self, key: &[u8]) -> Vec<u8> {
         let last = self.entries().last().and_then(|e| {
-            let offset = e.data.value_offset_in_first_line? as usize;
+            let offset = e.table.value_offset_in_first_line(e.item)?;
             let raw = e.table.bytes(e.item.raw);
             let key_len = e.key().len();
             Some((raw[key_len..offset].to_vec(), offset))
@@ -810,6 +909,10 @@ fn scan_key(s: &[u8], quoting: bool) -> (usize, bool) {
     let mut i = 0;
     while i < s.len() {
         let c = s[i];
+        if !KEY_SPECIAL[usize::from(c)] {
+            i += 1;
+            continue;
+        }
         if quoting && c == b'\\' {
             i += 1;
             if i >= s.len() {
@@ -826,6 +929,18 @@ fn scan_key(s: &[u8], quoting: bool) -> (usize, bool) {
     }
     (i.min(s.len()), in_quotes)
 }
+
+/// Bytes that can end or change the key scan: whitespace, `"` and `\\`.
+const KEY_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let specials = *b" \t\n\x0b\x0c\r\"\\";
+    let mut i = 0;
+    while i < specials.len() {
+        t[specials[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
 
 /// Split one logical line (content lines joined) as `postmap()` does.
 fn parse_logical(text: &[u8], first_line_len: usize, orphan: bool, opts: &ParseOptions) -> Parsed {
@@ -895,15 +1010,34 @@ fn parse_logical(text: &[u8], first_line_len: usize, orphan: bool, opts: &ParseO
 
 // ---------------------------------------------------------------------- views
 
+impl ItemData {
+    /// A blank or comment item (or the start of a record, refined by the caller).
+    fn plain(raw: Span, line: usize, class: LineClass) -> Self {
+        Self {
+            raw,
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            id: 0,
+            key_len: 0,
+            value_start: 0,
+            value_len: 0,
+            aux: NO_AUX,
+            tag: match class {
+                LineClass::Blank => Tag::Blank,
+                _ => Tag::Comment,
+            },
+        }
+    }
+}
+
 impl<'a> Item<'a> {
     /// What the item is.
     pub fn kind(&self) -> ItemKind<'a> {
         let (table, item) = (self.table, self.data);
-        match &item.kind {
-            Kind::Blank => ItemKind::Blank,
-            Kind::Comment => ItemKind::Comment,
-            Kind::Entry(data) => ItemKind::Entry(Entry { table, item, data }),
-            Kind::Unparsed(data) => ItemKind::Unparsed(Unparsed { table, item, data }),
+        match item.tag {
+            Tag::Blank => ItemKind::Blank,
+            Tag::Comment => ItemKind::Comment,
+            Tag::Entry => ItemKind::Entry(Entry { table, item }),
+            Tag::Unparsed => ItemKind::Unparsed(Unparsed { table, item }),
         }
     }
 
@@ -915,19 +1049,19 @@ impl<'a> Item<'a> {
     /// 1-based line number of the item's first line in the parsed file; `None` for an item an
     /// edit created.
     pub fn line(&self) -> Option<usize> {
-        (self.data.line != 0).then_some(self.data.line)
+        (self.data.line != 0).then_some(self.data.line as usize)
     }
 }
 
 impl<'a> Entry<'a> {
     /// The entry's handle, for edits.
     pub fn id(&self) -> EntryId {
-        self.data.id
+        EntryId(u64::from(self.item.id))
     }
 
     /// The key as `postmap` stores it before folding (quotes and backslashes included).
     pub fn key(&self) -> &'a [u8] {
-        self.table.bytes(self.data.key)
+        self.table.bytes(self.table.key_span(self.item))
     }
 
     /// The key as it is looked up: folded when `fold` (the default for fixed-key tables).
@@ -943,7 +1077,7 @@ impl<'a> Entry<'a> {
     /// The value as `postmap` stores it: continuation lines joined (their leading whitespace
     /// kept), leading and trailing whitespace trimmed, text after a NUL byte dropped.
     pub fn value(&self) -> &'a [u8] {
-        self.table.bytes(self.data.value)
+        self.table.bytes(self.table.value_span(self.item))
     }
 
     /// The record's bytes: its physical lines, including comment and blank lines inside it.
@@ -953,7 +1087,7 @@ impl<'a> Entry<'a> {
 
     /// 1-based line number of the record's first line; `None` for an entry an edit created.
     pub fn line(&self) -> Option<usize> {
-        (self.item.line != 0).then_some(self.item.line)
+        (self.item.line != 0).then_some(self.item.line as usize)
     }
 }
 
@@ -965,15 +1099,19 @@ impl<'a> Unparsed<'a> {
 
     /// 1-based line number of the record's first line.
     pub fn line(&self) -> usize {
-        self.item.line
+        self.item.line as usize
     }
 
     /// Why `postmap` skips it, located.
     pub fn diagnostic(&self) -> Diagnostic {
+        let data = self
+            .table
+            .aux_of(self.item)
+            .and_then(|a| a.unparsed.as_ref());
         Diagnostic {
-            line: self.item.line,
-            column: self.data.column,
-            kind: self.data.kind.clone(),
+            line: self.item.line as usize,
+            column: data.map_or(1, |d| d.column),
+            kind: data.map_or(DiagnosticKind::ExpectedKeyValue, |d| d.kind.clone()),
         }
     }
 }
