@@ -45,11 +45,11 @@ print()
 print("| operation | time | throughput |")
 print("|---|---|---|")
 print(f"| GNU sed 's/$/ HOLD/' (best of 5) | {sed_ns/1e6:.1f} ms | {mb/(sed_ns/1e9):.0f} MB/s |")
-for name in ["parse", "render", "parse_render", "closure_index", "reverse_closure_one", "reverse_closure_1000_one_pass"]:
+for name in ["parse", "render_vec", "write_to_devnull", "parse_render", "closure_index", "reverse_closure_one", "reverse_closure_1000_one_pass"]:
     ns = mean(name)
     if ns is None:
         continue
-    tp = f"{mb/(ns/1e9):.0f} MB/s" if name in ("parse", "render", "parse_render") else "-"
+    tp = f"{mb/(ns/1e9):.0f} MB/s" if name in ("parse", "render_vec", "write_to_devnull", "parse_render") else "-"
     print(f"| {name} | {ns/1e6:.3f} ms | {tp} |")
 pr = mean("parse_render")
 if pr:

@@ -5,7 +5,9 @@ use mailmig_core::postfix::{ParseOptions, Table};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let file = args.first().ok_or("usage: parse-once FILE [N] [--no-render]")?;
+    let file = args
+        .first()
+        .ok_or("usage: parse-once FILE [N] [--no-render]")?;
     let n: usize = args.get(1).map_or(Ok(1), |s| s.parse())?;
     let render = !args.iter().any(|a| a == "--no-render");
     let bytes = fs_err::read(file)?;

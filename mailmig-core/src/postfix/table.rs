@@ -223,32 +223,47 @@ impl Table {
     /// The bytes of the document: the parsed bytes when nothing was edited.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.src.len() + self.side.len());
-        // Runs of untouched items are one contiguous range of the source: copy them at once.
+        self.each_run(|bytes| {
+            out.extend_from_slice(bytes);
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .unwrap_or_else(|never| match never {});
+        out
+    }
+
+    /// Write the document's bytes to `out` without building them in memory first: runs of
+    /// untouched items are written straight from the parsed bytes.
+    pub fn write_to<W: std::io::Write>(&self, out: &mut W) -> std::io::Result<()> {
+        self.each_run(|bytes| out.write_all(bytes))
+    }
+
+    /// Call `f` with the document's bytes in order, coalescing untouched items into one range.
+    fn each_run<E>(&self, mut f: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
         let mut run: Option<(usize, usize)> = None;
         for item in &self.items {
             let raw = item.raw;
             match (raw.buf(), run) {
                 (Buf::Src, Some((start, end))) if end == raw.begin() => {
-                    run = Some((start, raw.end))
+                    run = Some((start, raw.end));
                 }
                 (Buf::Src, _) => {
                     if let Some((start, end)) = run {
-                        out.extend_from_slice(&self.src[start..end]);
+                        f(&self.src[start..end])?;
                     }
                     run = Some((raw.begin(), raw.end));
                 }
                 (Buf::Side, _) => {
                     if let Some((start, end)) = run.take() {
-                        out.extend_from_slice(&self.src[start..end]);
+                        f(&self.src[start..end])?;
                     }
-                    out.extend_from_slice(self.bytes(raw));
+                    f(self.bytes(raw))?;
                 }
             }
         }
         if let Some((start, end)) = run {
-            out.extend_from_slice(&self.src[start..end]);
+            f(&self.src[start..end])?;
         }
-        out
+        Ok(())
     }
 
     /// Every item, in file order.
