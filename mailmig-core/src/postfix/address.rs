@@ -307,6 +307,9 @@ fn internalize(toks: &[Tok]) -> Vec<u8> {
 /// assert_eq!(got, ["alice@x", "bob@y", "carol@z"]);
 /// ```
 pub fn parse_address_list(value: &[u8]) -> AddressList {
+    if let Some(fast) = plain_list(value) {
+        return fast;
+    }
     let value: &[u8] = if value.is_empty() || value == b"<>" {
         b"\"\""
     } else {
@@ -334,10 +337,53 @@ pub fn parse_address_list(value: &[u8]) -> AddressList {
     }
 }
 
+/// A plain `local@domain` with dot-atom parts: what the tokenizer and canonicalization would
+/// give back unchanged.
+fn is_plain_address(a: &[u8]) -> bool {
+    let Some(at) = a.iter().position(|&b| b == b'@') else {
+        return false;
+    };
+    let (local, domain) = (&a[..at], &a[at + 1..]);
+    let dot_atom = |p: &[u8]| {
+        !p.is_empty()
+            && p[0] != b'.'
+            && p[p.len() - 1] != b'.'
+            && !p.windows(2).any(|w| w == b"..")
+            && p.iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"._+=-".contains(&b))
+    };
+    dot_atom(local) && dot_atom(domain)
+}
+
+/// The common value shape — plain addresses separated by commas and/or whitespace — parsed
+/// without the general tokenizer. `None` when the value needs the full parser.
+fn plain_list(value: &[u8]) -> Option<AddressList> {
+    let mut addresses = Vec::new();
+    for token in value.split(|&b| b == b',' || is_ws(b)) {
+        if token.is_empty() {
+            continue;
+        }
+        if !is_plain_address(token) {
+            return None;
+        }
+        addresses.push(Address(token.to_vec()));
+    }
+    if addresses.is_empty() {
+        return None;
+    }
+    Some(AddressList {
+        addresses,
+        suspicious: Vec::new(),
+    })
+}
+
 /// Canonicalize one address as trivial-rewrite's "local" context does (with Postfix's defaults
 /// `swap_bangpath = yes`, `allow_percent_hack = yes`, `append_at_myorigin = yes`,
 /// `append_dot_mydomain = no`). `myorigin` is appended to an address without `@`.
 pub fn canonicalize(address: &Address, myorigin: Option<&[u8]>) -> Address {
+    if is_plain_address(&address.0) {
+        return address.clone();
+    }
     let external = quote_local(&address.0, false);
     let mut toks = scan(&external);
     // 1. the null address stays.
@@ -488,6 +534,37 @@ mod tests {
                 parse_address_list(empty.as_bytes()).problem().is_some(),
                 "{empty:?} yields no address"
             );
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_tokenizer() {
+        for value in [
+            "a@x, b@y",
+            "a@x,b@y c.d+e@f.g",
+            "A.B-c_d=e@Example.TEST\t,\r\n x@y",
+            "a@x,,b@y,",
+        ] {
+            let fast = plain_list(value.as_bytes()).expect("plain");
+            let toks = parse_tokens(scan(value.as_bytes()));
+            let slow: Vec<Address> = toks.iter().map(|t| Address(internalize(t))).collect();
+            assert_eq!(fast.addresses, slow, "{value}");
+            for a in &slow {
+                let mut via_rewrite = quote_local(&a.0, false);
+                via_rewrite = internalize(&scan(&via_rewrite));
+                assert_eq!(a.0, via_rewrite);
+            }
+        }
+        for not_plain in [
+            "bob",
+            "a@b@c",
+            "a..b@x",
+            "a@x.",
+            "Name <a@x>",
+            "\"q\"@x",
+            "a@x # c",
+        ] {
+            assert!(plain_list(not_plain.as_bytes()).is_none(), "{not_plain}");
         }
     }
 

@@ -37,6 +37,11 @@ pub use virtual_map::{
     UncoverableReason, VirtualAlias, VirtualMap,
 };
 
+/// Hash maps keyed by table keys: fast hashing (keys come from the admin's own files).
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// Hash sets, likewise.
+pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
 /// `ISSPACE()` as Postfix defines it: ASCII whitespace only (space, `\t`, `\n`, `\v`, `\f`, `\r`).
 /// 8-bit bytes are never whitespace.
 #[inline]

@@ -1,12 +1,9 @@
 //! The lossless table document.
 
-use std::collections::HashMap;
-use std::collections::HashSet;
-
 use super::diag::{Diagnostic, DiagnosticKind};
 use super::fold::fold_key;
 use super::options::ParseOptions;
-use super::{is_space, trim_space};
+use super::{is_space, trim_space, FastMap, FastSet};
 
 /// Which buffer a [`Span`] points into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,15 +281,18 @@ impl Table {
     /// The entries `postmap` would keep: the first of each (folded, when `fold`) key, in source
     /// order. This is what `postmap -s` prints, in source order instead of database order.
     pub fn effective_entries(&self, fold: bool) -> Vec<Entry<'_>> {
-        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        let mut seen: FastSet<std::borrow::Cow<'_, [u8]>> = FastSet::default();
         self.entries()
-            .filter(|e| seen.insert(e.lookup_key(fold).into_owned()))
+            .filter(|e| seen.insert(e.lookup_key(fold)))
             .collect()
     }
 
     /// An index from lookup key to the entry `postmap` keeps, for many lookups.
-    pub fn index(&self, fold: bool) -> HashMap<Vec<u8>, Entry<'_>> {
-        let mut map = HashMap::new();
+    pub fn index(
+        &self,
+        fold: bool,
+    ) -> std::collections::HashMap<Vec<u8>, Entry<'_>, foldhash::fast::RandomState> {
+        let mut map = FastMap::default();
         for e in self.entries() {
             map.entry(e.lookup_key(fold).into_owned()).or_insert(e);
         }
@@ -315,7 +315,7 @@ impl Table {
     /// duplicates under folding when `fold`) and NUL bytes.
     pub fn diagnostics(&self, fold: bool) -> Vec<Diagnostic> {
         let mut out = Vec::new();
-        let mut first: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut first: FastMap<Vec<u8>, usize> = FastMap::default();
         for item in &self.items {
             let line = item.line as usize;
             match item.tag {

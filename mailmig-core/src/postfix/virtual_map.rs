@@ -8,11 +8,14 @@
 //! every map's values and **confirms each one by forward expansion**, so it never reports an
 //! address whose mail would not reach the mailbox.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
 
 use super::address::{canonicalize, parse_address_list, quote_local, Address, AddressList};
 use super::fold::fold_key;
 use super::table::{Entry, Table};
+use super::{FastMap as HashMap, FastSet as HashSet};
 
 /// The shape of a virtual alias key (proto/virtual, "TABLE SEARCH ORDER").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,10 +187,14 @@ pub struct ReverseClosure {
 
 /// A set of virtual alias maps, searched in order like `virtual_alias_maps`.
 pub struct VirtualMap<'t> {
-    tables: Vec<(&'t Table, HashMap<Vec<u8>, Entry<'t>>)>,
+    /// Each table's lookup index: folded key (borrowed from the table when folding changes
+    /// nothing) → the entry postmap keeps.
+    tables: Vec<HashMap<Cow<'t, [u8]>, Entry<'t>>>,
     options: ClosureOptions,
-    /// folded, extension-stripped destination → (table, entry) that list it.
-    reverse: HashMap<Vec<u8>, Vec<(usize, Entry<'t>)>>,
+    /// (hash of a folded, extension-stripped destination, table, entry that lists it), sorted by
+    /// hash. A hash collision only adds a candidate, and every candidate is confirmed by forward
+    /// expansion; a flat sorted vector avoids a million small allocations.
+    reverse: Vec<(u64, u32, Entry<'t>)>,
     /// destination domain of `@domain` rewrites → catch-all or address keys that rewrite to it.
     rewrites: HashMap<Vec<u8>, Vec<(usize, Entry<'t>)>>,
     /// catch-all keys and bare keys, which are reached by any matching address.
@@ -198,14 +205,29 @@ impl<'t> VirtualMap<'t> {
     /// Index the tables (fixed-key tables: keys fold). One pass over every entry.
     pub fn new(tables: &[&'t Table], options: ClosureOptions) -> Self {
         let mut map = Self {
-            tables: tables.iter().map(|t| (*t, t.index(true))).collect(),
+            tables: tables
+                .iter()
+                .map(|t| {
+                    let mut index = HashMap::default();
+                    for e in t.entries() {
+                        index.entry(e.lookup_key(true)).or_insert(e);
+                    }
+                    index
+                })
+                .collect(),
             options,
-            reverse: HashMap::new(),
-            rewrites: HashMap::new(),
+            reverse: Vec::new(),
+            rewrites: HashMap::default(),
             wide_keys: Vec::new(),
         };
-        for (ti, table) in tables.iter().enumerate() {
-            for entry in table.effective_entries(true) {
+        for ti in 0..tables.len() {
+            // The entries postmap keeps (first of each folded key), in file order.
+            let index = &map.tables[ti];
+            let effective: Vec<Entry<'t>> = tables[ti]
+                .entries()
+                .filter(|e| index.get(e.lookup_key(true).as_ref()).map(|f| f.id()) == Some(e.id()))
+                .collect();
+            for entry in effective {
                 let alias = VirtualAlias::new(entry);
                 if *alias.form() != KeyForm::Address {
                     map.wide_keys.push((ti, entry));
@@ -218,10 +240,12 @@ impl<'t> VirtualMap<'t> {
                 for dest in &alias.destinations().addresses {
                     let canon = canonicalize(dest, map.options.myorigin.as_deref());
                     let norm = map.normalize(&canon);
-                    map.reverse.entry(norm).or_default().push((ti, entry));
+                    let table = u32::try_from(ti).unwrap_or(u32::MAX);
+                    map.reverse.push((hash_key(&norm), table, entry));
                 }
             }
         }
+        map.reverse.sort_unstable_by_key(|(h, _, _)| *h);
         map
     }
 
@@ -277,7 +301,7 @@ impl<'t> VirtualMap<'t> {
         let folded = fold_key(key, self.options.smtputf8);
         self.tables
             .iter()
-            .find_map(|(_, index)| index.get(folded.as_ref()).copied())
+            .find_map(|index| index.get(folded.as_ref()).copied())
     }
 
     /// `mail_addr_find()`: the lookup order for one address.
@@ -347,7 +371,7 @@ impl<'t> VirtualMap<'t> {
     pub fn expand(&self, address: &Address) -> Expansion {
         let opts = &self.options;
         let mut argv: Vec<Vec<Address>> = vec![vec![address.clone()]];
-        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        let mut seen: HashSet<Vec<u8>> = HashSet::default();
         let defer = |reason: String| Expansion {
             recipients: vec![vec![address.clone()]],
             deferred: Some(reason),
@@ -407,7 +431,7 @@ impl<'t> VirtualMap<'t> {
             arg += 1;
         }
         // Duplicates are delivered once (cleanup_out_recipient).
-        let mut unique = HashSet::new();
+        let mut unique = HashSet::default();
         argv.retain(|chain| {
             chain
                 .last()
@@ -446,16 +470,17 @@ impl<'t> VirtualMap<'t> {
         };
         // Candidate discovery: walk the reverse index from the mailbox.
         let mut queue: VecDeque<Vec<u8>> = VecDeque::from([target_norm.clone()]);
-        let mut visited: HashSet<Vec<u8>> = HashSet::from([target_norm.clone()]);
+        let mut visited: HashSet<Vec<u8>> = HashSet::default();
+        visited.insert(target_norm.clone());
         let mut candidates: Vec<(Address, Option<(usize, usize)>)> = vec![(target.clone(), None)];
-        let mut wide: HashSet<(usize, usize)> = HashSet::new();
+        let mut wide: HashSet<(usize, usize)> = HashSet::default();
         while let Some(norm) = queue.pop_front() {
-            let mut sources: Vec<(usize, Entry<'t>, Option<Vec<u8>>)> = self
-                .reverse
-                .get(&norm)
-                .into_iter()
-                .flatten()
-                .map(|(ti, e)| (*ti, *e, None))
+            let h = hash_key(&norm);
+            let from = self.reverse.partition_point(|(k, _, _)| *k < h);
+            let mut sources: Vec<(usize, Entry<'t>, Option<Vec<u8>>)> = self.reverse[from..]
+                .iter()
+                .take_while(|(k, _, _)| *k == h)
+                .map(|(_, ti, e)| (*ti as usize, *e, None))
                 .collect();
             // `@d1 → @d2` and `user@d1 → @d2` rewrites: local@d2 comes from local@d1.
             if let Some(at) = norm.iter().rposition(|&b| b == b'@') {
@@ -559,11 +584,17 @@ impl<'t> VirtualMap<'t> {
 
     fn source_of(&self, address: &Address) -> Option<(usize, usize)> {
         let key = fold_key(&quote_local(&address.0, false), self.options.smtputf8).into_owned();
-        self.tables
-            .iter()
-            .enumerate()
-            .find_map(|(ti, (_, index))| index.get(&key).map(|e| (ti, e.line().unwrap_or(0))))
+        self.tables.iter().enumerate().find_map(|(ti, index)| {
+            index
+                .get(key.as_slice())
+                .map(|e| (ti, e.line().unwrap_or(0)))
+        })
     }
+}
+
+/// A fixed-seed hash for the reverse index (deterministic across runs).
+fn hash_key(bytes: &[u8]) -> u64 {
+    foldhash::fast::FixedState::with_seed(0x6d61_696c_6d69_6721).hash_one(bytes)
 }
 
 /// A key's internal form: the quoted local part unquoted.
