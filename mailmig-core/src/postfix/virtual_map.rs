@@ -220,10 +220,10 @@ impl<'t> VirtualMap<'t> {
             rewrites: HashMap::default(),
             wide_keys: Vec::new(),
         };
-        for ti in 0..tables.len() {
+        for (ti, table) in tables.iter().enumerate() {
             // The entries postmap keeps (first of each folded key), in file order.
             let index = &map.tables[ti];
-            let effective: Vec<Entry<'t>> = tables[ti]
+            let effective: Vec<Entry<'t>> = table
                 .entries()
                 .filter(|e| index.get(e.lookup_key(true).as_ref()).map(|f| f.id()) == Some(e.id()))
                 .collect();
