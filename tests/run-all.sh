@@ -42,8 +42,11 @@ step "build tests"
 cargo test --workspace --locked --no-run --quiet
 
 step "tests (inside a private network namespace; real daemons required)"
+test_log=$(mktemp)
+trap 'rm -f "$test_log"' EXIT
 MAILMIG_REQUIRE_DAEMONS=1 CI=${CI:-true} bash tests/sandbox/sandbox.sh netns \
-  cargo test --workspace --locked --offline
+  cargo test --workspace --locked --offline 2>&1 | tee "$test_log"
+read -r passed failed < <(awk '/^test result:/ {p += $4; f += $6} END {print p + 0, f + 0}' "$test_log")
 
 step "fuzz targets: build and smoke-run ${FUZZ_SECONDS}s each"
 for target in $(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz list); do
@@ -57,3 +60,4 @@ step "benchmarks build"
 cargo bench --workspace --locked --no-run --quiet
 
 printf '\nall checks passed\n'
+printf 'tests: %d passed, %d failed\n' "$passed" "$failed"
