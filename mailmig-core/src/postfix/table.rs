@@ -77,14 +77,15 @@ enum Tag {
 }
 
 // Keep items small: this is what a large table costs per record.
-const _: () = assert!(std::mem::size_of::<ItemData>() <= 48);
+const _: () = assert!(std::mem::size_of::<ItemData>() <= 32);
 
 /// No [`Aux`] record.
 const NO_AUX: u32 = u32::MAX;
 
-/// One item: 48 bytes, so that a table of a million records stays small and fast to build.
-/// The key and value of an entry are offsets into the record's first line when the entry is on
-/// one line; joined continuation lines and anything unusual live in an [`Aux`] record.
+/// One item: 32 bytes, so that a table of a million records stays small and fast to build (the
+/// cost of a large table is mostly the memory its items touch). The key and value of a one-line
+/// entry are not stored: reading the line again with the same rules gives them; joined
+/// continuation lines and anything unusual live in an [`Aux`] record.
 #[derive(Debug, Clone)]
 struct ItemData {
     /// Every physical line of the item, line terminators included.
@@ -94,11 +95,6 @@ struct ItemData {
     line: u32,
     /// Entries: the handle.
     id: u32,
-    /// Entries without `Aux::spans`: the key is `raw[..key_len]`.
-    key_len: u32,
-    /// Entries without `Aux::spans`: the value is `raw[value_start..value_start + value_len]`.
-    value_start: u32,
-    value_len: u32,
     /// Index into `Table::aux`, or [`NO_AUX`].
     aux: u32,
     tag: Tag,
@@ -162,6 +158,8 @@ pub enum ItemKind<'a> {
 pub struct Entry<'a> {
     table: &'a Table,
     item: &'a ItemData,
+    key: Span,
+    value: Span,
 }
 
 /// A record `postmap` skips, with the warning it prints.
@@ -275,7 +273,7 @@ impl Table {
         self.items
             .iter()
             .filter(|item| item.tag == Tag::Entry)
-            .map(move |item| Entry { table: self, item })
+            .map(move |item| Entry::new(self, item))
     }
 
     /// The entries `postmap` would keep: the first of each (folded, when `fold`) key, in source
@@ -387,27 +385,30 @@ impl Table {
         u32::try_from(self.aux.len() - 1).unwrap_or(NO_AUX)
     }
 
-    fn key_span(&self, item: &ItemData) -> Span {
-        match self.aux_of(item).and_then(|a| a.spans) {
-            Some((key, _)) => key,
-            None => item.raw.sub(0, item.key_len as usize),
+    /// The key and value spans of an entry: from its `Aux`, or by reading its one line again.
+    fn entry_spans(&self, item: &ItemData) -> (Span, Span) {
+        if let Some((key, value)) = self.aux_of(item).and_then(|a| a.spans) {
+            return (key, value);
+        }
+        let raw = self.bytes(item.raw);
+        let content = raw.strip_suffix(b"\n").unwrap_or(raw);
+        match parse_logical(content, content.len(), false, &self.options) {
+            Parsed::Entry { key_end, value, .. } => {
+                (item.raw.sub(0, key_end), item.raw.sub(value.0, value.1))
+            }
+            // Not reached: an item is tagged Entry only when this same reading gave an entry.
+            Parsed::Unparsed(_) => (item.raw.sub(0, 0), item.raw.sub(0, 0)),
         }
     }
 
-    fn value_span(&self, item: &ItemData) -> Span {
-        match self.aux_of(item).and_then(|a| a.spans) {
-            Some((_, value)) => value,
-            None => {
-                let start = item.value_start as usize;
-                item.raw.sub(start, start + item.value_len as usize)
-            }
-        }
+    fn key_span(&self, item: &ItemData) -> Span {
+        self.entry_spans(item).0
     }
 
     fn value_offset_in_first_line(&self, item: &ItemData) -> Option<usize> {
         match self.aux_of(item) {
             Some(a) if a.spans.is_some() => a.value_offset_in_first_line,
-            _ => Some(item.value_start as usize),
+            _ => Some(self.entry_spans(item).1.begin() - item.raw.begin()),
         }
     }
 
@@ -509,32 +510,18 @@ impl Table {
             } => {
                 item.tag = Tag::Entry;
                 item.id = self.fresh_id();
-                let offsets = (
-                    u32::try_from(key_end),
-                    u32::try_from(value.0),
-                    u32::try_from(value.1 - value.0),
-                );
-                match offsets {
-                    (Ok(k), Ok(vs), Ok(vl)) if single_line => {
-                        item.key_len = k;
-                        item.value_start = vs;
-                        item.value_len = vl;
-                        if !warnings.is_empty() {
-                            item.aux = self.new_aux(Aux {
-                                warnings,
-                                ..Aux::default()
-                            });
-                        }
-                    }
-                    _ => {
-                        item.aux = self.new_aux(Aux {
-                            spans: Some((logical.sub(0, key_end), logical.sub(value.0, value.1))),
-                            value_offset_in_first_line: (value.0 < first_line_len)
-                                .then_some(value.0),
-                            warnings,
-                            ..Aux::default()
-                        });
-                    }
+                if !single_line {
+                    item.aux = self.new_aux(Aux {
+                        spans: Some((logical.sub(0, key_end), logical.sub(value.0, value.1))),
+                        value_offset_in_first_line: (value.0 < first_line_len).then_some(value.0),
+                        warnings,
+                        ..Aux::default()
+                    });
+                } else if !warnings.is_empty() {
+                    item.aux = self.new_aux(Aux {
+                        warnings,
+                        ..Aux::default()
+                    });
                 }
             }
         }
@@ -582,15 +569,12 @@ impl Table {
         line.extend_from_slice(key);
         line.extend_from_slice(&sep);
         line.extend_from_slice(value);
-        let key_end = key.len();
-        let value_start = key.len() + sep.len();
-        let value_end = value_start + value.len();
         if had_final_newline || self.items.is_empty() && self.src.is_empty() {
             line.extend_from_slice(eol);
         }
         let raw = self.push_side(&line);
         let id = self.fresh_id();
-        let mut item = self.entry_item(raw, key_end, value_start, value_end);
+        let mut item = self.entry_item(raw);
         item.id = id;
         if restore_prev.is_some() {
             item.aux = self.new_aux(Aux {
@@ -622,19 +606,14 @@ impl Table {
         };
         let prefix_len = self.value_offset_in_first_line(&self.items[index]);
         let mut line = Vec::new();
-        let value_start = match prefix_len {
-            Some(n) => {
-                line.extend_from_slice(&raw_bytes[..n]);
-                n
-            }
+        match prefix_len {
+            Some(n) => line.extend_from_slice(&raw_bytes[..n]),
             None => {
                 line.extend_from_slice(&key);
                 line.push(b' ');
-                key.len() + 1
             }
-        };
+        }
         line.extend_from_slice(value);
-        let value_end = line.len();
         // The line ending: the record's own; a record that was the unterminated last line stays so.
         // Comment and blank lines inside the record become items of their own.
         let mut inner = Vec::new();
@@ -670,7 +649,7 @@ impl Table {
         }
         let new_raw = self.push_side(&line);
         let old = self.items[index].clone();
-        let mut item = self.entry_item(new_raw, key.len(), value_start, value_end);
+        let mut item = self.entry_item(new_raw);
         item.id = old.id;
         item.line = old.line;
         // Keep the `key:` warning (the key did not change) and the restore information.
@@ -741,34 +720,10 @@ impl Table {
             .position(|item| item.tag == Tag::Entry && u64::from(item.id) == id.0)
     }
 
-    /// A one-line entry item whose key and value are at these offsets of `raw`.
-    fn entry_item(
-        &mut self,
-        raw: Span,
-        key_end: usize,
-        value_start: usize,
-        value_end: usize,
-    ) -> ItemData {
+    /// A one-line entry item (its key and value are read from its line when needed).
+    fn entry_item(&mut self, raw: Span) -> ItemData {
         let mut item = ItemData::plain(raw, 0, LineClass::Start);
         item.tag = Tag::Entry;
-        match (
-            u32::try_from(key_end),
-            u32::try_from(value_start),
-            u32::try_from(value_end - value_start),
-        ) {
-            (Ok(k), Ok(vs), Ok(vl)) => {
-                item.key_len = k;
-                item.value_start = vs;
-                item.value_len = vl;
-            }
-            _ => {
-                item.aux = self.new_aux(Aux {
-                    spans: Some((raw.sub(0, key_end), raw.sub(value_start, value_end))),
-                    value_offset_in_first_line: Some(value_start),
-                    ..Aux::default()
-                });
-            }
-        }
         item
     }
 
@@ -1032,9 +987,6 @@ impl ItemData {
             raw,
             line: u32::try_from(line).unwrap_or(u32::MAX),
             id: 0,
-            key_len: 0,
-            value_start: 0,
-            value_len: 0,
             aux: NO_AUX,
             tag: match class {
                 LineClass::Blank => Tag::Blank,
@@ -1051,7 +1003,7 @@ impl<'a> Item<'a> {
         match item.tag {
             Tag::Blank => ItemKind::Blank,
             Tag::Comment => ItemKind::Comment,
-            Tag::Entry => ItemKind::Entry(Entry { table, item }),
+            Tag::Entry => ItemKind::Entry(Entry::new(table, item)),
             Tag::Unparsed => ItemKind::Unparsed(Unparsed { table, item }),
         }
     }
@@ -1069,6 +1021,16 @@ impl<'a> Item<'a> {
 }
 
 impl<'a> Entry<'a> {
+    fn new(table: &'a Table, item: &'a ItemData) -> Self {
+        let (key, value) = table.entry_spans(item);
+        Self {
+            table,
+            item,
+            key,
+            value,
+        }
+    }
+
     /// The entry's handle, for edits.
     pub fn id(&self) -> EntryId {
         EntryId(u64::from(self.item.id))
@@ -1076,7 +1038,7 @@ impl<'a> Entry<'a> {
 
     /// The key as `postmap` stores it before folding (quotes and backslashes included).
     pub fn key(&self) -> &'a [u8] {
-        self.table.bytes(self.table.key_span(self.item))
+        self.table.bytes(self.key)
     }
 
     /// The key as it is looked up: folded when `fold` (the default for fixed-key tables).
@@ -1092,7 +1054,7 @@ impl<'a> Entry<'a> {
     /// The value as `postmap` stores it: continuation lines joined (their leading whitespace
     /// kept), leading and trailing whitespace trimmed, text after a NUL byte dropped.
     pub fn value(&self) -> &'a [u8] {
-        self.table.bytes(self.table.value_span(self.item))
+        self.table.bytes(self.value)
     }
 
     /// The record's bytes: its physical lines, including comment and blank lines inside it.
