@@ -126,7 +126,7 @@ struct Aux {
 pub struct Table {
     src: Vec<u8>,
     side: Vec<u8>,
-    items: Vec<ItemData>,
+    items: Items,
     aux: Vec<Aux>,
     options: ParseOptions,
     next_id: u32,
@@ -198,16 +198,41 @@ impl Table {
     /// Parse table source bytes. Never fails: records `postmap` would skip become
     /// [`ItemKind::Unparsed`] items carrying the warning.
     pub fn parse(src: Vec<u8>, options: &ParseOptions) -> Table {
-        let mut table = Table {
-            src,
-            side: Vec::new(),
-            items: Vec::new(),
-            aux: Vec::new(),
-            options: *options,
-            next_id: 0,
+        let split = parallel_split(&src);
+        Self::parse_split(src, options, split)
+    }
+
+    /// Parse, in two halves at once when `split` (the start of a record line) is given.
+    fn parse_split(src: Vec<u8>, options: &ParseOptions, split: Option<usize>) -> Table {
+        let (items, side, aux, next_id) = match split {
+            // Large files: two halves, split at a line that starts a record, read at once.
+            Some(split) => {
+                let (a, b) = std::thread::scope(|scope| {
+                    let second = scope.spawn(|| {
+                        // Line numbers and entry ids of the second half continue the first's:
+                        // each entry takes a line of its own, so ids cannot collide.
+                        let first_line = 1 + memchr::memchr_iter(b'\n', &src[..split]).count();
+                        Chunk::parse(&src, split, src.len(), first_line, options)
+                    });
+                    let first = Chunk::parse(&src, 0, split, 1, options);
+                    (first, second.join())
+                });
+                match b {
+                    Ok(b) => a.join(b),
+                    // A panic in the reader is a bug; read the file in one piece instead.
+                    Err(_) => Chunk::parse(&src, 0, src.len(), 1, options).into_parts(),
+                }
+            }
+            None => Chunk::parse(&src, 0, src.len(), 1, options).into_parts(),
         };
-        table.build_items();
-        table
+        Table {
+            src,
+            side,
+            items,
+            aux,
+            options: *options,
+            next_id,
+        }
     }
 
     /// The options the table was parsed with.
@@ -235,7 +260,7 @@ impl Table {
     /// Call `f` with the document's bytes in order, coalescing untouched items into one range.
     fn each_run<E>(&self, mut f: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
         let mut run: Option<(usize, usize)> = None;
-        for item in &self.items {
+        for item in self.items.iter() {
             let raw = item.raw;
             match (raw.buf(), run) {
                 (Buf::Src, Some((start, end))) if end == raw.begin() => {
@@ -314,7 +339,7 @@ impl Table {
     pub fn diagnostics(&self, fold: bool) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         let mut first: FastMap<Vec<u8>, usize> = FastMap::default();
-        for item in &self.items {
+        for item in self.items.iter() {
             let line = item.line as usize;
             match item.tag {
                 Tag::Entry => {
@@ -381,8 +406,7 @@ impl Table {
     }
 
     fn new_aux(&mut self, aux: Aux) -> u32 {
-        self.aux.push(aux);
-        u32::try_from(self.aux.len() - 1).unwrap_or(NO_AUX)
+        push_aux(&mut self.aux, aux)
     }
 
     /// The key and value spans of an entry: from its `Aux`, or by reading its one line again.
@@ -409,127 +433,6 @@ impl Table {
         match self.aux_of(item) {
             Some(a) if a.spans.is_some() => a.value_offset_in_first_line,
             _ => Some(self.entry_spans(item).1.begin() - item.raw.begin()),
-        }
-    }
-
-    // ------------------------------------------------------------------ parsing
-
-    fn build_items(&mut self) {
-        let src = std::mem::take(&mut self.src);
-        let mut b = Builder::default();
-        // About one item a line: reserve once instead of growing a large vector many times.
-        self.items.reserve(src.len() / 48 + 1);
-        let mut pos = 0;
-        let mut line_no = 0;
-        let mut newlines = memchr::memchr_iter(b'\n', &src);
-        while pos < src.len() {
-            line_no += 1;
-            let (content_end, end) = match newlines.next() {
-                Some(i) => (i, i + 1),
-                None => (src.len(), src.len()),
-            };
-            let content = &src[pos..content_end];
-            let class = classify(content);
-            match class {
-                LineClass::Start => {
-                    self.close_record(&src, &mut b);
-                    b.rec = Some(Rec {
-                        orphan: false,
-                        line: line_no,
-                        start: pos,
-                        end,
-                    });
-                    b.content.push((pos, content_end));
-                }
-                LineClass::Continuation => match &mut b.rec {
-                    Some(rec) => {
-                        rec.end = end;
-                        b.pending.clear();
-                        b.content.push((pos, content_end));
-                    }
-                    None => {
-                        b.rec = Some(Rec {
-                            orphan: true,
-                            line: line_no,
-                            start: pos,
-                            end,
-                        });
-                        b.content.push((pos, content_end));
-                    }
-                },
-                LineClass::Blank | LineClass::Comment => {
-                    if b.rec.is_some() {
-                        b.pending.push((line_no, pos, end, class));
-                    } else {
-                        self.items
-                            .push(ItemData::plain(Span::src(pos, end), line_no, class));
-                    }
-                }
-            }
-            pos = end;
-        }
-        self.close_record(&src, &mut b);
-        self.src = src;
-    }
-
-    fn close_record(&mut self, src: &[u8], b: &mut Builder) {
-        let Some(rec) = b.rec.take() else {
-            return;
-        };
-        let logical: Span;
-        let text: &[u8];
-        if b.content.len() == 1 {
-            let (s, e) = b.content[0];
-            logical = Span::src(s, e);
-            text = &src[s..e];
-        } else {
-            let start = self.side.len();
-            for &(s, e) in &b.content {
-                self.side.extend_from_slice(&src[s..e]);
-            }
-            logical = Span::side(start, self.side.len());
-            text = &self.side[start..];
-        }
-        let first_line_len = b.content[0].1 - b.content[0].0;
-        let single_line = b.content.len() == 1;
-        let parsed = parse_logical(text, first_line_len, rec.orphan, &self.options);
-        let raw = Span::src(rec.start, rec.end);
-        let mut item = ItemData::plain(raw, rec.line, LineClass::Start);
-        match parsed {
-            Parsed::Unparsed(data) => {
-                item.tag = Tag::Unparsed;
-                item.aux = self.new_aux(Aux {
-                    unparsed: Some(data),
-                    ..Aux::default()
-                });
-            }
-            Parsed::Entry {
-                key_end,
-                value,
-                warnings,
-            } => {
-                item.tag = Tag::Entry;
-                item.id = self.fresh_id();
-                if !single_line {
-                    item.aux = self.new_aux(Aux {
-                        spans: Some((logical.sub(0, key_end), logical.sub(value.0, value.1))),
-                        value_offset_in_first_line: (value.0 < first_line_len).then_some(value.0),
-                        warnings,
-                        ..Aux::default()
-                    });
-                } else if !warnings.is_empty() {
-                    item.aux = self.new_aux(Aux {
-                        warnings,
-                        ..Aux::default()
-                    });
-                }
-            }
-        }
-        self.items.push(item);
-        b.content.clear();
-        for (line, start, end, class) in b.pending.drain(..) {
-            self.items
-                .push(ItemData::plain(Span::src(start, end), line, class));
         }
     }
 
@@ -819,6 +722,314 @@ impl Table {
             },
         }
     }
+}
+
+/// A split point for [`Table::parse_split`]: a line start whose first byte starts a record.
+fn is_record_start(src: &[u8], at: usize) -> bool {
+    at > 0 && at < src.len() && src[at - 1] == b'\n' && !is_space(src[at]) && src[at] != b'#'
+}
+
+/// Files at least this large are read in two halves at once.
+const PARALLEL_MIN: usize = 4 << 20;
+
+/// Where to split a large file for reading in two halves: the start of a line that starts a
+/// record (first byte neither whitespace nor `#`), near the middle. `None` for small files or
+/// when the machine has one core.
+fn parallel_split(src: &[u8]) -> Option<usize> {
+    if src.len() < PARALLEL_MIN || std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return None;
+    }
+    let mut at = src.len() / 2;
+    while let Some(nl) = memchr::memchr(b'\n', &src[at..]) {
+        let next = at + nl + 1;
+        match src.get(next) {
+            Some(&b) if !is_space(b) && b != b'#' => return Some(next),
+            Some(_) => at = next,
+            None => return None,
+        }
+    }
+    None
+}
+
+/// The items of a table, in file order, in one or more parts (one per half of a file read in
+/// parallel, so that the halves never have to be copied together).
+#[derive(Debug, Clone, Default)]
+struct Items {
+    parts: Vec<Vec<ItemData>>,
+}
+
+impl Items {
+    fn iter(&self) -> impl DoubleEndedIterator<Item = &ItemData> + '_ {
+        self.parts.iter().flatten()
+    }
+
+    fn len(&self) -> usize {
+        self.parts.iter().map(Vec::len).sum()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.parts.iter().all(Vec::is_empty)
+    }
+
+    /// The part and the index in it of item `i`; `i == len()` is the end of the last part.
+    fn locate(&self, mut i: usize) -> (usize, usize) {
+        for (p, part) in self.parts.iter().enumerate() {
+            if i < part.len() {
+                return (p, i);
+            }
+            i -= part.len();
+        }
+        let last = self.parts.len().saturating_sub(1);
+        (last, self.parts.get(last).map_or(0, Vec::len))
+    }
+
+    fn last(&self) -> Option<&ItemData> {
+        self.parts.iter().rev().find_map(|p| p.last())
+    }
+
+    fn push(&mut self, item: ItemData) {
+        match self.parts.last_mut() {
+            Some(part) => part.push(item),
+            None => self.parts.push(vec![item]),
+        }
+    }
+
+    fn insert(&mut self, i: usize, item: ItemData) {
+        if self.parts.is_empty() {
+            self.parts.push(Vec::new());
+        }
+        let (p, j) = self.locate(i);
+        self.parts[p].insert(j, item);
+    }
+
+    fn remove(&mut self, i: usize) -> ItemData {
+        let (p, j) = self.locate(i);
+        self.parts[p].remove(j)
+    }
+}
+
+impl std::ops::Index<usize> for Items {
+    type Output = ItemData;
+
+    fn index(&self, i: usize) -> &ItemData {
+        let (p, j) = self.locate(i);
+        &self.parts[p][j]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Items {
+    fn index_mut(&mut self, i: usize) -> &mut ItemData {
+        let (p, j) = self.locate(i);
+        &mut self.parts[p][j]
+    }
+}
+
+/// Reads one range of a file into items (`readllines()` + `postmap()`), with its own side
+/// buffer and aux records. Source spans are absolute offsets into the whole file.
+struct Chunk<'s> {
+    src: &'s [u8],
+    options: ParseOptions,
+    items: Vec<ItemData>,
+    side: Vec<u8>,
+    aux: Vec<Aux>,
+    next_id: u32,
+    builder: Builder,
+}
+
+impl<'s> Chunk<'s> {
+    fn parse(
+        src: &'s [u8],
+        start: usize,
+        end: usize,
+        first_line: usize,
+        options: &ParseOptions,
+    ) -> Self {
+        let mut chunk = Chunk {
+            src,
+            options: *options,
+            // About one item a line; reserving generously costs only address space.
+            items: Vec::with_capacity((end - start) / 32 + 1),
+            side: Vec::new(),
+            aux: Vec::new(),
+            next_id: u32::try_from(first_line)
+                .unwrap_or(u32::MAX)
+                .saturating_sub(1),
+            builder: Builder::default(),
+        };
+        chunk.run(start, end, first_line);
+        chunk
+    }
+
+    fn run(&mut self, start: usize, end_of_range: usize, first_line: usize) {
+        let src = self.src;
+        let mut pos = start;
+        let mut line_no = first_line - 1;
+        let mut newlines = memchr::memchr_iter(b'\n', &src[start..end_of_range]);
+        while pos < end_of_range {
+            line_no += 1;
+            let (content_end, end) = match newlines.next() {
+                Some(i) => (start + i, start + i + 1),
+                None => (end_of_range, end_of_range),
+            };
+            let class = classify(&src[pos..content_end]);
+            match class {
+                LineClass::Start => {
+                    self.close_record();
+                    self.builder.rec = Some(Rec {
+                        orphan: false,
+                        line: line_no,
+                        start: pos,
+                        end,
+                    });
+                    self.builder.content.push((pos, content_end));
+                }
+                LineClass::Continuation => {
+                    let b = &mut self.builder;
+                    match &mut b.rec {
+                        Some(rec) => {
+                            rec.end = end;
+                            b.pending.clear();
+                        }
+                        None => {
+                            b.rec = Some(Rec {
+                                orphan: true,
+                                line: line_no,
+                                start: pos,
+                                end,
+                            });
+                        }
+                    }
+                    b.content.push((pos, content_end));
+                }
+                LineClass::Blank | LineClass::Comment => {
+                    if self.builder.rec.is_some() {
+                        self.builder.pending.push((line_no, pos, end, class));
+                    } else {
+                        self.items
+                            .push(ItemData::plain(Span::src(pos, end), line_no, class));
+                    }
+                }
+            }
+            pos = end;
+        }
+        self.close_record();
+    }
+
+    fn close_record(&mut self) {
+        let Some(rec) = self.builder.rec.take() else {
+            return;
+        };
+        let src = self.src;
+        let content = &self.builder.content;
+        let single_line = content.len() == 1;
+        let logical = if single_line {
+            Span::src(content[0].0, content[0].1)
+        } else {
+            let start = self.side.len();
+            for &(s, e) in content {
+                self.side.extend_from_slice(&src[s..e]);
+            }
+            Span::side(start, self.side.len())
+        };
+        let text = match logical.buf() {
+            Buf::Src => &src[logical.begin()..logical.end],
+            Buf::Side => &self.side[logical.begin()..logical.end],
+        };
+        let first_line_len = content[0].1 - content[0].0;
+        let parsed = parse_logical(text, first_line_len, rec.orphan, &self.options);
+        let mut item = ItemData::plain(Span::src(rec.start, rec.end), rec.line, LineClass::Start);
+        match parsed {
+            Parsed::Unparsed(data) => {
+                item.tag = Tag::Unparsed;
+                item.aux = push_aux(
+                    &mut self.aux,
+                    Aux {
+                        unparsed: Some(data),
+                        ..Aux::default()
+                    },
+                );
+            }
+            Parsed::Entry {
+                key_end,
+                value,
+                warnings,
+            } => {
+                item.tag = Tag::Entry;
+                self.next_id = self.next_id.saturating_add(1);
+                item.id = self.next_id;
+                if !single_line {
+                    item.aux = push_aux(
+                        &mut self.aux,
+                        Aux {
+                            spans: Some((logical.sub(0, key_end), logical.sub(value.0, value.1))),
+                            value_offset_in_first_line: (value.0 < first_line_len)
+                                .then_some(value.0),
+                            warnings,
+                            ..Aux::default()
+                        },
+                    );
+                } else if !warnings.is_empty() {
+                    item.aux = push_aux(
+                        &mut self.aux,
+                        Aux {
+                            warnings,
+                            ..Aux::default()
+                        },
+                    );
+                }
+            }
+        }
+        self.items.push(item);
+        self.builder.content.clear();
+        for (line, start, end, class) in self.builder.pending.drain(..) {
+            self.items
+                .push(ItemData::plain(Span::src(start, end), line, class));
+        }
+    }
+
+    /// The parsed chunk as a table's items, side buffer, aux records and last entry id.
+    fn into_parts(self) -> (Items, Vec<u8>, Vec<Aux>, u32) {
+        (
+            Items {
+                parts: vec![self.items],
+            },
+            self.side,
+            self.aux,
+            self.next_id,
+        )
+    }
+
+    /// The parts of two consecutive chunks: the second's aux indices and side-buffer spans are
+    /// moved past the first's.
+    fn join(self, second: Chunk<'_>) -> (Items, Vec<u8>, Vec<Aux>, u32) {
+        let (mut items, mut side, mut aux, _) = self.into_parts();
+        let aux_base = aux.len();
+        let side_base = side.len();
+        let mut second_items = second.items;
+        for item in &mut second_items {
+            if item.aux != NO_AUX {
+                item.aux = u32::try_from(item.aux as usize + aux_base).unwrap_or(NO_AUX);
+            }
+        }
+        let shift = |span: Span| match span.buf() {
+            Buf::Side => Span::side(span.begin() + side_base, span.end + side_base),
+            Buf::Src => span,
+        };
+        for mut a in second.aux {
+            a.spans = a.spans.map(|(k, v)| (shift(k), shift(v)));
+            a.restore_prev = a.restore_prev.map(shift);
+            aux.push(a);
+        }
+        side.extend_from_slice(&second.side);
+        items.parts.push(second_items);
+        (items, side, aux, second.next_id)
+    }
+}
+
+/// Append an aux record; its index (saturating: four billion records do not fit in memory).
+fn push_aux(aux: &mut Vec<Aux>, record: Aux) -> u32 {
+    aux.push(record);
+    u32::try_from(aux.len() - 1).unwrap_or(NO_AUX)
 }
 
 /// A line's role in `readllines()`.
@@ -1304,5 +1515,90 @@ mod tests {
         t.replace_value(id, b"new").expect("valid");
         assert_eq!(t.render(), b"k new\n# note");
         assert!(t.items().all(|i| !i.raw().is_empty()));
+    }
+
+    /// Reading a file in two halves gives exactly what reading it in one piece gives, wherever
+    /// the split falls, and edits work across the boundary.
+    #[test]
+    fn two_halves_read_like_one() {
+        let inputs: [&[u8]; 4] = [
+            b"a b\n orphan?\n#c\n  # ic\n\n   \nX@Y  val ue  \r\n\"john doe\"@x v\n\"unb@x v\nkey:\tval\nnovalue\nk2\n  cont\nA@Y dup\nx@y again\nlast nonl",
+            b"g@x a@x,\n# b@x removed\n\n    c@x\n# trailing\nh@x d\n a\nk v\n",
+            b"n\x00ul val\nlatin\xe9@x v\nutf\xc3\xa9@x v\nA@x 1\na@x 2\n",
+            b"# only\n# comments\nthen k v\n",
+        ];
+        let opts = ParseOptions::default();
+        for src in inputs {
+            let whole = Table::parse_split(src.to_vec(), &opts, None);
+            for at in (0..src.len()).filter(|&at| is_record_start(src, at)) {
+                let halves = Table::parse_split(src.to_vec(), &opts, Some(at));
+                assert_eq!(halves.render(), src);
+                assert_eq!(
+                    halves.diagnostics(true),
+                    whole.diagnostics(true),
+                    "split at {at}"
+                );
+                let describe = |t: &Table| -> Vec<(Option<usize>, Vec<u8>, Vec<u8>, Vec<u8>)> {
+                    t.items()
+                        .map(|i| match i.kind() {
+                            ItemKind::Entry(e) => (
+                                i.line(),
+                                i.raw().to_vec(),
+                                e.key().to_vec(),
+                                e.value().to_vec(),
+                            ),
+                            _ => (i.line(), i.raw().to_vec(), Vec::new(), Vec::new()),
+                        })
+                        .collect()
+                };
+                assert_eq!(describe(&halves), describe(&whole), "split at {at}");
+                let ids: Vec<EntryId> = halves.entries().map(|e| e.id()).collect();
+                let mut unique = ids.clone();
+                unique.sort();
+                unique.dedup();
+                assert_eq!(unique.len(), ids.len(), "entry ids are unique");
+                // Edit every entry and add one: the two readings stay identical.
+                let (mut a, mut b) = (halves.clone(), whole.clone());
+                for (ea, eb) in a
+                    .entries()
+                    .map(|e| e.id())
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .zip(b.entries().map(|e| e.id()).collect::<Vec<_>>())
+                {
+                    a.replace_value(ea, b"new").expect("valid");
+                    b.replace_value(eb, b"new").expect("valid");
+                }
+                let na = a.insert(b"added@x", b"v").expect("valid");
+                let nb = b.insert(b"added@x", b"v").expect("valid");
+                assert_eq!(a.render(), b.render());
+                a.remove(na).expect("present");
+                b.remove(nb).expect("present");
+                assert_eq!(a.render(), b.render());
+            }
+        }
+    }
+
+    #[test]
+    fn large_files_split_at_a_record_start() {
+        let mut src = Vec::new();
+        let mut records = 0;
+        while src.len() < PARALLEL_MIN + 100 {
+            src.extend_from_slice(
+                b"key@example.test  value@example.test,\n# c\n    more@example.test\n\n",
+            );
+            records += 1;
+        }
+        let at = parallel_split(&src);
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+            let at = at.expect("a split point");
+            assert!(is_record_start(&src, at));
+            let t = Table::parse(src.clone(), &ParseOptions::default());
+            assert_eq!(t.render(), src);
+            assert_eq!(t.entries().count(), records);
+            assert_eq!(t.items().count(), 2 * records);
+            let last_line = t.items().last().and_then(|i| i.line());
+            assert_eq!(last_line, Some(4 * records));
+        }
     }
 }
