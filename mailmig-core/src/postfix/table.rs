@@ -725,6 +725,7 @@ impl Table {
 }
 
 /// A split point for [`Table::parse_split`]: a line start whose first byte starts a record.
+#[cfg(test)]
 fn is_record_start(src: &[u8], at: usize) -> bool {
     at > 0 && at < src.len() && src[at - 1] == b'\n' && !is_space(src[at]) && src[at] != b'#'
 }
