@@ -1539,7 +1539,8 @@ mod tests {
                     whole.diagnostics(true),
                     "split at {at}"
                 );
-                let describe = |t: &Table| -> Vec<(Option<usize>, Vec<u8>, Vec<u8>, Vec<u8>)> {
+                type Described = Vec<(Option<usize>, Vec<u8>, Vec<u8>, Vec<u8>)>;
+                let describe = |t: &Table| -> Described {
                     t.items()
                         .map(|i| match i.kind() {
                             ItemKind::Entry(e) => (
