@@ -8,6 +8,9 @@
 //!   folding, first-duplicate-wins, the same warnings), and typed views for `virtual(5)`
 //!   ([`postfix::VirtualAlias`], the reverse alias closure) and `access(5)` ([`postfix::AccessRule`]).
 //!
+//! - [`dovecot`]: a lossless document model of Dovecot passwd-files with exactly the auth
+//!   process's reading rules, and the passdb and userdb views its lookups produce.
+//!
 //! Every document renders back to the exact bytes it was parsed from when nothing was edited: CRLF,
 //! tabs, trailing blanks, comments inside continuations, 8-bit bytes, NUL bytes and a missing final
 //! newline are all data.
@@ -28,5 +31,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod dovecot;
 pub mod postfix;
 pub mod process;

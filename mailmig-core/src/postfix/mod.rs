@@ -27,6 +27,7 @@ mod postconf;
 mod table;
 mod virtual_map;
 
+pub(crate) use diag::printable as printable_bytes;
 pub use diag::{Diagnostic, DiagnosticKind, Severity};
 pub use fold::fold_key;
 pub use options::{ParseOptions, ParseVersionError, PostfixVersion};

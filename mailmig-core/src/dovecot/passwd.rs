@@ -1,0 +1,1708 @@
+//! The lossless passwd-file document, its typed records, and Dovecot's passdb/userdb views.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+use super::expand::{expand, ExpandError};
+use super::ids::{parse_id, IdKind, IdResolver};
+use crate::postfix::Severity;
+
+/// How Dovecot is set up to use the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswdOptions {
+    /// The same path is also a userdb: bad uid/gid drop the line, home and the legacy mail field
+    /// are read. (Dovecot shares one parsed file between a passdb and a userdb of the same path.)
+    pub userdb: bool,
+    /// Exactly one userdb is configured: a line without userdb fields is logged as "missing
+    /// userdb info".
+    pub single_userdb: bool,
+    /// Dovecot 2.2/2.3: an empty 8th field makes the rest of the line the mail location
+    /// (removed in 2.4).
+    pub legacy_mail_field: bool,
+    /// `auth_username_format` lowercases request names (the default `%Lu`): entries with
+    /// uppercase letters can never be found.
+    pub lowercase_requests: bool,
+}
+
+impl Default for PasswdOptions {
+    fn default() -> Self {
+        Self {
+            userdb: true,
+            single_userdb: true,
+            legacy_mail_field: true,
+            lowercase_requests: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum LineRaw {
+    Src { start: usize, end: usize },
+    Owned(Vec<u8>),
+}
+
+/// A Dovecot passwd-file as a lossless document: one item per physical line.
+#[derive(Debug, Clone)]
+pub struct PasswdFile {
+    src: Vec<u8>,
+    lines: Vec<LineRaw>,
+    options: PasswdOptions,
+}
+
+/// What a line is to Dovecot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LineKind {
+    /// Empty (after removing one `\r`, and text after a NUL): skipped.
+    Blank,
+    /// First byte `#`: skipped.
+    Comment,
+    /// First byte `:`: skipped.
+    ColonSkipped,
+    /// A user record (including junk such as `  # note`).
+    Record,
+}
+
+/// One physical line.
+#[derive(Debug, Clone, Copy)]
+pub struct Line<'a> {
+    number: usize,
+    raw: &'a [u8],
+    options: PasswdOptions,
+}
+
+/// A user record, read as Dovecot reads it.
+#[derive(Debug, Clone)]
+pub struct PasswdEntry<'a> {
+    line: usize,
+    raw: &'a [u8],
+    content: &'a [u8],
+    fields: Vec<&'a [u8]>,
+    options: PasswdOptions,
+}
+
+/// One extra field: `key=value` or a bare `key` (value `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraField<'a> {
+    /// The key, as written.
+    pub key: Cow<'a, [u8]>,
+    /// The value, as written (not expanded); `None` for a bare key.
+    pub value: Option<Cow<'a, [u8]>>,
+    /// Byte offset of the field in the line; `None` for the `userdb_mail=` Dovecot makes from the
+    /// legacy format.
+    pub offset: Option<usize>,
+}
+
+/// How Dovecot loaded a record line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoadStatus {
+    /// In Dovecot's table: lookups find it.
+    Active,
+    /// An earlier valid line has the same user: ignored ("exists more than once").
+    Duplicate {
+        /// The line that wins.
+        first_line: usize,
+    },
+    /// Dropped when loading (bad uid/gid, bad `[56]` password).
+    Dropped {
+        /// Dovecot's message.
+        reason: String,
+    },
+}
+
+/// The users Dovecot would load from the file.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    users: HashMap<Vec<u8>, usize>,
+    status: Vec<(usize, LoadStatus)>,
+}
+
+impl Loaded {
+    /// The 0-based line index of the record Dovecot uses for `user` (exact, case-sensitive).
+    pub fn line_of(&self, user: &[u8]) -> Option<usize> {
+        self.users.get(user).copied()
+    }
+
+    /// Each record line (0-based index) and how it was loaded, in file order.
+    pub fn statuses(&self) -> &[(usize, LoadStatus)] {
+        &self.status
+    }
+}
+
+/// Why a lookup fails instead of returning fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LookupFailure {
+    /// A value has a variable Dovecot does not know: the lookup fails (doveadm exit 75).
+    Expansion {
+        /// The field.
+        key: String,
+        /// The error.
+        error: String,
+    },
+    /// A key Dovecot's auth process asserts on (empty, or containing a TAB): it crashes and the
+    /// lookup fails (exit 75).
+    AuthPanic {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A `uid`/`gid` userdb field that does not resolve: temporary failure (exit 75).
+    InvalidId {
+        /// The field and value.
+        reason: String,
+    },
+}
+
+impl fmt::Display for LookupFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LookupFailure::Expansion { key, error } => {
+                write!(f, "Failed to expand extra field {key}: {error}")
+            }
+            LookupFailure::AuthPanic { reason } => {
+                write!(f, "the auth process crashes on this record: {reason}")
+            }
+            LookupFailure::InvalidId { reason } => f.write_str(reason),
+        }
+    }
+}
+
+/// What a passdb lookup of the user gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassdbView {
+    /// The user after any renaming by `user=`, `username=`, `domain=` or `userdb_user=`.
+    pub user: Vec<u8>,
+    /// The stored password (`{SCHEME}body` after the `[NN]` suffix rule), if the line has one.
+    pub password: Option<Vec<u8>>,
+    /// Unprefixed fields, in order (a repeated key keeps its first position with the last
+    /// value); `None` for a bare key or an empty value.
+    pub fields: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// `userdb_*` fields (prefix removed) the passdb hands to a prefetch userdb.
+    pub userdb_prefetch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Values mailmig left unexpanded because they depend on the connection.
+    pub unexpanded: Vec<String>,
+}
+
+impl PassdbView {
+    /// The value of a passdb field (`Some(None)` for a bare key).
+    pub fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_deref())
+    }
+
+    /// Whether an empty or non-matching `allow_nets` makes a lookup without a remote IP (doveadm,
+    /// LMTP with a `userdb static` setup) answer "user doesn't exist".
+    pub fn allow_nets_denies_local(&self) -> bool {
+        match self.get(b"allow_nets") {
+            None => false,
+            Some(None) => true,
+            Some(Some(v)) => !v.split(|&b| b == b',' || b == b' ').any(|n| n == b"local"),
+        }
+    }
+
+    /// The fields `doveadm auth lookup` prints: without the hidden ones (`allow_nets`,
+    /// `allow_real_nets`, `login_user`, `fail`, `delay_until`, renames) and without `nopassword`
+    /// and `noauthenticate`, which are removed from the reply.
+    pub fn visible_fields(&self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        const HIDDEN: &[&[u8]] = &[
+            b"allow_nets",
+            b"allow_real_nets",
+            b"login_user",
+            b"fail",
+            b"delay_until",
+            b"user",
+            b"username",
+            b"domain",
+            b"nopassword",
+            b"noauthenticate",
+        ];
+        self.fields
+            .iter()
+            .filter(|(k, _)| !HIDDEN.contains(&k.as_slice()))
+            .cloned()
+            .collect()
+    }
+}
+
+/// What a userdb lookup of the user gives (`uid`, `gid`, `home`, then `userdb_*` fields with the
+/// prefix removed, and `mail` from the legacy format).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserdbView {
+    /// The user after renaming.
+    pub user: Vec<u8>,
+    /// Fields in reply order; `None` for a bare key or empty value.
+    pub fields: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Values mailmig left unexpanded because they depend on the connection.
+    pub unexpanded: Vec<String>,
+}
+
+impl UserdbView {
+    /// The value of a userdb field.
+    pub fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_deref())
+    }
+}
+
+/// A finding about one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswdDiagnostic {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based byte column.
+    pub column: usize,
+    /// What was found.
+    pub kind: PasswdDiagnosticKind,
+}
+
+impl PasswdDiagnostic {
+    /// How bad it is.
+    pub fn severity(&self) -> Severity {
+        self.kind.severity()
+    }
+}
+
+/// What was found in a passwd-file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PasswdDiagnosticKind {
+    /// A comment not in column 0, or a whitespace-only line: Dovecot reads a user of that name.
+    JunkUser {
+        /// The "user name".
+        user: Vec<u8>,
+    },
+    /// The user name has bytes outside `auth_username_chars` or is empty: no request can reach it.
+    UnreachableName {
+        /// The name.
+        user: Vec<u8>,
+    },
+    /// Uppercase letters while requests are lowercased (`auth_username_format=%Lu`).
+    UppercaseName {
+        /// The name.
+        user: Vec<u8>,
+    },
+    /// A `+` in the name: LMTP strips `+ext` before its userdb lookup.
+    PlusInName {
+        /// The name.
+        user: Vec<u8>,
+    },
+    /// A later line for the same user: Dovecot keeps the first.
+    Duplicate {
+        /// The user.
+        user: Vec<u8>,
+        /// The line that wins.
+        first_line: usize,
+    },
+    /// Dovecot drops the line (bad uid, gid or `[56]` password).
+    Dropped {
+        /// Dovecot's message.
+        reason: String,
+    },
+    /// No gid field: the user exists for the passdb only; userdb lookups (LMTP) say unknown user.
+    MissingUserdbInfo {
+        /// The user.
+        user: Vec<u8>,
+    },
+    /// An empty 8th field: Dovecot 2.2/2.3 read the rest as the mail location.
+    LegacyMailField {
+        /// What becomes `userdb_mail`.
+        mail: Vec<u8>,
+    },
+    /// A NUL byte: the rest of the line is ignored.
+    NulByte,
+    /// An extra field the auth process crashes on, or whose expansion fails the lookup.
+    BrokenField {
+        /// Why.
+        reason: String,
+    },
+    /// A field that is ignored or probably not what was meant.
+    SuspiciousField {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl PasswdDiagnosticKind {
+    /// The severity mailmig gives it.
+    pub fn severity(&self) -> Severity {
+        match self {
+            PasswdDiagnosticKind::Duplicate { .. }
+            | PasswdDiagnosticKind::Dropped { .. }
+            | PasswdDiagnosticKind::BrokenField { .. }
+            | PasswdDiagnosticKind::JunkUser { .. } => Severity::Error,
+            _ => Severity::Warning,
+        }
+    }
+
+    /// A short stable identifier, for JSON output.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PasswdDiagnosticKind::JunkUser { .. } => "junk-user",
+            PasswdDiagnosticKind::UnreachableName { .. } => "unreachable-name",
+            PasswdDiagnosticKind::UppercaseName { .. } => "uppercase-name",
+            PasswdDiagnosticKind::PlusInName { .. } => "plus-in-name",
+            PasswdDiagnosticKind::Duplicate { .. } => "duplicate-user",
+            PasswdDiagnosticKind::Dropped { .. } => "dropped",
+            PasswdDiagnosticKind::MissingUserdbInfo { .. } => "missing-userdb-info",
+            PasswdDiagnosticKind::LegacyMailField { .. } => "legacy-mail-field",
+            PasswdDiagnosticKind::NulByte => "nul-byte",
+            PasswdDiagnosticKind::BrokenField { .. } => "broken-field",
+            PasswdDiagnosticKind::SuspiciousField { .. } => "suspicious-field",
+        }
+    }
+}
+
+fn show(b: &[u8]) -> String {
+    crate::postfix::printable_bytes(b)
+}
+
+impl fmt::Display for PasswdDiagnosticKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PasswdDiagnosticKind::JunkUser { user } => write!(
+                f,
+                "Dovecot reads this line as a user named '{}' (comments start with `#` in column 0)",
+                show(user)
+            ),
+            PasswdDiagnosticKind::UnreachableName { user } => write!(
+                f,
+                "user '{}' can never be looked up: requests may only use the characters of auth_username_chars",
+                show(user)
+            ),
+            PasswdDiagnosticKind::UppercaseName { user } => write!(
+                f,
+                "user '{}' is never found: requests are lowercased (auth_username_format = %Lu) and the match is case-sensitive",
+                show(user)
+            ),
+            PasswdDiagnosticKind::PlusInName { user } => write!(
+                f,
+                "user '{}' has a `+`: LMTP strips +extension (recipient_delimiter) before its userdb lookup, so mail is never delivered through this entry",
+                show(user)
+            ),
+            PasswdDiagnosticKind::Duplicate { user, first_line } => write!(
+                f,
+                "User {} exists more than once (the line {first_line} wins; this one is ignored)",
+                show(user)
+            ),
+            PasswdDiagnosticKind::Dropped { reason } => {
+                write!(f, "{reason} (Dovecot drops the whole line)")
+            }
+            PasswdDiagnosticKind::MissingUserdbInfo { user } => write!(
+                f,
+                "User {} is missing userdb info (no gid field): userdb lookups and LMTP delivery say unknown user",
+                show(user)
+            ),
+            PasswdDiagnosticKind::LegacyMailField { mail } => write!(
+                f,
+                "the 8th field is empty, so Dovecot 2.2/2.3 read the rest as the mail location userdb_mail={} (extra fields start after exactly 7 colons)",
+                show(mail)
+            ),
+            PasswdDiagnosticKind::NulByte => {
+                f.write_str("NUL byte: Dovecot ignores the rest of the line")
+            }
+            PasswdDiagnosticKind::BrokenField { reason }
+            | PasswdDiagnosticKind::SuspiciousField { reason } => f.write_str(reason),
+        }
+    }
+}
+
+/// Why an edit was refused. Nothing is changed when an edit returns an error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PasswdEditError {
+    /// The user name cannot be a passwd-file key.
+    #[error("invalid user name `{user}`: {reason}")]
+    InvalidUser {
+        /// The name (lossy).
+        user: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Dovecot has no record for the user.
+    #[error("no record of user `{user}` that Dovecot would use")]
+    NoSuchUser {
+        /// The name (lossy).
+        user: String,
+    },
+    /// The field name cannot be written.
+    #[error("invalid field name `{key}`: {reason}")]
+    InvalidKey {
+        /// The key (lossy).
+        key: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The value cannot be written so that Dovecot reads it back unchanged.
+    #[error("invalid value `{value}` for {key}: {reason}")]
+    InvalidValue {
+        /// The key.
+        key: String,
+        /// The value (lossy).
+        value: String,
+        /// Why.
+        reason: String,
+    },
+    /// The record cannot take extra fields without changing what it means.
+    #[error("line {line}: {reason}")]
+    UnsafeRecord {
+        /// 1-based line.
+        line: usize,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The field appears more than once in the record.
+    #[error("line {line}: `{key}` appears more than once in the record; fix it by hand first")]
+    AmbiguousKey {
+        /// 1-based line.
+        line: usize,
+        /// The key.
+        key: String,
+    },
+}
+
+/// Bytes Dovecot accepts in request names by default (`auth_username_chars`).
+fn username_char_ok(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-_.@".contains(&b)
+}
+
+/// Line content as Dovecot's istream gives it: without `\n`, without one `\r`, cut at NUL.
+fn content_of(raw: &[u8]) -> (&[u8], bool) {
+    let line = raw.strip_suffix(b"\n").unwrap_or(raw);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    match memchr::memchr(0, line) {
+        Some(i) => (&line[..i], true),
+        None => (line, false),
+    }
+}
+
+impl<'a> Line<'a> {
+    /// 1-based line number in the parsed file (or position, after edits).
+    pub fn number(&self) -> usize {
+        self.number
+    }
+
+    /// The line's bytes, terminator included.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// What the line is.
+    pub fn kind(&self) -> LineKind {
+        let (content, _) = content_of(self.raw);
+        match content.first() {
+            None => LineKind::Blank,
+            Some(b'#') => LineKind::Comment,
+            Some(b':') => LineKind::ColonSkipped,
+            Some(_) => LineKind::Record,
+        }
+    }
+
+    /// The record on this line, if it is one.
+    pub fn entry(&self) -> Option<PasswdEntry<'a>> {
+        if self.kind() != LineKind::Record {
+            return None;
+        }
+        let (content, _) = content_of(self.raw);
+        Some(PasswdEntry {
+            line: self.number,
+            raw: self.raw,
+            content,
+            fields: content.split(|&b| b == b':').collect(),
+            options: self.options,
+        })
+    }
+}
+
+/// Password suffixes of libpam-pwdfile, as Dovecot maps them.
+fn stored_password(pass: &[u8]) -> Result<Vec<u8>, ()> {
+    let n = pass.len();
+    if n > 4 && pass[0] != b'{' && pass[0] != b'$' && pass[n - 1] == b']' && pass[n - 4] == b'[' {
+        let num = (i32::from(pass[n - 3]) - i32::from(b'0')) * 10
+            + (i32::from(pass[n - 2]) - i32::from(b'0'));
+        let body = &pass[..n - 4];
+        let scheme: &[u8] = match num {
+            34 => b"{PLAIN-MD5}",
+            56 => b"{DIGEST-MD5}",
+            _ => b"{CRYPT}",
+        };
+        if num == 56 && body.len() != 32 {
+            return Err(());
+        }
+        return Ok([scheme, body].concat());
+    }
+    Ok(pass.to_vec())
+}
+
+/// Set a field as Dovecot's auth fields do: `:protected` sets only when unset, `:remove`
+/// deletes, a repeated key replaces the value in place, an empty value is a bare key.
+fn set_field(fields: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>, key: &[u8], value: Option<Vec<u8>>) {
+    let value = value.filter(|v| !v.is_empty());
+    if let Some(k) = key.strip_suffix(b":protected") {
+        if !fields.iter().any(|(f, _)| f == k) {
+            fields.push((k.to_vec(), value));
+        }
+        return;
+    }
+    if let Some(k) = key.strip_suffix(b":remove") {
+        fields.retain(|(f, _)| f != k);
+        return;
+    }
+    match fields.iter_mut().find(|(f, _)| f == key) {
+        Some(slot) => slot.1 = value,
+        None => fields.push((key.to_vec(), value)),
+    }
+}
+
+impl<'a> PasswdEntry<'a> {
+    /// 1-based line number.
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    /// The line's bytes, terminator included.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// The user name (field 1), as written.
+    pub fn user(&self) -> &'a [u8] {
+        self.fields[0]
+    }
+
+    /// The password field as written; `None` when the line has no `:`.
+    pub fn password(&self) -> Option<&'a [u8]> {
+        self.fields.get(1).copied()
+    }
+
+    /// The uid field as written.
+    pub fn uid_field(&self) -> Option<&'a [u8]> {
+        self.fields.get(2).copied()
+    }
+
+    /// The gid field as written.
+    pub fn gid_field(&self) -> Option<&'a [u8]> {
+        self.fields.get(3).copied()
+    }
+
+    /// The home field as written.
+    pub fn home_field(&self) -> Option<&'a [u8]> {
+        self.fields.get(5).copied()
+    }
+
+    /// The number of `:`-separated fields.
+    pub fn field_count(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Byte offset, in the line, where field `n` (0-based) starts.
+    fn field_offset(&self, n: usize) -> Option<usize> {
+        let mut offset = 0;
+        for f in self.fields.iter().take(n) {
+            offset += f.len() + 1;
+        }
+        (n < self.fields.len()).then_some(offset)
+    }
+
+    /// Whether the legacy 2.2/2.3 form applies: the 8th field is empty and more fields follow
+    /// (a line that simply ends after the 7th colon is the normal form with no extra fields).
+    fn legacy_form(&self) -> bool {
+        self.options.legacy_mail_field
+            && self.fields.len() > 8
+            && self.fields.get(7).is_some_and(|f| f.is_empty())
+    }
+
+    /// With the legacy form: what becomes `userdb_mail` (fields 9.. joined), if anything.
+    pub fn legacy_mail(&self) -> Option<&'a [u8]> {
+        if !self.legacy_form() {
+            return None;
+        }
+        let start = self.field_offset(8)?;
+        let rest = &self.content[start..];
+        (!rest.is_empty()).then_some(rest)
+    }
+
+    /// The extra fields in file order, as Dovecot splits them (spaces only; runs of spaces give
+    /// no empty fields). With the legacy form and a userdb, the single synthesized
+    /// `userdb_mail=...` (itself split on spaces).
+    pub fn extra(&self) -> Vec<ExtraField<'a>> {
+        if self.legacy_form() {
+            return match self.legacy_mail() {
+                Some(mail) if self.options.userdb => {
+                    let joined = [&b"userdb_mail="[..], mail].concat();
+                    joined
+                        .split(|&b| b == b' ')
+                        .filter(|t| !t.is_empty())
+                        .map(|t| split_token(Cow::Owned(t.to_vec()), None))
+                        .collect()
+                }
+                _ => Vec::new(),
+            };
+        }
+        let Some(start) = self.field_offset(7) else {
+            return Vec::new();
+        };
+        let text = &self.content[start..];
+        let mut out = Vec::new();
+        let mut pos = 0;
+        for token in text.split(|&b| b == b' ') {
+            if !token.is_empty() {
+                out.push(split_token(Cow::Borrowed(token), Some(start + pos)));
+            }
+            pos += token.len() + 1;
+        }
+        out
+    }
+
+    /// What Dovecot's passdb lookup returns for this record.
+    pub fn passdb(&self) -> Result<PassdbView, LookupFailure> {
+        let mut user = self.user().to_vec();
+        let mut fields = Vec::new();
+        let mut prefetch = Vec::new();
+        let mut unexpanded = Vec::new();
+        let password = match self.password() {
+            Some(p) => stored_password(p).ok(),
+            None => None,
+        };
+        for f in self.extra() {
+            check_key(&f.key)?;
+            let value = match &f.value {
+                Some(v) => Some(match expand(v, &user) {
+                    Ok(x) => x,
+                    Err(ExpandError::Contextual(what)) => {
+                        unexpanded.push(what);
+                        v.to_vec()
+                    }
+                    Err(e @ ExpandError::Unknown(_)) => {
+                        return Err(LookupFailure::Expansion {
+                            key: show(&f.key),
+                            error: e.to_string(),
+                        })
+                    }
+                }),
+                None => None,
+            };
+            let key: &[u8] = &f.key;
+            if let Some(k) = key.strip_prefix(b"userdb_") {
+                if k.is_empty() {
+                    return Err(LookupFailure::AuthPanic {
+                        reason: "empty field name after `userdb_`".into(),
+                    });
+                }
+                if k == b"user" {
+                    if let Some(v) = &value {
+                        user.clone_from(v);
+                    }
+                }
+                set_field(&mut prefetch, k, value);
+                continue;
+            }
+            match (key, &value) {
+                (b"password" | b"password_noscheme", _) => continue, // "Multiple password values"
+                (b"user", Some(v)) => user.clone_from(v),
+                (b"username", Some(v)) => {
+                    let domain = user
+                        .iter()
+                        .position(|&b| b == b'@')
+                        .map(|i| user[i..].to_vec());
+                    user.clone_from(v);
+                    if let (false, Some(d)) = (v.contains(&b'@'), domain) {
+                        user.extend_from_slice(&d);
+                    }
+                }
+                (b"domain", Some(v)) => {
+                    let at = user.iter().position(|&b| b == b'@').unwrap_or(user.len());
+                    user.truncate(at);
+                    user.push(b'@');
+                    user.extend_from_slice(v);
+                }
+                _ => {}
+            }
+            set_field(&mut fields, key, value);
+        }
+        Ok(PassdbView {
+            user,
+            password,
+            fields,
+            userdb_prefetch: prefetch,
+            unexpanded,
+        })
+    }
+
+    /// What Dovecot's userdb lookup returns; `Ok(None)` when the record has no userdb data
+    /// (fewer than 4 fields: unknown user to the userdb).
+    pub fn userdb(&self, ids: &dyn IdResolver) -> Result<Option<UserdbView>, LookupFailure> {
+        if self.fields.len() < 4 {
+            return Ok(None);
+        }
+        let mut user = self.user().to_vec();
+        let mut fields = Vec::new();
+        let mut unexpanded = Vec::new();
+        let number = |f: &[u8], kind| {
+            parse_id(f, kind, ids)
+                .filter(|&n| n != 0)
+                .map(|n| n.to_string().into_bytes())
+        };
+        if let Some(uid) = self.uid_field().filter(|f| !f.is_empty()) {
+            fields.push((b"uid".to_vec(), number(uid, IdKind::User)));
+        }
+        if let Some(gid) = self.gid_field().filter(|f| !f.is_empty()) {
+            fields.push((b"gid".to_vec(), number(gid, IdKind::Group)));
+        }
+        if let Some(home) = self.home_field().filter(|f| !f.is_empty()) {
+            fields.push((b"home".to_vec(), Some(home.to_vec())));
+        }
+        for f in self.extra() {
+            let Some(k) = f.key.strip_prefix(b"userdb_") else {
+                continue;
+            };
+            if k.is_empty() || k.contains(&b'\t') {
+                return Err(LookupFailure::AuthPanic {
+                    reason: format!("field name `{}`", show(&f.key)),
+                });
+            }
+            let value = match &f.value {
+                Some(v) => Some(match expand(v, &user) {
+                    Ok(x) => x,
+                    Err(ExpandError::Contextual(what)) => {
+                        unexpanded.push(what);
+                        v.to_vec()
+                    }
+                    Err(e @ ExpandError::Unknown(_)) => {
+                        return Err(LookupFailure::Expansion {
+                            key: show(&f.key),
+                            error: e.to_string(),
+                        })
+                    }
+                }),
+                None => None,
+            };
+            let value = match (k, value) {
+                (b"uid" | b"gid", Some(v)) => {
+                    let kind = if k == b"uid" {
+                        IdKind::User
+                    } else {
+                        IdKind::Group
+                    };
+                    match parse_id(&v, kind, ids) {
+                        Some(n) => Some(n.to_string().into_bytes()),
+                        None => {
+                            return Err(LookupFailure::InvalidId {
+                                reason: format!(
+                                    "Invalid {} value '{}'",
+                                    if k == b"uid" { "UID" } else { "GID" },
+                                    show(&v)
+                                ),
+                            })
+                        }
+                    }
+                }
+                (b"user", Some(v)) => {
+                    user.clone_from(&v);
+                    Some(v)
+                }
+                (_, v) => v,
+            };
+            set_field(&mut fields, k, value);
+        }
+        Ok(Some(UserdbView {
+            user,
+            fields,
+            unexpanded,
+        }))
+    }
+}
+
+/// Keys Dovecot's auth process asserts on: empty, or containing a TAB.
+fn check_key(key: &[u8]) -> Result<(), LookupFailure> {
+    if key.is_empty() {
+        return Err(LookupFailure::AuthPanic {
+            reason: "an extra field with an empty name (`=value`)".into(),
+        });
+    }
+    if key.contains(&b'\t') {
+        return Err(LookupFailure::AuthPanic {
+            reason: format!("a TAB in the field name `{}`", show(key)),
+        });
+    }
+    Ok(())
+}
+
+fn split_token(token: Cow<'_, [u8]>, offset: Option<usize>) -> ExtraField<'_> {
+    match token.iter().position(|&b| b == b'=') {
+        Some(eq) => match token {
+            Cow::Borrowed(t) => ExtraField {
+                key: Cow::Borrowed(&t[..eq]),
+                value: Some(Cow::Borrowed(&t[eq + 1..])),
+                offset,
+            },
+            Cow::Owned(t) => ExtraField {
+                key: Cow::Owned(t[..eq].to_vec()),
+                value: Some(Cow::Owned(t[eq + 1..].to_vec())),
+                offset,
+            },
+        },
+        None => ExtraField {
+            key: token,
+            value: None,
+            offset,
+        },
+    }
+}
+
+/// Bare fields Dovecot and its login processes know; another bare word after a `key=value` is
+/// probably the rest of a value split at a space.
+const KNOWN_FLAGS: &[&[u8]] = &[
+    b"nopassword",
+    b"noauthenticate",
+    b"nologin",
+    b"nodelay",
+    b"proxy",
+    b"proxy_maybe",
+    b"proxy_always",
+    b"starttls",
+    b"nopipelining",
+    b"master",
+    b"pass",
+    b"fail",
+    b"skip",
+    b"allow_nets",
+];
+
+impl PasswdFile {
+    /// Parse passwd-file bytes. Never fails.
+    pub fn parse(src: Vec<u8>, options: &PasswdOptions) -> Self {
+        let mut lines = Vec::with_capacity(src.len() / 64 + 1);
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', &src) {
+            lines.push(LineRaw::Src { start, end: nl + 1 });
+            start = nl + 1;
+        }
+        if start < src.len() {
+            lines.push(LineRaw::Src {
+                start,
+                end: src.len(),
+            });
+        }
+        Self {
+            src,
+            lines,
+            options: *options,
+        }
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &PasswdOptions {
+        &self.options
+    }
+
+    fn raw(&self, i: usize) -> &[u8] {
+        match &self.lines[i] {
+            LineRaw::Src { start, end } => &self.src[*start..*end],
+            LineRaw::Owned(v) => v,
+        }
+    }
+
+    /// The document's bytes.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.src.len());
+        self.each_run(|b| {
+            out.extend_from_slice(b);
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .unwrap_or_else(|never| match never {});
+        out
+    }
+
+    /// Write the document's bytes, untouched runs straight from the parsed bytes.
+    pub fn write_to<W: std::io::Write>(&self, out: &mut W) -> std::io::Result<()> {
+        self.each_run(|b| out.write_all(b))
+    }
+
+    fn each_run<E>(&self, mut f: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        let mut run: Option<(usize, usize)> = None;
+        for line in &self.lines {
+            match (line, run) {
+                (LineRaw::Src { start, end }, Some((s, e))) if e == *start => run = Some((s, *end)),
+                (LineRaw::Src { start, end }, _) => {
+                    if let Some((s, e)) = run {
+                        f(&self.src[s..e])?;
+                    }
+                    run = Some((*start, *end));
+                }
+                (LineRaw::Owned(v), _) => {
+                    if let Some((s, e)) = run.take() {
+                        f(&self.src[s..e])?;
+                    }
+                    f(v)?;
+                }
+            }
+        }
+        if let Some((s, e)) = run {
+            f(&self.src[s..e])?;
+        }
+        Ok(())
+    }
+
+    /// Every physical line.
+    pub fn lines(&self) -> impl Iterator<Item = Line<'_>> + '_ {
+        (0..self.lines.len()).map(move |i| Line {
+            number: i + 1,
+            raw: self.raw(i),
+            options: self.options,
+        })
+    }
+
+    /// Every record line, in order (including ones Dovecot drops or ignores).
+    pub fn records(&self) -> impl Iterator<Item = PasswdEntry<'_>> + '_ {
+        self.lines().filter_map(|l| l.entry())
+    }
+
+    /// Load the file as Dovecot's auth process does.
+    pub fn load(&self, ids: &dyn IdResolver) -> Loaded {
+        let mut users: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut status = Vec::new();
+        for (i, entry) in self
+            .lines()
+            .enumerate()
+            .filter_map(|(i, l)| Some((i, l.entry()?)))
+        {
+            let user = entry.user();
+            if let Some(&first) = users.get(user) {
+                status.push((
+                    i,
+                    LoadStatus::Duplicate {
+                        first_line: first + 1,
+                    },
+                ));
+                continue;
+            }
+            if let Some(reason) = self.drop_reason(&entry, ids) {
+                status.push((i, LoadStatus::Dropped { reason }));
+                continue;
+            }
+            users.insert(user.to_vec(), i);
+            status.push((i, LoadStatus::Active));
+        }
+        Loaded { users, status }
+    }
+
+    /// Why Dovecot drops a record when loading, if it does.
+    fn drop_reason(&self, entry: &PasswdEntry<'_>, ids: &dyn IdResolver) -> Option<String> {
+        let user = show(entry.user());
+        if let Some(p) = entry.password() {
+            if stored_password(p).is_err() {
+                return Some(format!("User {user} has invalid password"));
+            }
+        }
+        if !self.options.userdb {
+            return None;
+        }
+        for (n, kind, label) in [(2, IdKind::User, "UID"), (3, IdKind::Group, "GID")] {
+            if let Some(f) = entry.fields.get(n).filter(|f| !f.is_empty()) {
+                if parse_id(f, kind, ids).filter(|&v| v != 0).is_none() {
+                    return Some(format!("User {user} has invalid {label} '{}'", show(f)));
+                }
+            }
+        }
+        None
+    }
+
+    /// The name a request for `name` is looked up under: lowercased with `%Lu`; `None` when a
+    /// byte is outside `auth_username_chars` (Dovecot answers "user doesn't exist").
+    pub fn request_key(&self, name: &[u8]) -> Option<Vec<u8>> {
+        if name.is_empty() || !name.iter().all(|&b| username_char_ok(b)) {
+            return None;
+        }
+        Some(if self.options.lowercase_requests {
+            name.to_ascii_lowercase()
+        } else {
+            name.to_vec()
+        })
+    }
+
+    /// The record Dovecot uses when `name` is requested (after lowercasing with `%Lu`), if any.
+    pub fn lookup(&self, name: &[u8], ids: &dyn IdResolver) -> Option<PasswdEntry<'_>> {
+        let key = self.request_key(name)?;
+        let i = self.load(ids).line_of(&key)?;
+        self.lines().nth(i).and_then(|l| l.entry())
+    }
+
+    /// Every finding, in line order.
+    pub fn diagnostics(&self, ids: &dyn IdResolver) -> Vec<PasswdDiagnostic> {
+        let loaded = self.load(ids);
+        let mut out = Vec::new();
+        let mut status = loaded.status.iter().peekable();
+        for (i, line) in self.lines().enumerate() {
+            let number = i + 1;
+            let push = |out: &mut Vec<PasswdDiagnostic>, column: usize, kind| {
+                out.push(PasswdDiagnostic {
+                    line: number,
+                    column,
+                    kind,
+                })
+            };
+            let (content, nul) = content_of(line.raw);
+            if nul {
+                push(&mut out, content.len() + 1, PasswdDiagnosticKind::NulByte);
+            }
+            let Some(entry) = line.entry() else {
+                continue;
+            };
+            let this_status = match status.peek() {
+                Some((j, s)) if *j == i => {
+                    status.next();
+                    s.clone()
+                }
+                _ => LoadStatus::Active,
+            };
+            let user = entry.user();
+            let trimmed = user.iter().find(|b| !b.is_ascii_whitespace());
+            if user.first().is_some_and(u8::is_ascii_whitespace)
+                && matches!(trimmed, None | Some(b'#'))
+            {
+                push(
+                    &mut out,
+                    1,
+                    PasswdDiagnosticKind::JunkUser {
+                        user: user.to_vec(),
+                    },
+                );
+                continue;
+            }
+            if !user.iter().all(|&b| username_char_ok(b)) {
+                push(
+                    &mut out,
+                    1,
+                    PasswdDiagnosticKind::UnreachableName {
+                        user: user.to_vec(),
+                    },
+                );
+            } else if self.options.lowercase_requests && user.iter().any(u8::is_ascii_uppercase) {
+                push(
+                    &mut out,
+                    1,
+                    PasswdDiagnosticKind::UppercaseName {
+                        user: user.to_vec(),
+                    },
+                );
+            }
+            if user.contains(&b'+') {
+                push(
+                    &mut out,
+                    1,
+                    PasswdDiagnosticKind::PlusInName {
+                        user: user.to_vec(),
+                    },
+                );
+            }
+            match this_status {
+                LoadStatus::Duplicate { first_line } => {
+                    push(
+                        &mut out,
+                        1,
+                        PasswdDiagnosticKind::Duplicate {
+                            user: user.to_vec(),
+                            first_line,
+                        },
+                    );
+                    continue;
+                }
+                LoadStatus::Dropped { reason } => {
+                    push(&mut out, 1, PasswdDiagnosticKind::Dropped { reason });
+                    continue;
+                }
+                LoadStatus::Active => {}
+            }
+            if self.options.userdb && entry.field_count() < 4 {
+                push(
+                    &mut out,
+                    1,
+                    PasswdDiagnosticKind::MissingUserdbInfo {
+                        user: user.to_vec(),
+                    },
+                );
+            }
+            if entry.legacy_form() {
+                if let Some(mail) = entry.legacy_mail() {
+                    let column = entry.field_offset(7).unwrap_or(0) + 1;
+                    push(
+                        &mut out,
+                        column,
+                        PasswdDiagnosticKind::LegacyMailField {
+                            mail: mail.to_vec(),
+                        },
+                    );
+                }
+            }
+            self.field_diagnostics(&entry, &mut out);
+        }
+        out
+    }
+
+    fn field_diagnostics(&self, entry: &PasswdEntry<'_>, out: &mut Vec<PasswdDiagnostic>) {
+        let extra = entry.extra();
+        let mut previous_had_value = false;
+        for f in &extra {
+            let column = f.offset.map_or(1, |o| o + 1);
+            let push = |out: &mut Vec<PasswdDiagnostic>, kind| {
+                out.push(PasswdDiagnostic {
+                    line: entry.line,
+                    column,
+                    kind,
+                })
+            };
+            let key: &[u8] = &f.key;
+            if let Err(e) = check_key(key) {
+                push(
+                    out,
+                    PasswdDiagnosticKind::BrokenField {
+                        reason: e.to_string(),
+                    },
+                );
+                continue;
+            }
+            if key == b"userdb_" {
+                push(
+                    out,
+                    PasswdDiagnosticKind::BrokenField {
+                        reason:
+                            "an empty field name after `userdb_`: the auth process crashes on it"
+                                .into(),
+                    },
+                );
+                continue;
+            }
+            if let Some(v) = &f.value {
+                match expand(v, entry.user()) {
+                    Err(ExpandError::Unknown(var)) => push(
+                        out,
+                        PasswdDiagnosticKind::BrokenField {
+                            reason: format!(
+                                "Failed to expand extra field {}: Unknown variable '{var}' (lookups of this user fail; write a literal % as %%)",
+                                show(key)
+                            ),
+                        },
+                    ),
+                    Err(ExpandError::Contextual(var)) => push(
+                        out,
+                        PasswdDiagnosticKind::SuspiciousField {
+                            reason: format!("{} uses {var}, which depends on the connection", show(key)),
+                        },
+                    ),
+                    Ok(_) => {}
+                }
+            }
+            match key {
+                b"password" | b"password_noscheme" => push(
+                    out,
+                    PasswdDiagnosticKind::SuspiciousField {
+                        reason: "a password extra field is ignored (Multiple password values not supported)".into(),
+                    },
+                ),
+                b"nopassword" => {
+                    let p = entry.password().unwrap_or_default();
+                    let body = match (p.first(), p.iter().position(|&b| b == b'}')) {
+                        (Some(b'{'), Some(end)) => &p[end + 1..],
+                        _ => p,
+                    };
+                    if !body.is_empty() {
+                        push(
+                            out,
+                            PasswdDiagnosticKind::SuspiciousField {
+                                reason: "nopassword set but password is non-empty: Dovecot ignores nopassword".into(),
+                            },
+                        );
+                    }
+                }
+                _ => {}
+            }
+            if f.value.is_none() && previous_had_value && !KNOWN_FLAGS.contains(&key) {
+                push(
+                    out,
+                    PasswdDiagnosticKind::SuspiciousField {
+                        reason: format!(
+                            "bare field `{}` after a `key=value`: values cannot contain spaces, so this is probably the rest of the previous value",
+                            show(key)
+                        ),
+                    },
+                );
+            }
+            previous_had_value = f.value.as_ref().is_some_and(|v| !v.is_empty());
+        }
+    }
+
+    // ------------------------------------------------------------------ editing
+
+    /// Set one extra field of `user`'s record (the one Dovecot uses): replace its value where it
+    /// is, or append ` key=value` at the end of the line. `value == None` writes a bare key.
+    /// Every other byte of the record and of the file is kept.
+    pub fn set_extra(
+        &mut self,
+        user: &[u8],
+        key: &[u8],
+        value: Option<&[u8]>,
+        ids: &dyn IdResolver,
+    ) -> Result<(), PasswdEditError> {
+        validate_user(user)?;
+        validate_key(key)?;
+        if let Some(v) = value {
+            validate_value(key, v, user)?;
+        }
+        let (index, entry) = self.editable(user, ids)?;
+        let mut token = key.to_vec();
+        if let Some(v) = value {
+            token.push(b'=');
+            token.extend_from_slice(v);
+        }
+        let matches = self.positions_of(&entry, key)?;
+        let raw = entry.raw.to_vec();
+        let (content_len, tail) = split_tail(&raw);
+        let mut line = raw[..content_len].to_vec();
+        match matches {
+            Some((start, end)) => {
+                line.splice(start..end, token);
+            }
+            None => {
+                let colons = entry.fields.len().saturating_sub(1);
+                if colons < 7 {
+                    line.extend(std::iter::repeat_n(b':', 7 - colons));
+                } else if line.last().is_some_and(|&b| b != b':' && b != b' ') {
+                    line.push(b' ');
+                }
+                line.extend_from_slice(&token);
+            }
+        }
+        line.extend_from_slice(tail);
+        self.lines[index] = LineRaw::Owned(line);
+        Ok(())
+    }
+
+    /// Remove one extra field (and one space next to it) from `user`'s record. Returns whether
+    /// the field was there.
+    pub fn remove_extra(
+        &mut self,
+        user: &[u8],
+        key: &[u8],
+        ids: &dyn IdResolver,
+    ) -> Result<bool, PasswdEditError> {
+        validate_user(user)?;
+        validate_key(key)?;
+        let (index, entry) = self.editable(user, ids)?;
+        let Some((start, end)) = self.positions_of(&entry, key)? else {
+            return Ok(false);
+        };
+        let raw = entry.raw.to_vec();
+        let (content_len, tail) = split_tail(&raw);
+        let mut line = raw[..content_len].to_vec();
+        let extra_start = entry.field_offset(7).unwrap_or(start);
+        // The space before the field, else the one after it.
+        let (cut_start, cut_end) = if start > extra_start && line[start - 1] == b' ' {
+            (start - 1, end)
+        } else if line.get(end) == Some(&b' ') {
+            (start, end + 1)
+        } else {
+            (start, end)
+        };
+        line.drain(cut_start..cut_end);
+        line.extend_from_slice(tail);
+        self.lines[index] = LineRaw::Owned(line);
+        Ok(true)
+    }
+
+    /// The line index and record of `user` that Dovecot uses, if it can take extra-field edits.
+    fn editable(
+        &self,
+        user: &[u8],
+        ids: &dyn IdResolver,
+    ) -> Result<(usize, PasswdEntry<'_>), PasswdEditError> {
+        let index = self
+            .load(ids)
+            .line_of(user)
+            .ok_or_else(|| PasswdEditError::NoSuchUser { user: show(user) })?;
+        let entry = self
+            .lines()
+            .nth(index)
+            .and_then(|l| l.entry())
+            .ok_or_else(|| PasswdEditError::NoSuchUser { user: show(user) })?;
+        let (_, nul) = content_of(entry.raw);
+        if nul {
+            return Err(PasswdEditError::UnsafeRecord {
+                line: entry.line,
+                reason: "the record has a NUL byte; fix it by hand first",
+            });
+        }
+        if entry.legacy_form() {
+            return Err(PasswdEditError::UnsafeRecord {
+                line: entry.line,
+                reason: "the record has an empty 8th field, which Dovecot 2.2/2.3 read as the legacy mail location; fix it by hand first (extra fields start after exactly 7 colons)",
+            });
+        }
+        if entry.fields.len() < 4 {
+            return Err(PasswdEditError::UnsafeRecord {
+                line: entry.line,
+                reason: "the record has no uid/gid fields (passdb only); adding extra fields would add empty uid and gid fields and make it a userdb record",
+            });
+        }
+        Ok((index, entry))
+    }
+
+    /// Where `key` sits in the record's extra fields (byte range of the whole token); an error
+    /// when it is there more than once.
+    fn positions_of(
+        &self,
+        entry: &PasswdEntry<'_>,
+        key: &[u8],
+    ) -> Result<Option<(usize, usize)>, PasswdEditError> {
+        let found: Vec<(usize, usize)> = entry
+            .extra()
+            .iter()
+            .filter(|f| f.key.as_ref() == key)
+            .filter_map(|f| {
+                let start = f.offset?;
+                let len = f.key.len() + f.value.as_ref().map_or(0, |v| v.len() + 1);
+                Some((start, start + len))
+            })
+            .collect();
+        match found.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(*one)),
+            _ => Err(PasswdEditError::AmbiguousKey {
+                line: entry.line,
+                key: show(key),
+            }),
+        }
+    }
+}
+
+/// A line's content length (without `\r\n` / `\n`) and its terminator.
+fn split_tail(raw: &[u8]) -> (usize, &[u8]) {
+    if raw.ends_with(b"\r\n") {
+        (raw.len() - 2, b"\r\n")
+    } else if raw.ends_with(b"\n") {
+        (raw.len() - 1, b"\n")
+    } else if raw.ends_with(b"\r") {
+        (raw.len() - 1, b"\r")
+    } else {
+        (raw.len(), b"")
+    }
+}
+
+fn validate_user(user: &[u8]) -> Result<(), PasswdEditError> {
+    let bad = |reason| {
+        Err(PasswdEditError::InvalidUser {
+            user: show(user),
+            reason,
+        })
+    };
+    if user.is_empty() {
+        return bad("empty");
+    }
+    if user.contains(&b':') {
+        return bad("`:` separates passwd-file fields");
+    }
+    if user
+        .iter()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return bad("whitespace and control bytes are not allowed");
+    }
+    if user[0] == b'#' {
+        return bad("a line starting with `#` is a comment");
+    }
+    Ok(())
+}
+
+fn validate_key(key: &[u8]) -> Result<(), PasswdEditError> {
+    let ok = !key.is_empty()
+        && key
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if !ok {
+        return Err(PasswdEditError::InvalidKey {
+            key: show(key),
+            reason: "field names are letters, digits, `_`, `-` and `.`",
+        });
+    }
+    if key == b"userdb_" {
+        return Err(PasswdEditError::InvalidKey {
+            key: show(key),
+            reason: "an empty name after `userdb_` crashes Dovecot's auth process",
+        });
+    }
+    Ok(())
+}
+
+fn validate_value(key: &[u8], value: &[u8], user: &[u8]) -> Result<(), PasswdEditError> {
+    let bad = |reason: String| {
+        Err(PasswdEditError::InvalidValue {
+            key: show(key),
+            value: show(value),
+            reason,
+        })
+    };
+    if value.contains(&b' ') {
+        return bad("values cannot contain spaces (Dovecot splits extra fields at spaces)".into());
+    }
+    if value.iter().any(u8::is_ascii_control) {
+        return bad("control bytes (newline, TAB, CR, NUL) cannot be stored".into());
+    }
+    if let Err(ExpandError::Unknown(var)) = expand(value, user) {
+        return bad(format!(
+            "`{var}` is not a Dovecot variable and would fail every lookup; write a literal % as %%"
+        ));
+    }
+    if value.iter().rev().take_while(|&&b| b == b'%').count() % 2 == 1 {
+        return bad("Dovecot drops a trailing `%`; write a literal % as %%".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dovecot::SystemIds;
+
+    fn ids() -> SystemIds {
+        SystemIds::new(&[("vmail", 999), ("root", 0)], &[("vmail", 995)])
+    }
+
+    fn file(s: &str) -> PasswdFile {
+        PasswdFile::parse(s.as_bytes().to_vec(), &PasswdOptions::default())
+    }
+
+    fn fields(f: &[(Vec<u8>, Option<Vec<u8>>)]) -> Vec<String> {
+        f.iter()
+            .map(|(k, v)| match v {
+                Some(v) => format!("{}={}", show(k), show(v)),
+                None => show(k),
+            })
+            .collect()
+    }
+
+    fn userdb(f: &PasswdFile, user: &str) -> Option<Vec<String>> {
+        let e = f.lookup(user.as_bytes(), &ids())?;
+        e.userdb(&ids()).expect("lookup").map(|u| fields(&u.fields))
+    }
+
+    fn codes(f: &PasswdFile) -> Vec<(usize, &'static str)> {
+        f.diagnostics(&ids())
+            .iter()
+            .map(|d| (d.line, d.kind.code()))
+            .collect()
+    }
+
+    /// Rows of the research table (docs/dovecot-passwd-file.md), confirmed on Dovecot 2.3.19.1.
+    #[test]
+    fn records_as_dovecot_reads_them() {
+        let f = file(concat!(
+            "carol\n",
+            "bob:{PLAIN}x\n",
+            "bob3:{PLAIN}x:\n",
+            "bob4:{PLAIN}x::\n",
+            "bob5:{PLAIN}x:::\n",
+            "u0:{PLAIN}x:0:0::/home/u0\n",
+            "ur:{PLAIN}x:root:1000::/h\n",
+            "uv:{PLAIN}x:vmail:vmail::/home/u\n",
+            "us:{PLAIN}x:1000 :1000::/h\n",
+            "legacy:{PLAIN}x:1000:1000:Gecos:/home/u:/bin/sh::maildir:~/Mail:LAYOUT=fs\n",
+            "trap:{PLAIN}x:1000:1000::/h:::nologin=y\n",
+            "maint:p::::::nologin=y reason=Maintenance\n",
+            "  # note\n",
+            "crlf:{PLAIN}x:1000:1000::/home/u\r\n",
+            "dup:{PLAIN}first:1000:1000::/dup1\n",
+            "dup:{PLAIN}second:1001:1001::/dup2\n",
+            "Upper:{PLAIN}x:1000:1000::/h\n",
+            "split:{PLAIN}x:1000:1000::/h::reason=Back soon\n",
+            "pct:{PLAIN}x:1000:1000::/h::p1=100%% p2=%u p3=end% userdb_q=%%u\n",
+            "bad:{PLAIN}x:1000:1000::/h::p=50%off\n",
+            "ovr:{PLAIN}x:1000:1000::/home/orig::userdb_home=/srv/%u userdb_uid=vmail\n",
+            "nets:{PLAIN}x:1000:1000::/h::allow_nets=\n",
+            "nopw:{PLAIN}secret:1000:1000::/h::nopassword\n",
+            "md5:xxx[34]:1000:1000::/h\n",
+            "nul:{PLAIN}x\0junk:1000:1000::/h\n",
+            "# comment\n",
+            ":skipped\n",
+            "\n",
+        ));
+        assert_eq!(userdb(&f, "carol"), None);
+        assert!(f.lookup(b"carol", &ids()).is_some(), "passdb has carol");
+        assert_eq!(userdb(&f, "bob"), None);
+        assert_eq!(userdb(&f, "bob3"), None);
+        assert_eq!(userdb(&f, "bob4"), Some(vec![]));
+        assert_eq!(userdb(&f, "bob5"), Some(vec![]));
+        assert!(f.lookup(b"u0", &ids()).is_none());
+        assert!(f.lookup(b"ur", &ids()).is_none());
+        assert_eq!(
+            userdb(&f, "uv"),
+            Some(vec![
+                "uid=999".into(),
+                "gid=995".into(),
+                "home=/home/u".into()
+            ])
+        );
+        assert!(f.lookup(b"us", &ids()).is_none());
+        assert_eq!(
+            userdb(&f, "legacy").expect("found").last().cloned(),
+            Some("mail=maildir:~/Mail:LAYOUT=fs".to_string())
+        );
+        assert_eq!(
+            userdb(&f, "trap").expect("found").last().cloned(),
+            Some("mail=nologin=y".to_string())
+        );
+        let maint = f.lookup(b"maint", &ids()).expect("maint");
+        assert_eq!(
+            fields(&maint.passdb().expect("ok").fields),
+            ["nologin=y", "reason=Maintenance"]
+        );
+        assert_eq!(userdb(&f, "maint"), Some(vec![]));
+        assert_eq!(
+            userdb(&f, "crlf"),
+            Some(vec![
+                "uid=1000".into(),
+                "gid=1000".into(),
+                "home=/home/u".into()
+            ])
+        );
+        assert_eq!(userdb(&f, "dup").expect("dup")[2], "home=/dup1");
+        assert!(f.lookup(b"Upper", &ids()).is_none());
+        assert!(f.lookup(b"upper", &ids()).is_none());
+        let split = f.lookup(b"split", &ids()).expect("split");
+        assert_eq!(
+            fields(&split.passdb().expect("ok").fields),
+            ["reason=Back", "soon"]
+        );
+        let pct = f.lookup(b"pct", &ids()).expect("pct");
+        assert_eq!(
+            fields(&pct.passdb().expect("ok").fields),
+            ["p1=100%", "p2=pct", "p3=end"]
+        );
+        assert_eq!(
+            userdb(&f, "pct").expect("pct").last().cloned(),
+            Some("q=%u".into())
+        );
+        let bad = f.lookup(b"bad", &ids()).expect("bad");
+        assert!(matches!(bad.passdb(), Err(LookupFailure::Expansion { .. })));
+        assert_eq!(
+            userdb(&f, "ovr"),
+            Some(vec![
+                "uid=999".into(),
+                "gid=1000".into(),
+                "home=/srv/ovr".into()
+            ])
+        );
+        let nets = f
+            .lookup(b"nets", &ids())
+            .expect("nets")
+            .passdb()
+            .expect("ok");
+        assert!(nets.allow_nets_denies_local());
+        assert!(nets.visible_fields().is_empty());
+        let md5 = f.lookup(b"md5", &ids()).expect("md5").passdb().expect("ok");
+        assert_eq!(md5.password.as_deref(), Some(&b"{PLAIN-MD5}xxx"[..]));
+        let nul = f.lookup(b"nul", &ids()).expect("nul");
+        assert_eq!(nul.password(), Some(&b"{PLAIN}x"[..]));
+        assert_eq!(userdb(&f, "nul"), None);
+        assert_eq!(
+            codes(&f),
+            [
+                (1, "missing-userdb-info"),
+                (2, "missing-userdb-info"),
+                (3, "missing-userdb-info"),
+                (6, "dropped"),
+                (7, "dropped"),
+                (9, "dropped"),
+                (10, "legacy-mail-field"),
+                (11, "legacy-mail-field"),
+                (13, "junk-user"),
+                (16, "duplicate-user"),
+                (17, "uppercase-name"),
+                (18, "suspicious-field"),
+                (20, "broken-field"),
+                (23, "suspicious-field"),
+                (25, "nul-byte"),
+                (25, "missing-userdb-info"),
+            ]
+        );
+        assert_eq!(f.render(), f.render());
+    }
+
+    #[test]
+    fn round_trip_is_exact() {
+        for src in [
+            &b""[..],
+            b"a",
+            b"a\r",
+            b"a:b\r\n\r\n#x\n:y\n  \n",
+            b"\0\n\xff:\xfe",
+        ] {
+            let f = PasswdFile::parse(src.to_vec(), &PasswdOptions::default());
+            assert_eq!(f.render(), src);
+        }
+    }
+
+    #[test]
+    fn edits_touch_only_their_field() {
+        let src = "# users\nalice@x:{PLAIN}a:999:995::/home/a::userdb_mail=mdbox:~/mdbox  quota=1G\r\nbob@x:{PLAIN}b:999:995::/home/b\nnofields@x:{PLAIN}c:999:995::/home/c::\n";
+        let mut f = file(src);
+        let ids = ids();
+        f.set_extra(b"alice@x", b"allow_nets", Some(b""), &ids)
+            .expect("set");
+        assert_eq!(
+            f.render(),
+            src.replace("quota=1G\r\n", "quota=1G allow_nets=\r\n")
+                .as_bytes()
+        );
+        assert!(f
+            .remove_extra(b"alice@x", b"allow_nets", &ids)
+            .expect("remove"));
+        assert_eq!(f.render(), src.as_bytes());
+        // bob has 6 colons: padded to 7, then removed: the padding stays (harmless, documented).
+        f.set_extra(b"bob@x", b"nologin", Some(b"y"), &ids)
+            .expect("set");
+        assert!(f
+            .render()
+            .windows(28)
+            .any(|w| w == b"bob@x:{PLAIN}b:999:995::/hom"));
+        let bob = f.lookup(b"bob@x", &ids).expect("bob");
+        assert_eq!(fields(&bob.passdb().expect("ok").fields), ["nologin=y"]);
+        // Replace in place keeps the other fields and their spacing.
+        f.set_extra(b"alice@x", b"quota", Some(b"2G"), &ids)
+            .expect("set");
+        assert!(String::from_utf8_lossy(&f.render()).contains("mdbox:~/mdbox  quota=2G\r\n"));
+        f.set_extra(b"nofields@x", b"k", Some(b"v"), &ids)
+            .expect("set");
+        assert!(String::from_utf8_lossy(&f.render()).contains("/home/c::k=v\n"));
+    }
+
+    #[test]
+    fn edits_refuse_what_dovecot_would_misread() {
+        let src = "p:{PLAIN}x\nt:{PLAIN}x:1:1::/h:::a=b\nd:{PLAIN}x:1:1::/h::k=1 k=2\nu:{PLAIN}x:1:1::/h::\n";
+        let mut f = file(src);
+        let ids = ids();
+        let errs = [
+            f.set_extra(b"p", b"k", Some(b"v"), &ids),
+            f.set_extra(b"t", b"k", Some(b"v"), &ids),
+            f.set_extra(b"d", b"k", Some(b"v"), &ids),
+            f.set_extra(b"u", b"k", Some(b"two words"), &ids),
+            f.set_extra(b"u", b"k", Some(b"50%off"), &ids),
+            f.set_extra(b"u", b"k", Some(b"end%"), &ids),
+            f.set_extra(b"u", b"k", Some(b"a\nb"), &ids),
+            f.set_extra(b"u", b"", Some(b"v"), &ids),
+            f.set_extra(b"u", b"a=b", Some(b"v"), &ids),
+            f.set_extra(b"u:x", b"k", Some(b"v"), &ids),
+            f.set_extra(b"nobody", b"k", Some(b"v"), &ids),
+        ];
+        for (i, e) in errs.iter().enumerate() {
+            assert!(e.is_err(), "edit {i} should be refused");
+        }
+        assert_eq!(f.render(), src.as_bytes(), "nothing was written");
+        f.set_extra(b"u", b"k", Some(b"100%%"), &ids)
+            .expect("%% is a literal %");
+    }
+}
