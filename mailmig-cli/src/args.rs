@@ -43,6 +43,59 @@ pub(crate) enum Command {
     Map(MapCommand),
     /// Every address whose mail reaches ADDRESS through the virtual alias maps.
     Aliases(AliasesArgs),
+    /// Dovecot passwd-files (passdb + userdb).
+    #[command(subcommand)]
+    Passwd(PasswdCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PasswdCommand {
+    /// Report what Dovecot would log or misread; exit 65 when anything is found.
+    Check(PasswdCheckArgs),
+    /// The record of USER as Dovecot's passdb and userdb lookups see it; exit 67 when Dovecot
+    /// has no record for USER.
+    Show(PasswdShowArgs),
+}
+
+/// How Dovecot uses the file.
+#[derive(Debug, Args)]
+pub(crate) struct PasswdSetup {
+    /// The file is a passdb only (no userdb uses the same path).
+    #[arg(long)]
+    pub(crate) passdb_only: bool,
+    /// Dovecot's major.minor (2.4 dropped the legacy empty-8th-field mail location).
+    #[arg(long, value_name = "VERSION", default_value = "2.3")]
+    pub(crate) dovecot_version: String,
+    /// `auth_username_format` keeps case (`%u` instead of the default `%Lu`).
+    #[arg(long)]
+    pub(crate) keep_case: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PasswdCheckArgs {
+    #[command(flatten)]
+    pub(crate) setup: PasswdSetup,
+    /// One JSON object per finding.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// The passwd-files.
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<Utf8PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PasswdShowArgs {
+    #[command(flatten)]
+    pub(crate) setup: PasswdSetup,
+    /// One JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// The passwd-file.
+    #[arg(value_name = "FILE")]
+    pub(crate) file: Utf8PathBuf,
+    /// The user, as a client would give it (lowercased unless --keep-case).
+    #[arg(value_name = "USER")]
+    pub(crate) user: String,
 }
 
 #[derive(Debug, Subcommand)]

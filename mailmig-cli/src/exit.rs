@@ -10,6 +10,8 @@ pub(crate) const USAGE: u8 = 64;
 pub(crate) const DATAERR: u8 = 65;
 /// An input file does not exist or cannot be opened.
 pub(crate) const NOINPUT: u8 = 66;
+/// The user has no record the daemon would use.
+pub(crate) const NOUSER: u8 = 67;
 /// An external command (postconf, postmap, doveadm) failed.
 pub(crate) const UNAVAILABLE: u8 = 69;
 /// Reading or writing failed.

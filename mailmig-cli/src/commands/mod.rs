@@ -2,12 +2,13 @@
 
 mod aliases;
 mod map;
+mod passwd;
 
 use camino::Utf8Path;
 use mailmig_core::postfix::{self, ParseOptions, PostfixVersion, Table};
 use mailmig_core::process::SystemRunner;
 
-use crate::args::{Cli, Command, GlobalArgs, MapCommand, YesNo};
+use crate::args::{Cli, Command, GlobalArgs, MapCommand, PasswdCommand, YesNo};
 use crate::exit;
 use crate::report::Failure;
 
@@ -18,6 +19,8 @@ pub(crate) fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Map(MapCommand::Dump(args)) => map::dump(&ctx, args),
         Command::Map(MapCommand::Get(args)) => map::get(&ctx, args),
         Command::Aliases(args) => aliases::run(&ctx, args),
+        Command::Passwd(PasswdCommand::Check(args)) => passwd::check(args),
+        Command::Passwd(PasswdCommand::Show(args)) => passwd::show(args),
     }
 }
 

@@ -1,0 +1,268 @@
+//! The real Dovecot is the oracle for passwd-files: a file of tricky records is installed as the
+//! sandbox's passdb + userdb, and for every user `doveadm user` and `doveadm auth lookup` must
+//! agree with `mailmig passwd show` (existence, userdb fields with Dovecot's defaults, visible
+//! passdb fields, failures).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use mailmig_tests::sandbox::Sandbox;
+use mailmig_tests::{mailmig, run};
+
+/// Records from docs/dovecot-passwd-file.md (the research table), plus variations.
+fn tricky_file(uid: &str, gid: &str) -> String {
+    let lines = [
+        "# mailmig differential test".to_string(),
+        "minimal".into(),
+        "passonly:{PLAIN}x".into(),
+        "passonly3:{PLAIN}x:".into(),
+        "twofields:{PLAIN}x::".into(),
+        "threefields:{PLAIN}x:::".into(),
+        "uidzero:{PLAIN}x:0:0::/home/u0".into(),
+        "uidroot:{PLAIN}x:root:1000::/h".into(),
+        "names:{PLAIN}x:vmail:vmail::/home/names".into(),
+        "trailing:{PLAIN}x:1000 :1000::/h".into(),
+        "nogid:{PLAIN}x:1000".into(),
+        "gidzero:{PLAIN}x:1000:0::/h".into(),
+        "bignum:{PLAIN}x:2147483648:1000::/h".into(),
+        format!("zeros:{{PLAIN}}x:0{uid}:0{gid}::/h"),
+        "legacy:{PLAIN}x:1000:1000:Gecos:/home/legacy:/bin/sh::maildir:~/Mail:LAYOUT=fs".into(),
+        "trap:{PLAIN}x:1000:1000::/h:::nologin=y".into(),
+        "maint:p::::::nologin=y reason=Maintenance".into(),
+        "  # not a comment".into(),
+        "   ".into(),
+        "crlf:{PLAIN}x:1000:1000::/home/crlf\r".into(),
+        "crcr:{PLAIN}x:1000:1000::/h\r\r".into(),
+        "dup:{PLAIN}first:1000:1000::/dup1".into(),
+        "dup:{PLAIN}second:1001:1001::/dup2".into(),
+        "dropdup:{PLAIN}x:0:0::/first".into(),
+        "dropdup:{PLAIN}x:1000:1000::/second".into(),
+        "Upper:{PLAIN}x:1000:1000::/h".into(),
+        "split:{PLAIN}x:1000:1000::/h::reason=Back soon".into(),
+        "tabs:{PLAIN}x:1000:1000::/h::note=a\tb userdb_note=c\td".into(),
+        "pct:{PLAIN}x:1000:1000::/h::p1=100%% p2=%u p3=end% userdb_q=%%u".into(),
+        "badvar:{PLAIN}x:1000:1000::/h::p=50%off".into(),
+        "badvar2:{PLAIN}x:1000:1000::/h::userdb_x=50%off".into(),
+        "ovr:{PLAIN}x:1000:1000::/home/orig::userdb_home=/srv/%u userdb_uid=vmail".into(),
+        "mailfs:{PLAIN}x:1000:1000::/h::userdb_mail=maildir:~/M:LAYOUT=fs".into(),
+        "locked:{PLAIN}x:1000:1000::/h::allow_nets=".into(),
+        "localok:{PLAIN}x:1000:1000::/h::allow_nets=local,10.0.0.0/8".into(),
+        "nopw:{PLAIN}secret:1000:1000::/h::nopassword".into(),
+        "nopw2::1000:1000::/h::nopassword".into(),
+        "md5:0123456789abcdef0123456789abcdef[34]:1000:1000::/h".into(),
+        "crypt:xy[13]:1000:1000::/h".into(),
+        "short56:short[56]:1000:1000::/h".into(),
+        "a@example.com:{PLAIN}x:1000:1000::/home/%d/%n::userdb_mail=maildir:/m/%d/%n dom=%d".into(),
+        "homes:{PLAIN}x:1000:1000::/h/ with space/::".into(),
+        "emptyhome:{PLAIN}x:1000:1000:::".into(),
+        "flags:{PLAIN}x:1000:1000::/h::nodelay proxy host=1.2.3.4 nologin".into(),
+        "repeat:{PLAIN}x:1000:1000::/h::x=1 y=2 x=3 userdb_home=/a userdb_home=/b".into(),
+        "protect:{PLAIN}x:1000:1000::/h::x=1 x:remove userdb_home=/a userdb_home:protected=/b".into(),
+        "renamed:{PLAIN}x:1000:1000::/h::userdb_user=other".into(),
+        format!("vm:{{PLAIN}}x:{uid}:{gid}::/home/vm::userdb_mail=mdbox:~/mdbox quota_rule=*:storage=1G"),
+        "john+tag@example.com:{PLAIN}x:1000:1000::/h".into(),
+        "nul:{PLAIN}x\0junk:1000:1000::/h".into(),
+        ":skipped:1000".into(),
+        "".into(),
+        "lastline:{PLAIN}x:1000:1000::/home/last".into(),
+    ];
+    // The sandbox's Dovecot accepts only vmail's uid and gid (first/last_valid_uid): every
+    // record that should be found uses them. The last line has no final newline.
+    lines
+        .join("\n")
+        .replace("1000:1000", &format!("{uid}:{gid}"))
+}
+
+fn users_of(file: &str) -> Vec<String> {
+    let mut users: Vec<String> = file
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(':'))
+        .map(|l| l.split(':').next().unwrap_or_default().to_string())
+        .filter(|u| !u.trim().is_empty() && !u.starts_with(' '))
+        .collect();
+    users.sort();
+    users.dedup();
+    users.extend([
+        "nosuchuser".to_string(),
+        "upper".to_string(),
+        "other".to_string(),
+    ]);
+    users
+}
+
+/// `doveadm user U`: exit code and `field -> value` rows (header and blank rows skipped).
+fn doveadm_user(conf: &str, user: &str) -> (i32, BTreeMap<String, String>) {
+    let r = run("doveadm", &["-c", conf, "user", user]);
+    // split('\n'), not lines(): a value may end in `\r` (only one CR is removed from a line).
+    let rows = r
+        .out()
+        .split('\n')
+        .skip(1)
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    (r.code, rows)
+}
+
+/// `doveadm auth lookup U`: exit code and the printed fields other than `user`.
+fn doveadm_lookup(conf: &str, user: &str) -> (i32, Vec<(String, Option<String>)>) {
+    let r = run("doveadm", &["-c", conf, "auth", "lookup", user]);
+    let fields = r
+        .out()
+        .split('\n')
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let l = l.trim_start();
+            match l.split_once(" : ").or_else(|| l.split_once(": ")) {
+                Some((k, v)) => (k.trim().to_string(), Some(v.to_string())),
+                None => (l.trim().to_string(), None),
+            }
+        })
+        .filter(|(k, _)| k != "user")
+        .collect();
+    (r.code, fields)
+}
+
+#[test]
+fn passwd_show_agrees_with_dovecot() {
+    let Some(sb) = Sandbox::start() else { return };
+    let conf = sb.get("DOVECOT_CONFIG").to_string();
+    let passwd = sb.get("PASSWD_FILE").to_string();
+    let file = tricky_file(sb.get("VMAIL_UID"), sb.get("VMAIL_GID"));
+    fs_err::write(&passwd, &file).expect("install passwd-file");
+    // Dovecot re-reads the file when its mtime second or size changed, at most once a second.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mail_location = {
+        let r = run("doveconf", &["-c", &conf, "-h", "mail_location"]);
+        r.out().trim().to_string()
+    };
+    let mut compared = 0;
+    for user in users_of(&file) {
+        let show = mailmig(&["passwd", "show", "--json", &passwd, &user]);
+        let (user_code, user_rows) = doveadm_user(&conf, &user);
+        let (lookup_code, lookup_fields) = doveadm_lookup(&conf, &user);
+        if show.code == 67 {
+            assert_eq!(
+                user_code, 67,
+                "{user}: mailmig says no record, doveadm user: {user_rows:?}"
+            );
+            assert_eq!(
+                lookup_code, 67,
+                "{user}: mailmig says no record, auth lookup: {lookup_fields:?}"
+            );
+            compared += 1;
+            continue;
+        }
+        assert_eq!(show.code, 0, "{user}: {}", show.err());
+        let v: serde_json::Value = serde_json::from_str(&show.out()).expect("json");
+
+        // userdb: existence, then uid/gid/home/mail with Dovecot's defaults, then the rest.
+        match &v["userdb"] {
+            serde_json::Value::Null if v.get("userdb_error").is_some() => {
+                assert_eq!(
+                    user_code, 75,
+                    "{user}: userdb failure expected, got {user_rows:?}"
+                );
+            }
+            serde_json::Value::Null => {
+                assert_eq!(
+                    user_code, 67,
+                    "{user}: mailmig: no userdb data; doveadm: {user_rows:?}"
+                );
+            }
+            serde_json::Value::Object(fields) => {
+                assert_eq!(user_code, 0, "{user}: doveadm user failed");
+                let mut want: BTreeMap<String, String> = BTreeMap::new();
+                for k in ["uid", "gid", "home"] {
+                    want.insert(k.into(), String::new());
+                }
+                want.insert("mail".into(), mail_location.clone());
+                for (k, val) in fields {
+                    let val = val.as_str().unwrap_or_default().to_string();
+                    want.insert(k.clone(), val);
+                }
+                let mut got = user_rows.clone();
+                // doveadm prints `user` only when the userdb renamed the user.
+                if let Some(renamed) = got.remove("user") {
+                    assert_eq!(
+                        fields.get("user").and_then(|u| u.as_str()),
+                        Some(renamed.as_str()),
+                        "{user}"
+                    );
+                }
+                want.remove("user");
+                assert_eq!(got, want, "{user}: doveadm user vs mailmig userdb view");
+            }
+            other => panic!("{user}: unexpected userdb {other}"),
+        }
+
+        // passdb: existence (allow_nets), failures, visible fields.
+        let passdb_failed = v.get("passdb_error").is_some();
+        let denied = matches!(v["passdb"].get("allow_nets"), Some(serde_json::Value::Null))
+            || v["passdb"]
+                .get("allow_nets")
+                .and_then(|n| n.as_str())
+                .is_some_and(|n| !n.split([',', ' ']).any(|x| x == "local"));
+        if passdb_failed {
+            assert_eq!(lookup_code, 75, "{user}: passdb failure expected");
+        } else if denied {
+            assert_eq!(
+                lookup_code, 67,
+                "{user}: allow_nets denies a lookup without remote IP"
+            );
+        } else if lookup_code == 75 {
+            // Dovecot also fails credentials lookups of passwords it cannot decode
+            // (`{PLAIN-MD5}` that is not base64...): mailmig shows the stored password.
+            let pw = v["password"].as_str().unwrap_or_default();
+            assert!(
+                pw.starts_with("{PLAIN-MD5}"),
+                "{user}: unexpected lookup failure"
+            );
+        } else {
+            assert_eq!(lookup_code, 0, "{user}: auth lookup");
+            const HIDDEN: &[&str] = &[
+                "allow_nets",
+                "allow_real_nets",
+                "login_user",
+                "fail",
+                "delay_until",
+                "user",
+                "username",
+                "domain",
+                "nopassword",
+                "noauthenticate",
+            ];
+            let want: Vec<(String, Option<String>)> = v["passdb"]
+                .as_object()
+                .expect("passdb object")
+                .iter()
+                .filter(|(k, _)| !HIDDEN.contains(&k.as_str()))
+                .map(|(k, val)| (k.clone(), val.as_str().map(str::to_string)))
+                .collect();
+            assert_eq!(
+                lookup_fields, want,
+                "{user}: auth lookup vs mailmig passdb view"
+            );
+        }
+        compared += 1;
+    }
+    assert!(compared >= 45, "compared only {compared} users");
+
+    // And what Dovecot logs when loading, mailmig reports: each dropped line.
+    let check = mailmig(&["passwd", "check", "--json", &passwd]);
+    assert_eq!(check.code, 65);
+    let log = fs_err::read_to_string(sb.get("DOVECOT_LOG")).expect("dovecot log");
+    for finding in check.out().lines() {
+        let f: serde_json::Value = serde_json::from_str(finding).expect("json");
+        if f["code"] == "dropped" || f["code"] == "duplicate-user" {
+            let msg = f["message"].as_str().expect("message");
+            let dovecot_words = msg.split(" (").next().expect("text");
+            assert!(
+                log.contains(dovecot_words),
+                "Dovecot's log lacks `{dovecot_words}`"
+            );
+        }
+    }
+}
