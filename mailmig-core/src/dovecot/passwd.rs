@@ -1272,8 +1272,12 @@ impl PasswdFile {
                 let colons = entry.fields.len().saturating_sub(1);
                 if colons < 7 {
                     line.extend(std::iter::repeat_n(b':', 7 - colons));
-                } else if line.last().is_some_and(|&b| b != b':' && b != b' ') {
-                    line.push(b' ');
+                } else {
+                    // A separating space unless the extra fields are empty or end in one.
+                    let extra_start = entry.field_offset(7).unwrap_or(line.len());
+                    if line.len() > extra_start && line.last() != Some(&b' ') {
+                        line.push(b' ');
+                    }
                 }
                 line.extend_from_slice(&token);
             }
@@ -1678,6 +1682,17 @@ mod tests {
         f.set_extra(b"nofields@x", b"k", Some(b"v"), &ids)
             .expect("set");
         assert!(String::from_utf8_lossy(&f.render()).contains("/home/c::k=v\n"));
+    }
+
+    /// Regression (found by proptest): extra fields ending in `:` (`_=:`) got the new field
+    /// glued to them without a space.
+    #[test]
+    fn regression_append_after_a_value_ending_in_colon() {
+        let mut f = file("a:{PLAIN}:1000:1000::/home/a::_=:\n");
+        f.set_extra(b"a", b"k", Some(b""), &ids()).expect("set");
+        assert_eq!(f.render(), b"a:{PLAIN}:1000:1000::/home/a::_=: k=\n");
+        assert!(f.remove_extra(b"a", b"k", &ids()).expect("remove"));
+        assert_eq!(f.render(), b"a:{PLAIN}:1000:1000::/home/a::_=:\n");
     }
 
     #[test]
