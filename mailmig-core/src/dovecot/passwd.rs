@@ -48,6 +48,9 @@ pub struct PasswdFile {
     src: Vec<u8>,
     lines: Vec<LineRaw>,
     options: PasswdOptions,
+    /// Lines an edit padded with `:` up to the extra fields (line index → colons added), so
+    /// that removing the last extra field again restores the line exactly.
+    padded: HashMap<usize, usize>,
 }
 
 /// What a line is to Dovecot.
@@ -893,6 +896,7 @@ impl PasswdFile {
             src,
             lines,
             options: *options,
+            padded: HashMap::new(),
         }
     }
 
@@ -1272,10 +1276,12 @@ impl PasswdFile {
                 let colons = entry.fields.len().saturating_sub(1);
                 if colons < 7 {
                     line.extend(std::iter::repeat_n(b':', 7 - colons));
+                    self.padded.insert(index, 7 - colons);
                 } else {
-                    // A separating space unless the extra fields are empty or end in one.
+                    // A separating space unless the extra fields are empty (always one, even
+                    // after a trailing space: removing the field takes exactly that space away).
                     let extra_start = entry.field_offset(7).unwrap_or(line.len());
-                    if line.len() > extra_start && line.last() != Some(&b' ') {
+                    if line.len() > extra_start {
                         line.push(b' ');
                     }
                 }
@@ -1314,6 +1320,12 @@ impl PasswdFile {
             (start, end)
         };
         line.drain(cut_start..cut_end);
+        // The last field gone from a line an edit padded: take the padding away again.
+        if line.len() == extra_start {
+            if let Some(added) = self.padded.remove(&index) {
+                line.truncate(line.len().saturating_sub(added));
+            }
+        }
         line.extend_from_slice(tail);
         self.lines[index] = LineRaw::Owned(line);
         Ok(true)
@@ -1666,7 +1678,11 @@ mod tests {
             .remove_extra(b"alice@x", b"allow_nets", &ids)
             .expect("remove"));
         assert_eq!(f.render(), src.as_bytes());
-        // bob has 6 colons: padded to 7, then removed: the padding stays (harmless, documented).
+        // bob has 6 colons: padded to 7, and the padding goes again with the field.
+        f.set_extra(b"bob@x", b"nologin", Some(b"y"), &ids)
+            .expect("set");
+        assert!(f.remove_extra(b"bob@x", b"nologin", &ids).expect("remove"));
+        assert_eq!(f.render(), src.as_bytes());
         f.set_extra(b"bob@x", b"nologin", Some(b"y"), &ids)
             .expect("set");
         assert!(f
@@ -1693,6 +1709,31 @@ mod tests {
         assert_eq!(f.render(), b"a:{PLAIN}:1000:1000::/home/a::_=: k=\n");
         assert!(f.remove_extra(b"a", b"k", &ids()).expect("remove"));
         assert_eq!(f.render(), b"a:{PLAIN}:1000:1000::/home/a::_=:\n");
+    }
+
+    /// Regressions (found by the fuzzer): set then remove of a new field must restore a record
+    /// that had fewer than 7 colons (padding) or whose extra fields end in a space.
+    #[test]
+    fn regression_set_remove_restores_padding_and_trailing_space() {
+        for src in [
+            "dup:p:1:1::/first\n",
+            "u:p:1:1::/h::a=1 \n",
+            "u:p:1:1::/h::a=1  \r\n",
+        ] {
+            let mut f = file(src);
+            f.set_extra(b"dup", b"k", Some(b"v"), &ids()).ok();
+            f.set_extra(b"u", b"k", Some(b"v"), &ids()).ok();
+            let edited = PasswdFile::parse(f.render(), &PasswdOptions::default());
+            let user: &[u8] = if src.starts_with("dup") { b"dup" } else { b"u" };
+            let p = edited
+                .lookup(user, &ids())
+                .expect("user")
+                .passdb()
+                .expect("ok");
+            assert_eq!(p.get(b"k"), Some(Some(&b"v"[..])), "{src:?}");
+            assert!(f.remove_extra(user, b"k", &ids()).expect("remove"));
+            assert_eq!(f.render(), src.as_bytes(), "{src:?}");
+        }
     }
 
     #[test]
