@@ -42,3 +42,28 @@ pub fn big_virtual_map(n: usize) -> Vec<u8> {
 pub fn mailbox(i: usize) -> Vec<u8> {
     format!("user{}@d{}.example", i % 50_000, i % 97).into_bytes()
 }
+
+/// A passwd-file of `n` records of about 185 bytes, like a real one: SHA512-CRYPT hashes (16-byte
+/// salt, 86-byte hash), vmail ids, per-domain homes; a comment every 1000 records.
+pub fn big_passwd(n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n * 190);
+    for i in 0..n {
+        if i % 1000 == 0 {
+            out.extend_from_slice(format!("# accounts block {}\n", i / 1000).as_bytes());
+        }
+        let d = i % 97;
+        out.extend_from_slice(
+            format!(
+                "user{i}@d{d}.example:{{SHA512-CRYPT}}$6$s{:015}$h{:085}:999:995::/srv/mail/d{d}.example/user{i}::\n",
+                i, i
+            )
+            .as_bytes(),
+        );
+    }
+    out
+}
+
+/// A user of [`big_passwd`].
+pub fn passwd_user(i: usize) -> Vec<u8> {
+    format!("user{i}@d{}.example", i % 97).into_bytes()
+}

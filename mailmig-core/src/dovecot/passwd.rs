@@ -1033,8 +1033,26 @@ impl PasswdFile {
     /// The record Dovecot uses when `name` is requested (after lowercasing with `%Lu`), if any.
     pub fn lookup(&self, name: &[u8], ids: &dyn IdResolver) -> Option<PasswdEntry<'_>> {
         let key = self.request_key(name)?;
-        let i = self.load(ids).line_of(&key)?;
-        self.lines().nth(i).and_then(|l| l.entry())
+        self.effective(&key, ids).map(|(_, e)| e)
+    }
+
+    /// The record Dovecot uses for the exact key `user`: the first line of that user it does not
+    /// drop (a dropped line never enters its table, so a later one is taken). One pass without
+    /// building the whole table.
+    fn effective(&self, user: &[u8], ids: &dyn IdResolver) -> Option<(usize, PasswdEntry<'_>)> {
+        (0..self.lines.len()).find_map(|i| {
+            let raw = self.raw(i);
+            if !raw.starts_with(user) {
+                return None;
+            }
+            let line = Line {
+                number: i + 1,
+                raw,
+                options: self.options,
+            };
+            let entry = line.entry()?;
+            (entry.user() == user && self.drop_reason(&entry, ids).is_none()).then_some((i, entry))
+        })
     }
 
     /// Every finding, in line order.
@@ -1337,14 +1355,8 @@ impl PasswdFile {
         user: &[u8],
         ids: &dyn IdResolver,
     ) -> Result<(usize, PasswdEntry<'_>), PasswdEditError> {
-        let index = self
-            .load(ids)
-            .line_of(user)
-            .ok_or_else(|| PasswdEditError::NoSuchUser { user: show(user) })?;
-        let entry = self
-            .lines()
-            .nth(index)
-            .and_then(|l| l.entry())
+        let (index, entry) = self
+            .effective(user, ids)
             .ok_or_else(|| PasswdEditError::NoSuchUser { user: show(user) })?;
         let (_, nul) = content_of(entry.raw);
         if nul {
