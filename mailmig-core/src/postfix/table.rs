@@ -108,6 +108,13 @@ struct Aux {
     spans: Option<(Span, Span)>,
     /// With `spans`: where the value starts in the record's first line, if it starts there.
     value_offset_in_first_line: Option<usize>,
+    /// Rarer still (boxed: continued records need only the fields above, and there may be a
+    /// hundred thousand of them).
+    rare: Option<Box<AuxRare>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct AuxRare {
     /// Findings that do not drop the record (`key:`, NUL).
     warnings: Vec<(usize, DiagnosticKind)>,
     /// Why `postmap` skips the record.
@@ -115,6 +122,27 @@ struct Aux {
     /// For an item appended to a file without a final newline: the previous item's bytes before
     /// a line ending was added to it, so that removing this item restores the file exactly.
     restore_prev: Option<Span>,
+}
+
+impl Aux {
+    fn rare(rare: AuxRare) -> Self {
+        Self {
+            rare: Some(Box::new(rare)),
+            ..Self::default()
+        }
+    }
+
+    fn warnings(&self) -> &[(usize, DiagnosticKind)] {
+        self.rare.as_ref().map_or(&[], |r| &r.warnings)
+    }
+
+    fn unparsed(&self) -> Option<&UnparsedData> {
+        self.rare.as_ref().and_then(|r| r.unparsed.as_ref())
+    }
+
+    fn restore_prev(&self) -> Option<Span> {
+        self.rare.as_ref().and_then(|r| r.restore_prev)
+    }
 }
 
 /// A Postfix lookup-table source file as a lossless document.
@@ -208,12 +236,9 @@ impl Table {
             // Large files: two halves, split at a line that starts a record, read at once.
             Some(split) => {
                 let (a, b) = std::thread::scope(|scope| {
-                    let second = scope.spawn(|| {
-                        // Line numbers and entry ids of the second half continue the first's:
-                        // each entry takes a line of its own, so ids cannot collide.
-                        let first_line = 1 + memchr::memchr_iter(b'\n', &src[..split]).count();
-                        Chunk::parse(&src, split, src.len(), first_line, options)
-                    });
+                    // The second half numbers its lines and entries from 1; `join` moves them
+                    // past the first half's.
+                    let second = scope.spawn(|| Chunk::parse(&src, split, src.len(), 1, options));
                     let first = Chunk::parse(&src, 0, split, 1, options);
                     (first, second.join())
                 });
@@ -343,7 +368,7 @@ impl Table {
             let line = item.line as usize;
             match item.tag {
                 Tag::Entry => {
-                    for (column, kind) in self.aux_of(item).iter().flat_map(|a| &a.warnings) {
+                    for (column, kind) in self.aux_of(item).iter().flat_map(|a| a.warnings()) {
                         out.push(Diagnostic {
                             line,
                             column: *column,
@@ -365,7 +390,7 @@ impl Table {
                     }
                 }
                 Tag::Unparsed => {
-                    if let Some(data) = self.aux_of(item).and_then(|a| a.unparsed.as_ref()) {
+                    if let Some(data) = self.aux_of(item).and_then(Aux::unparsed) {
                         out.push(Diagnostic {
                             line,
                             column: data.column,
@@ -480,10 +505,10 @@ impl Table {
         let mut item = self.entry_item(raw);
         item.id = id;
         if restore_prev.is_some() {
-            item.aux = self.new_aux(Aux {
+            item.aux = self.new_aux(Aux::rare(AuxRare {
                 restore_prev,
-                ..Aux::default()
-            });
+                ..AuxRare::default()
+            }));
         }
         self.items.push(item);
         Ok(EntryId(u64::from(id)))
@@ -558,11 +583,12 @@ impl Table {
         // Keep the `key:` warning (the key did not change) and the restore information.
         if let Some(old_aux) = self.aux_of(&old).cloned() {
             let warnings: Vec<_> = old_aux
-                .warnings
-                .into_iter()
+                .warnings()
+                .iter()
                 .filter(|(_, k)| matches!(k, DiagnosticKind::ColonKey))
+                .cloned()
                 .collect();
-            if !warnings.is_empty() || old_aux.restore_prev.is_some() {
+            if !warnings.is_empty() || old_aux.restore_prev().is_some() {
                 let spans = self.aux_of(&item).and_then(|a| a.spans);
                 let value_offset = self
                     .aux_of(&item)
@@ -570,9 +596,11 @@ impl Table {
                 item.aux = self.new_aux(Aux {
                     spans,
                     value_offset_in_first_line: value_offset,
-                    warnings,
-                    restore_prev: old_aux.restore_prev,
-                    ..Aux::default()
+                    rare: Some(Box::new(AuxRare {
+                        warnings,
+                        restore_prev: old_aux.restore_prev(),
+                        ..AuxRare::default()
+                    })),
                 });
             }
         }
@@ -595,7 +623,7 @@ impl Table {
         let had_final_newline = self.ends_with_newline();
         let eol = self.eol();
         let removed = self.items.remove(index);
-        let restore_prev = self.aux_of(&removed).and_then(|a| a.restore_prev);
+        let restore_prev = self.aux_of(&removed).and_then(Aux::restore_prev);
         if was_last && !had_final_newline {
             if let Some(last) = self.items.len().checked_sub(1) {
                 let restored = match restore_prev {
@@ -834,6 +862,8 @@ struct Chunk<'s> {
     side: Vec<u8>,
     aux: Vec<Aux>,
     next_id: u32,
+    /// Physical lines read.
+    lines: usize,
     builder: Builder,
 }
 
@@ -855,6 +885,7 @@ impl<'s> Chunk<'s> {
             next_id: u32::try_from(first_line)
                 .unwrap_or(u32::MAX)
                 .saturating_sub(1),
+            lines: 0,
             builder: Builder::default(),
         };
         chunk.run(start, end, first_line);
@@ -914,6 +945,7 @@ impl<'s> Chunk<'s> {
             pos = end;
         }
         self.close_record();
+        self.lines = line_no + 1 - first_line;
     }
 
     fn close_record(&mut self) {
@@ -944,10 +976,10 @@ impl<'s> Chunk<'s> {
                 item.tag = Tag::Unparsed;
                 item.aux = push_aux(
                     &mut self.aux,
-                    Aux {
+                    Aux::rare(AuxRare {
                         unparsed: Some(data),
-                        ..Aux::default()
-                    },
+                        ..AuxRare::default()
+                    }),
                 );
             }
             Parsed::Entry {
@@ -965,17 +997,21 @@ impl<'s> Chunk<'s> {
                             spans: Some((logical.sub(0, key_end), logical.sub(value.0, value.1))),
                             value_offset_in_first_line: (value.0 < first_line_len)
                                 .then_some(value.0),
-                            warnings,
-                            ..Aux::default()
+                            rare: (!warnings.is_empty()).then(|| {
+                                Box::new(AuxRare {
+                                    warnings,
+                                    ..AuxRare::default()
+                                })
+                            }),
                         },
                     );
                 } else if !warnings.is_empty() {
                     item.aux = push_aux(
                         &mut self.aux,
-                        Aux {
+                        Aux::rare(AuxRare {
                             warnings,
-                            ..Aux::default()
-                        },
+                            ..AuxRare::default()
+                        }),
                     );
                 }
             }
@@ -1003,11 +1039,16 @@ impl<'s> Chunk<'s> {
     /// The parts of two consecutive chunks: the second's aux indices and side-buffer spans are
     /// moved past the first's.
     fn join(self, second: Chunk<'_>) -> (Items, Vec<u8>, Vec<Aux>, u32) {
-        let (mut items, mut side, mut aux, _) = self.into_parts();
+        let first_lines = u32::try_from(self.lines).unwrap_or(u32::MAX);
+        let (mut items, mut side, mut aux, first_id) = self.into_parts();
         let aux_base = aux.len();
         let side_base = side.len();
         let mut second_items = second.items;
         for item in &mut second_items {
+            item.line = item.line.saturating_add(first_lines);
+            if item.tag == Tag::Entry {
+                item.id = item.id.saturating_add(first_id);
+            }
             if item.aux != NO_AUX {
                 item.aux = u32::try_from(item.aux as usize + aux_base).unwrap_or(NO_AUX);
             }
@@ -1018,12 +1059,14 @@ impl<'s> Chunk<'s> {
         };
         for mut a in second.aux {
             a.spans = a.spans.map(|(k, v)| (shift(k), shift(v)));
-            a.restore_prev = a.restore_prev.map(shift);
+            if let Some(rare) = &mut a.rare {
+                rare.restore_prev = rare.restore_prev.map(shift);
+            }
             aux.push(a);
         }
         side.extend_from_slice(&second.side);
         items.parts.push(second_items);
-        (items, side, aux, second.next_id)
+        (items, side, aux, first_id.saturating_add(second.next_id))
     }
 }
 
@@ -1293,10 +1336,7 @@ impl<'a> Unparsed<'a> {
 
     /// Why `postmap` skips it, located.
     pub fn diagnostic(&self) -> Diagnostic {
-        let data = self
-            .table
-            .aux_of(self.item)
-            .and_then(|a| a.unparsed.as_ref());
+        let data = self.table.aux_of(self.item).and_then(Aux::unparsed);
         Diagnostic {
             line: self.item.line as usize,
             column: data.map_or(1, |d| d.column),
