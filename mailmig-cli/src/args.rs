@@ -55,6 +55,44 @@ pub(crate) enum PasswdCommand {
     /// The record of USER as Dovecot's passdb and userdb lookups see it; exit 67 when Dovecot
     /// has no record for USER.
     Show(PasswdShowArgs),
+    /// Set extra fields (`FIELD=VALUE`, or a bare `FIELD`) of USER's record.
+    Set(PasswdSetArgs),
+    /// Remove extra fields of USER's record. Exit 1 when none of them was there.
+    Unset(PasswdUnsetArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PasswdSetArgs {
+    #[command(flatten)]
+    pub(crate) setup: PasswdSetup,
+    #[command(flatten)]
+    pub(crate) edit: EditFlags,
+    /// The passwd-file.
+    #[arg(value_name = "FILE")]
+    pub(crate) file: Utf8PathBuf,
+    /// The user, exactly as in the file.
+    #[arg(value_name = "USER")]
+    pub(crate) user: String,
+    /// `FIELD=VALUE` (an empty VALUE is allowed: `allow_nets=`) or a bare `FIELD`.
+    #[arg(required = true, value_name = "FIELD=VALUE")]
+    pub(crate) fields: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PasswdUnsetArgs {
+    #[command(flatten)]
+    pub(crate) setup: PasswdSetup,
+    #[command(flatten)]
+    pub(crate) edit: EditFlags,
+    /// The passwd-file.
+    #[arg(value_name = "FILE")]
+    pub(crate) file: Utf8PathBuf,
+    /// The user, exactly as in the file.
+    #[arg(value_name = "USER")]
+    pub(crate) user: String,
+    /// The fields to remove.
+    #[arg(required = true, value_name = "FIELD")]
+    pub(crate) fields: Vec<String>,
 }
 
 /// How Dovecot uses the file.
@@ -106,6 +144,69 @@ pub(crate) enum MapCommand {
     Dump(MapDumpArgs),
     /// Look one key up like `postmap -q KEY`: print the value (exit 0) or exit 1.
     Get(MapGetArgs),
+    /// Add KEY VALUE, or replace the value of the entry postmap uses for KEY; then postmap.
+    Set(MapSetArgs),
+    /// Remove the entry postmap uses for KEY (with its continuation lines); then postmap.
+    /// Exit 1 when there is none.
+    Del(MapDelArgs),
+}
+
+/// How an edit is written.
+#[derive(Debug, Args)]
+pub(crate) struct EditFlags {
+    /// Print the change as a unified diff and write nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Keep the previous version as FILE.mailmig-TIMESTAMP.
+    #[arg(long)]
+    pub(crate) backup: bool,
+    /// When the file cannot be replaced by rename (a single-file bind mount), rewrite it in
+    /// place instead of failing (not atomic).
+    #[arg(long)]
+    pub(crate) copy_in_place: bool,
+}
+
+/// Which table type to rebuild with postmap.
+#[derive(Debug, Args)]
+pub(crate) struct PostmapFlags {
+    /// The map type (hash, btree, lmdb, cdb, dbm, sdbm, texthash). Default: from the indexed
+    /// file next to FILE, else hash.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub(crate) map_type: Option<String>,
+    /// Do not run postmap after the edit.
+    #[arg(long)]
+    pub(crate) no_postmap: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MapSetArgs {
+    #[command(flatten)]
+    pub(crate) edit: EditFlags,
+    #[command(flatten)]
+    pub(crate) postmap: PostmapFlags,
+    /// The table source file.
+    #[arg(value_name = "FILE")]
+    pub(crate) file: Utf8PathBuf,
+    /// The key (compared folded, like postmap).
+    #[arg(value_name = "KEY")]
+    pub(crate) key: String,
+    /// The value.
+    #[arg(value_name = "VALUE")]
+    pub(crate) value: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MapDelArgs {
+    #[command(flatten)]
+    pub(crate) edit: EditFlags,
+    #[command(flatten)]
+    pub(crate) postmap: PostmapFlags,
+    /// The table source file.
+    #[arg(value_name = "FILE")]
+    pub(crate) file: Utf8PathBuf,
+    /// The key (compared folded, like postmap).
+    #[arg(value_name = "KEY")]
+    pub(crate) key: String,
 }
 
 /// How to read the values of a map.

@@ -14,5 +14,9 @@ pub(crate) const NOINPUT: u8 = 66;
 pub(crate) const NOUSER: u8 = 67;
 /// An external command (postconf, postmap, doveadm) failed.
 pub(crate) const UNAVAILABLE: u8 = 69;
+/// A file could not be created (the temporary file next to the target).
+pub(crate) const CANTCREAT: u8 = 73;
 /// Reading or writing failed.
 pub(crate) const IOERR: u8 = 74;
+/// Try again: another program changed the file meanwhile.
+pub(crate) const TEMPFAIL: u8 = 75;

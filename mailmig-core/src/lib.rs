@@ -34,3 +34,4 @@
 pub mod dovecot;
 pub mod postfix;
 pub mod process;
+pub mod transaction;

@@ -272,3 +272,16 @@ pub fn swap_line_endings(bytes: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// The two contents the crash test alternates between: different sizes, many pages, so that a
+/// partial write would show.
+pub fn crash_content(fill: u8) -> Vec<u8> {
+    let lines = if fill == b'a' { 3000 } else { 2000 };
+    let mut out = Vec::new();
+    for i in 0..lines {
+        out.extend_from_slice(format!("key{i}@example.test ").as_bytes());
+        out.extend(std::iter::repeat_n(fill, 40));
+        out.push(b'\n');
+    }
+    out
+}

@@ -1,11 +1,15 @@
 //! `mailmig map check|dump|get`.
 
+use camino::Utf8Path;
 use mailmig_core::postfix::{
-    parse_address_list, AccessRule, Diagnostic, DiagnosticKind, Severity, Table,
+    fold_key, parse_address_list, postmap_rebuild, AccessRule, Diagnostic, DiagnosticKind,
+    ItemKind, MapType, Severity, Table, TableEditError,
 };
 
-use super::Context;
-use crate::args::{MapCheckArgs, MapDumpArgs, MapGetArgs, MapKind};
+use super::{edit, Context};
+use crate::args::{
+    MapCheckArgs, MapDelArgs, MapDumpArgs, MapGetArgs, MapKind, MapSetArgs, PostmapFlags,
+};
 use crate::exit;
 use crate::output;
 use crate::report::{self, Failure};
@@ -118,4 +122,120 @@ pub(crate) fn warn_unparsed(file: &camino::Utf8Path, table: &Table) {
             ));
         }
     }
+}
+
+/// Refuse to edit KEY when a record postmap skips starts with it: the admin must fix that
+/// record first (or mailmig would add a second one beside it).
+fn refuse_unparsed_key(file: &Utf8Path, table: &Table, key: &[u8]) -> Result<(), Failure> {
+    let wanted = fold_key(key, table.options().smtputf8);
+    for item in table.items() {
+        if let ItemKind::Unparsed(u) = item.kind() {
+            let raw = u.raw();
+            let first = raw
+                .split(|b| b.is_ascii_whitespace())
+                .next()
+                .unwrap_or_default();
+            let first = first.strip_suffix(b":").unwrap_or(first);
+            if fold_key(first, table.options().smtputf8) == wanted {
+                let d = u.diagnostic();
+                return Err(Failure::new(
+                    exit::DATAERR,
+                    report::located(
+                        file,
+                        &table.render(),
+                        d.line,
+                        d.column,
+                        "error",
+                        &format!(
+                            "the record for this key is one postmap skips ({}); fix it by hand first, nothing was written",
+                            d.kind
+                        ),
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn edit_error(file: &Utf8Path, e: &TableEditError) -> Failure {
+    Failure::new(
+        exit::DATAERR,
+        format!("{file}: error: {e}; nothing was written"),
+    )
+}
+
+/// Rebuild the indexed file after an edit, as the flags say.
+fn rebuild(ctx: &Context<'_>, file: &Utf8Path, flags: &PostmapFlags) -> Result<(), Failure> {
+    if flags.no_postmap {
+        return Ok(());
+    }
+    let map_type = match &flags.map_type {
+        Some(t) => t
+            .parse::<MapType>()
+            .map_err(|e| Failure::new(exit::USAGE, format!("error: --type: {e}")))?,
+        None => MapType::detect(file),
+    };
+    if !map_type.needs_postmap() {
+        output::stderr_line(&format!(
+            "note: {map_type}:{file} is read when a daemon starts: run `postfix reload` for running daemons to see the change"
+        ));
+        return Ok(());
+    }
+    let warnings = postmap_rebuild(
+        &ctx.runner,
+        ctx.global.postfix_config.as_deref(),
+        map_type,
+        file,
+    )
+    .map_err(|e| {
+        Failure::new(
+            exit::UNAVAILABLE,
+            format!("error: {file} was written, but rebuilding {map_type}:{file} failed: {e}"),
+        )
+    })?;
+    for w in warnings {
+        output::stderr_line(&w);
+    }
+    Ok(())
+}
+
+pub(crate) fn set(ctx: &Context<'_>, args: &MapSetArgs) -> Result<u8, Failure> {
+    let options = ctx.options;
+    let (report, ()) = edit::apply(&args.file, &args.edit, |original| {
+        let mut table = Table::parse(original.to_vec(), &options);
+        refuse_unparsed_key(&args.file, &table, args.key.as_bytes())?;
+        table
+            .set(args.key.as_bytes(), args.value.as_bytes(), true)
+            .map_err(|e| edit_error(&args.file, &e))?;
+        Ok((table.render(), ()))
+    })?;
+    if let Some(report) = report {
+        if report.changed {
+            rebuild(ctx, &report.path, &args.postmap)?;
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub(crate) fn del(ctx: &Context<'_>, args: &MapDelArgs) -> Result<u8, Failure> {
+    let options = ctx.options;
+    let (report, found) = edit::apply(&args.file, &args.edit, |original| {
+        let mut table = Table::parse(original.to_vec(), &options);
+        match table.get(args.key.as_bytes(), true).map(|e| e.id()) {
+            Some(id) => {
+                table.remove(id).map_err(|e| edit_error(&args.file, &e))?;
+                Ok((table.render(), true))
+            }
+            None => Ok((original.to_vec(), false)),
+        }
+    })?;
+    if !found {
+        output::stderr_line(&format!("{}: no entry for `{}`", args.file, args.key));
+        return Ok(exit::NOT_FOUND);
+    }
+    if let Some(report) = report {
+        rebuild(ctx, &report.path, &args.postmap)?;
+    }
+    Ok(exit::OK)
 }

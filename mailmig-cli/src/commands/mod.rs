@@ -1,6 +1,7 @@
 //! One module per command; each returns the exit code or a [`Failure`].
 
 mod aliases;
+mod edit;
 mod map;
 mod passwd;
 
@@ -18,9 +19,13 @@ pub(crate) fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Map(MapCommand::Check(args)) => map::check(&ctx, args),
         Command::Map(MapCommand::Dump(args)) => map::dump(&ctx, args),
         Command::Map(MapCommand::Get(args)) => map::get(&ctx, args),
+        Command::Map(MapCommand::Set(args)) => map::set(&ctx, args),
+        Command::Map(MapCommand::Del(args)) => map::del(&ctx, args),
         Command::Aliases(args) => aliases::run(&ctx, args),
         Command::Passwd(PasswdCommand::Check(args)) => passwd::check(args),
         Command::Passwd(PasswdCommand::Show(args)) => passwd::show(args),
+        Command::Passwd(PasswdCommand::Set(args)) => passwd::set(args),
+        Command::Passwd(PasswdCommand::Unset(args)) => passwd::unset(args),
     }
 }
 

@@ -2,11 +2,12 @@
 
 use camino::Utf8Path;
 use mailmig_core::dovecot::{
-    IdResolver, LoadStatus, NumericIds, PasswdFile, PasswdOptions, SystemIds,
+    IdResolver, LoadStatus, NumericIds, PasswdEditError, PasswdFile, PasswdOptions, SystemIds,
 };
 use serde_json::{json, Map, Value};
 
-use crate::args::{PasswdCheckArgs, PasswdSetup, PasswdShowArgs};
+use super::edit;
+use crate::args::{PasswdCheckArgs, PasswdSetArgs, PasswdSetup, PasswdShowArgs, PasswdUnsetArgs};
 use crate::exit;
 use crate::output;
 use crate::report::Failure;
@@ -238,4 +239,66 @@ fn human(obj: &Value) -> String {
         }
     }
     out
+}
+
+fn edit_failure(file: &Utf8Path, e: &PasswdEditError) -> Failure {
+    let code = match e {
+        PasswdEditError::NoSuchUser { .. } => exit::NOUSER,
+        _ => exit::DATAERR,
+    };
+    Failure::new(code, format!("{file}: error: {e}; nothing was written"))
+}
+
+pub(crate) fn set(args: &PasswdSetArgs) -> Result<u8, Failure> {
+    let options = options(&args.setup)?;
+    let ids = ids();
+    let fields: Vec<(&str, Option<&str>)> = args
+        .fields
+        .iter()
+        .map(|f| match f.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (f.as_str(), None),
+        })
+        .collect();
+    edit::apply(&args.file, &args.edit, |original| {
+        let mut passwd = PasswdFile::parse(original.to_vec(), &options);
+        for (key, value) in &fields {
+            passwd
+                .set_extra(
+                    args.user.as_bytes(),
+                    key.as_bytes(),
+                    value.map(str::as_bytes),
+                    ids.as_ref(),
+                )
+                .map_err(|e| edit_failure(&args.file, &e))?;
+        }
+        Ok((passwd.render(), ()))
+    })?;
+    Ok(exit::OK)
+}
+
+pub(crate) fn unset(args: &PasswdUnsetArgs) -> Result<u8, Failure> {
+    let options = options(&args.setup)?;
+    let ids = ids();
+    let (_, removed) = edit::apply(&args.file, &args.edit, |original| {
+        let mut passwd = PasswdFile::parse(original.to_vec(), &options);
+        let mut removed = 0;
+        for key in &args.fields {
+            if passwd
+                .remove_extra(args.user.as_bytes(), key.as_bytes(), ids.as_ref())
+                .map_err(|e| edit_failure(&args.file, &e))?
+            {
+                removed += 1;
+            }
+        }
+        Ok((passwd.render(), removed))
+    })?;
+    if removed == 0 {
+        output::stderr_line(&format!(
+            "{}: user `{}` has none of these fields",
+            args.file, args.user
+        ));
+        return Ok(exit::NOT_FOUND);
+    }
+    Ok(exit::OK)
 }

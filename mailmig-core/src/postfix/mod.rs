@@ -24,6 +24,7 @@ pub use address::{canonicalize, parse_address_list, quote_local, Address, Addres
 mod fold;
 mod options;
 mod postconf;
+mod postmap;
 mod table;
 mod virtual_map;
 
@@ -32,6 +33,7 @@ pub use diag::{Diagnostic, DiagnosticKind, Severity};
 pub use fold::fold_key;
 pub use options::{ParseOptions, ParseVersionError, PostfixVersion};
 pub use postconf::{parse_options_from_postconf, postconf};
+pub use postmap::{postmap_rebuild, MapType, ParseMapTypeError};
 pub use table::{Entry, EntryId, Item, ItemKind, Table, TableEditError, Unparsed};
 pub use virtual_map::{
     AliasPath, ClosureOptions, Expansion, KeyForm, ReverseClosure, UncoverableKey,
