@@ -1,0 +1,172 @@
+//! Edits seen by the live daemons: a `map set` + postmap is what `postmap -q` and a live smtpd
+//! see; a `passwd set` is what Dovecot's lookups see within 2 s — every time, also for edits of
+//! the same size in the same second.
+
+use std::time::{Duration, Instant};
+
+use mailmig_tests::sandbox::Sandbox;
+use mailmig_tests::{mailmig, run};
+
+fn send(sb: &Sandbox, to: &str, subject: &str) {
+    let r = run(
+        "swaks",
+        &[
+            "--server",
+            "127.0.0.1",
+            "--port",
+            sb.get("SMTP_PORT"),
+            "--from",
+            "sender@example.org",
+            "--to",
+            to,
+            "--header",
+            &format!("Subject: {subject}"),
+            "--silent",
+            "2",
+        ],
+    );
+    assert_eq!(r.code, 0, "swaks: {}{}", r.out(), r.err());
+}
+
+/// Queue entries as (queue name, recipients).
+fn queue(sb: &Sandbox) -> Vec<(String, Vec<String>)> {
+    let r = run("postqueue", &["-c", sb.get("POSTFIX_CONFIG"), "-j"]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    r.out()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+            let rcpts = v["recipients"]
+                .as_array()
+                .expect("recipients")
+                .iter()
+                .map(|r| r["address"].as_str().unwrap_or_default().to_string())
+                .collect();
+            (
+                v["queue_name"].as_str().unwrap_or_default().to_string(),
+                rcpts,
+            )
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    start.elapsed()
+}
+
+#[test]
+fn map_set_reaches_postmap_and_smtpd() {
+    let Some(sb) = Sandbox::start() else { return };
+    let pc = sb.get("POSTFIX_CONFIG");
+    let access = sb.get("ACCESS_MAP");
+    let r = mailmig(&[
+        "--postfix-config",
+        pc,
+        "map",
+        "set",
+        access,
+        "alice@example.test",
+        "HOLD planned maintenance",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    let q = run(
+        "postmap",
+        &[
+            "-c",
+            pc,
+            "-q",
+            "alice@example.test",
+            &format!("hash:{access}"),
+        ],
+    );
+    assert_eq!(q.out(), "HOLD planned maintenance\n");
+    // smtpd notices a changed table by its mtime second: never in the second it opened it.
+    std::thread::sleep(Duration::from_millis(1100));
+    send(&sb, "alice@example.test", "held");
+    wait_until("the message is on hold", Duration::from_secs(10), || {
+        queue(&sb)
+            .iter()
+            .any(|(q, r)| q == "hold" && r.iter().any(|a| a == "alice@example.test"))
+    });
+    let r = mailmig(&[
+        "--postfix-config",
+        pc,
+        "map",
+        "del",
+        access,
+        "alice@example.test",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    let q = run(
+        "postmap",
+        &[
+            "-c",
+            pc,
+            "-q",
+            "alice@example.test",
+            &format!("hash:{access}"),
+        ],
+    );
+    assert_eq!(q.code, 1);
+    assert_eq!(
+        fs_err::read(access).expect("read"),
+        b"",
+        "set then del restored the empty map"
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    send(&sb, "alice@example.test", "not held");
+    // The second message is delivered; only the first stays on hold.
+    wait_until(
+        "the second message is delivered",
+        Duration::from_secs(10),
+        || {
+            queue(&sb).iter().filter(|(q, _)| q != "hold").count() == 0
+                && queue(&sb).iter().filter(|(q, _)| q == "hold").count() == 1
+        },
+    );
+}
+
+#[test]
+fn passwd_set_reaches_dovecot_within_two_seconds() {
+    let Some(sb) = Sandbox::start() else { return };
+    let conf = sb.get("DOVECOT_CONFIG");
+    let passwd = sb.get("PASSWD_FILE");
+    let user = "alice@example.test";
+    let lookup = || run("doveadm", &["-c", conf, "auth", "lookup", user]);
+    assert_eq!(lookup().code, 0);
+    // Alternate two values of the same size, as fast as the edits go: each must show.
+    let mut worst = Duration::ZERO;
+    for (i, value) in ["aaaa", "bbbb", "aaaa", "bbbb", "cccc", "dddd"]
+        .iter()
+        .enumerate()
+    {
+        let r = mailmig(&["passwd", "set", passwd, user, &format!("reason={value}")]);
+        assert_eq!(r.code, 0, "{}", r.err());
+        let seen = wait_until(
+            &format!("edit {i} (reason={value})"),
+            Duration::from_secs(2),
+            || lookup().out().contains(&format!("reason    : {value}")),
+        );
+        worst = worst.max(seen);
+    }
+    // The lock-out: an empty allow_nets makes the lookup fail (67), and removing it restores it.
+    let r = mailmig(&["passwd", "set", passwd, user, "allow_nets="]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    worst = worst.max(wait_until(
+        "allow_nets= locks out",
+        Duration::from_secs(2),
+        || lookup().code == 67,
+    ));
+    let r = mailmig(&["passwd", "unset", passwd, user, "allow_nets", "reason"]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    worst = worst.max(wait_until("unlock", Duration::from_secs(2), || {
+        let l = lookup();
+        l.code == 0 && !l.out().contains("reason")
+    }));
+    eprintln!("slowest edit seen by Dovecot after {worst:?}");
+}
