@@ -28,9 +28,14 @@ fn commit(c: &mut Criterion) {
             n += 1;
             let tx = FileTransaction::prepare(&map).expect("prepare");
             let mut t = Table::parse(tx.original().to_vec(), &ParseOptions::default());
-            t.set(b"bench@d1.example", format!("user{n}@d1.example").as_bytes(), true)
-                .expect("valid");
-            tx.commit(&t.render(), &CommitOptions::default()).expect("commit")
+            t.set(
+                b"bench@d1.example",
+                format!("user{n}@d1.example").as_bytes(),
+                true,
+            )
+            .expect("valid");
+            tx.commit(&t.render(), &CommitOptions::default())
+                .expect("commit")
         })
     });
     let user = passwd_user(900_000);
@@ -39,9 +44,15 @@ fn commit(c: &mut Criterion) {
             n += 1;
             let tx = FileTransaction::prepare(&users).expect("prepare");
             let mut f = PasswdFile::parse(tx.original().to_vec(), &PasswdOptions::default());
-            f.set_extra(&user, b"reason", Some(format!("r{n}").as_bytes()), &NumericIds)
-                .expect("valid");
-            tx.commit(&f.render(), &CommitOptions::default()).expect("commit")
+            f.set_extra(
+                &user,
+                b"reason",
+                Some(format!("r{n}").as_bytes()),
+                &NumericIds,
+            )
+            .expect("valid");
+            tx.commit(&f.render(), &CommitOptions::default())
+                .expect("commit")
         })
     });
     g.finish();

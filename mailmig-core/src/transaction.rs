@@ -302,7 +302,13 @@ impl FileTransaction {
         }
         match fs_err::rename(&self.temp_path, &self.target) {
             Ok(()) => {}
-            Err(e) if matches!(e.raw_os_error(), Some(16 /* EBUSY */ | 18 /* EXDEV */)) => {
+            // fs-err wraps the OS error, so match its kind (EBUSY, EXDEV), not its number.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ResourceBusy | std::io::ErrorKind::CrossesDevices
+                ) =>
+            {
                 if !options.copy_in_place_fallback {
                     return Err(TransactionError::RenameImpossible {
                         path: self.target.clone(),

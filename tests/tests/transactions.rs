@@ -206,3 +206,79 @@ fn concurrent_writers_lose_no_update() {
     }
     assert!(!temp_path_for(Utf8Path::new(&file)).exists());
 }
+
+#[test]
+fn dry_run_prints_a_diff_and_writes_nothing() {
+    let (_d, dir) = tempdir();
+    let map = dir.join("virtual");
+    fs_err::write(&map, "a@x b@x\n").expect("write");
+    let r = mailmig(&[
+        "map",
+        "set",
+        "--dry-run",
+        "--no-postmap",
+        map.as_str(),
+        "a@x",
+        "c@x",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    assert!(r.out().contains("-a@x b@x\n+a@x c@x\n"), "{}", r.out());
+    let users = dir.join("users");
+    fs_err::write(&users, "u:{PLAIN}x:999:995::/h::\n").expect("write");
+    let r = mailmig(&[
+        "passwd",
+        "set",
+        "--dry-run",
+        users.as_str(),
+        "u",
+        "allow_nets=",
+    ]);
+    assert!(
+        r.out().contains("+u:{PLAIN}x:999:995::/h::allow_nets=\n"),
+        "{}",
+        r.out()
+    );
+    assert_eq!(fs_err::read_to_string(&map).expect("read"), "a@x b@x\n");
+    assert_eq!(
+        fs_err::read_to_string(&users).expect("read"),
+        "u:{PLAIN}x:999:995::/h::\n"
+    );
+    assert!(!temp_path_for(&map).exists() && !temp_path_for(&users).exists());
+}
+
+/// A single-file bind mount cannot be replaced by rename: a clear error, or with
+/// `--copy-in-place` a rewrite in place.
+#[test]
+fn single_file_bind_mount() {
+    if !is_root() || run("unshare", &["-m", "true"]).code != 0 {
+        assert!(
+            !mailmig_tests::daemons_required(),
+            "the CI machine must allow mount namespaces for this test"
+        );
+        eprintln!("skipped: needs root and mount namespaces");
+        return;
+    }
+    let (_d, dir) = tempdir();
+    let source = dir.join("outside");
+    let target = dir.join("virtual");
+    fs_err::write(&source, "a@x b@x\n").expect("write");
+    fs_err::write(&target, "").expect("write");
+    let bin = mailmig_tests::mailmig_bin();
+    // A private mount namespace: the bind mount disappears with it.
+    let script = format!(
+        "mount --bind {source} {target} && {bin} map set --no-postmap {target} c@x d@x; echo \"rc=$?\"; {bin} map set --no-postmap --copy-in-place {target} c@x d@x; echo \"rc=$?\""
+    );
+    let r = run(
+        "unshare",
+        &["-m", "--propagation", "private", "sh", "-c", &script],
+    );
+    let out = r.out();
+    assert!(out.contains("rc=74\nrc=0"), "{out}\n{}", r.err());
+    assert!(r.err().contains("bind mount"), "{}", r.err());
+    assert!(r.err().contains("rewritten in place"), "{}", r.err());
+    assert_eq!(
+        fs_err::read_to_string(&source).expect("read"),
+        "a@x b@x\nc@x d@x\n"
+    );
+    assert!(!temp_path_for(&target).exists());
+}
