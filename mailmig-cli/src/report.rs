@@ -94,3 +94,39 @@ fn source_line(source: &[u8], line: usize) -> Option<String> {
             .collect(),
     )
 }
+
+/// What a `check` command found at one place.
+pub(crate) struct Finding<'a> {
+    pub(crate) file: &'a Utf8Path,
+    pub(crate) line: usize,
+    pub(crate) column: usize,
+    pub(crate) severity: mailmig_core::postfix::Severity,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+}
+
+impl Finding<'_> {
+    /// `FILE:LINE:COL: severity: message`, or one JSON object with `extra` members added; ends
+    /// with a newline.
+    pub(crate) fn line(&self, json: bool, extra: &[(&str, serde_json::Value)]) -> String {
+        if json {
+            let mut obj = serde_json::json!({
+                "file": self.file,
+                "line": self.line,
+                "column": self.column,
+                "severity": self.severity,
+                "code": self.code,
+                "message": self.message,
+            });
+            for (k, v) in extra {
+                obj[*k] = v.clone();
+            }
+            format!("{obj}\n")
+        } else {
+            format!(
+                "{}:{}:{}: {}: {}\n",
+                self.file, self.line, self.column, self.severity, self.message
+            )
+        }
+    }
+}

@@ -47,30 +47,16 @@ pub(crate) fn check(ctx: &Context<'_>, args: &MapCheckArgs) -> Result<u8, Failur
         let table = ctx.read_table(file)?;
         for d in findings(&table, args.kind, !args.no_fold) {
             found = true;
-            if args.json {
-                let obj = serde_json::json!({
-                    "file": file,
-                    "line": d.line,
-                    "column": d.column,
-                    "severity": d.severity(),
-                    "code": d.kind.code(),
-                    "message": d.kind.to_string(),
-                    "postmap": d.kind.reported_by_postmap(),
-                });
-                text.extend_from_slice(obj.to_string().as_bytes());
-            } else {
-                text.extend_from_slice(
-                    format!(
-                        "{file}:{}:{}: {}: {}",
-                        d.line,
-                        d.column,
-                        d.severity(),
-                        d.kind
-                    )
-                    .as_bytes(),
-                );
-            }
-            text.push(b'\n');
+            let finding = report::Finding {
+                file,
+                line: d.line,
+                column: d.column,
+                severity: d.severity(),
+                code: d.kind.code(),
+                message: d.kind.to_string(),
+            };
+            let postmap = serde_json::Value::Bool(d.kind.reported_by_postmap());
+            text.extend_from_slice(finding.line(args.json, &[("postmap", postmap)]).as_bytes());
         }
     }
     output::stdout(&text)?;

@@ -10,7 +10,7 @@ use super::edit;
 use crate::args::{PasswdCheckArgs, PasswdSetArgs, PasswdSetup, PasswdShowArgs, PasswdUnsetArgs};
 use crate::exit;
 use crate::output;
-use crate::report::Failure;
+use crate::report::{self, Failure};
 
 fn options(setup: &PasswdSetup) -> Result<PasswdOptions, Failure> {
     let legacy = match setup.dovecot_version.as_str() {
@@ -62,28 +62,15 @@ pub(crate) fn check(args: &PasswdCheckArgs) -> Result<u8, Failure> {
         let passwd = read(file, &options)?;
         for d in passwd.diagnostics(ids.as_ref()) {
             found = true;
-            if args.json {
-                out.push_str(
-                    &json!({
-                        "file": file,
-                        "line": d.line,
-                        "column": d.column,
-                        "severity": d.severity(),
-                        "code": d.kind.code(),
-                        "message": d.kind.to_string(),
-                    })
-                    .to_string(),
-                );
-            } else {
-                out.push_str(&format!(
-                    "{file}:{}:{}: {}: {}",
-                    d.line,
-                    d.column,
-                    d.severity(),
-                    d.kind
-                ));
-            }
-            out.push('\n');
+            let finding = report::Finding {
+                file,
+                line: d.line,
+                column: d.column,
+                severity: d.severity(),
+                code: d.kind.code(),
+                message: d.kind.to_string(),
+            };
+            out.push_str(&finding.line(args.json, &[]));
         }
     }
     output::stdout(out.as_bytes())?;

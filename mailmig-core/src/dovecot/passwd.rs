@@ -672,24 +672,9 @@ impl<'a> PasswdEntry<'a> {
             Some(p) => stored_password(p).ok(),
             None => None,
         };
-        for f in self.extra() {
+        for f in &self.extra() {
             check_key(&f.key)?;
-            let value = match &f.value {
-                Some(v) => Some(match expand(v, &user) {
-                    Ok(x) => x,
-                    Err(ExpandError::Contextual(what)) => {
-                        unexpanded.push(what);
-                        v.to_vec()
-                    }
-                    Err(e @ ExpandError::Unknown(_)) => {
-                        return Err(LookupFailure::Expansion {
-                            key: show(&f.key),
-                            error: e.to_string(),
-                        })
-                    }
-                }),
-                None => None,
-            };
+            let value = expand_field(f, &user, &mut unexpanded)?;
             let key: &[u8] = &f.key;
             if let Some(k) = key.strip_prefix(b"userdb_") {
                 if k.is_empty() {
@@ -760,7 +745,7 @@ impl<'a> PasswdEntry<'a> {
         if let Some(home) = self.home_field().filter(|f| !f.is_empty()) {
             fields.push((b"home".to_vec(), Some(home.to_vec())));
         }
-        for f in self.extra() {
+        for f in &self.extra() {
             let Some(k) = f.key.strip_prefix(b"userdb_") else {
                 continue;
             };
@@ -769,22 +754,7 @@ impl<'a> PasswdEntry<'a> {
                     reason: format!("field name `{}`", show(&f.key)),
                 });
             }
-            let value = match &f.value {
-                Some(v) => Some(match expand(v, &user) {
-                    Ok(x) => x,
-                    Err(ExpandError::Contextual(what)) => {
-                        unexpanded.push(what);
-                        v.to_vec()
-                    }
-                    Err(e @ ExpandError::Unknown(_)) => {
-                        return Err(LookupFailure::Expansion {
-                            key: show(&f.key),
-                            error: e.to_string(),
-                        })
-                    }
-                }),
-                None => None,
-            };
+            let value = expand_field(f, &user, &mut unexpanded)?;
             let value = match (k, value) {
                 (b"uid" | b"gid", Some(v)) => {
                     let kind = if k == b"uid" {
@@ -818,6 +788,29 @@ impl<'a> PasswdEntry<'a> {
             fields,
             unexpanded,
         }))
+    }
+}
+
+/// A field's value as a lookup expands it for `user`; a connection-dependent variable leaves the
+/// value as written (noted in `unexpanded`), an unknown one fails the lookup.
+fn expand_field(
+    f: &ExtraField<'_>,
+    user: &[u8],
+    unexpanded: &mut Vec<String>,
+) -> Result<Option<Vec<u8>>, LookupFailure> {
+    let Some(v) = &f.value else {
+        return Ok(None);
+    };
+    match expand(v, user) {
+        Ok(x) => Ok(Some(x)),
+        Err(ExpandError::Contextual(what)) => {
+            unexpanded.push(what);
+            Ok(Some(v.to_vec()))
+        }
+        Err(e @ ExpandError::Unknown(_)) => Err(LookupFailure::Expansion {
+            key: show(&f.key),
+            error: e.to_string(),
+        }),
     }
 }
 
@@ -914,43 +907,19 @@ impl PasswdFile {
 
     /// The document's bytes.
     pub fn render(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.src.len());
-        self.each_run(|b| {
-            out.extend_from_slice(b);
-            Ok::<(), std::convert::Infallible>(())
-        })
-        .unwrap_or_else(|never| match never {});
-        out
+        crate::pieces::render(&self.src, self.pieces(), self.src.len())
     }
 
     /// Write the document's bytes, untouched runs straight from the parsed bytes.
     pub fn write_to<W: std::io::Write>(&self, out: &mut W) -> std::io::Result<()> {
-        self.each_run(|b| out.write_all(b))
+        crate::pieces::each_run(&self.src, self.pieces(), |b| out.write_all(b))
     }
 
-    fn each_run<E>(&self, mut f: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
-        let mut run: Option<(usize, usize)> = None;
-        for line in &self.lines {
-            match (line, run) {
-                (LineRaw::Src { start, end }, Some((s, e))) if e == *start => run = Some((s, *end)),
-                (LineRaw::Src { start, end }, _) => {
-                    if let Some((s, e)) = run {
-                        f(&self.src[s..e])?;
-                    }
-                    run = Some((*start, *end));
-                }
-                (LineRaw::Owned(v), _) => {
-                    if let Some((s, e)) = run.take() {
-                        f(&self.src[s..e])?;
-                    }
-                    f(v)?;
-                }
-            }
-        }
-        if let Some((s, e)) = run {
-            f(&self.src[s..e])?;
-        }
-        Ok(())
+    fn pieces(&self) -> impl Iterator<Item = crate::pieces::Piece<'_>> + '_ {
+        self.lines.iter().map(|line| match line {
+            LineRaw::Src { start, end } => crate::pieces::Piece::Src(*start, *end),
+            LineRaw::Owned(v) => crate::pieces::Piece::Owned(v),
+        })
     }
 
     /// Every physical line.

@@ -267,48 +267,20 @@ impl Table {
 
     /// The bytes of the document: the parsed bytes when nothing was edited.
     pub fn render(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.src.len() + self.side.len());
-        self.each_run(|bytes| {
-            out.extend_from_slice(bytes);
-            Ok::<(), std::convert::Infallible>(())
-        })
-        .unwrap_or_else(|never| match never {});
-        out
+        crate::pieces::render(&self.src, self.pieces(), self.src.len() + self.side.len())
     }
 
     /// Write the document's bytes to `out` without building them in memory first: runs of
     /// untouched items are written straight from the parsed bytes.
     pub fn write_to<W: std::io::Write>(&self, out: &mut W) -> std::io::Result<()> {
-        self.each_run(|bytes| out.write_all(bytes))
+        crate::pieces::each_run(&self.src, self.pieces(), |bytes| out.write_all(bytes))
     }
 
-    /// Call `f` with the document's bytes in order, coalescing untouched items into one range.
-    fn each_run<E>(&self, mut f: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
-        let mut run: Option<(usize, usize)> = None;
-        for item in self.items.iter() {
-            let raw = item.raw;
-            match (raw.buf(), run) {
-                (Buf::Src, Some((start, end))) if end == raw.begin() => {
-                    run = Some((start, raw.end));
-                }
-                (Buf::Src, _) => {
-                    if let Some((start, end)) = run {
-                        f(&self.src[start..end])?;
-                    }
-                    run = Some((raw.begin(), raw.end));
-                }
-                (Buf::Side, _) => {
-                    if let Some((start, end)) = run.take() {
-                        f(&self.src[start..end])?;
-                    }
-                    f(self.bytes(raw))?;
-                }
-            }
-        }
-        if let Some((start, end)) = run {
-            f(&self.src[start..end])?;
-        }
-        Ok(())
+    fn pieces(&self) -> impl Iterator<Item = crate::pieces::Piece<'_>> + '_ {
+        self.items.iter().map(move |item| match item.raw.buf() {
+            Buf::Src => crate::pieces::Piece::Src(item.raw.begin(), item.raw.end),
+            Buf::Side => crate::pieces::Piece::Owned(self.bytes(item.raw)),
+        })
     }
 
     /// Every item, in file order.
