@@ -24,6 +24,7 @@ mod passwd;
 pub use expand::ExpandError;
 pub use ids::{IdResolver, NumericIds, SystemIds};
 pub use passwd::{
-    ExtraField, Line, LineKind, LoadStatus, Loaded, LookupFailure, PassdbView, PasswdDiagnostic,
-    PasswdDiagnosticKind, PasswdEditError, PasswdEntry, PasswdFile, PasswdOptions, UserdbView,
+    ExtraField, Line, LineKind, LoadStatus, Loaded, LookupFailure, MailLocation, PassdbView,
+    PasswdDiagnostic, PasswdDiagnosticKind, PasswdEditError, PasswdEntry, PasswdFile,
+    PasswdOptions, UserdbView,
 };

@@ -243,7 +243,48 @@ pub struct UserdbView {
     pub unexpanded: Vec<String>,
 }
 
+/// Where a user's mail is, as the userdb says (the fields that override the global setting).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MailLocation {
+    /// Dovecot 2.2/2.3: `mail` (`userdb_mail=mdbox:~/mdbox`, or the legacy 8th field).
+    pub mail: Option<Vec<u8>>,
+    /// Dovecot 2.4: `mail_driver` (`mdbox`, `maildir`, ...).
+    pub driver: Option<Vec<u8>>,
+    /// Dovecot 2.4: `mail_path`.
+    pub path: Option<Vec<u8>>,
+}
+
+impl MailLocation {
+    /// Whether the userdb sets none of them (the global `mail_location` / `mail_driver` apply).
+    pub fn is_default(&self) -> bool {
+        self.mail.is_none() && self.driver.is_none() && self.path.is_none()
+    }
+}
+
 impl UserdbView {
+    /// The mail location fields of 2.2/2.3 (`mail`) and 2.4 (`mail_driver`, `mail_path`).
+    ///
+    /// ```
+    /// use mailmig_core::dovecot::{NumericIds, PasswdFile, PasswdOptions};
+    /// let f = PasswdFile::parse(
+    ///     b"a:x:1000:1000::/h::userdb_mail_driver=mdbox userdb_mail_path=~/mdbox\n".to_vec(),
+    ///     &PasswdOptions::default(),
+    /// );
+    /// let u = f.lookup(b"a", &NumericIds).unwrap().userdb(&NumericIds).unwrap().unwrap();
+    /// let loc = u.mail_location();
+    /// assert_eq!(loc.driver.as_deref(), Some(&b"mdbox"[..]));
+    /// assert_eq!(loc.path.as_deref(), Some(&b"~/mdbox"[..]));
+    /// assert!(loc.mail.is_none());
+    /// ```
+    pub fn mail_location(&self) -> MailLocation {
+        let get = |k: &[u8]| self.get(k).map(|v| v.unwrap_or_default().to_vec());
+        MailLocation {
+            mail: get(b"mail"),
+            driver: get(b"mail_driver"),
+            path: get(b"mail_path"),
+        }
+    }
+
     /// The value of a userdb field.
     pub fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
         self.fields
