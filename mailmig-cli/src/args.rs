@@ -46,6 +46,94 @@ pub(crate) enum Command {
     /// Dovecot passwd-files (passdb + userdb).
     #[command(subcommand)]
     Passwd(PasswdCommand),
+    /// Hold a mailbox's mail at Postfix (exact access(5) lines for every address that reaches it).
+    #[command(subcommand)]
+    Hold(HoldCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum HoldCommand {
+    /// Write a HOLD (or DEFER) line for every address whose mail reaches each ADDRESS; postmap.
+    /// Exit 1 when some address cannot be held by an exact key (listed on stderr).
+    Add(HoldAddArgs),
+    /// Remove exactly the lines `hold add` wrote for these mailboxes; postmap. Exit 1 if none.
+    Remove(HoldRemoveArgs),
+    /// The holds mailmig wrote: key, action, mailbox, since, reason.
+    List(HoldListArgs),
+    /// Is the hold effective? Exit 0 only when smtpd consults the map before accepting.
+    Check(HoldCheckArgs),
+}
+
+/// Which access map holds.
+#[derive(Debug, Args)]
+pub(crate) struct HoldMapArgs {
+    /// The access map source file. Default: the first `check_recipient_access` map of
+    /// `smtpd_recipient_restrictions` (from --postfix-config).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) map: Option<Utf8PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HoldAddArgs {
+    #[command(flatten)]
+    pub(crate) map: HoldMapArgs,
+    #[command(flatten)]
+    pub(crate) edit: EditFlags,
+    /// Virtual alias map source files (default: `virtual_alias_maps`).
+    #[arg(long = "virtual", value_name = "FILE")]
+    pub(crate) virtual_maps: Vec<Utf8PathBuf>,
+    /// `recipient_delimiter` (default: from --postfix-config).
+    #[arg(long, value_name = "CHARS")]
+    pub(crate) recipient_delimiter: Option<String>,
+    /// The reply text after the tag (senders may see it in the log or a bounce).
+    #[arg(long, default_value = "Mailbox maintenance, please retry later")]
+    pub(crate) reason: String,
+    /// HOLD keeps the whole message (all recipients) in the hold queue; DEFER refuses only this
+    /// recipient with a temporary error and the sender retries.
+    #[arg(long, value_enum, default_value_t = HoldActionArg::Hold)]
+    pub(crate) action: HoldActionArg,
+    /// Do not run postmap after the edit.
+    #[arg(long)]
+    pub(crate) no_postmap: bool,
+    /// The mailboxes to hold.
+    #[arg(required = true, value_name = "ADDRESS")]
+    pub(crate) addresses: Vec<String>,
+}
+
+/// hold or defer.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum HoldActionArg {
+    Hold,
+    Defer,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HoldRemoveArgs {
+    #[command(flatten)]
+    pub(crate) map: HoldMapArgs,
+    #[command(flatten)]
+    pub(crate) edit: EditFlags,
+    /// Do not run postmap after the edit.
+    #[arg(long)]
+    pub(crate) no_postmap: bool,
+    /// The mailboxes whose holds to remove.
+    #[arg(required = true, value_name = "ADDRESS")]
+    pub(crate) addresses: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HoldListArgs {
+    #[command(flatten)]
+    pub(crate) map: HoldMapArgs,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HoldCheckArgs {
+    #[command(flatten)]
+    pub(crate) map: HoldMapArgs,
 }
 
 #[derive(Debug, Subcommand)]

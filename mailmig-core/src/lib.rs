@@ -32,6 +32,7 @@
 #![deny(missing_docs)]
 
 pub mod dovecot;
+pub mod hold;
 mod pieces;
 pub mod postfix;
 pub mod process;

@@ -15,12 +15,18 @@ use crate::report::Failure;
 /// Table types whose source file mailmig can read: fixed-key types built by postmap, and texthash.
 const FILE_TYPES: &[&str] = &["hash", "btree", "lmdb", "cdb", "dbm", "sdbm", "texthash"];
 
-pub(crate) fn run(ctx: &Context<'_>, args: &AliasesArgs) -> Result<u8, Failure> {
+/// The virtual alias maps (given, or `virtual_alias_maps` from postconf) read as tables, and the
+/// Postfix settings expansion depends on.
+pub(crate) fn alias_setup(
+    ctx: &Context<'_>,
+    given: &[Utf8PathBuf],
+    recipient_delimiter: Option<&str>,
+) -> Result<(Vec<Utf8PathBuf>, Vec<Table>, ClosureOptions), Failure> {
     let mut options = ClosureOptions {
         smtputf8: ctx.options.smtputf8,
         ..ClosureOptions::default()
     };
-    let mut files = args.virtual_maps.clone();
+    let mut files = given.to_vec();
     if let Some(dir) = &ctx.global.postfix_config {
         let values = postconf(
             &ctx.runner,
@@ -58,8 +64,8 @@ pub(crate) fn run(ctx: &Context<'_>, args: &AliasesArgs) -> Result<u8, Failure> 
             }
         }
     }
-    if let Some(d) = &args.recipient_delimiter {
-        options.recipient_delimiter = d.clone().into_bytes();
+    if let Some(d) = recipient_delimiter {
+        options.recipient_delimiter = d.as_bytes().to_vec();
     }
     if files.is_empty() {
         return Err(Failure::new(
@@ -74,6 +80,12 @@ pub(crate) fn run(ctx: &Context<'_>, args: &AliasesArgs) -> Result<u8, Failure> 
     for (file, table) in files.iter().zip(&tables) {
         warn_unparsed(file, table);
     }
+    Ok((files, tables, options))
+}
+
+pub(crate) fn run(ctx: &Context<'_>, args: &AliasesArgs) -> Result<u8, Failure> {
+    let (files, tables, options) =
+        alias_setup(ctx, &args.virtual_maps, args.recipient_delimiter.as_deref())?;
     let refs: Vec<&Table> = tables.iter().collect();
     let vm = VirtualMap::new(&refs, options);
     let closure = vm.reverse_closure(&Address(args.address.clone().into_bytes()));
@@ -86,14 +98,14 @@ pub(crate) fn run(ctx: &Context<'_>, args: &AliasesArgs) -> Result<u8, Failure> 
     Ok(exit::OK)
 }
 
-fn split_list(s: &str) -> Vec<String> {
+pub(crate) fn split_list(s: &str) -> Vec<String> {
     s.split(|c: char| c == ',' || c.is_ascii_whitespace())
         .filter(|w| !w.is_empty())
         .map(str::to_owned)
         .collect()
 }
 
-fn chain(path: &[Address]) -> String {
+pub(crate) fn chain(path: &[Address]) -> String {
     path.iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
@@ -108,14 +120,14 @@ fn kind_of(path: &[Address]) -> &'static str {
     }
 }
 
-fn location(files: &[Utf8PathBuf], source: Option<(usize, usize)>) -> String {
+pub(crate) fn location(files: &[Utf8PathBuf], source: Option<(usize, usize)>) -> String {
     match source {
         Some((ti, line)) => format!("{}:{line}", files[ti]),
         None => "-".into(),
     }
 }
 
-fn reason_text(reason: UncoverableReason) -> &'static str {
+pub(crate) fn reason_text(reason: UncoverableReason) -> &'static str {
     match reason {
         UncoverableReason::CatchAll => {
             "a catch-all: every unlisted address of the domain reaches the mailbox, and no exact access(5) key can hold them all without holding the whole domain"

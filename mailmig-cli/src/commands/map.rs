@@ -152,7 +152,11 @@ fn edit_error(file: &Utf8Path, e: &TableEditError) -> Failure {
 }
 
 /// Rebuild the indexed file after an edit, as the flags say.
-fn rebuild(ctx: &Context<'_>, file: &Utf8Path, flags: &PostmapFlags) -> Result<(), Failure> {
+pub(crate) fn rebuild(
+    ctx: &Context<'_>,
+    file: &Utf8Path,
+    flags: &PostmapFlags,
+) -> Result<(), Failure> {
     if flags.no_postmap {
         return Ok(());
     }

@@ -2,6 +2,7 @@
 
 mod aliases;
 mod edit;
+mod hold;
 mod map;
 mod passwd;
 
@@ -9,7 +10,7 @@ use camino::Utf8Path;
 use mailmig_core::postfix::{self, ParseOptions, PostfixVersion, Table};
 use mailmig_core::process::SystemRunner;
 
-use crate::args::{Cli, Command, GlobalArgs, MapCommand, PasswdCommand, YesNo};
+use crate::args::{Cli, Command, GlobalArgs, HoldCommand, MapCommand, PasswdCommand, YesNo};
 use crate::exit;
 use crate::report::Failure;
 
@@ -26,6 +27,10 @@ pub(crate) fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Passwd(PasswdCommand::Show(args)) => passwd::show(args),
         Command::Passwd(PasswdCommand::Set(args)) => passwd::set(args),
         Command::Passwd(PasswdCommand::Unset(args)) => passwd::unset(args),
+        Command::Hold(HoldCommand::Add(args)) => hold::add(&ctx, args),
+        Command::Hold(HoldCommand::Remove(args)) => hold::remove(&ctx, args),
+        Command::Hold(HoldCommand::List(args)) => hold::list(&ctx, args),
+        Command::Hold(HoldCommand::Check(args)) => hold::check(&ctx, args),
     }
 }
 

@@ -34,6 +34,18 @@ impl MapType {
         self != MapType::Texthash
     }
 
+    /// The indexed files `postmap` writes for `file` (none for texthash).
+    pub fn indexed_files(self, file: &Utf8Path) -> Vec<camino::Utf8PathBuf> {
+        let with = |ext: &str| camino::Utf8PathBuf::from(format!("{file}.{ext}"));
+        match self {
+            MapType::Hash | MapType::Btree => vec![with("db")],
+            MapType::Lmdb => vec![with("lmdb")],
+            MapType::Cdb => vec![with("cdb")],
+            MapType::Dbm | MapType::Sdbm => vec![with("dir"), with("pag")],
+            MapType::Texthash => Vec::new(),
+        }
+    }
+
     /// The type of the indexed file next to `file`: `.lmdb`, `.cdb`, `.dir`+`.pag` (dbm) or
     /// `.db` / nothing (hash, Postfix's usual default).
     pub fn detect(file: &Utf8Path) -> MapType {
@@ -88,6 +100,10 @@ impl FromStr for MapType {
 
 /// `postmap [-c DIR] TYPE:FILE`: rebuild the indexed file. Returns postmap's warnings (it exits
 /// 0 after skipping bad lines); a non-zero exit is an error with its stderr.
+///
+/// Running daemons (smtpd, cleanup) notice a rebuilt table by its modification time in whole
+/// seconds: a table rebuilt within the same second as its previous version would go unnoticed.
+/// When that happens the indexed file's mtime is moved one second on.
 pub fn postmap_rebuild(
     runner: &dyn Runner,
     config_dir: Option<&Utf8Path>,
@@ -100,12 +116,35 @@ pub fn postmap_rebuild(
         argv.push(dir.to_string());
     }
     argv.push(format!("{map_type}:{file}"));
+    let before: Vec<Option<i64>> = map_type
+        .indexed_files(file)
+        .iter()
+        .map(|f| mtime_secs(f))
+        .collect();
     let out = runner.run_expect(&Argv::new(argv), None, &[0])?;
+    for (f, old) in map_type.indexed_files(file).iter().zip(before) {
+        if let (Some(old), Some(new)) = (old, mtime_secs(f)) {
+            if new <= old {
+                let later = std::time::SystemTime::UNIX_EPOCH
+                    + std::time::Duration::from_secs(u64::try_from(old + 1).unwrap_or(0));
+                // Best effort: if this fails the daemons still see the change a second later.
+                let _ = fs_err::File::options()
+                    .write(true)
+                    .open(f)
+                    .and_then(|h| h.file().set_modified(later));
+            }
+        }
+    }
     Ok(String::from_utf8_lossy(&out.stderr)
         .lines()
         .filter(|l| l.contains("warning:"))
         .map(str::to_string)
         .collect())
+}
+
+fn mtime_secs(path: &Utf8Path) -> Option<i64> {
+    use std::os::unix::fs::MetadataExt;
+    fs_err::metadata(path).ok().map(|m| m.mtime())
 }
 
 #[cfg(test)]

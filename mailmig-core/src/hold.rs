@@ -1,0 +1,275 @@
+//! Holding a mailbox's mail at Postfix: exact `access(5)` lines for every address that reaches
+//! the mailbox, tagged so that mailmig removes exactly the lines it wrote.
+//!
+//! A line mailmig writes looks like
+//!
+//! ```text
+//! al@example.com HOLD [mailmig hold for alice@example.com since 2026-11-29T16:10:00Z] Planned maintenance
+//! ```
+//!
+//! The bracketed tag is part of smtpd's reply text (it shows in the log); lines without it,
+//! or tagged for another user, are never touched.
+
+use crate::postfix::{
+    AccessAction, AccessRule, Address, ReverseClosure, Table, TableEditError, UncoverableKey,
+};
+
+/// What the access line does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HoldAction {
+    /// `HOLD`: the whole message (every recipient) waits in the hold queue.
+    Hold,
+    /// `DEFER`: only this recipient is refused with a temporary error; the sender retries.
+    Defer,
+}
+
+impl HoldAction {
+    fn word(self) -> &'static str {
+        match self {
+            HoldAction::Hold => "HOLD",
+            HoldAction::Defer => "DEFER",
+        }
+    }
+}
+
+const TAG: &str = "[mailmig hold for ";
+
+/// One line mailmig wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldEntry {
+    /// The access key (an address).
+    pub key: Vec<u8>,
+    /// The mailbox the hold is for.
+    pub user: String,
+    /// When it was written (UTC, RFC 3339).
+    pub since: String,
+    /// HOLD or DEFER.
+    pub action: HoldAction,
+    /// The reason text after the tag.
+    pub reason: String,
+    /// 1-based line in the map, when parsed from a file.
+    pub line: Option<usize>,
+}
+
+/// Read a value mailmig wrote: `ACTION [mailmig hold for USER since TIME] REASON`.
+pub fn parse_hold_value(value: &[u8]) -> Option<(HoldAction, String, String, String)> {
+    let text = std::str::from_utf8(value).ok()?;
+    let (word, rest) = text.split_once(' ')?;
+    let action = match word {
+        "HOLD" => HoldAction::Hold,
+        "DEFER" => HoldAction::Defer,
+        _ => return None,
+    };
+    let rest = rest.strip_prefix(TAG)?;
+    let (inner, reason) = rest.split_once(']')?;
+    let (user, since) = inner.split_once(" since ")?;
+    Some((
+        action,
+        user.to_string(),
+        since.to_string(),
+        reason.trim_start().to_string(),
+    ))
+}
+
+/// The value of a line mailmig writes.
+pub fn hold_value(action: HoldAction, user: &str, since: &str, reason: &str) -> String {
+    let mut v = format!("{} {TAG}{user} since {since}]", action.word());
+    if !reason.is_empty() {
+        v.push(' ');
+        v.push_str(reason);
+    }
+    v
+}
+
+/// Every line of the map mailmig wrote, in file order.
+pub fn list_holds(access: &Table) -> Vec<HoldEntry> {
+    access
+        .entries()
+        .filter_map(|e| {
+            let (action, user, since, reason) = parse_hold_value(e.value())?;
+            Some(HoldEntry {
+                key: e.key().to_vec(),
+                user,
+                since,
+                action,
+                reason,
+                line: e.line(),
+            })
+        })
+        .collect()
+}
+
+/// What `hold add` will do for one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldPlan {
+    /// The mailbox.
+    pub user: String,
+    /// Keys to write (addresses whose mail reaches the mailbox), in closure order.
+    pub add: Vec<Vec<u8>>,
+    /// Keys already held by mailmig for this mailbox (left as they are).
+    pub already: Vec<Vec<u8>>,
+    /// Keys the map already has a different rule for (the first entry wins in postmap, so a
+    /// HOLD line would be ignored): not written, reported.
+    pub conflicts: Vec<(Vec<u8>, Vec<u8>, Option<usize>)>,
+    /// Catch-all and bare-user keys that reach the mailbox: no exact key can hold them.
+    pub uncoverable: Vec<UncoverableKey>,
+}
+
+/// Why a hold cannot be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HoldError {
+    /// The reason text cannot be part of an access value.
+    #[error("the reason must be printable text on one line, without `]`: `{0}`")]
+    BadReason(String),
+    /// The table refused the line.
+    #[error(transparent)]
+    Edit(#[from] TableEditError),
+}
+
+/// Plan the lines for `user` from its reverse closure against the current map.
+pub fn plan_hold(access: &Table, user: &str, closure: &ReverseClosure) -> HoldPlan {
+    let mut plan = HoldPlan {
+        user: user.to_string(),
+        add: Vec::new(),
+        already: Vec::new(),
+        conflicts: Vec::new(),
+        uncoverable: closure.uncoverable.clone(),
+    };
+    for path in &closure.addresses {
+        let key = path.address.external();
+        if plan.add.contains(&key) || plan.already.contains(&key) {
+            continue;
+        }
+        match access.get(&key, true) {
+            None => plan.add.push(key),
+            Some(existing) => match parse_hold_value(existing.value()) {
+                Some((_, holder, _, _)) if holder == user => plan.already.push(key),
+                _ => plan
+                    .conflicts
+                    .push((key, existing.value().to_vec(), existing.line())),
+            },
+        }
+    }
+    plan
+}
+
+/// Write the planned lines. Returns how many were added.
+pub fn apply_hold(
+    access: &mut Table,
+    plan: &HoldPlan,
+    action: HoldAction,
+    since: &str,
+    reason: &str,
+) -> Result<usize, HoldError> {
+    if reason.contains(']') || reason.chars().any(char::is_control) {
+        return Err(HoldError::BadReason(reason.to_string()));
+    }
+    let value = hold_value(action, &plan.user, since, reason.trim());
+    // The value must read back as the action it is meant to be.
+    let check = Table::parse(format!("k {value}\n").into_bytes(), access.options());
+    let ok = check.entries().next().is_some_and(|e| {
+        matches!(
+            AccessRule::new(e).action(),
+            AccessAction::Hold | AccessAction::Defer
+        )
+    });
+    if !ok {
+        return Err(HoldError::BadReason(reason.to_string()));
+    }
+    for key in &plan.add {
+        access.insert(key, value.as_bytes())?;
+    }
+    Ok(plan.add.len())
+}
+
+/// Remove every line mailmig wrote for these mailboxes (last first, so that the file comes back
+/// byte for byte after `hold add`). Returns the keys removed.
+pub fn remove_holds(access: &mut Table, users: &[&str]) -> Result<Vec<Vec<u8>>, TableEditError> {
+    let ids: Vec<(crate::postfix::EntryId, Vec<u8>)> = access
+        .entries()
+        .filter(|e| {
+            parse_hold_value(e.value()).is_some_and(|(_, u, _, _)| users.contains(&u.as_str()))
+        })
+        .map(|e| (e.id(), e.key().to_vec()))
+        .collect();
+    let mut removed = Vec::new();
+    for (id, key) in ids.into_iter().rev() {
+        access.remove(id)?;
+        removed.push(key);
+    }
+    removed.reverse();
+    Ok(removed)
+}
+
+/// The addresses a plan covers, as mailbox-facing [`Address`]es (for reports).
+pub fn covered(plan: &HoldPlan) -> Vec<Address> {
+    plan.add
+        .iter()
+        .chain(&plan.already)
+        .map(|k| Address(k.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::postfix::{ClosureOptions, ParseOptions, VirtualMap};
+
+    fn table(s: &str) -> Table {
+        Table::parse(s.as_bytes().to_vec(), &ParseOptions::default())
+    }
+
+    #[test]
+    fn add_then_remove_restores_the_map() {
+        let virt = table("al@x.test alice@x.test\nteam@x.test alice@x.test, bob@x.test\njimbob@x.test jim@x.test\n");
+        let vm = VirtualMap::new(&[&virt], ClosureOptions::default());
+        let closure = vm.reverse_closure(&Address(b"alice@x.test".to_vec()));
+        for original in [
+            "",
+            "# maintenance\ncarol@x.test HOLD other admin",
+            "x REJECT\n",
+        ] {
+            let mut access = table(original);
+            let plan = plan_hold(&access, "alice@x.test", &closure);
+            assert_eq!(plan.add.len(), 3);
+            apply_hold(
+                &mut access,
+                &plan,
+                HoldAction::Hold,
+                "2026-11-29T16:00:00Z",
+                "Planned maintenance",
+            )
+            .expect("valid");
+            let held = list_holds(&access);
+            assert_eq!(held.len(), 3);
+            assert!(held
+                .iter()
+                .all(|h| h.user == "alice@x.test" && h.action == HoldAction::Hold));
+            // Idempotent: a second plan adds nothing.
+            let again = plan_hold(&access, "alice@x.test", &closure);
+            assert!(again.add.is_empty() && again.already.len() == 3);
+            let removed = remove_holds(&mut access, &["alice@x.test"]).expect("remove");
+            assert_eq!(removed.len(), 3);
+            assert_eq!(access.render(), original.as_bytes());
+        }
+    }
+
+    #[test]
+    fn other_rules_are_conflicts_and_never_touched() {
+        let virt = table("al@x.test alice@x.test\n");
+        let vm = VirtualMap::new(&[&virt], ClosureOptions::default());
+        let closure = vm.reverse_closure(&Address(b"alice@x.test".to_vec()));
+        let mut access = table(
+            "AL@x.test REJECT gone\nbob@x.test HOLD [mailmig hold for bob@x.test since t] m\n",
+        );
+        let plan = plan_hold(&access, "alice@x.test", &closure);
+        assert_eq!(plan.add, vec![b"alice@x.test".to_vec()]);
+        assert_eq!(plan.conflicts.len(), 1);
+        apply_hold(&mut access, &plan, HoldAction::Defer, "t", "").expect("valid");
+        remove_holds(&mut access, &["alice@x.test"]).expect("remove");
+        assert_eq!(list_holds(&access).len(), 1, "bob's hold stays");
+        assert!(apply_hold(&mut access, &plan, HoldAction::Hold, "t", "bad]reason").is_err());
+    }
+}

@@ -1,0 +1,199 @@
+//! `mailmig hold` against the live sandbox: every address that reaches the mailbox is held by
+//! the real smtpd, unrelated mail is delivered, `hold remove` restores the map byte for byte, and
+//! the published sed script's failure cases come out right. `hold check` on broken setups.
+
+use std::time::{Duration, Instant};
+
+use mailmig_tests::sandbox::Sandbox;
+use mailmig_tests::{mailmig, run};
+
+fn send(sb: &Sandbox, to: &str) {
+    let r = run(
+        "swaks",
+        &[
+            "--server",
+            "127.0.0.1",
+            "--port",
+            sb.get("SMTP_PORT"),
+            "--from",
+            "sender@example.org",
+            "--to",
+            to,
+            "--header",
+            &format!("Subject: to {to}"),
+            "--silent",
+            "2",
+        ],
+    );
+    assert_eq!(r.code, 0, "swaks to {to}: {}{}", r.out(), r.err());
+}
+
+/// Queue entries: (queue name, recipients).
+fn queue(sb: &Sandbox) -> Vec<(String, Vec<String>)> {
+    let r = run("postqueue", &["-c", sb.get("POSTFIX_CONFIG"), "-j"]);
+    r.out()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            let rcpts = v["recipients"]
+                .as_array()
+                .expect("recipients")
+                .iter()
+                .map(|r| r["address"].as_str().unwrap_or_default().to_string())
+                .collect();
+            (
+                v["queue_name"].as_str().unwrap_or_default().to_string(),
+                rcpts,
+            )
+        })
+        .collect()
+}
+
+fn settle(sb: &Sandbox, held: usize) {
+    let start = Instant::now();
+    loop {
+        let q = queue(sb);
+        let on_hold = q.iter().filter(|(n, _)| n == "hold").count();
+        let other = q.len() - on_hold;
+        if on_hold == held && other == 0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "queue did not settle: {q:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn hold_add_holds_every_address_and_remove_restores_the_map() {
+    let Some(sb) = Sandbox::start() else { return };
+    let pc = sb.get("POSTFIX_CONFIG");
+    let virtual_map = sb.get("VIRTUAL_MAP");
+    // The sed script's traps: a substring (`jimbob@` contains `bob@`), a shared alias, a
+    // continued alias, a nested one.
+    for (k, v) in [("jimbob@example.test", "carol@example.test")] {
+        let r = mailmig(&["--postfix-config", pc, "map", "set", virtual_map, k, v]);
+        assert_eq!(r.code, 0, "{}", r.err());
+    }
+    let access = sb.get("ACCESS_MAP");
+    let before = fs_err::read(access).expect("read");
+    let r = mailmig(&[
+        "--postfix-config",
+        pc,
+        "hold",
+        "add",
+        "bob@example.test",
+        "--reason",
+        "Planned maintenance",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.out(), r.err());
+    let held: Vec<String> = r
+        .out()
+        .lines()
+        .filter_map(|l| l.strip_prefix("held\t"))
+        .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+        .collect();
+    let mut sorted = held.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "bob@example.test",
+            "ops@example.test",
+            "staff@example.test",
+            "team@example.test"
+        ],
+        "exactly the closure: no jimbob@ (substring), ops@ (continued), staff@ (nested)"
+    );
+    // Every line is a valid action (the sed script wrote `alice@x, HOLD ...` for team@).
+    let check = mailmig(&[
+        "--postfix-config",
+        pc,
+        "map",
+        "check",
+        "--kind",
+        "access",
+        access,
+    ]);
+    assert_eq!(check.code, 0, "{}", check.out());
+    let list = mailmig(&["--postfix-config", pc, "hold", "list", "--json"]);
+    assert_eq!(list.out().lines().count(), 4);
+    assert_eq!(mailmig(&["--postfix-config", pc, "hold", "check"]).code, 0);
+
+    std::thread::sleep(Duration::from_millis(1100));
+    for to in [
+        "bob@example.test",
+        "team@example.test",
+        "staff@example.test",
+        "ops@example.test",
+    ] {
+        send(&sb, to);
+    }
+    // Unrelated mail, and the substring trap, are delivered.
+    send(&sb, "carol@example.test");
+    send(&sb, "jimbob@example.test");
+    send(&sb, "alice@example.test");
+    settle(&sb, 4);
+
+    let r = mailmig(&["--postfix-config", pc, "hold", "remove", "bob@example.test"]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    assert_eq!(
+        fs_err::read(access).expect("read"),
+        before,
+        "the map is byte-identical"
+    );
+    assert_eq!(
+        mailmig(&["--postfix-config", pc, "hold", "remove", "bob@example.test"]).code,
+        1
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    send(&sb, "bob@example.test");
+    settle(&sb, 4);
+}
+
+#[test]
+fn hold_check_reports_what_bypasses_the_map() {
+    let Some(sb) = Sandbox::start() else { return };
+    let pc = sb.get("POSTFIX_CONFIG");
+    let access = sb.get("ACCESS_MAP");
+    assert_eq!(mailmig(&["--postfix-config", pc, "hold", "check"]).code, 0);
+    let postconf = |args: &[&str]| {
+        let mut a = vec!["-c", pc];
+        a.extend_from_slice(args);
+        let r = run("postconf", &a);
+        assert_eq!(r.code, 0, "{}", r.err());
+    };
+    // The map after permit_mynetworks: local clients are accepted first.
+    postconf(&["-e", &format!("smtpd_recipient_restrictions = permit_mynetworks, check_recipient_access hash:{access}, reject_unauth_destination")]);
+    let r = mailmig(&["--postfix-config", pc, "hold", "check", "--map", access]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.out().contains("only after `permit_mynetworks`"),
+        "{}",
+        r.out()
+    );
+    postconf(&["-e", &format!("smtpd_recipient_restrictions = check_recipient_access hash:{access}, permit_mynetworks, reject_unauth_destination")]);
+    // A submission service with its own restrictions, and a proxy filter.
+    postconf(&["-Me", "submission/inet=submission inet n - n - - smtpd"]);
+    postconf(&[
+        "-P",
+        "submission/inet/smtpd_recipient_restrictions=permit_sasl_authenticated,reject",
+    ]);
+    postconf(&["-P", "submission/inet/smtpd_proxy_filter=127.0.0.1:10025"]);
+    let r = mailmig(&["--postfix-config", pc, "hold", "check", "--map", access]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.out()
+            .contains("submission/inet overrides smtpd_recipient_restrictions"),
+        "{}",
+        r.out()
+    );
+    assert!(
+        r.out().contains("submission/inet sets smtpd_proxy_filter"),
+        "{}",
+        r.out()
+    );
+    assert!(r.out().contains("sendmail/postdrop"), "{}", r.out());
+}
