@@ -24,6 +24,17 @@ pub(crate) struct GlobalArgs {
     /// reports with --postfix-config, else the newest rules.
     #[arg(long, global = true, value_name = "VERSION")]
     pub(crate) postfix_version: Option<String>,
+    /// Dovecot configuration file (`doveconf -c FILE`, `doveadm -c FILE`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) dovecot_config: Option<Utf8PathBuf>,
+    /// Where mailmig records what it did, to resume or undo (default /var/lib/mailmig).
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "/var/lib/mailmig"
+    )]
+    pub(crate) state_dir: Utf8PathBuf,
     /// Override `smtputf8_enable` (non-UTF-8 lines skipped, Unicode case folding).
     #[arg(long, global = true, value_name = "yes|no")]
     pub(crate) smtputf8: Option<YesNo>,
@@ -49,6 +60,48 @@ pub(crate) enum Command {
     /// Hold a mailbox's mail at Postfix (exact access(5) lines for every address that reaches it).
     #[command(subcommand)]
     Hold(HoldCommand),
+    /// Lock a user out of Dovecot and let them back in, verified against the running Dovecot.
+    #[command(subcommand)]
+    Login(LoginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LoginCommand {
+    /// Record the user's record, add `allow_nets=` (or `nologin=y reason=...`), confirm Dovecot
+    /// refuses the user, kick the user's sessions and confirm none is left.
+    Disable(LoginDisableArgs),
+    /// Restore exactly the fields `disable` changed and confirm Dovecot accepts the user.
+    Enable(LoginEnableArgs),
+}
+
+/// allow-nets or nologin.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum LockMethodArg {
+    AllowNets,
+    Nologin,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LoginDisableArgs {
+    /// The passwd-file (default: the passwd-file passdb of --dovecot-config).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) passwd_file: Option<Utf8PathBuf>,
+    /// `allow-nets`: every authentication fails; `nologin`: login processes refuse with the reason.
+    #[arg(long, value_enum, default_value_t = LockMethodArg::AllowNets)]
+    pub(crate) method: LockMethodArg,
+    /// The reason shown by `nologin` (spaces become `_`: passwd-files cannot hold them).
+    #[arg(long, default_value = "Mailbox maintenance, back soon")]
+    pub(crate) reason: String,
+    /// The user, exactly as in the passwd-file.
+    #[arg(value_name = "USER")]
+    pub(crate) user: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LoginEnableArgs {
+    /// The user.
+    #[arg(value_name = "USER")]
+    pub(crate) user: String,
 }
 
 #[derive(Debug, Subcommand)]

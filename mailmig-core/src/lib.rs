@@ -33,6 +33,7 @@
 
 pub mod dovecot;
 pub mod hold;
+pub mod login;
 mod pieces;
 pub mod postfix;
 pub mod process;

@@ -3,6 +3,7 @@
 mod aliases;
 mod edit;
 mod hold;
+mod login;
 mod map;
 mod passwd;
 
@@ -10,7 +11,9 @@ use camino::Utf8Path;
 use mailmig_core::postfix::{self, ParseOptions, PostfixVersion, Table};
 use mailmig_core::process::SystemRunner;
 
-use crate::args::{Cli, Command, GlobalArgs, HoldCommand, MapCommand, PasswdCommand, YesNo};
+use crate::args::{
+    Cli, Command, GlobalArgs, HoldCommand, LoginCommand, MapCommand, PasswdCommand, YesNo,
+};
 use crate::exit;
 use crate::report::Failure;
 
@@ -31,6 +34,8 @@ pub(crate) fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Hold(HoldCommand::Remove(args)) => hold::remove(&ctx, args),
         Command::Hold(HoldCommand::List(args)) => hold::list(&ctx, args),
         Command::Hold(HoldCommand::Check(args)) => hold::check(&ctx, args),
+        Command::Login(LoginCommand::Disable(args)) => login::disable(&ctx, args),
+        Command::Login(LoginCommand::Enable(args)) => login::enable(&ctx, args),
     }
 }
 

@@ -32,7 +32,7 @@ fn options(setup: &PasswdSetup) -> Result<PasswdOptions, Failure> {
 }
 
 /// System user and group names (for uid/gid fields such as `vmail`).
-fn ids() -> Box<dyn IdResolver> {
+pub(crate) fn ids() -> Box<dyn IdResolver> {
     match SystemIds::load() {
         Ok(ids) => Box::new(ids),
         Err(e) => {

@@ -1,0 +1,391 @@
+//! Locking a user out of Dovecot (and letting them back in) through the passwd-file, verified
+//! against the running Dovecot.
+//!
+//! `disable` records the user's exact record line in a state file first (so that a crash at any
+//! point leaves a recorded way back), adds `allow_nets=` (no network may authenticate) or
+//! `nologin=y reason=...`, waits until `doveadm auth lookup` shows it, kicks the user's sessions
+//! and checks `doveadm who`. `enable` restores the fields exactly as they were.
+
+use std::time::{Duration, Instant};
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::dovecot::{IdResolver, PasswdEditError, PasswdFile, PasswdOptions};
+use crate::process::{Argv, RunError, Runner};
+use crate::transaction::{CommitOptions, FileTransaction, TransactionError};
+
+/// How logins are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LockMethod {
+    /// `allow_nets=` (empty): every authentication fails, as for a wrong password (IMAP, POP3,
+    /// submission, Postfix SASL). LMTP and doveadm are not affected — unless a `userdb static`
+    /// without `allow_all_users=yes` makes LMTP do a passdb lookup.
+    AllowNets,
+    /// `nologin=y reason=...`: Dovecot's login processes refuse with the reason; Postfix SASL
+    /// still authenticates.
+    Nologin,
+}
+
+/// What was there before, to restore exactly.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LockRecord {
+    /// The user.
+    pub user: String,
+    /// The passwd-file.
+    pub passwd_file: Utf8PathBuf,
+    /// The method used.
+    pub method: LockMethod,
+    /// The record line before the lock-out, exactly (lossy UTF-8 for the state file).
+    pub line_before: String,
+    /// The fields the lock-out set, with their previous values (`None`: absent; `Some(None)`:
+    /// a bare key; `Some(Some(v))`: `key=v`).
+    pub previous: Vec<(String, Option<Option<String>>)>,
+}
+
+/// Why a lock-out step failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoginError {
+    /// The passwd-file edit was refused.
+    #[error(transparent)]
+    Edit(#[from] PasswdEditError),
+    /// Writing a file failed.
+    #[error(transparent)]
+    Transaction(#[from] TransactionError),
+    /// A doveadm command failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// Dovecot did not show the change in time.
+    #[error(
+        "Dovecot did not {what} within {seconds} s (is the passwd-file the one Dovecot reads?)"
+    )]
+    NotConfirmed {
+        /// What was expected.
+        what: &'static str,
+        /// The bound.
+        seconds: u64,
+    },
+    /// The state file cannot be read or written.
+    #[error("state file `{path}`: {reason}")]
+    State {
+        /// The file.
+        path: Utf8PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// `allow_nets` would make LMTP reject the user's mail.
+    #[error("this Dovecot has `userdb static` without `allow_all_users=yes`: LMTP checks the passdb, so allow_nets= would bounce the user's mail with 550; use --method nologin")]
+    AllowNetsBouncesMail,
+    /// The reason text cannot be stored.
+    #[error("the reason cannot contain control bytes or `%`: `{0}`")]
+    BadReason(String),
+}
+
+/// The running Dovecot, reached with `doveadm -c CONFIG`.
+pub struct Dovecot<'r> {
+    /// Its configuration file.
+    pub config: Utf8PathBuf,
+    /// How commands run.
+    pub runner: &'r dyn Runner,
+}
+
+impl Dovecot<'_> {
+    fn doveadm(&self, args: &[&str]) -> Argv {
+        let mut v = vec!["doveadm", "-c", self.config.as_str()];
+        v.extend_from_slice(args);
+        Argv::new(v)
+    }
+
+    /// `doveadm auth lookup USER`: exit code and output (0 found, 67 unknown/denied, 75 failed).
+    pub fn auth_lookup(&self, user: &str) -> Result<(i32, String), RunError> {
+        let out =
+            self.runner
+                .run_expect(&self.doveadm(&["auth", "lookup", user]), None, &[0, 67, 75])?;
+        Ok((
+            out.code.unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ))
+    }
+
+    /// `doveadm kick USER`: 0 kicked, 68 nobody to kick.
+    pub fn kick(&self, user: &str) -> Result<bool, RunError> {
+        let out = self
+            .runner
+            .run_expect(&self.doveadm(&["kick", user]), None, &[0, 68])?;
+        Ok(out.code == Some(0))
+    }
+
+    /// The user's connections (`doveadm -f tab who -1 USER`), LMTP deliveries excluded.
+    pub fn sessions(&self, user: &str) -> Result<Vec<String>, RunError> {
+        let argv = Argv::new([
+            "doveadm",
+            "-c",
+            self.config.as_str(),
+            "-f",
+            "tab",
+            "who",
+            "-1",
+            user,
+        ]);
+        let out = self.runner.run_expect(&argv, None, &[0])?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .filter(|l| {
+                let proto = l.split('\t').nth(1).unwrap_or_default();
+                !l.trim().is_empty() && proto != "lmtp"
+            })
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// The passwd-files of `passdb { driver = passwd-file }` blocks, from `doveconf -n`.
+    pub fn passwd_files(&self) -> Result<Vec<Utf8PathBuf>, RunError> {
+        let out = self.runner.run_expect(
+            &Argv::new(["doveconf", "-c", self.config.as_str(), "-n"]),
+            None,
+            &[0],
+        )?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut files = Vec::new();
+        let (mut in_passdb, mut driver, mut args) = (false, String::new(), String::new());
+        for line in text.lines().map(str::trim) {
+            if line.starts_with("passdb") && line.ends_with('{') {
+                in_passdb = true;
+                driver.clear();
+                args.clear();
+            } else if in_passdb && line == "}" {
+                in_passdb = false;
+                if driver == "passwd-file" {
+                    if let Some(path) = args.split(' ').next_back().filter(|p| p.starts_with('/')) {
+                        files.push(Utf8PathBuf::from(path));
+                    }
+                }
+            } else if in_passdb {
+                if let Some(v) = line.strip_prefix("driver = ") {
+                    driver = v.to_string();
+                } else if let Some(v) = line.strip_prefix("args = ") {
+                    args = v.to_string();
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    /// Whether a userdb setup would make LMTP do passdb lookups (`userdb static` without
+    /// `allow_all_users=yes`), read from `doveconf -n`.
+    pub fn lmtp_checks_passdb(&self) -> Result<bool, RunError> {
+        let out = self.runner.run_expect(
+            &Argv::new(["doveconf", "-c", self.config.as_str(), "-n"]),
+            None,
+            &[0],
+        )?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut in_userdb = false;
+        let (mut driver, mut args) = (String::new(), String::new());
+        for line in text.lines().map(str::trim) {
+            if line.starts_with("userdb") && line.ends_with('{') {
+                in_userdb = true;
+                driver.clear();
+                args.clear();
+            } else if in_userdb && line == "}" {
+                in_userdb = false;
+                if driver == "static" && !args.contains("allow_all_users=yes") {
+                    return Ok(true);
+                }
+            } else if in_userdb {
+                if let Some(v) = line.strip_prefix("driver = ") {
+                    driver = v.to_string();
+                } else if let Some(v) = line.strip_prefix("args = ") {
+                    args = v.to_string();
+                }
+            }
+        }
+        Ok(false)
+    }
+}
+
+fn wait_for(
+    limit: Duration,
+    mut f: impl FnMut() -> Result<bool, RunError>,
+) -> Result<bool, RunError> {
+    let start = Instant::now();
+    loop {
+        if f()? {
+            return Ok(true);
+        }
+        if start.elapsed() > limit {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The state file of a user's lock-out.
+pub fn state_file(state_dir: &Utf8Path, user: &str) -> Utf8PathBuf {
+    state_dir.join("login").join(format!("{user}.json"))
+}
+
+/// Write a new file durably: temporary file, fsync, rename, fsync of the directory.
+fn write_durably(path: &Utf8Path, bytes: &[u8]) -> Result<(), LoginError> {
+    let err = |reason: String| LoginError::State {
+        path: path.to_owned(),
+        reason,
+    };
+    let dir = path.parent().ok_or_else(|| err("no directory".into()))?;
+    fs_err::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    if !path.exists() {
+        fs_err::write(path, b"").map_err(|e| err(e.to_string()))?;
+    }
+    let tx = FileTransaction::prepare(path)?;
+    tx.commit(bytes, &CommitOptions::default())?;
+    Ok(())
+}
+
+/// Lock `user` out: record, edit, confirm, kick. Returns the record written to the state file.
+#[allow(clippy::too_many_arguments)]
+pub fn disable(
+    dovecot: &Dovecot<'_>,
+    passwd_file: &Utf8Path,
+    options: &PasswdOptions,
+    ids: &dyn IdResolver,
+    state_dir: &Utf8Path,
+    user: &str,
+    method: LockMethod,
+    reason: &str,
+) -> Result<LockRecord, LoginError> {
+    if reason.chars().any(char::is_control) || reason.contains('%') {
+        return Err(LoginError::BadReason(reason.to_string()));
+    }
+    if method == LockMethod::AllowNets && dovecot.lmtp_checks_passdb()? {
+        return Err(LoginError::AllowNetsBouncesMail);
+    }
+    let reason = reason.trim().replace(' ', "_");
+    let fields: Vec<(&str, Option<&str>)> = match method {
+        LockMethod::AllowNets => vec![("allow_nets", Some(""))],
+        LockMethod::Nologin => vec![("nologin", Some("y")), ("reason", Some(reason.as_str()))],
+    };
+    let tx = FileTransaction::prepare(passwd_file)?;
+    let mut file = PasswdFile::parse(tx.original().to_vec(), options);
+    let entry = file
+        .lookup(user.as_bytes(), ids)
+        .ok_or_else(|| PasswdEditError::NoSuchUser {
+            user: user.to_string(),
+        })?;
+    let extra = entry.extra();
+    let previous: Vec<(String, Option<Option<String>>)> = fields
+        .iter()
+        .map(|(k, _)| {
+            let before = extra
+                .iter()
+                .find(|f| f.key.as_ref() == k.as_bytes())
+                .map(|f| {
+                    f.value
+                        .as_ref()
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                });
+            ((*k).to_string(), before)
+        })
+        .collect();
+    let record = LockRecord {
+        user: user.to_string(),
+        passwd_file: tx.path().to_owned(),
+        method,
+        line_before: String::from_utf8_lossy(entry.raw()).into_owned(),
+        previous,
+    };
+    // The way back is recorded before anything changes.
+    let state = state_file(state_dir, user);
+    let json = serde_json::to_vec_pretty(&record).map_err(|e| LoginError::State {
+        path: state.clone(),
+        reason: e.to_string(),
+    })?;
+    write_durably(&state, &json)?;
+    for (k, v) in &fields {
+        file.set_extra(user.as_bytes(), k.as_bytes(), v.map(str::as_bytes), ids)?;
+    }
+    tx.commit(&file.render(), &CommitOptions::default())?;
+    let limit = Duration::from_secs(5);
+    let seen = match method {
+        LockMethod::AllowNets => wait_for(limit, || Ok(dovecot.auth_lookup(user)?.0 == 67))?,
+        LockMethod::Nologin => wait_for(limit, || {
+            let (code, out) = dovecot.auth_lookup(user)?;
+            Ok(code == 0 && out.lines().any(|l| l.trim_start().starts_with("nologin")))
+        })?,
+    };
+    if !seen {
+        return Err(LoginError::NotConfirmed {
+            what: "refuse the user's logins",
+            seconds: limit.as_secs(),
+        });
+    }
+    dovecot.kick(user)?;
+    if !wait_for(limit, || Ok(dovecot.sessions(user)?.is_empty()))? {
+        return Err(LoginError::NotConfirmed {
+            what: "end the user's sessions",
+            seconds: limit.as_secs(),
+        });
+    }
+    Ok(record)
+}
+
+/// Let `user` log in again: restore the recorded fields exactly, confirm, forget the state.
+pub fn enable(
+    dovecot: &Dovecot<'_>,
+    options: &PasswdOptions,
+    ids: &dyn IdResolver,
+    state_dir: &Utf8Path,
+    user: &str,
+) -> Result<LockRecord, LoginError> {
+    let state = state_file(state_dir, user);
+    let text = fs_err::read(&state).map_err(|e| LoginError::State {
+        path: state.clone(),
+        reason: format!("{e} (was the user disabled by mailmig?)"),
+    })?;
+    let record: LockRecord = serde_json::from_slice(&text).map_err(|e| LoginError::State {
+        path: state.clone(),
+        reason: e.to_string(),
+    })?;
+    let tx = FileTransaction::prepare(&record.passwd_file)?;
+    let mut file = PasswdFile::parse(tx.original().to_vec(), options);
+    for (key, before) in &record.previous {
+        match before {
+            None => {
+                file.remove_extra(user.as_bytes(), key.as_bytes(), ids)?;
+            }
+            Some(value) => {
+                file.set_extra(
+                    user.as_bytes(),
+                    key.as_bytes(),
+                    value.as_deref().map(str::as_bytes),
+                    ids,
+                )?;
+            }
+        }
+    }
+    tx.commit(&file.render(), &CommitOptions::default())?;
+    // With an allow_nets of its own restored, a lookup without a remote IP may still be denied:
+    // then the committed file is the confirmation; otherwise Dovecot must accept the user.
+    let own_allow_nets = record
+        .previous
+        .iter()
+        .any(|(k, v)| k == "allow_nets" && v.is_some());
+    let limit = Duration::from_secs(5);
+    let ok = own_allow_nets
+        || wait_for(limit, || {
+            let (code, out) = dovecot.auth_lookup(user)?;
+            Ok(code == 0 && !out.lines().any(|l| l.trim_start().starts_with("nologin")))
+        })?;
+    if !ok {
+        return Err(LoginError::NotConfirmed {
+            what: "accept the user again",
+            seconds: limit.as_secs(),
+        });
+    }
+    fs_err::remove_file(&state).map_err(|e| LoginError::State {
+        path: state.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(record)
+}
