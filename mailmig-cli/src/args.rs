@@ -63,6 +63,50 @@ pub(crate) enum Command {
     /// Lock a user out of Dovecot and let them back in, verified against the running Dovecot.
     #[command(subcommand)]
     Login(LoginCommand),
+    /// The Postfix queue for one user: list, hold, release exactly what mailmig held.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum QueueCommand {
+    /// Messages in the queue (`postqueue -j`), those with a recipient that is USER with --user.
+    List(QueueListArgs),
+    /// Put every queued message for USER that is not on hold on hold; record the IDs.
+    Hold(QueueUserArgs),
+    /// Release only the messages held for USER (recorded by `queue hold`, or --ids), except
+    /// those with a recipient still held by another mailmig hold; deliver them now.
+    Release(QueueReleaseArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QueueListArgs {
+    /// Only messages with a recipient that is this mailbox.
+    #[arg(long, value_name = "ADDRESS")]
+    pub(crate) user: Option<String>,
+    /// One JSON object per message.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QueueUserArgs {
+    /// The mailbox.
+    #[arg(long, value_name = "ADDRESS", required = true)]
+    pub(crate) user: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QueueReleaseArgs {
+    /// The mailbox.
+    #[arg(long, value_name = "ADDRESS", required = true)]
+    pub(crate) user: String,
+    /// Release these queue IDs (one per line) instead of the recorded ones.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ids: Option<Utf8PathBuf>,
+    /// The access map of mailmig's holds (default: from --postfix-config).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) map: Option<Utf8PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -37,4 +37,5 @@ pub mod login;
 mod pieces;
 pub mod postfix;
 pub mod process;
+pub mod queue;
 pub mod transaction;

@@ -227,22 +227,6 @@ pub fn state_file(state_dir: &Utf8Path, user: &str) -> Utf8PathBuf {
     state_dir.join("login").join(format!("{user}.json"))
 }
 
-/// Write a new file durably: temporary file, fsync, rename, fsync of the directory.
-fn write_durably(path: &Utf8Path, bytes: &[u8]) -> Result<(), LoginError> {
-    let err = |reason: String| LoginError::State {
-        path: path.to_owned(),
-        reason,
-    };
-    let dir = path.parent().ok_or_else(|| err("no directory".into()))?;
-    fs_err::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-    if !path.exists() {
-        fs_err::write(path, b"").map_err(|e| err(e.to_string()))?;
-    }
-    let tx = FileTransaction::prepare(path)?;
-    tx.commit(bytes, &CommitOptions::default())?;
-    Ok(())
-}
-
 /// Lock `user` out: record, edit, confirm, kick. Returns the record written to the state file.
 #[allow(clippy::too_many_arguments)]
 pub fn disable(
@@ -301,7 +285,7 @@ pub fn disable(
         path: state.clone(),
         reason: e.to_string(),
     })?;
-    write_durably(&state, &json)?;
+    crate::transaction::write_state_file(&state, &json)?;
     for (k, v) in &fields {
         file.set_extra(user.as_bytes(), k.as_bytes(), v.map(str::as_bytes), ids)?;
     }

@@ -370,6 +370,29 @@ impl Drop for FileTransaction {
     }
 }
 
+/// Write `bytes` to `path` through a transaction, creating the file (mode 0600) and its
+/// directory when missing: mailmig's own state files.
+pub fn write_state_file(path: &Utf8Path, bytes: &[u8]) -> Result<(), TransactionError> {
+    let write_err = |source| TransactionError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        fs_err::create_dir_all(dir).map_err(write_err)?;
+    }
+    if !path.exists() {
+        fs_err::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(write_err)?;
+    }
+    FileTransaction::prepare(path)?.commit(bytes, &CommitOptions::default())?;
+    Ok(())
+}
+
 /// Open and lock the temporary file, making sure the name still refers to the locked file.
 fn lock_temp(temp_path: &Utf8Path) -> Result<fs_err::File, TransactionError> {
     let temp_err = |source| TransactionError::Temp {

@@ -17,7 +17,7 @@ use crate::report::Failure;
 
 /// The map given, or the first `check_recipient_access` file map of smtpd_recipient_restrictions,
 /// with its type.
-fn access_map(
+pub(crate) fn access_map(
     ctx: &Context<'_>,
     args: &HoldMapArgs,
 ) -> Result<(Utf8PathBuf, Option<MapType>), Failure> {

@@ -6,13 +6,15 @@ mod hold;
 mod login;
 mod map;
 mod passwd;
+mod queue;
 
 use camino::Utf8Path;
 use mailmig_core::postfix::{self, ParseOptions, PostfixVersion, Table};
 use mailmig_core::process::SystemRunner;
 
 use crate::args::{
-    Cli, Command, GlobalArgs, HoldCommand, LoginCommand, MapCommand, PasswdCommand, YesNo,
+    Cli, Command, GlobalArgs, HoldCommand, LoginCommand, MapCommand, PasswdCommand, QueueCommand,
+    YesNo,
 };
 use crate::exit;
 use crate::report::Failure;
@@ -36,6 +38,9 @@ pub(crate) fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Hold(HoldCommand::Check(args)) => hold::check(&ctx, args),
         Command::Login(LoginCommand::Disable(args)) => login::disable(&ctx, args),
         Command::Login(LoginCommand::Enable(args)) => login::enable(&ctx, args),
+        Command::Queue(QueueCommand::List(args)) => queue::list(&ctx, args),
+        Command::Queue(QueueCommand::Hold(args)) => queue::hold(&ctx, args),
+        Command::Queue(QueueCommand::Release(args)) => queue::release(&ctx, args),
     }
 }
 

@@ -1,0 +1,154 @@
+//! `mailmig queue list|hold|release`.
+
+use camino::Utf8PathBuf;
+use mailmig_core::hold::list_holds;
+use mailmig_core::postfix::postconf;
+use mailmig_core::queue::{self, QueueError};
+use mailmig_core::transaction::write_state_file;
+
+use super::hold::access_map;
+use super::Context;
+use crate::args::{HoldMapArgs, QueueListArgs, QueueReleaseArgs, QueueUserArgs};
+use crate::exit;
+use crate::output;
+use crate::report::Failure;
+
+fn config_dir(ctx: &Context<'_>) -> Result<Utf8PathBuf, Failure> {
+    ctx.global.postfix_config.clone().ok_or_else(|| {
+        Failure::new(
+            exit::USAGE,
+            "error: queue commands need the Postfix configuration: give --postfix-config DIR",
+        )
+    })
+}
+
+fn delimiters(ctx: &Context<'_>, dir: &Utf8PathBuf) -> Result<String, Failure> {
+    let v = postconf(&ctx.runner, dir, &["recipient_delimiter"])
+        .map_err(|e| Failure::new(exit::UNAVAILABLE, format!("error: {e}")))?;
+    Ok(v.get("recipient_delimiter").cloned().unwrap_or_default())
+}
+
+fn failure(e: &QueueError) -> Failure {
+    Failure::new(exit::UNAVAILABLE, format!("error: {e}"))
+}
+
+fn state_path(ctx: &Context<'_>, user: &str) -> Utf8PathBuf {
+    ctx.global
+        .state_dir
+        .join("queue")
+        .join(format!("{user}.json"))
+}
+
+fn recorded(ctx: &Context<'_>, user: &str) -> Result<Vec<String>, Failure> {
+    let path = state_path(ctx, user);
+    match fs_err::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| Failure::new(exit::DATAERR, format!("error: {path}: {e}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Failure::io(path.as_str(), &e)),
+    }
+}
+
+fn record(ctx: &Context<'_>, user: &str, ids: &[String]) -> Result<(), Failure> {
+    let path = state_path(ctx, user);
+    if ids.is_empty() {
+        return match fs_err::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Failure::io(path.as_str(), &e)),
+        };
+    }
+    let json = serde_json::to_vec_pretty(ids).unwrap_or_default();
+    write_state_file(&path, &json).map_err(|e| Failure::new(exit::IOERR, format!("error: {e}")))
+}
+
+pub(crate) fn list(ctx: &Context<'_>, args: &QueueListArgs) -> Result<u8, Failure> {
+    let dir = config_dir(ctx)?;
+    let delims = delimiters(ctx, &dir)?;
+    let mut out = String::new();
+    for m in queue::list(&ctx.runner, &dir).map_err(|e| failure(&e))? {
+        if let Some(user) = &args.user {
+            if !m
+                .recipients
+                .iter()
+                .any(|r| queue::reaches(r, user, &delims))
+            {
+                continue;
+            }
+        }
+        if args.json {
+            out.push_str(&serde_json::to_string(&m).unwrap_or_default());
+            out.push('\n');
+        } else {
+            out.push_str(&format!(
+                "{}\t{}\t{}\t{}\n",
+                m.queue_id,
+                m.queue_name,
+                m.sender,
+                m.recipients.join(",")
+            ));
+        }
+    }
+    output::stdout(out.as_bytes())?;
+    Ok(exit::OK)
+}
+
+pub(crate) fn hold(ctx: &Context<'_>, args: &QueueUserArgs) -> Result<u8, Failure> {
+    let dir = config_dir(ctx)?;
+    let delims = delimiters(ctx, &dir)?;
+    let held = queue::hold_user(&ctx.runner, &dir, &args.user, &delims).map_err(|e| failure(&e))?;
+    let mut all = recorded(ctx, &args.user)?;
+    for id in &held {
+        if !all.contains(id) {
+            all.push(id.clone());
+        }
+    }
+    record(ctx, &args.user, &all)?;
+    let text: String = held.iter().map(|i| format!("held\t{i}\n")).collect();
+    output::stdout(text.as_bytes())?;
+    Ok(exit::OK)
+}
+
+pub(crate) fn release(ctx: &Context<'_>, args: &QueueReleaseArgs) -> Result<u8, Failure> {
+    let dir = config_dir(ctx)?;
+    let delims = delimiters(ctx, &dir)?;
+    let ids: Vec<String> = match &args.ids {
+        Some(file) => fs_err::read_to_string(file)
+            .map_err(|e| Failure::io(file.as_str(), &e))?
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect(),
+        None => recorded(ctx, &args.user)?,
+    };
+    // Users other mailmig holds are still active for: their mail stays on hold.
+    let others: Vec<String> = match access_map(
+        ctx,
+        &HoldMapArgs {
+            map: args.map.clone(),
+        },
+    ) {
+        Ok((map, _)) => list_holds(&ctx.read_table(&map)?)
+            .into_iter()
+            .map(|h| h.user)
+            .filter(|u| !u.eq_ignore_ascii_case(&args.user))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let (released, kept) =
+        queue::release(&ctx.runner, &dir, &ids, &others, &delims).map_err(|e| failure(&e))?;
+    let remaining: Vec<String> = ids.iter().filter(|i| kept.contains(i)).cloned().collect();
+    if args.ids.is_none() {
+        record(ctx, &args.user, &remaining)?;
+    }
+    let mut text: String = released
+        .iter()
+        .map(|i| format!("released\t{i}\n"))
+        .collect();
+    text.extend(
+        kept.iter()
+            .map(|i| format!("kept\t{i}\t(a recipient is still held by another mailmig hold)\n")),
+    );
+    output::stdout(text.as_bytes())?;
+    Ok(exit::OK)
+}

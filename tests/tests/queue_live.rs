@@ -1,0 +1,158 @@
+//! `mailmig queue` against the live sandbox: deferred mail for the user is put on hold, release
+//! frees only the user's messages (another admin's hold stays) and they arrive in the mailbox.
+
+use std::time::{Duration, Instant};
+
+use mailmig_tests::sandbox::Sandbox;
+use mailmig_tests::{mailmig, run};
+
+fn send(sb: &Sandbox, to: &str) {
+    let r = run(
+        "swaks",
+        &[
+            "--server",
+            "127.0.0.1",
+            "--port",
+            sb.get("SMTP_PORT"),
+            "--from",
+            "s@example.org",
+            "--to",
+            to,
+            "--silent",
+            "2",
+        ],
+    );
+    assert_eq!(r.code, 0, "swaks: {}", r.err());
+}
+
+fn queue(sb: &Sandbox) -> Vec<serde_json::Value> {
+    run("postqueue", &["-c", sb.get("POSTFIX_CONFIG"), "-j"])
+        .out()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect()
+}
+
+fn wait(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn count(sb: &Sandbox, user: &str) -> usize {
+    let r = run(
+        "doveadm",
+        &[
+            "-c",
+            sb.get("DOVECOT_CONFIG"),
+            "-f",
+            "tab",
+            "mailbox",
+            "status",
+            "-u",
+            user,
+            "messages",
+            "INBOX",
+        ],
+    );
+    r.out()
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split('\t').nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn hold_and_release_only_the_users_messages() {
+    let Some(sb) = Sandbox::start() else { return };
+    let pc = sb.get("POSTFIX_CONFIG");
+    let state = sb.root().join("state");
+    let cli = |args: &[&str]| {
+        let mut a = vec!["--postfix-config", pc, "--state-dir", state.as_str()];
+        a.extend_from_slice(args);
+        mailmig(&a)
+    };
+    // Deliveries are deferred (as after a failed LMTP attempt).
+    assert_eq!(
+        run("postconf", &["-c", pc, "-e", "defer_transports = lmtp"]).code,
+        0
+    );
+    assert_eq!(run("postfix", &["-c", pc, "reload"]).code, 0);
+    std::thread::sleep(Duration::from_millis(500));
+    send(&sb, "alice@example.test");
+    send(&sb, "al@example.test");
+    send(&sb, "carol@example.test");
+    wait("three deferred messages", || {
+        queue(&sb)
+            .iter()
+            .filter(|m| m["queue_name"] == "deferred")
+            .count()
+            == 3
+    });
+    // Another admin holds carol's message.
+    let carol_id = queue(&sb)
+        .iter()
+        .find(|m| m["recipients"][0]["address"] == "carol@example.test")
+        .and_then(|m| m["queue_id"].as_str().map(str::to_string))
+        .expect("carol's message");
+    let r = run("postsuper", &["-c", pc, "-h", &carol_id]);
+    assert_eq!(r.code, 0);
+
+    let listed = cli(&["queue", "list", "--user", "alice@example.test", "--json"]);
+    assert_eq!(listed.out().lines().count(), 2, "{}", listed.out());
+    let held = cli(&["queue", "hold", "--user", "alice@example.test"]);
+    assert_eq!(held.code, 0, "{}", held.err());
+    assert_eq!(
+        held.out()
+            .lines()
+            .filter(|l| l.starts_with("held\t"))
+            .count(),
+        2
+    );
+    assert_eq!(
+        queue(&sb)
+            .iter()
+            .filter(|m| m["queue_name"] == "hold")
+            .count(),
+        3
+    );
+
+    // Deliveries work again; nothing of alice's moves while held.
+    assert_eq!(
+        run("postconf", &["-c", pc, "-X", "defer_transports"]).code,
+        0
+    );
+    assert_eq!(run("postfix", &["-c", pc, "reload"]).code, 0);
+    std::thread::sleep(Duration::from_millis(500));
+    let before = count(&sb, "alice@example.test");
+    let released = cli(&["queue", "release", "--user", "alice@example.test"]);
+    assert_eq!(released.code, 0, "{}", released.err());
+    assert_eq!(
+        released
+            .out()
+            .lines()
+            .filter(|l| l.starts_with("released\t"))
+            .count(),
+        2
+    );
+    wait("alice's two messages delivered", || {
+        count(&sb, "alice@example.test") == before + 2
+    });
+    let q = queue(&sb);
+    assert_eq!(q.len(), 1, "only carol's message remains: {q:?}");
+    assert_eq!(q[0]["queue_id"].as_str(), Some(carol_id.as_str()));
+    assert_eq!(
+        q[0]["queue_name"], "hold",
+        "another admin's hold is untouched"
+    );
+    assert!(
+        !state.join("queue/alice@example.test.json").exists(),
+        "nothing left to release"
+    );
+}
