@@ -52,6 +52,24 @@ done
 doveadm -c "$DOVECOT_CONFIG" mailbox status -u alice@example.test messages INBOX
 
 echo
+echo "== holding alice's mail at Postfix: one exact access line per address that reaches her"
+M=("$MAILMIG" --postfix-config "$POSTFIX_CONFIG" --dovecot-config "$DOVECOT_CONFIG" --state-dir "$work/state")
+show "${M[@]}" hold check
+show "${M[@]}" hold add alice@example.test --reason "Planned maintenance"
+show cat "$ACCESS_MAP"
+sleep 1.1   # smtpd notices a rebuilt table by its mtime second
+bash tests/sandbox/sandbox.sh seed "$DIR" staff@example.test 1 >/dev/null 2>&1 || true
+show "${M[@]}" queue list --user alice@example.test
+show "${M[@]}" login disable alice@example.test
+show doveadm -c "$DOVECOT_CONFIG" auth lookup alice@example.test
+show "${M[@]}" login enable alice@example.test
+show "${M[@]}" hold remove alice@example.test
+"${M[@]}" queue list --user alice@example.test | cut -f1 > "$work/ids"
+show "${M[@]}" queue release --user alice@example.test --ids "$work/ids"
+sleep 1
+doveadm -c "$DOVECOT_CONFIG" mailbox status -u alice@example.test messages INBOX
+
+echo
 echo "== what the published sed script would have written for team@ (a shared alias):"
 printf 'team@example.test alice@example.test, bob@example.test HOLD Planned maintenance\n' > "$ACCESS_MAP"
 show postmap -c "$POSTFIX_CONFIG" "hash:$ACCESS_MAP"

@@ -180,7 +180,7 @@ pub(crate) fn remove(ctx: &Context<'_>, args: &HoldRemoveArgs) -> Result<u8, Fai
         Ok((access.render(), removed))
     })?;
     for key in &removed {
-        output::stdout(format!("released\t{}\n", String::from_utf8_lossy(key)).as_bytes())?;
+        output::stdout(format!("removed\t{}\n", String::from_utf8_lossy(key)).as_bytes())?;
     }
     if removed.is_empty() {
         output::stderr_line(&format!(
