@@ -140,69 +140,56 @@ impl Dovecot<'_> {
             .collect())
     }
 
-    /// The passwd-files of `passdb { driver = passwd-file }` blocks, from `doveconf -n`.
-    pub fn passwd_files(&self) -> Result<Vec<Utf8PathBuf>, RunError> {
+    /// `(driver, args)` of every `passdb { }` or `userdb { }` block (`kind`), from `doveconf -n`.
+    fn blocks(&self, kind: &str) -> Result<Vec<(String, String)>, RunError> {
         let out = self.runner.run_expect(
             &Argv::new(["doveconf", "-c", self.config.as_str(), "-n"]),
             None,
             &[0],
         )?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let mut files = Vec::new();
-        let (mut in_passdb, mut driver, mut args) = (false, String::new(), String::new());
+        let mut blocks = Vec::new();
+        let mut current: Option<(String, String)> = None;
         for line in text.lines().map(str::trim) {
-            if line.starts_with("passdb") && line.ends_with('{') {
-                in_passdb = true;
-                driver.clear();
-                args.clear();
-            } else if in_passdb && line == "}" {
-                in_passdb = false;
-                if driver == "passwd-file" {
-                    if let Some(path) = args.split(' ').next_back().filter(|p| p.starts_with('/')) {
-                        files.push(Utf8PathBuf::from(path));
-                    }
+            if line.starts_with(kind) && line.ends_with('{') {
+                current = Some((String::new(), String::new()));
+            } else if line == "}" {
+                if let Some(block) = current.take() {
+                    blocks.push(block);
                 }
-            } else if in_passdb {
+            } else if let Some((driver, args)) = &mut current {
                 if let Some(v) = line.strip_prefix("driver = ") {
-                    driver = v.to_string();
+                    *driver = v.to_string();
                 } else if let Some(v) = line.strip_prefix("args = ") {
-                    args = v.to_string();
+                    *args = v.to_string();
                 }
             }
         }
-        Ok(files)
+        Ok(blocks)
+    }
+
+    /// The passwd-files of `passdb { driver = passwd-file }` blocks, from `doveconf -n`.
+    pub fn passwd_files(&self) -> Result<Vec<Utf8PathBuf>, RunError> {
+        Ok(self
+            .blocks("passdb")?
+            .into_iter()
+            .filter(|(driver, _)| driver == "passwd-file")
+            .filter_map(|(_, args)| {
+                args.split(' ')
+                    .next_back()
+                    .filter(|p| p.starts_with('/'))
+                    .map(Utf8PathBuf::from)
+            })
+            .collect())
     }
 
     /// Whether a userdb setup would make LMTP do passdb lookups (`userdb static` without
     /// `allow_all_users=yes`), read from `doveconf -n`.
     pub fn lmtp_checks_passdb(&self) -> Result<bool, RunError> {
-        let out = self.runner.run_expect(
-            &Argv::new(["doveconf", "-c", self.config.as_str(), "-n"]),
-            None,
-            &[0],
-        )?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut in_userdb = false;
-        let (mut driver, mut args) = (String::new(), String::new());
-        for line in text.lines().map(str::trim) {
-            if line.starts_with("userdb") && line.ends_with('{') {
-                in_userdb = true;
-                driver.clear();
-                args.clear();
-            } else if in_userdb && line == "}" {
-                in_userdb = false;
-                if driver == "static" && !args.contains("allow_all_users=yes") {
-                    return Ok(true);
-                }
-            } else if in_userdb {
-                if let Some(v) = line.strip_prefix("driver = ") {
-                    driver = v.to_string();
-                } else if let Some(v) = line.strip_prefix("args = ") {
-                    args = v.to_string();
-                }
-            }
-        }
-        Ok(false)
+        Ok(self
+            .blocks("userdb")?
+            .iter()
+            .any(|(driver, args)| driver == "static" && !args.contains("allow_all_users=yes")))
     }
 }
 

@@ -87,6 +87,83 @@ impl Sandbox {
         &self.root
     }
 
+    /// Send one message over SMTP (swaks) to the sandbox's smtpd.
+    pub fn send(&self, to: &str, subject: &str) {
+        let r = run(
+            "swaks",
+            &[
+                "--server",
+                "127.0.0.1",
+                "--port",
+                self.get("SMTP_PORT"),
+                "--from",
+                "sender@example.org",
+                "--to",
+                to,
+                "--header",
+                &format!("Subject: {subject}"),
+                "--silent",
+                "2",
+            ],
+        );
+        assert_eq!(r.code, 0, "swaks to {to}: {}{}", r.out(), r.err());
+    }
+
+    /// The queue (`postqueue -j`), one JSON object per message.
+    pub fn queue(&self) -> Vec<serde_json::Value> {
+        let r = run("postqueue", &["-c", self.get("POSTFIX_CONFIG"), "-j"]);
+        assert_eq!(r.code, 0, "postqueue: {}", r.err());
+        r.out()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("postqueue -j prints JSON lines"))
+            .collect()
+    }
+
+    /// The queue as (queue name, recipients) pairs.
+    pub fn queue_summary(&self) -> Vec<(String, Vec<String>)> {
+        self.queue()
+            .iter()
+            .map(|m| {
+                let rcpts = m["recipients"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| r["address"].as_str().unwrap_or_default().to_string())
+                    .collect();
+                (
+                    m["queue_name"].as_str().unwrap_or_default().to_string(),
+                    rcpts,
+                )
+            })
+            .collect()
+    }
+
+    /// Messages in `user`'s INBOX, from `doveadm mailbox status`.
+    pub fn inbox_count(&self, user: &str) -> usize {
+        let r = run(
+            "doveadm",
+            &[
+                "-c",
+                self.get("DOVECOT_CONFIG"),
+                "-f",
+                "tab",
+                "mailbox",
+                "status",
+                "-u",
+                user,
+                "messages",
+                "INBOX",
+            ],
+        );
+        assert_eq!(r.code, 0, "doveadm mailbox status: {}", r.err());
+        r.out()
+            .lines()
+            .nth(1)
+            .and_then(|l| l.split('\t').nth(1))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected doveadm output: {}", r.out()))
+    }
+
     /// Deliver `count` messages to `user` over SMTP and wait for the queue to drain.
     pub fn seed(&self, user: &str, count: usize) -> Run {
         run(

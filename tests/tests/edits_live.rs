@@ -7,49 +7,6 @@ use std::time::{Duration, Instant};
 use mailmig_tests::sandbox::Sandbox;
 use mailmig_tests::{mailmig, run};
 
-fn send(sb: &Sandbox, to: &str, subject: &str) {
-    let r = run(
-        "swaks",
-        &[
-            "--server",
-            "127.0.0.1",
-            "--port",
-            sb.get("SMTP_PORT"),
-            "--from",
-            "sender@example.org",
-            "--to",
-            to,
-            "--header",
-            &format!("Subject: {subject}"),
-            "--silent",
-            "2",
-        ],
-    );
-    assert_eq!(r.code, 0, "swaks: {}{}", r.out(), r.err());
-}
-
-/// Queue entries as (queue name, recipients).
-fn queue(sb: &Sandbox) -> Vec<(String, Vec<String>)> {
-    let r = run("postqueue", &["-c", sb.get("POSTFIX_CONFIG"), "-j"]);
-    assert_eq!(r.code, 0, "{}", r.err());
-    r.out()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("json line");
-            let rcpts = v["recipients"]
-                .as_array()
-                .expect("recipients")
-                .iter()
-                .map(|r| r["address"].as_str().unwrap_or_default().to_string())
-                .collect();
-            (
-                v["queue_name"].as_str().unwrap_or_default().to_string(),
-                rcpts,
-            )
-        })
-        .collect()
-}
-
 fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !f() {
@@ -87,9 +44,9 @@ fn map_set_reaches_postmap_and_smtpd() {
     assert_eq!(q.out(), "HOLD planned maintenance\n");
     // smtpd notices a changed table by its mtime second: never in the second it opened it.
     std::thread::sleep(Duration::from_millis(1100));
-    send(&sb, "alice@example.test", "held");
+    sb.send("alice@example.test", "held");
     wait_until("the message is on hold", Duration::from_secs(10), || {
-        queue(&sb)
+        sb.queue_summary()
             .iter()
             .any(|(q, r)| q == "hold" && r.iter().any(|a| a == "alice@example.test"))
     });
@@ -119,14 +76,23 @@ fn map_set_reaches_postmap_and_smtpd() {
         "set then del restored the empty map"
     );
     std::thread::sleep(Duration::from_millis(1100));
-    send(&sb, "alice@example.test", "not held");
+    sb.send("alice@example.test", "not held");
     // The second message is delivered; only the first stays on hold.
     wait_until(
         "the second message is delivered",
         Duration::from_secs(10),
         || {
-            queue(&sb).iter().filter(|(q, _)| q != "hold").count() == 0
-                && queue(&sb).iter().filter(|(q, _)| q == "hold").count() == 1
+            sb.queue_summary()
+                .iter()
+                .filter(|(q, _)| q != "hold")
+                .count()
+                == 0
+                && sb
+                    .queue_summary()
+                    .iter()
+                    .filter(|(q, _)| q == "hold")
+                    .count()
+                    == 1
         },
     );
 }

@@ -7,52 +7,10 @@ use std::time::{Duration, Instant};
 use mailmig_tests::sandbox::Sandbox;
 use mailmig_tests::{mailmig, run};
 
-fn send(sb: &Sandbox, to: &str) {
-    let r = run(
-        "swaks",
-        &[
-            "--server",
-            "127.0.0.1",
-            "--port",
-            sb.get("SMTP_PORT"),
-            "--from",
-            "sender@example.org",
-            "--to",
-            to,
-            "--header",
-            &format!("Subject: to {to}"),
-            "--silent",
-            "2",
-        ],
-    );
-    assert_eq!(r.code, 0, "swaks to {to}: {}{}", r.out(), r.err());
-}
-
-/// Queue entries: (queue name, recipients).
-fn queue(sb: &Sandbox) -> Vec<(String, Vec<String>)> {
-    let r = run("postqueue", &["-c", sb.get("POSTFIX_CONFIG"), "-j"]);
-    r.out()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("json");
-            let rcpts = v["recipients"]
-                .as_array()
-                .expect("recipients")
-                .iter()
-                .map(|r| r["address"].as_str().unwrap_or_default().to_string())
-                .collect();
-            (
-                v["queue_name"].as_str().unwrap_or_default().to_string(),
-                rcpts,
-            )
-        })
-        .collect()
-}
-
 fn settle(sb: &Sandbox, held: usize) {
     let start = Instant::now();
     loop {
-        let q = queue(sb);
+        let q = sb.queue_summary();
         let on_hold = q.iter().filter(|(n, _)| n == "hold").count();
         let other = q.len() - on_hold;
         if on_hold == held && other == 0 {
@@ -135,12 +93,12 @@ fn hold_add_holds_every_address_and_remove_restores_the_map() {
         "staff@example.test",
         "ops@example.test",
     ] {
-        send(&sb, to);
+        sb.send(to, "hold test");
     }
     // Unrelated mail, and the substring trap, are delivered.
-    send(&sb, "carol@example.test");
-    send(&sb, "jimbob@example.test");
-    send(&sb, "alice@example.test");
+    sb.send("carol@example.test", "hold test");
+    sb.send("jimbob@example.test", "hold test");
+    sb.send("alice@example.test", "hold test");
     settle(&sb, 4);
 
     let r = mailmig(&["--postfix-config", pc, "hold", "remove", "bob@example.test"]);
@@ -155,7 +113,7 @@ fn hold_add_holds_every_address_and_remove_restores_the_map() {
         1
     );
     std::thread::sleep(Duration::from_millis(1100));
-    send(&sb, "bob@example.test");
+    sb.send("bob@example.test", "hold test");
     settle(&sb, 4);
 }
 

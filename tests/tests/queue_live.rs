@@ -6,33 +6,6 @@ use std::time::{Duration, Instant};
 use mailmig_tests::sandbox::Sandbox;
 use mailmig_tests::{mailmig, run};
 
-fn send(sb: &Sandbox, to: &str) {
-    let r = run(
-        "swaks",
-        &[
-            "--server",
-            "127.0.0.1",
-            "--port",
-            sb.get("SMTP_PORT"),
-            "--from",
-            "s@example.org",
-            "--to",
-            to,
-            "--silent",
-            "2",
-        ],
-    );
-    assert_eq!(r.code, 0, "swaks: {}", r.err());
-}
-
-fn queue(sb: &Sandbox) -> Vec<serde_json::Value> {
-    run("postqueue", &["-c", sb.get("POSTFIX_CONFIG"), "-j"])
-        .out()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect()
-}
-
 fn wait(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
@@ -42,30 +15,6 @@ fn wait(what: &str, mut f: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn count(sb: &Sandbox, user: &str) -> usize {
-    let r = run(
-        "doveadm",
-        &[
-            "-c",
-            sb.get("DOVECOT_CONFIG"),
-            "-f",
-            "tab",
-            "mailbox",
-            "status",
-            "-u",
-            user,
-            "messages",
-            "INBOX",
-        ],
-    );
-    r.out()
-        .lines()
-        .nth(1)
-        .and_then(|l| l.split('\t').nth(1))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]
@@ -85,18 +34,19 @@ fn hold_and_release_only_the_users_messages() {
     );
     assert_eq!(run("postfix", &["-c", pc, "reload"]).code, 0);
     std::thread::sleep(Duration::from_millis(500));
-    send(&sb, "alice@example.test");
-    send(&sb, "al@example.test");
-    send(&sb, "carol@example.test");
+    sb.send("alice@example.test", "queue test");
+    sb.send("al@example.test", "queue test");
+    sb.send("carol@example.test", "queue test");
     wait("three deferred messages", || {
-        queue(&sb)
+        sb.queue()
             .iter()
             .filter(|m| m["queue_name"] == "deferred")
             .count()
             == 3
     });
     // Another admin holds carol's message.
-    let carol_id = queue(&sb)
+    let carol_id = sb
+        .queue()
         .iter()
         .find(|m| m["recipients"][0]["address"] == "carol@example.test")
         .and_then(|m| m["queue_id"].as_str().map(str::to_string))
@@ -116,7 +66,7 @@ fn hold_and_release_only_the_users_messages() {
         2
     );
     assert_eq!(
-        queue(&sb)
+        sb.queue()
             .iter()
             .filter(|m| m["queue_name"] == "hold")
             .count(),
@@ -130,7 +80,7 @@ fn hold_and_release_only_the_users_messages() {
     );
     assert_eq!(run("postfix", &["-c", pc, "reload"]).code, 0);
     std::thread::sleep(Duration::from_millis(500));
-    let before = count(&sb, "alice@example.test");
+    let before = sb.inbox_count("alice@example.test");
     let released = cli(&["queue", "release", "--user", "alice@example.test"]);
     assert_eq!(released.code, 0, "{}", released.err());
     assert_eq!(
@@ -142,9 +92,9 @@ fn hold_and_release_only_the_users_messages() {
         2
     );
     wait("alice's two messages delivered", || {
-        count(&sb, "alice@example.test") == before + 2
+        sb.inbox_count("alice@example.test") == before + 2
     });
-    let q = queue(&sb);
+    let q = sb.queue();
     assert_eq!(q.len(), 1, "only carol's message remains: {q:?}");
     assert_eq!(q[0]["queue_id"].as_str(), Some(carol_id.as_str()));
     assert_eq!(

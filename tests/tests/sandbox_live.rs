@@ -7,31 +7,6 @@ use std::collections::BTreeSet;
 use mailmig_tests::sandbox::Sandbox;
 use mailmig_tests::{mailmig, run};
 
-fn inbox_count(sb: &Sandbox, user: &str) -> usize {
-    let r = run(
-        "doveadm",
-        &[
-            "-c",
-            sb.get("DOVECOT_CONFIG"),
-            "-f",
-            "tab",
-            "mailbox",
-            "status",
-            "-u",
-            user,
-            "messages",
-            "INBOX",
-        ],
-    );
-    assert_eq!(r.code, 0, "doveadm mailbox status: {}", r.err());
-    r.out()
-        .lines()
-        .nth(1)
-        .and_then(|l| l.split('\t').nth(1))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("unexpected doveadm output: {}", r.out()))
-}
-
 fn closure(sb: &Sandbox, address: &str) -> (BTreeSet<String>, serde_json::Value) {
     let r = mailmig(&[
         "--postfix-config",
@@ -59,7 +34,7 @@ fn maps_of_a_live_postfix() {
     // The sandbox delivers: SMTP -> cleanup -> LMTP -> Dovecot maildir.
     let seeded = sb.seed("alice", 3);
     assert_eq!(seeded.code, 0, "seed: {}{}", seeded.out(), seeded.err());
-    assert_eq!(inbox_count(&sb, "alice@example.test"), 3);
+    assert_eq!(sb.inbox_count("alice@example.test"), 3);
 
     // map check: the sandbox's real maps are clean.
     for map in [sb.get("VIRTUAL_MAP"), sb.get("VMAILBOX_MAP")] {
@@ -140,7 +115,7 @@ fn maps_of_a_live_postfix() {
             expected_count += 1;
         }
         assert_eq!(
-            inbox_count(&sb, "alice@example.test"),
+            sb.inbox_count("alice@example.test"),
             expected_count,
             "after mail to {address}"
         );
@@ -154,7 +129,7 @@ fn maps_of_a_live_postfix() {
             .collect()
     );
     assert_eq!(
-        inbox_count(&sb, "carol@example.test"),
+        sb.inbox_count("carol@example.test"),
         1,
         "ops@ reached carol"
     );
