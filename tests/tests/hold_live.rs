@@ -161,3 +161,50 @@ fn hold_check_reports_what_bypasses_the_map() {
     );
     assert!(r.out().contains("sendmail/postdrop"), "{}", r.out());
 }
+
+/// The sed script's catch-all failure: `@domain` keys are not access(5) patterns, so catch-all
+/// mail is not held. mailmig says so (exit 1, the key named) instead of pretending.
+#[test]
+fn catch_all_reaching_the_mailbox_is_reported_not_silently_missed() {
+    let Some(sb) = Sandbox::start() else { return };
+    let pc = sb.get("POSTFIX_CONFIG");
+    let virtual_map = sb.get("VIRTUAL_MAP");
+    for (k, v) in [
+        ("catchall.test", "virtual-alias-domain"),
+        ("@catchall.test", "alice@example.test"),
+    ] {
+        let r = mailmig(&["--postfix-config", pc, "map", "set", virtual_map, k, v]);
+        assert_eq!(r.code, 0, "{}", r.err());
+    }
+    let r = mailmig(&["--postfix-config", pc, "hold", "add", "alice@example.test"]);
+    assert_eq!(r.code, 1, "incomplete hold: {}{}", r.out(), r.err());
+    assert!(
+        r.err()
+            .contains("`@catchall.test` also reaches alice@example.test"),
+        "{}",
+        r.err()
+    );
+    assert!(r.err().contains("catch-all"), "{}", r.err());
+    // Exactly what mailmig said: mail to the catch-all is not held by the exact keys.
+    std::thread::sleep(Duration::from_millis(1100));
+    let before = sb.inbox_count("alice@example.test");
+    sb.send("anyone@catchall.test", "catch-all");
+    let start = Instant::now();
+    while sb.inbox_count("alice@example.test") == before {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "catch-all mail not delivered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // And the `.au` trap of the sed script cannot happen: every key written is a whole address
+    // of the closure, never a fragment of one.
+    let list = mailmig(&["--postfix-config", pc, "hold", "list"]);
+    for line in list.out().lines() {
+        let key = line.split('\t').next().unwrap_or_default();
+        assert!(
+            key.contains('@') && !key.starts_with('@') && !key.starts_with('.'),
+            "{key}"
+        );
+    }
+}
