@@ -7,8 +7,10 @@
 //! al@example.com HOLD [mailmig hold for alice@example.com since 2026-11-29T16:10:00Z] Planned maintenance
 //! ```
 //!
-//! The bracketed tag is part of smtpd's reply text (it shows in the log); lines without it,
-//! or tagged for another user, are never touched.
+//! The bracketed tag is part of smtpd's reply text (it shows in the log); lines without it are
+//! never touched. An address that reaches several mailboxes under migration at once (a shared
+//! alias) has one line tagged for all of them (`for alice@x, bob@x since ...`): removing one
+//! mailbox's hold keeps the line for the others.
 
 use crate::postfix::{
     AccessAction, AccessRule, Address, ReverseClosure, Table, TableEditError, UncoverableKey,
@@ -40,8 +42,8 @@ const TAG: &str = "[mailmig hold for ";
 pub struct HoldEntry {
     /// The access key (an address).
     pub key: Vec<u8>,
-    /// The mailbox the hold is for.
-    pub user: String,
+    /// The mailboxes the hold is for.
+    pub users: Vec<String>,
     /// When it was written (UTC, RFC 3339).
     pub since: String,
     /// HOLD or DEFER.
@@ -52,8 +54,8 @@ pub struct HoldEntry {
     pub line: Option<usize>,
 }
 
-/// Read a value mailmig wrote: `ACTION [mailmig hold for USER since TIME] REASON`.
-pub fn parse_hold_value(value: &[u8]) -> Option<(HoldAction, String, String, String)> {
+/// Read a value mailmig wrote: `ACTION [mailmig hold for USER[, USER...] since TIME] REASON`.
+pub fn parse_hold_value(value: &[u8]) -> Option<(HoldAction, Vec<String>, String, String)> {
     let text = std::str::from_utf8(value).ok()?;
     let (word, rest) = text.split_once(' ')?;
     let action = match word {
@@ -63,18 +65,18 @@ pub fn parse_hold_value(value: &[u8]) -> Option<(HoldAction, String, String, Str
     };
     let rest = rest.strip_prefix(TAG)?;
     let (inner, reason) = rest.split_once(']')?;
-    let (user, since) = inner.split_once(" since ")?;
+    let (users, since) = inner.split_once(" since ")?;
     Some((
         action,
-        user.to_string(),
+        users.split(", ").map(str::to_string).collect(),
         since.to_string(),
         reason.trim_start().to_string(),
     ))
 }
 
 /// The value of a line mailmig writes.
-pub fn hold_value(action: HoldAction, user: &str, since: &str, reason: &str) -> String {
-    let mut v = format!("{} {TAG}{user} since {since}]", action.word());
+pub fn hold_value(action: HoldAction, users: &[String], since: &str, reason: &str) -> String {
+    let mut v = format!("{} {TAG}{} since {since}]", action.word(), users.join(", "));
     if !reason.is_empty() {
         v.push(' ');
         v.push_str(reason);
@@ -87,10 +89,10 @@ pub fn list_holds(access: &Table) -> Vec<HoldEntry> {
     access
         .entries()
         .filter_map(|e| {
-            let (action, user, since, reason) = parse_hold_value(e.value())?;
+            let (action, users, since, reason) = parse_hold_value(e.value())?;
             Some(HoldEntry {
                 key: e.key().to_vec(),
-                user,
+                users,
                 since,
                 action,
                 reason,
@@ -109,6 +111,8 @@ pub struct HoldPlan {
     pub add: Vec<Vec<u8>>,
     /// Keys already held by mailmig for this mailbox (left as they are).
     pub already: Vec<Vec<u8>>,
+    /// Keys held by mailmig for other mailboxes: this mailbox is added to their tag.
+    pub share: Vec<Vec<u8>>,
     /// Keys the map already has a different rule for (the first entry wins in postmap, so a
     /// HOLD line would be ignored): not written, reported.
     pub conflicts: Vec<(Vec<u8>, Vec<u8>, Option<usize>)>,
@@ -134,19 +138,23 @@ pub fn plan_hold(access: &Table, user: &str, closure: &ReverseClosure) -> HoldPl
         user: user.to_string(),
         add: Vec::new(),
         already: Vec::new(),
+        share: Vec::new(),
         conflicts: Vec::new(),
         uncoverable: closure.uncoverable.clone(),
     };
     for path in &closure.addresses {
         let key = path.address.external();
-        if plan.add.contains(&key) || plan.already.contains(&key) {
+        if plan.add.contains(&key) || plan.already.contains(&key) || plan.share.contains(&key) {
             continue;
         }
         match access.get(&key, true) {
             None => plan.add.push(key),
             Some(existing) => match parse_hold_value(existing.value()) {
-                Some((_, holder, _, _)) if holder == user => plan.already.push(key),
-                _ => plan
+                Some((_, holders, _, _)) if holders.iter().any(|h| h == user) => {
+                    plan.already.push(key);
+                }
+                Some(_) => plan.share.push(key),
+                None => plan
                     .conflicts
                     .push((key, existing.value().to_vec(), existing.line())),
             },
@@ -166,7 +174,12 @@ pub fn apply_hold(
     if reason.contains(']') || reason.chars().any(char::is_control) {
         return Err(HoldError::BadReason(reason.to_string()));
     }
-    let value = hold_value(action, &plan.user, since, reason.trim());
+    let value = hold_value(
+        action,
+        std::slice::from_ref(&plan.user),
+        since,
+        reason.trim(),
+    );
     // The value must read back as the action it is meant to be.
     let check = Table::parse(format!("k {value}\n").into_bytes(), access.options());
     let ok = check.entries().next().is_some_and(|e| {
@@ -181,22 +194,50 @@ pub fn apply_hold(
     for key in &plan.add {
         access.insert(key, value.as_bytes())?;
     }
-    Ok(plan.add.len())
+    for key in &plan.share {
+        let Some((id, (action, mut users, since, reason))) = access
+            .get(key, true)
+            .and_then(|e| Some((e.id(), parse_hold_value(e.value())?)))
+        else {
+            continue;
+        };
+        users.push(plan.user.clone());
+        access.replace_value(id, hold_value(action, &users, &since, &reason).as_bytes())?;
+    }
+    Ok(plan.add.len() + plan.share.len())
 }
 
 /// Remove every line mailmig wrote for these mailboxes (last first, so that the file comes back
 /// byte for byte after `hold add`). Returns the keys removed.
 pub fn remove_holds(access: &mut Table, users: &[&str]) -> Result<Vec<Vec<u8>>, TableEditError> {
-    let ids: Vec<(crate::postfix::EntryId, Vec<u8>)> = access
+    type Found = (
+        crate::postfix::EntryId,
+        Vec<u8>,
+        (HoldAction, Vec<String>, String, String),
+    );
+    let found: Vec<Found> = access
         .entries()
-        .filter(|e| {
-            parse_hold_value(e.value()).is_some_and(|(_, u, _, _)| users.contains(&u.as_str()))
+        .filter_map(|e| {
+            let parsed = parse_hold_value(e.value())?;
+            parsed
+                .1
+                .iter()
+                .any(|u| users.contains(&u.as_str()))
+                .then(|| (e.id(), e.key().to_vec(), parsed))
         })
-        .map(|e| (e.id(), e.key().to_vec()))
         .collect();
     let mut removed = Vec::new();
-    for (id, key) in ids.into_iter().rev() {
-        access.remove(id)?;
+    for (id, key, (action, holders, since, reason)) in found.into_iter().rev() {
+        let rest: Vec<String> = holders
+            .into_iter()
+            .filter(|h| !users.contains(&h.as_str()))
+            .collect();
+        if rest.is_empty() {
+            access.remove(id)?;
+        } else {
+            // Still needed by another mailbox under migration: keep the line for it.
+            access.replace_value(id, hold_value(action, &rest, &since, &reason).as_bytes())?;
+        }
         removed.push(key);
     }
     removed.reverse();
@@ -246,7 +287,7 @@ mod tests {
             assert_eq!(held.len(), 3);
             assert!(held
                 .iter()
-                .all(|h| h.user == "alice@x.test" && h.action == HoldAction::Hold));
+                .all(|h| h.users == ["alice@x.test"] && h.action == HoldAction::Hold));
             // Idempotent: a second plan adds nothing.
             let again = plan_hold(&access, "alice@x.test", &closure);
             assert!(again.add.is_empty() && again.already.len() == 3);
@@ -254,6 +295,42 @@ mod tests {
             assert_eq!(removed.len(), 3);
             assert_eq!(access.render(), original.as_bytes());
         }
+    }
+
+    #[test]
+    fn shared_aliases_are_held_for_every_mailbox_until_the_last_is_released() {
+        let virt = table("team@x.test alice@x.test, bob@x.test\n");
+        let vm = VirtualMap::new(&[&virt], ClosureOptions::default());
+        let hold = |t: &mut Table, user: &str| {
+            let closure = vm.reverse_closure(&Address(user.as_bytes().to_vec()));
+            let plan = plan_hold(t, user, &closure);
+            assert!(plan.conflicts.is_empty());
+            apply_hold(t, &plan, HoldAction::Hold, "t", "m").expect("valid");
+        };
+        let mut access = table("");
+        hold(&mut access, "alice@x.test");
+        let after_alice_only = access.render();
+        hold(&mut access, "bob@x.test");
+        let team = list_holds(&access)
+            .into_iter()
+            .find(|h| h.key == b"team@x.test")
+            .expect("team");
+        assert_eq!(team.users, ["alice@x.test", "bob@x.test"]);
+        remove_holds(&mut access, &["bob@x.test"]).expect("remove");
+        assert_eq!(
+            access.render(),
+            after_alice_only,
+            "bob's share goes, alice's hold stays"
+        );
+        hold(&mut access, "bob@x.test");
+        remove_holds(&mut access, &["alice@x.test"]).expect("remove");
+        let team = list_holds(&access)
+            .into_iter()
+            .find(|h| h.key == b"team@x.test")
+            .expect("team still held for bob");
+        assert_eq!(team.users, ["bob@x.test"]);
+        remove_holds(&mut access, &["bob@x.test"]).expect("remove");
+        assert_eq!(access.render(), b"");
     }
 
     #[test]

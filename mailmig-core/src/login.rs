@@ -3,8 +3,9 @@
 //!
 //! `disable` records the user's exact record line in a state file first (so that a crash at any
 //! point leaves a recorded way back), adds `allow_nets=` (no network may authenticate) or
-//! `nologin=y reason=...`, waits until `doveadm auth lookup` shows it, kicks the user's sessions
-//! and checks `doveadm who`. `enable` restores the fields exactly as they were.
+//! `nologin=y reason=...`, flushes the user's cached auth results when `auth_cache_size` is on,
+//! waits until `doveadm auth lookup` shows it, kicks the user's sessions and checks `doveadm who`.
+//! `enable` restores the fields exactly as they were.
 
 use std::time::{Duration, Instant};
 
@@ -138,6 +139,32 @@ impl Dovecot<'_> {
             })
             .map(str::to_string)
             .collect())
+    }
+
+    /// Whether auth results are cached (`auth_cache_size` is not 0): edits then need a flush.
+    pub fn auth_cache_enabled(&self) -> Result<bool, RunError> {
+        let out = self.runner.run_expect(
+            &Argv::new([
+                "doveconf",
+                "-c",
+                self.config.as_str(),
+                "-h",
+                "auth_cache_size",
+            ]),
+            None,
+            &[0],
+        )?;
+        let size = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Ok(!size.is_empty() && size != "0")
+    }
+
+    /// Drop the user's cached auth results (`doveadm auth cache flush USER`) when the cache is on.
+    pub fn flush_auth_cache(&self, user: &str) -> Result<(), RunError> {
+        if self.auth_cache_enabled()? {
+            self.runner
+                .run_expect(&self.doveadm(&["auth", "cache", "flush", user]), None, &[0])?;
+        }
+        Ok(())
     }
 
     /// `(driver, args)` of every `passdb { }` or `userdb { }` block (`kind`), from `doveconf -n`.
@@ -277,6 +304,7 @@ pub fn disable(
         file.set_extra(user.as_bytes(), k.as_bytes(), v.map(str::as_bytes), ids)?;
     }
     tx.commit(&file.render(), &CommitOptions::default())?;
+    dovecot.flush_auth_cache(user)?;
     let limit = Duration::from_secs(5);
     let seen = match method {
         LockMethod::AllowNets => wait_for(limit, || Ok(dovecot.auth_lookup(user)?.0 == 67))?,
@@ -336,6 +364,7 @@ pub fn enable(
         }
     }
     tx.commit(&file.render(), &CommitOptions::default())?;
+    dovecot.flush_auth_cache(user)?;
     // With an allow_nets of its own restored, a lookup without a remote IP may still be denied:
     // then the committed file is the confirmation; otherwise Dovecot must accept the user.
     let own_allow_nets = record

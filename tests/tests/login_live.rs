@@ -130,3 +130,39 @@ fn disable_and_enable_logins() {
     // No state left, and enabling again says so.
     assert_ne!(cli(&["login", "enable", user]).code, 0);
 }
+
+/// With Dovecot's auth cache on, a passwd-file edit alone would not be seen for up to an hour:
+/// `login disable` flushes the user's cached results, so the lock-out still holds at once.
+#[test]
+fn disable_works_with_the_auth_cache_on() {
+    let Some(sb) = Sandbox::start() else { return };
+    let conf = sb.get("DOVECOT_CONFIG");
+    let port = sb.get("IMAP_PORT");
+    let state = sb.root().join("state");
+    let mut text = fs_err::read_to_string(conf).expect("read dovecot.conf");
+    text.push_str(
+        "\nauth_cache_size = 1M\nauth_cache_ttl = 1 hour\nauth_cache_negative_ttl = 1 hour\n",
+    );
+    fs_err::write(conf, text).expect("write dovecot.conf");
+    let r = mailmig_tests::run("doveadm", &["-c", conf, "reload"]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    std::thread::sleep(Duration::from_millis(1500));
+    let user = "alice@example.test";
+    // Fill the cache with a positive result.
+    assert!(login(port, user, "alicepw").starts_with("a1 OK"));
+    assert_eq!(
+        mailmig_tests::run("doveadm", &["-c", conf, "auth", "lookup", user]).code,
+        0
+    );
+    let cli = |args: &[&str]| {
+        let mut a = vec!["--dovecot-config", conf, "--state-dir", state.as_str()];
+        a.extend_from_slice(args);
+        mailmig(&a)
+    };
+    let r = cli(&["login", "disable", user]);
+    assert_eq!(r.code, 0, "{}{}", r.out(), r.err());
+    assert!(login(port, user, "alicepw").starts_with("a1 NO"));
+    let r = cli(&["login", "enable", user]);
+    assert_eq!(r.code, 0, "{}{}", r.out(), r.err());
+    assert!(login(port, user, "alicepw").starts_with("a1 OK"));
+}

@@ -106,3 +106,76 @@ fn hold_and_release_only_the_users_messages() {
         "nothing left to release"
     );
 }
+
+/// A message for two users under migration (team@ = alice + bob) stays on hold while bob is
+/// still held, even when alice's mail is released.
+#[test]
+fn mail_of_another_user_in_migration_stays_held() {
+    let Some(sb) = Sandbox::start() else { return };
+    let pc = sb.get("POSTFIX_CONFIG");
+    let state = sb.root().join("state");
+    let cli = |args: &[&str]| {
+        let mut a = vec!["--postfix-config", pc, "--state-dir", state.as_str()];
+        a.extend_from_slice(args);
+        mailmig(&a)
+    };
+    for user in ["alice@example.test", "bob@example.test"] {
+        let r = cli(&["hold", "add", user]);
+        assert_eq!(r.code, 0, "{}", r.err());
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    sb.send("team@example.test", "for both");
+    sb.send("al@example.test", "for alice only");
+    wait("two held messages", || {
+        sb.queue()
+            .iter()
+            .filter(|m| m["queue_name"] == "hold")
+            .count()
+            == 2
+    });
+    let ids = state.join("ids");
+    fs_err::create_dir_all(&state).expect("state dir");
+    let listed = cli(&["queue", "list", "--user", "alice@example.test"]);
+    let alice_ids: String = listed
+        .out()
+        .lines()
+        .map(|l| format!("{}\n", l.split('\t').next().unwrap_or_default()))
+        .collect();
+    fs_err::write(&ids, alice_ids).expect("write ids");
+    let r = cli(&["hold", "remove", "alice@example.test"]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    let before = sb.inbox_count("alice@example.test");
+    let r = cli(&[
+        "queue",
+        "release",
+        "--user",
+        "alice@example.test",
+        "--ids",
+        ids.as_str(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    assert_eq!(
+        r.out()
+            .lines()
+            .filter(|l| l.starts_with("released\t"))
+            .count(),
+        1,
+        "{}",
+        r.out()
+    );
+    assert_eq!(
+        r.out().lines().filter(|l| l.starts_with("kept\t")).count(),
+        1,
+        "{}",
+        r.out()
+    );
+    wait("alice's own message delivered", || {
+        sb.inbox_count("alice@example.test") == before + 1
+    });
+    let q = sb.queue();
+    assert_eq!(q.len(), 1);
+    assert_eq!(
+        q[0]["queue_name"], "hold",
+        "the team@ message waits for bob's migration"
+    );
+}

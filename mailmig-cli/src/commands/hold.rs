@@ -124,6 +124,12 @@ pub(crate) fn add(ctx: &Context<'_>, args: &HoldAddArgs) -> Result<u8, Failure> 
             for key in &plan.already {
                 lines.push(format!("already held\t{}", String::from_utf8_lossy(key)));
             }
+            for key in &plan.share {
+                lines.push(format!(
+                    "held (shared with another mailbox under migration)\t{}",
+                    String::from_utf8_lossy(key)
+                ));
+            }
             for (key, value, line) in &plan.conflicts {
                 incomplete = true;
                 lines.push(format!(
@@ -211,7 +217,7 @@ pub(crate) fn list(ctx: &Context<'_>, args: &HoldListArgs) -> Result<u8, Failure
             out.push_str(
                 &serde_json::json!({
                     "key": key,
-                    "user": h.user,
+                    "users": h.users,
                     "action": h.action,
                     "since": h.since,
                     "reason": h.reason,
@@ -227,7 +233,9 @@ pub(crate) fn list(ctx: &Context<'_>, args: &HoldListArgs) -> Result<u8, Failure
             };
             out.push_str(&format!(
                 "{key}\t{action}\t{}\t{}\t{}\n",
-                h.user, h.since, h.reason
+                h.users.join(","),
+                h.since,
+                h.reason
             ));
         }
     }

@@ -130,7 +130,7 @@ pub(crate) fn release(ctx: &Context<'_>, args: &QueueReleaseArgs) -> Result<u8, 
     ) {
         Ok((map, _)) => list_holds(&ctx.read_table(&map)?)
             .into_iter()
-            .map(|h| h.user)
+            .flat_map(|h| h.users)
             .filter(|u| !u.eq_ignore_ascii_case(&args.user))
             .collect(),
         Err(_) => Vec::new(),
