@@ -66,6 +66,8 @@ pub(crate) enum Command {
     /// The Postfix queue for one user: list, hold, release exactly what mailmig held.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// What mailmig reads from Postfix's and Dovecot's own configuration (JSON).
+    Config,
 }
 
 #[derive(Debug, Subcommand)]

@@ -83,6 +83,24 @@ pub enum LoginError {
     BadReason(String),
 }
 
+/// What a migration needs to know of Dovecot's configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DovecotSettings {
+    /// The passwd-files of passwd-file passdbs.
+    pub passwd_files: Vec<Utf8PathBuf>,
+    /// The userdb drivers, in order.
+    pub userdb_drivers: Vec<String>,
+    /// `auth_cache_size` is not 0.
+    pub auth_cache_enabled: bool,
+    /// Each namespace and its hierarchy separator (empty: the mail format's default, `.` for
+    /// maildir and `/` for mdbox — dsync refuses different separators).
+    pub namespace_separators: Vec<(String, String)>,
+    /// The quota backend (`maildir`, `count`, `dict`, ...), if quota is on.
+    pub quota_backend: Option<String>,
+    /// The global `mail_location`.
+    pub mail_location: Option<String>,
+}
+
 /// The running Dovecot, reached with `doveadm -c CONFIG`.
 pub struct Dovecot<'r> {
     /// Its configuration file.
@@ -139,6 +157,50 @@ impl Dovecot<'_> {
             })
             .map(str::to_string)
             .collect())
+    }
+
+    /// What mailmig reads from Dovecot's configuration (`doveconf -n`).
+    pub fn settings(&self) -> Result<DovecotSettings, RunError> {
+        let out = self.runner.run_expect(
+            &Argv::new(["doveconf", "-c", self.config.as_str(), "-n"]),
+            None,
+            &[0],
+        )?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut settings = DovecotSettings {
+            passwd_files: self.passwd_files()?,
+            userdb_drivers: self.blocks("userdb")?.into_iter().map(|(d, _)| d).collect(),
+            auth_cache_enabled: self.auth_cache_enabled()?,
+            ..DovecotSettings::default()
+        };
+        let mut namespace: Option<(String, String)> = None;
+        let mut in_plugin = false;
+        for line in text.lines().map(str::trim) {
+            if let Some(rest) = line
+                .strip_prefix("namespace ")
+                .and_then(|r| r.strip_suffix('{'))
+            {
+                namespace = Some((rest.trim().to_string(), String::new()));
+            } else if line == "plugin {" {
+                in_plugin = true;
+            } else if line == "}" {
+                if let Some(ns) = namespace.take() {
+                    settings.namespace_separators.push(ns);
+                }
+                in_plugin = false;
+            } else if let (Some((_, sep)), Some(v)) =
+                (&mut namespace, line.strip_prefix("separator = "))
+            {
+                *sep = v.to_string();
+            } else if in_plugin {
+                if let Some(v) = line.strip_prefix("quota = ") {
+                    settings.quota_backend = v.split(':').next().map(str::to_string);
+                }
+            } else if let Some(v) = line.strip_prefix("mail_location = ") {
+                settings.mail_location = Some(v.to_string());
+            }
+        }
+        Ok(settings)
     }
 
     /// Whether auth results are cached (`auth_cache_size` is not 0): edits then need a flush.
@@ -388,4 +450,55 @@ pub fn enable(
         reason: e.to_string(),
     })?;
     Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::Output;
+
+    /// Answers `doveconf -n` with a fixed configuration and `-h auth_cache_size` with 0.
+    struct FakeDoveconf(&'static str);
+
+    impl Runner for FakeDoveconf {
+        fn run(&self, argv: &Argv, _: Option<&[u8]>) -> Result<Output, RunError> {
+            let last = argv.0.last().map(|a| a.to_string_lossy().into_owned());
+            let stdout = if last.as_deref() == Some("auth_cache_size") {
+                b"0\n".to_vec()
+            } else {
+                self.0.as_bytes().to_vec()
+            };
+            Ok(Output {
+                code: Some(0),
+                stdout,
+                stderr: Vec::new(),
+            })
+        }
+    }
+
+    #[test]
+    fn settings_from_doveconf() {
+        let fake = FakeDoveconf(
+            "mail_location = maildir:~/Maildir\nnamespace inbox {\n  inbox = yes\n  separator = .\n}\nnamespace shared {\n  prefix = shared/\n}\npassdb {\n  args = scheme=CRYPT /etc/dovecot/users\n  driver = passwd-file\n}\nplugin {\n  quota = maildir:User quota\n}\nuserdb {\n  args = uid=vmail gid=vmail home=/srv/%u\n  driver = static\n}\n",
+        );
+        let d = Dovecot {
+            config: Utf8PathBuf::from("/etc/dovecot/dovecot.conf"),
+            runner: &fake,
+        };
+        let s = d.settings().expect("settings");
+        assert_eq!(s.passwd_files, [Utf8PathBuf::from("/etc/dovecot/users")]);
+        assert_eq!(s.userdb_drivers, ["static"]);
+        assert_eq!(
+            s.namespace_separators,
+            [
+                ("inbox".to_string(), ".".to_string()),
+                ("shared".to_string(), String::new())
+            ]
+        );
+        assert_eq!(s.quota_backend.as_deref(), Some("maildir"));
+        assert!(
+            d.lmtp_checks_passdb().expect("reads"),
+            "userdb static without allow_all_users"
+        );
+    }
 }

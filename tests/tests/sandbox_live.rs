@@ -170,3 +170,37 @@ fn sed_style_access_line_is_caught_though_postmap_accepts_it() {
     );
     assert!(out.contains("451 4.3.5"), "{out}");
 }
+
+#[test]
+fn configuration_is_read_from_the_daemons() {
+    let Some(sb) = Sandbox::start() else { return };
+    let r = mailmig(&[
+        "--postfix-config",
+        sb.get("POSTFIX_CONFIG"),
+        "--dovecot-config",
+        sb.get("DOVECOT_CONFIG"),
+        "config",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    let v: serde_json::Value = serde_json::from_str(&r.out()).expect("json");
+    let p = &v["postfix"]["parameters"];
+    assert_eq!(p["mail_version"], "3.7.11");
+    assert_eq!(p["smtputf8_enable"], "yes");
+    assert!(p["virtual_alias_maps"]
+        .as_str()
+        .unwrap_or_default()
+        .ends_with("/postfix/virtual"));
+    let d = &v["dovecot"]["settings"];
+    assert_eq!(
+        d["passwd_files"],
+        serde_json::json!([sb.get("PASSWD_FILE")])
+    );
+    assert_eq!(d["userdb_drivers"], serde_json::json!(["passwd-file"]));
+    assert_eq!(
+        d["namespace_separators"],
+        serde_json::json!([["inbox", "/"]])
+    );
+    assert_eq!(d["quota_backend"], serde_json::Value::Null);
+    assert_eq!(d["mail_location"], "maildir:~/Maildir");
+    assert_eq!(d["auth_cache_enabled"], false);
+}

@@ -1,6 +1,7 @@
 //! One module per command; each returns the exit code or a [`Failure`].
 
 mod aliases;
+mod config;
 mod edit;
 mod hold;
 mod login;
@@ -41,6 +42,7 @@ pub(crate) fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Queue(QueueCommand::List(args)) => queue::list(&ctx, args),
         Command::Queue(QueueCommand::Hold(args)) => queue::hold(&ctx, args),
         Command::Queue(QueueCommand::Release(args)) => queue::release(&ctx, args),
+        Command::Config => config::run(&ctx),
     }
 }
 
