@@ -23,11 +23,22 @@ fn script() -> Utf8PathBuf {
     workspace_root().join("tests/sandbox/sandbox.sh")
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+/// Two loopback ports for one sandbox. Ports come from a counter private to this test process
+/// (so parallel tests never get the same one, as they could from the kernel's port 0), starting
+/// at a base derived from the process id, and are checked to be free.
+fn port_pair() -> (u16, u16) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = 20_000 + (std::process::id() % 1500) * 20;
+    loop {
+        let n = NEXT.fetch_add(2, Ordering::SeqCst);
+        let smtp = u16::try_from(base + n % 20_000).unwrap_or(20_000);
+        let imap = smtp.wrapping_add(1);
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(smtp) && free(imap) {
+            return (smtp, imap);
+        }
+    }
 }
 
 impl Sandbox {
@@ -41,21 +52,37 @@ impl Sandbox {
             .tempdir()
             .expect("tempdir");
         let root = Utf8PathBuf::try_from(dir.path().join("sb")).expect("utf-8 temp path");
-        let smtp = free_port().to_string();
-        let imap = free_port().to_string();
-        let r = run(
-            "bash",
-            &[
-                script().as_str(),
-                "up",
-                root.as_str(),
-                "--smtp-port",
-                &smtp,
-                "--imap-port",
-                &imap,
-            ],
-        );
-        assert_eq!(r.code, 0, "sandbox up failed:\n{}\n{}", r.out(), r.err());
+        // A port taken by something else between the check and the daemons' bind: try others.
+        let mut attempt = 0;
+        loop {
+            let (smtp, imap) = port_pair();
+            let (smtp, imap) = (smtp.to_string(), imap.to_string());
+            let r = run(
+                "bash",
+                &[
+                    script().as_str(),
+                    "up",
+                    root.as_str(),
+                    "--smtp-port",
+                    &smtp,
+                    "--imap-port",
+                    &imap,
+                ],
+            );
+            if r.code == 0 {
+                break;
+            }
+            attempt += 1;
+            let in_use = r.err().contains("already in use") || r.out().contains("already in use");
+            assert!(
+                in_use && attempt < 5,
+                "sandbox up failed:\n{}\n{}",
+                r.out(),
+                r.err()
+            );
+            // `up` stopped what it started; start again from an empty directory.
+            let _ = fs_err::remove_dir_all(&root);
+        }
         let env_file = root.join("sandbox.env");
         let text = fs_err::read_to_string(&env_file).expect("sandbox.env");
         let env = text
