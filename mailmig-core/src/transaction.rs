@@ -422,18 +422,32 @@ fn lock_temp(temp_path: &Utf8Path) -> Result<fs_err::File, TransactionError> {
 
 /// `YYYYmmddTHHMMSS.NNN` (UTC) for backup names.
 fn backup_suffix() -> String {
-    let d = SystemTime::now()
+    let (y, m, d, hh, mm, ss, ms) = utc_now();
+    format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}.{ms:03}")
+}
+
+/// The current time in UTC as RFC 3339 (`2026-11-29T16:10:00Z`), for what mailmig records.
+pub fn utc_now_rfc3339() -> String {
+    let (y, m, d, hh, mm, ss, _) = utc_now();
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+}
+
+/// (year, month, day, hour, minute, second, millisecond) now, in UTC.
+fn utc_now() -> (i64, u32, u32, u64, u64, u64, u32) {
+    let t = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
-    let secs = d.as_secs();
+    let secs = t.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, day) = civil_from_days(i64::try_from(days).unwrap_or(0));
-    format!(
-        "{y:04}{m:02}{day:02}T{:02}{:02}{:02}.{:03}",
+    let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(0));
+    (
+        y,
+        m,
+        d,
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
-        d.subsec_millis()
+        t.subsec_millis(),
     )
 }
 

@@ -208,14 +208,7 @@ impl PostmapOracle {
             ],
         );
         assert_eq!(r.code, 0, "postmap -s failed: {}", r.err());
-        let mut lines: Vec<Vec<u8>> = r
-            .stdout
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect();
-        lines.sort();
-        lines
+        sorted_lines(&r.stdout)
     }
 
     /// `postmap -q KEY hash:PATH`: `Some(value)` on exit 0, `None` on exit 1 without `fatal:`.
@@ -284,4 +277,15 @@ pub fn crash_content(fill: u8) -> Vec<u8> {
         out.push(b'\n');
     }
     out
+}
+
+/// The non-empty lines of `bytes`, sorted (to compare dumps whose order differs).
+pub fn sorted_lines(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut lines: Vec<Vec<u8>> = bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    lines.sort();
+    lines
 }

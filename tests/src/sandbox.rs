@@ -114,6 +114,22 @@ impl Sandbox {
         &self.root
     }
 
+    /// Run `mailmig` against this sandbox: `--postfix-config`, `--dovecot-config` and
+    /// `--state-dir ROOT/state` come first.
+    pub fn mailmig(&self, args: &[&str]) -> Run {
+        let state = self.root.join("state");
+        let mut all = vec![
+            "--postfix-config",
+            self.get("POSTFIX_CONFIG"),
+            "--dovecot-config",
+            self.get("DOVECOT_CONFIG"),
+            "--state-dir",
+            state.as_str(),
+        ];
+        all.extend_from_slice(args);
+        crate::mailmig(&all)
+    }
+
     /// Send one message over SMTP (swaks) to the sandbox's smtpd.
     pub fn send(&self, to: &str, subject: &str) {
         let r = run(

@@ -7,6 +7,14 @@ use std::time::{Duration, Instant};
 use mailmig_tests::sandbox::Sandbox;
 use mailmig_tests::{mailmig, run};
 
+/// `postmap -c DIR -q KEY hash:MAP`.
+fn postmap_q(config_dir: &str, map: &str, key: &str) -> mailmig_tests::Run {
+    run(
+        "postmap",
+        &["-c", config_dir, "-q", key, &format!("hash:{map}")],
+    )
+}
+
 fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !f() {
@@ -31,16 +39,7 @@ fn map_set_reaches_postmap_and_smtpd() {
         "HOLD planned maintenance",
     ]);
     assert_eq!(r.code, 0, "{}", r.err());
-    let q = run(
-        "postmap",
-        &[
-            "-c",
-            pc,
-            "-q",
-            "alice@example.test",
-            &format!("hash:{access}"),
-        ],
-    );
+    let q = postmap_q(pc, access, "alice@example.test");
     assert_eq!(q.out(), "HOLD planned maintenance\n");
     // smtpd notices a changed table by its mtime second: never in the second it opened it.
     std::thread::sleep(Duration::from_millis(1100));
@@ -59,16 +58,7 @@ fn map_set_reaches_postmap_and_smtpd() {
         "alice@example.test",
     ]);
     assert_eq!(r.code, 0, "{}", r.err());
-    let q = run(
-        "postmap",
-        &[
-            "-c",
-            pc,
-            "-q",
-            "alice@example.test",
-            &format!("hash:{access}"),
-        ],
-    );
+    let q = postmap_q(pc, access, "alice@example.test");
     assert_eq!(q.code, 1);
     assert_eq!(
         fs_err::read(access).expect("read"),

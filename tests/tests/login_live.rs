@@ -63,15 +63,9 @@ fn login(port: &str, user: &str, pass: &str) -> String {
 fn disable_and_enable_logins() {
     let Some(sb) = Sandbox::start() else { return };
     let port = sb.get("IMAP_PORT");
-    let conf = sb.get("DOVECOT_CONFIG");
     let passwd = sb.get("PASSWD_FILE");
-    let state = sb.root().join("state");
     let user = "alice@example.test";
-    let cli = |args: &[&str]| {
-        let mut a = vec!["--dovecot-config", conf, "--state-dir", state.as_str()];
-        a.extend_from_slice(args);
-        mailmig(&a)
-    };
+    let cli = |args: &[&str]| sb.mailmig(args);
     assert!(login(port, user, "alicepw").starts_with("a1 OK"));
 
     for method in ["allow-nets", "nologin"] {
@@ -138,7 +132,6 @@ fn disable_works_with_the_auth_cache_on() {
     let Some(sb) = Sandbox::start() else { return };
     let conf = sb.get("DOVECOT_CONFIG");
     let port = sb.get("IMAP_PORT");
-    let state = sb.root().join("state");
     let mut text = fs_err::read_to_string(conf).expect("read dovecot.conf");
     text.push_str(
         "\nauth_cache_size = 1M\nauth_cache_ttl = 1 hour\nauth_cache_negative_ttl = 1 hour\n",
@@ -154,11 +147,7 @@ fn disable_works_with_the_auth_cache_on() {
         mailmig_tests::run("doveadm", &["-c", conf, "auth", "lookup", user]).code,
         0
     );
-    let cli = |args: &[&str]| {
-        let mut a = vec!["--dovecot-config", conf, "--state-dir", state.as_str()];
-        a.extend_from_slice(args);
-        mailmig(&a)
-    };
+    let cli = |args: &[&str]| sb.mailmig(args);
     let r = cli(&["login", "disable", user]);
     assert_eq!(r.code, 0, "{}{}", r.out(), r.err());
     assert!(login(port, user, "alicepw").starts_with("a1 NO"));

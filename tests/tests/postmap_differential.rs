@@ -123,13 +123,7 @@ fn compare(oracle: &PostmapOracle, name: &str, bytes: &[u8], cli: bool) {
             path.as_str(),
         ]);
         assert_eq!(dump.code, 0, "{}", dump.err());
-        let mut lines: Vec<Vec<u8>> = dump
-            .stdout
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect();
-        lines.sort();
+        let lines = mailmig_tests::sorted_lines(&dump.stdout);
         assert_eq!(
             lines, want,
             "{name}: `mailmig map dump` differs from postmap -s"
@@ -226,12 +220,6 @@ fn smtputf8_off_matches_postmap() {
         "dump",
         path.as_str(),
     ]);
-    let mut lines: Vec<Vec<u8>> = dump
-        .stdout
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect();
-    lines.sort();
+    let lines = mailmig_tests::sorted_lines(&dump.stdout);
     assert_eq!(lines, want);
 }

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use mailmig_tests::run;
 use mailmig_tests::sandbox::Sandbox;
-use mailmig_tests::{mailmig, run};
 
 fn wait(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -22,11 +22,7 @@ fn hold_and_release_only_the_users_messages() {
     let Some(sb) = Sandbox::start() else { return };
     let pc = sb.get("POSTFIX_CONFIG");
     let state = sb.root().join("state");
-    let cli = |args: &[&str]| {
-        let mut a = vec!["--postfix-config", pc, "--state-dir", state.as_str()];
-        a.extend_from_slice(args);
-        mailmig(&a)
-    };
+    let cli = |args: &[&str]| sb.mailmig(args);
     // Deliveries are deferred (as after a failed LMTP attempt).
     assert_eq!(
         run("postconf", &["-c", pc, "-e", "defer_transports = lmtp"]).code,
@@ -112,13 +108,8 @@ fn hold_and_release_only_the_users_messages() {
 #[test]
 fn mail_of_another_user_in_migration_stays_held() {
     let Some(sb) = Sandbox::start() else { return };
-    let pc = sb.get("POSTFIX_CONFIG");
     let state = sb.root().join("state");
-    let cli = |args: &[&str]| {
-        let mut a = vec!["--postfix-config", pc, "--state-dir", state.as_str()];
-        a.extend_from_slice(args);
-        mailmig(&a)
-    };
+    let cli = |args: &[&str]| sb.mailmig(args);
     for user in ["alice@example.test", "bob@example.test"] {
         let r = cli(&["hold", "add", user]);
         assert_eq!(r.code, 0, "{}", r.err());
