@@ -134,16 +134,29 @@ pub enum HoldError {
 
 /// Plan the lines for `user` from its reverse closure against the current map.
 pub fn plan_hold(access: &Table, user: &str, closure: &ReverseClosure) -> HoldPlan {
+    let keys: Vec<Vec<u8>> = closure
+        .addresses
+        .iter()
+        .map(|p| p.address.external())
+        .collect();
+    let mut plan = plan_hold_keys(access, user, &keys);
+    plan.uncoverable = closure.uncoverable.clone();
+    plan
+}
+
+/// [`plan_hold`] for a list of keys computed earlier (a migration computes the closure once, in
+/// its plan, and holds exactly those keys).
+pub fn plan_hold_keys(access: &Table, user: &str, keys: &[Vec<u8>]) -> HoldPlan {
     let mut plan = HoldPlan {
         user: user.to_string(),
         add: Vec::new(),
         already: Vec::new(),
         share: Vec::new(),
         conflicts: Vec::new(),
-        uncoverable: closure.uncoverable.clone(),
+        uncoverable: Vec::new(),
     };
-    for path in &closure.addresses {
-        let key = path.address.external();
+    for key in keys {
+        let key = key.clone();
         if plan.add.contains(&key) || plan.already.contains(&key) || plan.share.contains(&key) {
             continue;
         }
@@ -210,6 +223,26 @@ pub fn apply_hold(
 /// Remove every line mailmig wrote for these mailboxes (last first, so that the file comes back
 /// byte for byte after `hold add`). Returns the keys removed.
 pub fn remove_holds(access: &mut Table, users: &[&str]) -> Result<Vec<Vec<u8>>, TableEditError> {
+    remove_holds_where(access, users, |_| true)
+}
+
+/// [`remove_holds`] for one user, limited to the given keys (compared after case folding): what
+/// a migration added or shared, and nothing that was there before it.
+pub fn remove_holds_for_keys(
+    access: &mut Table,
+    user: &str,
+    keys: &[Vec<u8>],
+) -> Result<Vec<Vec<u8>>, TableEditError> {
+    let fold = |k: &[u8]| crate::postfix::fold_key(k, true).into_owned();
+    let wanted: Vec<Vec<u8>> = keys.iter().map(|k| fold(k)).collect();
+    remove_holds_where(access, &[user], |key| wanted.contains(&fold(key)))
+}
+
+fn remove_holds_where(
+    access: &mut Table,
+    users: &[&str],
+    pick: impl Fn(&[u8]) -> bool,
+) -> Result<Vec<Vec<u8>>, TableEditError> {
     type Found = (
         crate::postfix::EntryId,
         Vec<u8>,
@@ -219,10 +252,7 @@ pub fn remove_holds(access: &mut Table, users: &[&str]) -> Result<Vec<Vec<u8>>, 
         .entries()
         .filter_map(|e| {
             let parsed = parse_hold_value(e.value())?;
-            parsed
-                .1
-                .iter()
-                .any(|u| users.contains(&u.as_str()))
+            (pick(e.key()) && parsed.1.iter().any(|u| users.contains(&u.as_str())))
                 .then(|| (e.id(), e.key().to_vec(), parsed))
         })
         .collect();

@@ -34,6 +34,7 @@
 pub mod dovecot;
 pub mod hold;
 pub mod login;
+pub mod migrate;
 mod pieces;
 pub mod postfix;
 pub mod process;

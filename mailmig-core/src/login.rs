@@ -303,7 +303,21 @@ pub fn state_file(state_dir: &Utf8Path, user: &str) -> Utf8PathBuf {
     state_dir.join("login").join(format!("{user}.json"))
 }
 
+/// Read a lock-out state file.
+pub fn read_state(state: &Utf8Path) -> Result<LockRecord, LoginError> {
+    let text = fs_err::read(state).map_err(|e| LoginError::State {
+        path: state.to_owned(),
+        reason: format!("{e} (was the user disabled by mailmig?)"),
+    })?;
+    serde_json::from_slice(&text).map_err(|e| LoginError::State {
+        path: state.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
 /// Lock `user` out: record, edit, confirm, kick. Returns the record written to the state file.
+/// Safe to repeat after an interruption: an existing state file for the user (same method) is
+/// kept, as it holds the record from before the first attempt.
 #[allow(clippy::too_many_arguments)]
 pub fn disable(
     dovecot: &Dovecot<'_>,
@@ -355,13 +369,21 @@ pub fn disable(
         line_before: String::from_utf8_lossy(entry.raw()).into_owned(),
         previous,
     };
-    // The way back is recorded before anything changes.
+    // The way back is recorded before anything changes. A state file left by an interrupted
+    // run of this user holds the record as it was before *that* lock-out: keep it (the record
+    // read now may already carry the lock-out fields).
     let state = state_file(state_dir, user);
-    let json = serde_json::to_vec_pretty(&record).map_err(|e| LoginError::State {
-        path: state.clone(),
-        reason: e.to_string(),
-    })?;
-    crate::transaction::write_state_file(&state, &json)?;
+    let record = match read_state(&state) {
+        Ok(earlier) if earlier.user == record.user && earlier.method == record.method => earlier,
+        _ => {
+            let json = serde_json::to_vec_pretty(&record).map_err(|e| LoginError::State {
+                path: state.clone(),
+                reason: e.to_string(),
+            })?;
+            crate::transaction::write_state_file(&state, &json)?;
+            record
+        }
+    };
     for (k, v) in &fields {
         file.set_extra(user.as_bytes(), k.as_bytes(), v.map(str::as_bytes), ids)?;
     }
@@ -400,14 +422,7 @@ pub fn enable(
     user: &str,
 ) -> Result<LockRecord, LoginError> {
     let state = state_file(state_dir, user);
-    let text = fs_err::read(&state).map_err(|e| LoginError::State {
-        path: state.clone(),
-        reason: format!("{e} (was the user disabled by mailmig?)"),
-    })?;
-    let record: LockRecord = serde_json::from_slice(&text).map_err(|e| LoginError::State {
-        path: state.clone(),
-        reason: e.to_string(),
-    })?;
+    let record = read_state(&state)?;
     let tx = FileTransaction::prepare(&record.passwd_file)?;
     let mut file = PasswdFile::parse(tx.original().to_vec(), options);
     for (key, before) in &record.previous {

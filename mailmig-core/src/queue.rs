@@ -131,32 +131,42 @@ fn postsuper(
         .collect())
 }
 
-/// Put every queued message with a recipient that is `user` and that is not on hold on hold.
-/// Returns their IDs (to record and release later).
-pub fn hold_user(
+/// The IDs of queued messages (not already on hold) with a recipient that reaches `user`.
+pub fn pending_for_user(
     runner: &dyn Runner,
     config_dir: &Utf8Path,
     user: &str,
     delimiters: &str,
 ) -> Result<Vec<String>, QueueError> {
-    let ids: Vec<String> = list(runner, config_dir)?
+    Ok(list(runner, config_dir)?
         .into_iter()
         .filter(|m| m.queue_name != "hold")
         .filter(|m| m.recipients.iter().any(|r| reaches(r, user, delimiters)))
         .map(|m| m.queue_id)
-        .collect();
+        .collect())
+}
+
+/// Put the given messages on hold (`postsuper -h -`, IDs on stdin), and confirm each one from
+/// postsuper's report. A message that left the queue meanwhile (delivered) is not an error.
+/// Returns the IDs placed on hold.
+pub fn hold_ids(
+    runner: &dyn Runner,
+    config_dir: &Utf8Path,
+    ids: &[String],
+) -> Result<Vec<String>, QueueError> {
     if ids.is_empty() {
-        return Ok(ids);
+        return Ok(Vec::new());
     }
-    let held = postsuper(runner, config_dir, "-h", "placed on hold", &ids)?;
-    // A message delivered meanwhile cannot be held, and that is fine: it is gone.
-    let still_queued: Vec<String> = list(runner, config_dir)?
-        .into_iter()
-        .map(|m| m.queue_id)
-        .collect();
+    let held = postsuper(runner, config_dir, "-h", "placed on hold", ids)?;
+    let queue = list(runner, config_dir)?;
     let missing: Vec<&String> = ids
         .iter()
-        .filter(|i| !held.contains(i) && still_queued.contains(i))
+        .filter(|i| {
+            !held.contains(i)
+                && queue
+                    .iter()
+                    .any(|m| &m.queue_id == *i && m.queue_name != "hold")
+        })
         .collect();
     if !missing.is_empty() {
         return Err(QueueError::Incomplete {
@@ -171,6 +181,18 @@ pub fn hold_user(
         });
     }
     Ok(held)
+}
+
+/// Put every queued message for `user` that is not on hold yet on hold (`postsuper -h -`), and
+/// confirm each one. Returns the IDs placed on hold (to be released later by [`release`]).
+pub fn hold_user(
+    runner: &dyn Runner,
+    config_dir: &Utf8Path,
+    user: &str,
+    delimiters: &str,
+) -> Result<Vec<String>, QueueError> {
+    let ids = pending_for_user(runner, config_dir, user, delimiters)?;
+    hold_ids(runner, config_dir, &ids)
 }
 
 /// Release `ids` from hold (`postsuper -H -`) and deliver them now (`postqueue -i ID`), except

@@ -1,0 +1,382 @@
+//! The durable record of a run: `RUNS/RUN/journal.jsonl`, one JSON object per line.
+//!
+//! The first line is the [`RunHeader`] (the user, the locations, the plan). Every step writes a
+//! [`Event::Start`] record, with the pre-images needed to undo it, *before* it changes anything,
+//! and a [`Event::Done`] record after; undoing writes [`Event::UndoStart`] / [`Event::Undone`];
+//! the run ends with [`Event::Closed`]. Each record is written with one `write` and `fdatasync`
+//! before the step goes on, so after a crash the journal shows every step that may have acted.
+//! A final line without its newline was never acknowledged (the crash hit the write): readers
+//! ignore it and [`Journal::open`] cuts it off before appending.
+
+use std::io::Write as _;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::{Deserialize, Serialize};
+
+use super::{Plan, StepKind};
+
+/// The journal's file name inside the run directory.
+pub const FILE: &str = "journal.jsonl";
+
+/// The first line of a journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunHeader {
+    /// The run's id (its directory name).
+    pub run: String,
+    /// When the run was created (RFC 3339, UTC).
+    pub created: String,
+    /// The plan as made at the start (user, locations, strategy, steps).
+    pub plan: Plan,
+    /// Options the run needs to continue after a crash (lock method, reason, paths found by
+    /// the preflight...).
+    pub options: serde_json::Value,
+}
+
+/// What a record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Event {
+    /// The step is about to act; `data` holds what is needed to undo it.
+    Start,
+    /// The step completed; `data` holds its results.
+    Done,
+    /// The step failed; `message` says why.
+    Failed,
+    /// Undoing the step is about to act.
+    UndoStart,
+    /// The step is undone.
+    Undone,
+    /// The run ended; `outcome` says how.
+    Closed,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Migrated.
+    Done,
+    /// Every step undone.
+    RolledBack,
+    /// A step failed and could not be undone automatically; `message` says what to do.
+    NeedsAdmin,
+}
+
+/// One journal line after the header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// When (RFC 3339, UTC).
+    pub time: String,
+    /// The step (none for [`Event::Closed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<StepKind>,
+    /// What happened.
+    pub event: Event,
+    /// Step data: pre-images at start, results when done.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub data: serde_json::Value,
+    /// A message (failures, outcome details).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// How the run ended (for [`Event::Closed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+impl Record {
+    /// A record for `step`, stamped now.
+    pub fn new(step: StepKind, event: Event, data: serde_json::Value) -> Self {
+        Self {
+            time: crate::transaction::utc_now_rfc3339(),
+            step: Some(step),
+            event,
+            data,
+            message: None,
+            outcome: None,
+        }
+    }
+}
+
+/// Why a journal cannot be written or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JournalError {
+    /// The file system refused.
+    #[error("journal {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: Utf8PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line is not a journal record.
+    #[error("journal {path}:{line}: not a journal record ({reason})")]
+    Corrupt {
+        /// The file.
+        path: Utf8PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// The JSON error.
+        reason: String,
+    },
+    /// A run with this id exists already.
+    #[error("run directory {0} exists already")]
+    Exists(Utf8PathBuf),
+}
+
+/// An open journal, appending.
+#[derive(Debug)]
+pub struct Journal {
+    path: Utf8PathBuf,
+    file: fs_err::File,
+}
+
+fn io(path: &Utf8Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
+    move |source| JournalError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn sync_dir(dir: &Utf8Path) -> Result<(), JournalError> {
+    fs_err::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
+}
+
+impl Journal {
+    /// Create `runs_dir/RUN/journal.jsonl` with its header, durably (file and directories
+    /// synced).
+    pub fn create(runs_dir: &Utf8Path, header: &RunHeader) -> Result<Self, JournalError> {
+        fs_err::create_dir_all(runs_dir).map_err(io(runs_dir))?;
+        let dir = runs_dir.join(&header.run);
+        match fs_err::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(JournalError::Exists(dir))
+            }
+            Err(e) => return Err(io(&dir)(e)),
+        }
+        let path = dir.join(FILE);
+        let file = fs_err::OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        let mut journal = Self { path, file };
+        journal.write_line(&serde_json::to_vec(header).map_err(|e| JournalError::Corrupt {
+            path: journal.path.clone(),
+            line: 1,
+            reason: e.to_string(),
+        })?)?;
+        sync_dir(&dir)?;
+        sync_dir(runs_dir)?;
+        Ok(journal)
+    }
+
+    /// Open an existing run's journal to continue it: returns the journal, its header and
+    /// records. A torn final line is cut off first.
+    pub fn open(dir: &Utf8Path) -> Result<(Self, RunHeader, Vec<Record>), JournalError> {
+        let path = dir.join(FILE);
+        let (header, records, good_len) = read_path(&path)?;
+        let file = fs_err::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        let len = file.metadata().map_err(io(&path))?.len();
+        if len != good_len {
+            file.set_len(good_len).map_err(io(&path))?;
+            file.sync_all().map_err(io(&path))?;
+        }
+        Ok((Self { path, file }, header, records))
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> &Utf8Path {
+        &self.path
+    }
+
+    /// Append a record durably.
+    pub fn append(&mut self, record: &Record) -> Result<(), JournalError> {
+        let line = serde_json::to_vec(record).map_err(|e| JournalError::Corrupt {
+            path: self.path.clone(),
+            line: 0,
+            reason: e.to_string(),
+        })?;
+        self.write_line(&line)
+    }
+
+    fn write_line(&mut self, json: &[u8]) -> Result<(), JournalError> {
+        let mut buf = Vec::with_capacity(json.len() + 1);
+        buf.extend_from_slice(json);
+        buf.push(b'\n');
+        self.file.write_all(&buf).map_err(io(&self.path))?;
+        self.file.sync_data().map_err(io(&self.path))
+    }
+}
+
+/// Read a run's journal (header and records), ignoring a torn final line.
+pub fn read(dir: &Utf8Path) -> Result<(RunHeader, Vec<Record>), JournalError> {
+    let (h, r, _) = read_path(&dir.join(FILE))?;
+    Ok((h, r))
+}
+
+fn read_path(path: &Utf8Path) -> Result<(RunHeader, Vec<Record>, u64), JournalError> {
+    let bytes = fs_err::read(path).map_err(io(path))?;
+    let good_len = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut lines = bytes[..good_len]
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate();
+    let corrupt = |line: usize, e: serde_json::Error| JournalError::Corrupt {
+        path: path.to_owned(),
+        line,
+        reason: e.to_string(),
+    };
+    let Some((_, first)) = lines.next() else {
+        return Err(JournalError::Corrupt {
+            path: path.to_owned(),
+            line: 1,
+            reason: "no header (the run was interrupted while it was being created)".into(),
+        });
+    };
+    let header: RunHeader = serde_json::from_slice(first).map_err(|e| corrupt(1, e))?;
+    let records = lines
+        .map(|(i, l)| serde_json::from_slice(l).map_err(|e| corrupt(i + 1, e)))
+        .collect::<Result<Vec<Record>, _>>()?;
+    Ok((header, records, good_len as u64))
+}
+
+/// Where a run stands, derived from its records.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunState {
+    /// Steps with a `done` record and no later undo.
+    pub done: Vec<StepKind>,
+    /// Steps that started (may have acted) and are not undone, in start order.
+    pub started: Vec<StepKind>,
+    /// Steps undone.
+    pub undone: Vec<StepKind>,
+    /// An undo is under way or finished.
+    pub rolling_back: bool,
+    /// The last failure message.
+    pub last_failure: Option<String>,
+    /// How the run ended, if it did.
+    pub outcome: Option<Outcome>,
+    /// The closing message.
+    pub closing_message: Option<String>,
+}
+
+impl RunState {
+    /// Derive the state from the records.
+    pub fn of(records: &[Record]) -> Self {
+        let mut s = RunState::default();
+        for r in records {
+            match (r.event, r.step) {
+                (Event::Start, Some(step)) => {
+                    if !s.started.contains(&step) {
+                        s.started.push(step);
+                    }
+                }
+                (Event::Done, Some(step)) => {
+                    if !s.done.contains(&step) {
+                        s.done.push(step);
+                    }
+                }
+                (Event::Failed, _) => s.last_failure = r.message.clone(),
+                (Event::UndoStart, _) => s.rolling_back = true,
+                (Event::Undone, Some(step)) => {
+                    s.rolling_back = true;
+                    s.started.retain(|x| *x != step);
+                    s.done.retain(|x| *x != step);
+                    if !s.undone.contains(&step) {
+                        s.undone.push(step);
+                    }
+                }
+                (Event::Closed, _) => {
+                    s.outcome = r.outcome;
+                    s.closing_message = r.message.clone();
+                }
+                _ => {}
+            }
+        }
+        s
+    }
+}
+
+/// The data of the last record of `step` with `event`.
+pub fn data_of(records: &[Record], step: StepKind, event: Event) -> Option<&serde_json::Value> {
+    records
+        .iter()
+        .rev()
+        .find(|r| r.step == Some(step) && r.event == event)
+        .map(|r| &r.data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrate::{Location, Strategy};
+
+    fn header() -> RunHeader {
+        RunHeader {
+            run: "r1".into(),
+            created: "2026-11-29T00:00:00Z".into(),
+            plan: Plan {
+                user: "a@x".into(),
+                from: Location::parse("maildir:~/Maildir").expect("valid"),
+                to: Location::parse("mdbox:~/mdbox").expect("valid"),
+                strategy: Strategy::Hold,
+                warnings: vec![],
+                steps: vec![],
+            },
+            options: serde_json::json!({"k": 1}),
+        }
+    }
+
+    #[test]
+    fn write_crash_read_continue() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let runs = Utf8Path::from_path(tmp.path()).expect("utf8").to_owned();
+        let mut j = Journal::create(&runs, &header()).expect("create");
+        assert!(matches!(
+            Journal::create(&runs, &header()),
+            Err(JournalError::Exists(_))
+        ));
+        j.append(&Record::new(
+            StepKind::Hold,
+            Event::Start,
+            serde_json::json!({"keys": ["a@x"]}),
+        ))
+        .expect("append");
+        j.append(&Record::new(StepKind::Hold, Event::Done, serde_json::Value::Null))
+            .expect("append");
+        let path = j.path().to_owned();
+        drop(j);
+        // A torn record (the crash hit the write) is not part of the journal.
+        let mut bytes = fs_err::read(&path).expect("read");
+        bytes.extend_from_slice(b"{\"time\":\"x\",\"step\":\"lock-o");
+        fs_err::write(&path, &bytes).expect("write");
+        let dir = runs.join("r1");
+        let (h, records) = read(&dir).expect("read");
+        assert_eq!(h, header());
+        assert_eq!(records.len(), 2);
+        let (mut j, _, _) = Journal::open(&dir).expect("open");
+        j.append(&Record::new(StepKind::LockOut, Event::Start, serde_json::Value::Null))
+            .expect("append");
+        let (_, records) = read(&dir).expect("read");
+        assert_eq!(records.len(), 3);
+        let state = RunState::of(&records);
+        assert_eq!(state.done, [StepKind::Hold]);
+        assert_eq!(state.started, [StepKind::Hold, StepKind::LockOut]);
+        assert_eq!(
+            data_of(&records, StepKind::Hold, Event::Start).expect("data")["keys"][0],
+            "a@x"
+        );
+        // A corrupt line in the middle is an error, not ignored.
+        let mut bytes = fs_err::read(&path).expect("read");
+        bytes.splice(0..0, b"garbage\n".iter().copied());
+        fs_err::write(&path, &bytes).expect("write");
+        assert!(matches!(read(&dir), Err(JournalError::Corrupt { line: 1, .. })));
+    }
+}

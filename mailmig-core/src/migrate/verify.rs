@@ -1,0 +1,223 @@
+//! Comparing two mail locations of a user, per mailbox: message count, UIDVALIDITY, UIDNEXT,
+//! mailbox GUID and the set of message GUIDs, read with
+//! `doveadm -f tab mailbox status` and `doveadm -f tab fetch 'mailbox guid' ALL`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// One mailbox as `doveadm` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxState {
+    /// Number of messages.
+    pub messages: u64,
+    /// UIDVALIDITY.
+    pub uidvalidity: u64,
+    /// UIDNEXT.
+    pub uidnext: u64,
+    /// The mailbox GUID.
+    pub guid: String,
+    /// The message GUIDs (with repeats counted: a GUID present twice is listed with `#2`).
+    pub message_guids: BTreeSet<String>,
+}
+
+/// A user's mail at one location: mailbox name → state.
+pub type MailState = BTreeMap<String, MailboxState>;
+
+/// The status fields requested from `doveadm mailbox status`.
+pub const STATUS_FIELDS: &str = "messages uidvalidity uidnext guid";
+
+/// Why doveadm's output cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseStateError {
+    /// A header or row is not what was asked for.
+    #[error("unexpected doveadm output line {line}: `{text}`")]
+    Line {
+        /// 1-based line.
+        line: usize,
+        /// The line.
+        text: String,
+    },
+}
+
+fn columns(text: &str) -> Result<(Vec<&str>, Vec<(usize, Vec<&str>)>), ParseStateError> {
+    let mut lines = text.split('\n').enumerate().filter(|(_, l)| !l.is_empty());
+    let Some((_, header)) = lines.next() else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let header: Vec<&str> = header.split('\t').collect();
+    let rows = lines
+        .map(|(i, l)| (i + 1, l.split('\t').collect::<Vec<_>>()))
+        .collect();
+    Ok((header, rows))
+}
+
+/// Build the state from `doveadm -f tab mailbox status STATUS_FIELDS '*'` and
+/// `doveadm -f tab fetch 'mailbox guid' ALL` outputs.
+pub fn parse_state(status: &str, fetch: &str) -> Result<MailState, ParseStateError> {
+    let mut state = MailState::new();
+    let (header, rows) = columns(status)?;
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let (Some(mb), Some(msgs), Some(uv), Some(un), Some(g)) = (
+        col("mailbox"),
+        col("messages"),
+        col("uidvalidity"),
+        col("uidnext"),
+        col("guid"),
+    ) else {
+        if rows.is_empty() && header.is_empty() {
+            return Ok(state);
+        }
+        return Err(ParseStateError::Line {
+            line: 1,
+            text: header.join("\t"),
+        });
+    };
+    for (line, row) in rows {
+        let bad = || ParseStateError::Line {
+            line,
+            text: row.join("\t"),
+        };
+        if row.len() != header.len() {
+            return Err(bad());
+        }
+        let num = |i: usize| row[i].parse::<u64>().map_err(|_| bad());
+        state.insert(
+            row[mb].to_string(),
+            MailboxState {
+                messages: num(msgs)?,
+                uidvalidity: num(uv)?,
+                uidnext: num(un)?,
+                guid: row[g].to_string(),
+                message_guids: BTreeSet::new(),
+            },
+        );
+    }
+    let (header, rows) = columns(fetch)?;
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    if rows.is_empty() {
+        return Ok(state);
+    }
+    let (Some(mb), Some(g)) = (col("mailbox"), col("guid")) else {
+        return Err(ParseStateError::Line {
+            line: 1,
+            text: header.join("\t"),
+        });
+    };
+    for (line, row) in rows {
+        if row.len() != header.len() {
+            return Err(ParseStateError::Line {
+                line,
+                text: row.join("\t"),
+            });
+        }
+        let set = &mut state.entry(row[mb].to_string()).or_default().message_guids;
+        let mut key = row[g].to_string();
+        let mut n = 1;
+        while set.contains(&key) {
+            n += 1;
+            key = format!("{}#{n}", row[g]);
+        }
+        set.insert(key);
+    }
+    Ok(state)
+}
+
+/// How two states must relate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Identical: every mailbox with the same count, UIDVALIDITY, UIDNEXT, mailbox GUID and
+    /// message GUIDs (after `doveadm backup`).
+    Equal,
+    /// Every mailbox of the source exists in the target with the same UIDVALIDITY, and every
+    /// message GUID of the source is in the target (after a catch-up: the target may have more).
+    Contains,
+}
+
+/// What differs, one line per finding (empty: as expected).
+pub fn compare(source: &MailState, target: &MailState, expect: Expect) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, s) in source {
+        let Some(t) = target.get(name) else {
+            out.push(format!("mailbox {name:?} is missing in the target"));
+            continue;
+        };
+        if s.uidvalidity != t.uidvalidity {
+            out.push(format!(
+                "mailbox {name:?}: UIDVALIDITY {} in the source, {} in the target",
+                s.uidvalidity, t.uidvalidity
+            ));
+        }
+        let missing: Vec<&String> = s.message_guids.difference(&t.message_guids).collect();
+        if !missing.is_empty() {
+            out.push(format!(
+                "mailbox {name:?}: {} message(s) of the source missing in the target (first: {})",
+                missing.len(),
+                missing[0]
+            ));
+        }
+        if expect == Expect::Equal {
+            if s.messages != t.messages || s.uidnext != t.uidnext || s.guid != t.guid {
+                out.push(format!(
+                    "mailbox {name:?}: messages/uidnext/guid {}/{}/{} in the source, {}/{}/{} in the target",
+                    s.messages, s.uidnext, s.guid, t.messages, t.uidnext, t.guid
+                ));
+            }
+            let extra = t.message_guids.difference(&s.message_guids).count();
+            if extra > 0 {
+                out.push(format!(
+                    "mailbox {name:?}: {extra} message(s) in the target that the source lacks"
+                ));
+            }
+        }
+    }
+    if expect == Expect::Equal {
+        for name in target.keys().filter(|n| !source.contains_key(*n)) {
+            out.push(format!("mailbox {name:?} exists only in the target"));
+        }
+    }
+    out
+}
+
+/// Total messages over all mailboxes.
+pub fn total_messages(state: &MailState) -> u64 {
+    state.values().map(|m| m.messages).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATUS: &str = "mailbox\tmessages\tuidvalidity\tuidnext\tguid\nINBOX\t2\t1795972387\t3\tg1\nProjects/2026\t1\t1795972390\t2\tg2\n";
+    const FETCH: &str = "mailbox\tguid\nINBOX\ta\nINBOX\tb\nProjects/2026\tc\n";
+
+    #[test]
+    fn parse_and_compare() {
+        let s = parse_state(STATUS, FETCH).expect("parses");
+        assert_eq!(s.len(), 2);
+        assert_eq!(s["INBOX"].message_guids.len(), 2);
+        assert_eq!(total_messages(&s), 3);
+        assert!(compare(&s, &s, Expect::Equal).is_empty());
+        let mut t = s.clone();
+        t.get_mut("INBOX").expect("inbox").message_guids.insert("z".into());
+        t.get_mut("INBOX").expect("inbox").messages = 3;
+        assert_eq!(compare(&s, &t, Expect::Equal).len(), 2);
+        assert!(compare(&s, &t, Expect::Contains).is_empty());
+        assert_eq!(compare(&t, &s, Expect::Contains).len(), 1);
+        let mut u = s.clone();
+        u.get_mut("INBOX").expect("inbox").uidvalidity = 1;
+        assert_eq!(compare(&s, &u, Expect::Contains).len(), 1);
+        u.remove("Projects/2026");
+        assert_eq!(compare(&s, &u, Expect::Contains).len(), 2);
+    }
+
+    #[test]
+    fn duplicates_are_counted_and_bad_rows_refused() {
+        let s = parse_state(STATUS, "mailbox\tguid\nINBOX\ta\nINBOX\ta\n").expect("parses");
+        assert_eq!(s["INBOX"].message_guids.len(), 2);
+        assert!(parse_state("mailbox\tmessages\nINBOX\t1\n", "").is_err());
+        assert!(parse_state(STATUS, "mailbox\tguid\nINBOX\n").is_err());
+        assert!(parse_state("", "").expect("empty").is_empty());
+    }
+}
