@@ -68,6 +68,97 @@ pub(crate) enum Command {
     Queue(QueueCommand),
     /// What mailmig reads from Postfix's and Dovecot's own configuration (JSON).
     Config,
+    /// Print the migration plan for USER (steps, commands, diffs); changes nothing.
+    Plan(PlanArgs),
+    /// Migrate USER (or every user of --users-from) to another mail location, journaled.
+    Migrate(MigrateArgs),
+    /// Continue interrupted runs (RUN, or every unfinished run) from their last completed step.
+    Resume(RunArgs),
+    /// Undo the completed steps of runs (RUN, or every unfinished run) in reverse.
+    Rollback(RunArgs),
+    /// Where runs and users stand.
+    Status(StatusArgs),
+}
+
+/// How a migration is done.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct MigrationOptions {
+    /// The target mail location (FORMAT:PATH, e.g. mdbox:~/mdbox).
+    #[arg(long, value_name = "LOCATION")]
+    pub(crate) to: String,
+    /// `hold`: hold mail and lock logins out during the final sync (default); `live`: Dovecot's
+    /// hold-free conversion (sync, switch, kick, final sync against the old location).
+    #[arg(long, value_enum, default_value_t = StrategyArg::Hold)]
+    pub(crate) strategy: StrategyArg,
+    /// Skip the presync (hold strategy): the whole copy then happens while mail is held.
+    #[arg(long)]
+    pub(crate) no_presync: bool,
+    /// How logins are refused (hold strategy).
+    #[arg(long, value_enum, default_value_t = LockMethodArg::AllowNets)]
+    pub(crate) lock: LockMethodArg,
+    /// HOLD (queue the mail, default) or DEFER (make senders retry) at Postfix.
+    #[arg(long, value_enum, default_value_t = HoldActionArg::Hold)]
+    pub(crate) hold_action: HoldActionArg,
+    /// The reason recorded in the access map and shown by `nologin`.
+    #[arg(long, default_value = "Mailbox maintenance")]
+    pub(crate) reason: String,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PlanArgs {
+    #[command(flatten)]
+    pub(crate) options: MigrationOptions,
+    /// The user, as the userdb knows them.
+    #[arg(value_name = "USER")]
+    pub(crate) user: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    #[command(flatten)]
+    pub(crate) options: MigrationOptions,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Migrate every user listed in FILE (one per line; blank lines and `#` comments skipped).
+    #[arg(long, value_name = "FILE", conflicts_with = "user")]
+    pub(crate) users_from: Option<Utf8PathBuf>,
+    /// Users migrated at the same time (with --users-from).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(crate) jobs: u16,
+    /// The user, as the userdb knows them.
+    #[arg(value_name = "USER", required_unless_present = "users_from")]
+    pub(crate) user: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The run (see `mailmig status`); default: every unfinished run.
+    #[arg(value_name = "RUN")]
+    pub(crate) run: Option<String>,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// The run; default: every run.
+    #[arg(value_name = "RUN")]
+    pub(crate) run: Option<String>,
+    /// JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Migration procedure.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum StrategyArg {
+    Hold,
+    Live,
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,6 +12,8 @@ pub(crate) const DATAERR: u8 = 65;
 pub(crate) const NOINPUT: u8 = 66;
 /// The user has no record the daemon would use.
 pub(crate) const NOUSER: u8 = 67;
+/// A migration step failed and could not be undone automatically: the admin must act.
+pub(crate) const SOFTWARE: u8 = 70;
 /// An external command (postconf, postmap, doveadm) failed.
 pub(crate) const UNAVAILABLE: u8 = 69;
 /// A file could not be created (the temporary file next to the target).

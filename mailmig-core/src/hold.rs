@@ -17,7 +17,7 @@ use crate::postfix::{
 };
 
 /// What the access line does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HoldAction {
     /// `HOLD`: the whole message (every recipient) waits in the hold queue.

@@ -244,13 +244,39 @@ pub(crate) fn check(ctx: &Context<'_>, args: &HoldCheckArgs) -> Result<u8, Failu
         ));
     };
     let (map_path, _) = access_map(ctx, &args.map)?;
+    let problems = coverage_problems(ctx, &dir, &map_path)?;
+    let mut out = String::new();
+    for p in &problems {
+        out.push_str(&format!("not covered: {p}\n"));
+    }
+    out.push_str("by design not covered: mail submitted with sendmail/postdrop (pickup), and mail already in the queue (use `mailmig queue hold`)\n");
+    if problems.is_empty() {
+        out.push_str(&format!(
+            "covered: smtpd consults {map_path} before accepting\n"
+        ));
+    }
+    output::stdout(out.as_bytes())?;
+    Ok(if problems.is_empty() {
+        exit::OK
+    } else {
+        exit::NOT_FOUND
+    })
+}
+
+/// What makes a HOLD in `map_path` miss mail arriving over SMTP: smtpd_recipient_restrictions
+/// (main.cf and master.cf overrides) not consulting it before any `permit`, and proxy filters.
+pub(crate) fn coverage_problems(
+    ctx: &Context<'_>,
+    dir: &Utf8Path,
+    map_path: &Utf8Path,
+) -> Result<Vec<String>, Failure> {
     let spec_matches = |spec: &str| {
         spec.split_once(':')
-            .is_some_and(|(_, path)| Utf8Path::new(path) == map_path.as_path())
+            .is_some_and(|(_, path)| Utf8Path::new(path) == map_path)
     };
     let values = postconf(
         &ctx.runner,
-        &dir,
+        dir,
         &["smtpd_recipient_restrictions", "smtpd_proxy_filter"],
     )
     .map_err(|e| Failure::new(exit::UNAVAILABLE, format!("error: {e}")))?;
@@ -298,20 +324,5 @@ pub(crate) fn check(ctx: &Context<'_>, args: &HoldCheckArgs) -> Result<u8, Failu
             _ => {}
         }
     }
-    let mut out = String::new();
-    for p in &problems {
-        out.push_str(&format!("not covered: {p}\n"));
-    }
-    out.push_str("by design not covered: mail submitted with sendmail/postdrop (pickup), and mail already in the queue (use `mailmig queue hold`)\n");
-    if problems.is_empty() {
-        out.push_str(&format!(
-            "covered: smtpd consults {map_path} before accepting\n"
-        ));
-    }
-    output::stdout(out.as_bytes())?;
-    Ok(if problems.is_empty() {
-        exit::OK
-    } else {
-        exit::NOT_FOUND
-    })
+    Ok(problems)
 }

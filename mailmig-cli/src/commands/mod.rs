@@ -6,6 +6,7 @@ mod edit;
 mod hold;
 mod login;
 mod map;
+mod migrate;
 mod passwd;
 mod queue;
 
@@ -43,6 +44,11 @@ pub(crate) fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Queue(QueueCommand::Hold(args)) => queue::hold(&ctx, args),
         Command::Queue(QueueCommand::Release(args)) => queue::release(&ctx, args),
         Command::Config => config::run(&ctx),
+        Command::Plan(args) => migrate::plan(&ctx, args),
+        Command::Migrate(args) => migrate::migrate(&ctx, args),
+        Command::Resume(args) => migrate::resume(&ctx, args),
+        Command::Rollback(args) => migrate::rollback(&ctx, args),
+        Command::Status(args) => migrate::status(&ctx, args),
     }
 }
 

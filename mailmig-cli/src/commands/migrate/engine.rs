@@ -1,0 +1,767 @@
+//! Running a plan: each step journaled before it acts and after, every step safe to repeat
+//! (resume re-runs the step that was interrupted), and undone in reverse on failure or on
+//! `rollback`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use camino::{Utf8Path, Utf8PathBuf};
+use mailmig_core::dovecot::{IdResolver, PasswdOptions};
+use mailmig_core::hold::{apply_hold, list_holds, plan_hold_keys, remove_holds_for_keys};
+use mailmig_core::login::{self, Dovecot};
+use mailmig_core::migrate::journal::{self, Event, Journal, Outcome, Record, RunHeader, RunState};
+use mailmig_core::migrate::verify::{self, Expect, MailState};
+use mailmig_core::migrate::{Plan, StepKind, Strategy};
+use mailmig_core::postfix::{postmap_rebuild, MapType, ParseOptions, Table};
+use mailmig_core::process::{Argv, Output, RunError, Runner};
+use mailmig_core::queue;
+use mailmig_core::transaction::{CommitOptions, FileTransaction};
+use serde_json::{json, Value};
+
+use super::setup::{doveadm, RunOptions};
+use crate::exit;
+
+/// A runner that measures the time spent in doveadm (for the "mailmig's own time" figure).
+pub(crate) struct TimedRunner<'r> {
+    pub(crate) inner: &'r (dyn Runner + Sync),
+    pub(crate) doveadm_us: AtomicU64,
+}
+
+impl Runner for TimedRunner<'_> {
+    fn run(&self, argv: &Argv, stdin: Option<&[u8]>) -> Result<Output, RunError> {
+        let start = Instant::now();
+        let out = self.inner.run(argv, stdin);
+        if argv.0.first().is_some_and(|p| p == "doveadm") {
+            self.doveadm_us
+                .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
+        out
+    }
+}
+
+/// What a run reports as it goes (progress bar, JSON lines, text).
+pub(crate) trait Reporter: Sync {
+    fn event(&self, user: &str, run: &str, step: Option<StepKind>, what: &str, detail: &str);
+}
+
+/// Why a step failed.
+#[derive(Debug)]
+pub(crate) struct StepError(pub(crate) String);
+
+impl<E: std::fmt::Display> From<E> for StepError {
+    fn from(e: E) -> Self {
+        StepError(e.to_string())
+    }
+}
+
+type StepResult = Result<Value, StepError>;
+
+/// How a run ended (exit code and message).
+pub(crate) struct Ending {
+    pub(crate) code: u8,
+    pub(crate) message: String,
+}
+
+/// Kill this process with SIGKILL at a named point (tests of crash recovery): set
+/// `MAILMIG_FAILPOINT=NAME`. Never set in production; a no-op otherwise.
+pub(crate) fn failpoint(name: &str) {
+    let Ok(wanted) = std::env::var("MAILMIG_FAILPOINT") else {
+        return;
+    };
+    if wanted == name {
+        let pid = std::process::id().to_string();
+        let _ = duct::cmd("kill", ["-KILL", pid.as_str()]).run();
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+}
+
+pub(crate) struct Engine<'a> {
+    pub(crate) runner: &'a TimedRunner<'a>,
+    pub(crate) state_dir: Utf8PathBuf,
+    pub(crate) header: RunHeader,
+    pub(crate) opts: RunOptions,
+    pub(crate) journal: Journal,
+    pub(crate) records: Vec<Record>,
+    pub(crate) parse: ParseOptions,
+    pub(crate) ids: Box<dyn IdResolver>,
+    pub(crate) reporter: &'a dyn Reporter,
+    pub(crate) started: Instant,
+}
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// A flock held while a map is edited and rebuilt, so that runs in parallel never rebuild a
+/// map from a stale source.
+struct MapLock(#[allow(dead_code)] fs_err::File);
+
+impl MapLock {
+    fn take(state_dir: &Utf8Path) -> Result<Self, StepError> {
+        let dir = state_dir.join("locks");
+        fs_err::create_dir_all(&dir)?;
+        let f = fs_err::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("postfix-maps.lock"))?;
+        f.file().lock()?;
+        Ok(Self(f))
+    }
+}
+
+impl Engine<'_> {
+    fn plan(&self) -> &Plan {
+        &self.header.plan
+    }
+
+    fn user(&self) -> &str {
+        &self.header.plan.user
+    }
+
+    fn record(&mut self, step: Option<StepKind>, event: Event, data: Value, message: Option<String>) -> Result<(), StepError> {
+        let mut r = match step {
+            Some(s) => Record::new(s, event, data),
+            None => Record {
+                time: mailmig_core::transaction::utc_now_rfc3339(),
+                step: None,
+                event,
+                data,
+                message: None,
+                outcome: None,
+            },
+        };
+        r.message = message;
+        self.journal.append(&r)?;
+        self.records.push(r);
+        Ok(())
+    }
+
+    fn state(&self) -> RunState {
+        RunState::of(&self.records)
+    }
+
+    /// The data of the first start record of `step` that has any (the pre-image from the first
+    /// attempt, before a crash may have acted).
+    fn first_start_data(&self, step: StepKind) -> Option<Value> {
+        self.records
+            .iter()
+            .find(|r| r.step == Some(step) && r.event == Event::Start && !r.data.is_null())
+            .map(|r| r.data.clone())
+    }
+
+    fn report(&self, step: Option<StepKind>, what: &str, detail: &str) {
+        self.reporter
+            .event(self.user(), &self.header.run, step, what, detail);
+    }
+
+    fn dovecot(&self) -> Dovecot<'_> {
+        Dovecot {
+            config: self.opts.dovecot_config.clone(),
+            runner: self.runner,
+        }
+    }
+
+    fn doveadm(&self, args: &[&str]) -> Argv {
+        doveadm(&self.opts.dovecot_config, args)
+    }
+
+    /// Run doveadm; exit 2 (changes during the sync) is retried; errors printed with exit 0
+    /// are errors.
+    fn doveadm_checked(&self, args: &[&str], retries: u32) -> Result<Output, StepError> {
+        let argv = self.doveadm(args);
+        let mut attempt = 0;
+        loop {
+            let out = self.runner.run(&argv, None)?;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let errors: Vec<&str> = stderr
+                .lines()
+                .filter(|l| l.contains("Error:") || l.contains("Panic:") || l.contains("Fatal:"))
+                .collect();
+            match out.code {
+                Some(2) if attempt < retries => {
+                    attempt += 1;
+                    sleep_ms(200 * u64::from(attempt));
+                }
+                Some(0) if errors.is_empty() => return Ok(out),
+                code => {
+                    return Err(StepError(format!(
+                        "`{argv}` failed (exit {}){}",
+                        code.map_or("by signal".to_string(), |c| c.to_string()),
+                        if stderr.trim().is_empty() { String::new() } else { format!(": {}", stderr.trim()) }
+                    )))
+                }
+            }
+        }
+    }
+
+    fn mail_state(&self, location: &str) -> Result<MailState, StepError> {
+        let loc = format!("mail_location={location}");
+        let user = self.user().to_string();
+        let status = self.doveadm_checked(
+            &["-o", &loc, "-f", "tab", "mailbox", "status", "-u", &user, verify::STATUS_FIELDS, "*"],
+            0,
+        )?;
+        let fetch = self.doveadm_checked(
+            &["-o", &loc, "-f", "tab", "fetch", "-u", &user, "mailbox guid", "ALL"],
+            0,
+        )?;
+        Ok(verify::parse_state(
+            &String::from_utf8_lossy(&status.stdout),
+            &String::from_utf8_lossy(&fetch.stdout),
+        )?)
+    }
+
+    fn from(&self) -> String {
+        self.plan().from.to_string()
+    }
+
+    fn to(&self) -> String {
+        self.plan().to.to_string()
+    }
+
+    fn postfix_dir(&self) -> Result<Utf8PathBuf, StepError> {
+        self.opts
+            .postfix_config
+            .clone()
+            .ok_or_else(|| StepError("no Postfix configuration directory recorded".into()))
+    }
+
+    fn map(&self) -> Result<(Utf8PathBuf, MapType), StepError> {
+        let m = self
+            .opts
+            .access_map
+            .clone()
+            .ok_or_else(|| StepError("no access map recorded".into()))?;
+        let t = match &self.opts.map_type {
+            Some(t) => t.parse::<MapType>().map_err(|e| StepError(e.to_string()))?,
+            None => MapType::detect(&m),
+        };
+        Ok((m, t))
+    }
+
+    /// Edit the access map under the map lock and rebuild it.
+    fn edit_access(&self, edit: impl FnOnce(&mut Table) -> Result<bool, StepError>, point: &str) -> Result<(), StepError> {
+        let (map, map_type) = self.map()?;
+        let _lock = MapLock::take(&self.state_dir)?;
+        let tx = FileTransaction::prepare(&map)?;
+        let mut table = Table::parse(tx.original().to_vec(), &self.parse);
+        if edit(&mut table)? {
+            tx.commit(&table.render(), &CommitOptions::default())?;
+        } else {
+            drop(tx);
+        }
+        failpoint(&format!("{point}:map-written"));
+        if map_type.needs_postmap() {
+            let dir = self.postfix_dir()?;
+            for w in postmap_rebuild(self.runner, Some(&dir), map_type, &map)? {
+                self.report(None, "warning", &w);
+            }
+        }
+        Ok(())
+    }
+
+    /// Put queued mail for the user that is not on hold yet on hold; the IDs are journaled
+    /// before postsuper runs.
+    fn hold_queue(&mut self, step: StepKind) -> Result<usize, StepError> {
+        let dir = self.postfix_dir()?;
+        let pending = queue::pending_for_user(self.runner, &dir, self.user(), &self.opts.delimiters)?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        self.record(Some(step), Event::Start, json!({ "queue_ids": pending }), None)?;
+        failpoint(&format!("{step}:queue-ids-recorded"));
+        let held = queue::hold_ids(self.runner, &dir, &pending)?;
+        Ok(held.len())
+    }
+
+    fn recorded_queue_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for r in &self.records {
+            if r.event != Event::Start {
+                continue;
+            }
+            if let Some(list) = r.data.get("queue_ids").and_then(Value::as_array) {
+                for id in list.iter().filter_map(Value::as_str) {
+                    if !ids.iter().any(|i| i == id) {
+                        ids.push(id.to_string());
+                    }
+                }
+            }
+        }
+        ids
+    }
+
+    fn handover_dir(&self) -> Utf8PathBuf {
+        self.state_dir.join("queue").join("handover")
+    }
+
+    /// Release the messages this run held (and messages other runs handed over), except those
+    /// with a recipient still under another mailmig hold: those are handed over to that run.
+    fn release_queue(&self) -> Result<(usize, usize), StepError> {
+        let dir = self.postfix_dir()?;
+        let (map, _) = self.map()?;
+        let handover = self.handover_dir();
+        let mut ids = self.recorded_queue_ids();
+        if let Ok(entries) = fs_err::read_dir(&handover) {
+            for e in entries.flatten() {
+                if let Some(name) = e.file_name().to_str() {
+                    if !ids.iter().any(|i| i == name) {
+                        ids.push(name.to_string());
+                    }
+                }
+            }
+        }
+        let access = Table::parse(fs_err::read(&map)?, &self.parse);
+        let others: Vec<String> = list_holds(&access)
+            .into_iter()
+            .flat_map(|h| h.users)
+            .filter(|u| !u.eq_ignore_ascii_case(self.user()))
+            .collect();
+        let (released, kept) = queue::release(self.runner, &dir, &ids, &others, &self.opts.delimiters)?;
+        fs_err::create_dir_all(&handover)?;
+        for id in &kept {
+            mailmig_core::transaction::write_state_file(&handover.join(id), self.user().as_bytes())?;
+        }
+        for id in ids.iter().filter(|i| !kept.contains(i)) {
+            let _ = fs_err::remove_file(handover.join(id));
+        }
+        Ok((released.len(), kept.len()))
+    }
+
+    fn set_userdb_mail(&self, value: Option<Option<&str>>, point: &str) -> Result<(), StepError> {
+        let tx = FileTransaction::prepare(&self.opts.passwd_file)?;
+        let mut file = mailmig_core::dovecot::PasswdFile::parse(tx.original().to_vec(), &PasswdOptions::default());
+        let user = self.user().as_bytes().to_vec();
+        match value {
+            Some(v) => file.set_extra(&user, b"userdb_mail", v.map(str::as_bytes), self.ids.as_ref())?,
+            None => {
+                file.remove_extra(&user, b"userdb_mail", self.ids.as_ref())?;
+            }
+        }
+        let new = file.render();
+        if new != tx.original() {
+            tx.commit(&new, &CommitOptions::default())?;
+        }
+        failpoint(&format!("{point}:passwd-written"));
+        if self.opts.auth_cache {
+            self.dovecot().flush_auth_cache(self.user())?;
+        }
+        Ok(())
+    }
+
+    fn userdb_mail_now(&self) -> Result<Option<Option<String>>, StepError> {
+        let bytes = fs_err::read(&self.opts.passwd_file)?;
+        let file = mailmig_core::dovecot::PasswdFile::parse(bytes, &PasswdOptions::default());
+        let entry = file
+            .lookup(self.user().as_bytes(), self.ids.as_ref())
+            .ok_or_else(|| StepError(format!("{} has no record in {}", self.user(), self.opts.passwd_file)))?;
+        Ok(entry
+            .extra()
+            .iter()
+            .find(|f| f.key.as_ref() == b"userdb_mail")
+            .map(|f| f.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned())))
+    }
+
+    fn wait_mail_location(&self, want: &str) -> Result<(), StepError> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self.runner.run(&self.doveadm(&["user", "-f", "mail", self.user()]), None)?;
+            if out.code == Some(0) && String::from_utf8_lossy(&out.stdout).trim() == want {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(StepError(format!(
+                    "Dovecot does not show mail location {want} for {} after 10 s",
+                    self.user()
+                )));
+            }
+            sleep_ms(100);
+        }
+    }
+
+    fn target_path(&self) -> String {
+        self.plan().to.expanded_path(&self.opts.home)
+    }
+
+    // ------------------------------------------------------------------ forward steps
+
+    fn start_data(&self, step: StepKind) -> Result<Value, StepError> {
+        Ok(match step {
+            StepKind::Hold => {
+                let (map, _) = self.map()?;
+                let access = Table::parse(fs_err::read(&map)?, &self.parse);
+                let keys: Vec<Vec<u8>> = self.opts.hold_keys.iter().map(|k| k.clone().into_bytes()).collect();
+                let plan = plan_hold_keys(&access, self.user(), &keys);
+                let text = |v: &Vec<Vec<u8>>| v.iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect::<Vec<_>>();
+                json!({ "keys": text(&plan.add).into_iter().chain(text(&plan.share)).collect::<Vec<_>>(), "already": text(&plan.already) })
+            }
+            StepKind::Switch => {
+                let previous = self.userdb_mail_now()?;
+                json!({ "previous_userdb_mail": previous })
+            }
+            StepKind::LockOut => json!({ "state_file": login::state_file(&self.state_dir, self.user()) }),
+            _ => Value::Null,
+        })
+    }
+
+    fn do_step(&mut self, step: StepKind) -> StepResult {
+        let user = self.user().to_string();
+        let to = self.to();
+        let from = self.from();
+        let live = self.plan().strategy == Strategy::Live;
+        match step {
+            StepKind::Preflight => Ok(json!({ "from": from, "to": to })),
+            StepKind::Presync => {
+                let t = Instant::now();
+                if live {
+                    self.doveadm_checked(&["sync", "-u", &user, &to], 5)?;
+                    failpoint("presync:first-sync");
+                    self.doveadm_checked(&["sync", "-u", &user, &to], 5)?;
+                } else {
+                    self.doveadm_checked(&["backup", "-u", &user, &to], 5)?;
+                }
+                Ok(json!({ "ms": t.elapsed().as_millis() as u64 }))
+            }
+            StepKind::Hold => {
+                let keys: Vec<Vec<u8>> = self.opts.hold_keys.iter().map(|k| k.clone().into_bytes()).collect();
+                let since = mailmig_core::transaction::utc_now_rfc3339();
+                let (action, reason) = (self.opts.hold_action, self.opts.reason.clone());
+                let mut conflicts = Vec::new();
+                self.edit_access(
+                    |table| {
+                        let plan = plan_hold_keys(table, &user, &keys);
+                        conflicts = plan.conflicts.iter().map(|(k, v, _)| format!("{} {}", String::from_utf8_lossy(k), String::from_utf8_lossy(v))).collect();
+                        if !conflicts.is_empty() {
+                            return Err(StepError(format!("the access map has other rules for: {}", conflicts.join("; "))));
+                        }
+                        Ok(apply_hold(table, &plan, action, &since, &reason)? > 0)
+                    },
+                    "hold",
+                )?;
+                failpoint("hold:postmapped");
+                let queued = self.hold_queue(StepKind::Hold)?;
+                Ok(json!({ "addresses": keys.len(), "queued_held": queued, "at_ms": self.started.elapsed().as_millis() as u64 }))
+            }
+            StepKind::LockOut => {
+                login::disable(
+                    &self.dovecot(),
+                    &self.opts.passwd_file,
+                    &PasswdOptions::default(),
+                    self.ids.as_ref(),
+                    &self.state_dir,
+                    &user,
+                    self.opts.lock,
+                    &self.opts.reason,
+                )?;
+                Ok(Value::Null)
+            }
+            StepKind::FinalSync => {
+                let t = Instant::now();
+                if live {
+                    // The new location is local now; kick sessions still on the old one, then
+                    // a two-way sync against the old location.
+                    self.dovecot().kick(&user)?;
+                    self.doveadm_checked(&["sync", "-u", &user, &from], 5)?;
+                } else {
+                    self.hold_queue(StepKind::FinalSync)?;
+                    self.doveadm_checked(&["backup", "-u", &user, &to], 5)?;
+                }
+                failpoint("final-sync:synced");
+                Ok(json!({ "ms": t.elapsed().as_millis() as u64 }))
+            }
+            StepKind::Verify => {
+                let expect = if live { Expect::Contains } else { Expect::Equal };
+                let mut attempt = 0;
+                loop {
+                    let source = self.mail_state(&from)?;
+                    let target = self.mail_state(&to)?;
+                    let problems = verify::compare(&source, &target, expect);
+                    if problems.is_empty() {
+                        return Ok(json!({
+                            "mailboxes": source.len(),
+                            "messages": verify::total_messages(&source),
+                            "target_messages": verify::total_messages(&target),
+                        }));
+                    }
+                    attempt += 1;
+                    if attempt >= 3 {
+                        return Err(StepError(format!("old and new location differ: {}", problems.join("; "))));
+                    }
+                    self.report(Some(step), "retry", &problems.join("; "));
+                    if live {
+                        self.doveadm_checked(&["sync", "-u", &user, &from], 5)?;
+                    } else {
+                        self.doveadm_checked(&["backup", "-u", &user, &to], 5)?;
+                    }
+                }
+            }
+            StepKind::Switch => {
+                self.set_userdb_mail(Some(Some(&to)), "switch")?;
+                self.wait_mail_location(&to)?;
+                if live {
+                    self.dovecot().kick(&user)?;
+                }
+                Ok(Value::Null)
+            }
+            StepKind::CatchUp => {
+                self.hold_queue(StepKind::CatchUp)?;
+                // An LMTP delivery that looked the user up before the switch may still be
+                // writing into the old location.
+                sleep_ms(1000);
+                let mut carried = 0;
+                for attempt in 0..3 {
+                    let source = self.mail_state(&from)?;
+                    let target = self.mail_state(&to)?;
+                    let missing = verify::compare(&source, &target, Expect::Contains);
+                    if missing.is_empty() {
+                        return Ok(json!({ "carried_over_passes": carried, "messages": verify::total_messages(&target) }));
+                    }
+                    if attempt == 2 {
+                        return Err(StepError(format!("mail in the old location could not be carried over: {}", missing.join("; "))));
+                    }
+                    self.report(Some(step), "carry-over", &missing.join("; "));
+                    self.doveadm_checked(&["sync", "-1", "-R", "-u", &user, &from], 5)?;
+                    carried += 1;
+                }
+                unreachable!("the loop returns")
+            }
+            StepKind::Release => {
+                let keys = self.added_hold_keys();
+                self.edit_access(
+                    |table| Ok(!remove_holds_for_keys(table, &user, &keys)?.is_empty()),
+                    "release",
+                )?;
+                failpoint("release:holds-removed");
+                if login::state_file(&self.state_dir, &user).exists() {
+                    login::enable(&self.dovecot(), &PasswdOptions::default(), self.ids.as_ref(), &self.state_dir, &user)?;
+                }
+                failpoint("release:login-enabled");
+                let (released, kept) = self.release_queue()?;
+                failpoint("release:queue-released");
+                Ok(json!({ "released": released, "kept_for_other_runs": kept, "at_ms": self.started.elapsed().as_millis() as u64 }))
+            }
+            StepKind::Done => Ok(Value::Null),
+        }
+    }
+
+    fn added_hold_keys(&self) -> Vec<Vec<u8>> {
+        self.first_start_data(StepKind::Hold)
+            .and_then(|d| d.get("keys").cloned())
+            .and_then(|k| serde_json::from_value::<Vec<String>>(k).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(String::into_bytes)
+            .collect()
+    }
+
+    /// Run every step not done yet. On failure, roll back (exit 75) or report what the admin
+    /// must do (exit 70).
+    pub(crate) fn forward(&mut self) -> Ending {
+        let sequence = StepKind::sequence(self.plan().strategy, self.opts.presync);
+        for step in sequence {
+            if self.state().done.contains(&step) {
+                continue;
+            }
+            let data = match self.first_start_data(step) {
+                Some(d) => Ok(d),
+                None => self.start_data(step),
+            };
+            let result = data.and_then(|data| {
+                self.record(Some(step), Event::Start, data, None)?;
+                failpoint(&format!("{step}:started"));
+                self.report(Some(step), "start", "");
+                self.do_step(step)
+            });
+            match result {
+                Ok(data) => {
+                    let detail = if data.is_null() { String::new() } else { data.to_string() };
+                    if let Err(e) = self.record(Some(step), Event::Done, data, None) {
+                        return self.needs_admin(&format!("cannot write the journal: {}", e.0));
+                    }
+                    self.report(Some(step), "done", &detail);
+                    failpoint(&format!("{step}:done"));
+                }
+                Err(e) => {
+                    let msg = format!("step {step} failed: {}", e.0);
+                    let _ = self.record(Some(step), Event::Failed, Value::Null, Some(msg.clone()));
+                    self.report(Some(step), "failed", &e.0);
+                    if self.state().started.contains(&StepKind::Release) {
+                        return self.needs_admin(&format!("{msg}; the switch is done and the release started, so the run is past rollback: fix the cause and run `mailmig resume {}`", self.header.run));
+                    }
+                    let rb = self.backward();
+                    return if rb.code == exit::OK {
+                        Ending { code: exit::TEMPFAIL, message: format!("{msg}; rolled back: {}", rb.message) }
+                    } else {
+                        Ending { code: rb.code, message: format!("{msg}; {}", rb.message) }
+                    };
+                }
+            }
+        }
+        let total = self.started.elapsed();
+        let doveadm_us = self.runner.doveadm_us.load(Ordering::Relaxed);
+        let summary = self.summary(total, doveadm_us);
+        self.close(Outcome::Done, &summary);
+        Ending { code: exit::OK, message: summary }
+    }
+
+    fn summary(&self, total: Duration, doveadm_us: u64) -> String {
+        let done = |s: StepKind| journal::data_of(&self.records, s, Event::Done).cloned().unwrap_or(Value::Null);
+        let verify = done(StepKind::Verify);
+        let hold_at = done(StepKind::Hold).get("at_ms").and_then(Value::as_u64);
+        let release_at = done(StepKind::Release).get("at_ms").and_then(Value::as_u64);
+        let mut s = format!(
+            "{}: migrated from {} to {} ({} strategy); verified {} mailbox(es), {} message(s): message GUIDs, UIDVALIDITY{} identical",
+            self.user(),
+            self.plan().from,
+            self.plan().to,
+            self.plan().strategy,
+            verify.get("mailboxes").and_then(Value::as_u64).unwrap_or(0),
+            verify.get("messages").and_then(Value::as_u64).unwrap_or(0),
+            if self.plan().strategy == Strategy::Hold { ", UIDNEXT" } else { "" },
+        );
+        if let (Some(a), Some(b)) = (hold_at, release_at) {
+            s.push_str(&format!("; mail held for {:.2} s", (b.saturating_sub(a)) as f64 / 1000.0));
+        }
+        s.push_str(&format!(
+            "; total {:.2} s, of which doveadm {:.2} s",
+            total.as_secs_f64(),
+            doveadm_us as f64 / 1e6
+        ));
+        s
+    }
+
+    fn close(&mut self, outcome: Outcome, message: &str) {
+        let _ = self.journal.append(&Record {
+            time: mailmig_core::transaction::utc_now_rfc3339(),
+            step: None,
+            event: Event::Closed,
+            data: Value::Null,
+            message: Some(message.to_string()),
+            outcome: Some(outcome),
+        });
+        if outcome != Outcome::NeedsAdmin {
+            let _ = fs_err::remove_file(super::marker_path(&self.state_dir, self.user()));
+        }
+        self.report(None, match outcome { Outcome::Done => "migrated", Outcome::RolledBack => "rolled-back", Outcome::NeedsAdmin => "needs-admin" }, message);
+    }
+
+    fn needs_admin(&mut self, message: &str) -> Ending {
+        let _ = self.record(None, Event::Failed, Value::Null, Some(message.to_string()));
+        self.report(None, "needs-admin", message);
+        Ending { code: exit::SOFTWARE, message: message.to_string() }
+    }
+
+    // ------------------------------------------------------------------ undo
+
+    fn undo_step(&mut self, step: StepKind) -> Result<(), StepError> {
+        let user = self.user().to_string();
+        let from = self.from();
+        let to = self.to();
+        match step {
+            StepKind::Switch => {
+                let previous: Option<Option<String>> = self
+                    .first_start_data(StepKind::Switch)
+                    .and_then(|d| d.get("previous_userdb_mail").cloned())
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .unwrap_or(None);
+                let now = self.userdb_mail_now()?;
+                if now.as_ref().and_then(|v| v.as_deref()) == Some(to.as_str()) {
+                    match &previous {
+                        None => self.set_userdb_mail(None, "undo-switch")?,
+                        Some(v) => self.set_userdb_mail(Some(v.as_deref()), "undo-switch")?,
+                    }
+                }
+                self.wait_mail_location(&from)?;
+                // Mail the new location got after the switch goes back with the user.
+                let source = self.mail_state(&from)?;
+                let target = self.mail_state(&to)?;
+                if !verify::compare(&target, &source, Expect::Contains).is_empty() {
+                    self.doveadm_checked(&["sync", "-1", "-R", "-u", &user, &to], 5)?;
+                    let source = self.mail_state(&from)?;
+                    let problems = verify::compare(&target, &source, Expect::Contains);
+                    if !problems.is_empty() {
+                        return Err(StepError(format!("mail that reached {to} could not be carried back to {from}: {}", problems.join("; "))));
+                    }
+                }
+                Ok(())
+            }
+            StepKind::LockOut => {
+                if login::state_file(&self.state_dir, &user).exists() {
+                    login::enable(&self.dovecot(), &PasswdOptions::default(), self.ids.as_ref(), &self.state_dir, &user)?;
+                }
+                Ok(())
+            }
+            StepKind::Hold => {
+                // Queue IDs held by later steps are released here too: by now the user is back
+                // on the old location and can log in.
+                let keys = self.added_hold_keys();
+                self.edit_access(|table| Ok(!remove_holds_for_keys(table, &user, &keys)?.is_empty()), "undo-hold")?;
+                self.release_queue()?;
+                Ok(())
+            }
+            StepKind::Presync => {
+                // Nothing was ever delivered into the target before the switch (undone by now):
+                // it is a copy. It is moved aside, never deleted.
+                let target = self.target_path();
+                if Utf8Path::new(&target).exists() {
+                    let aside = format!("{}.mailmig-rolled-back-{}", target.trim_end_matches('/'), self.header.run);
+                    fs_err::rename(&target, &aside)?;
+                    self.report(Some(step), "moved-aside", &aside);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Undo every step that started, in reverse.
+    pub(crate) fn backward(&mut self) -> Ending {
+        let state = self.state();
+        if state.started.contains(&StepKind::Release) {
+            return Ending {
+                code: exit::SOFTWARE,
+                message: format!("the release already started (the user is on {} and mail is being released): finish it with `mailmig resume {}`", self.to(), self.header.run),
+            };
+        }
+        let mut steps = state.started.clone();
+        // A presync undo also covers syncs that wrote into the target without a presync step.
+        if !steps.contains(&StepKind::Presync)
+            && (steps.contains(&StepKind::FinalSync) || steps.contains(&StepKind::Verify))
+        {
+            steps.insert(0, StepKind::Presync);
+        }
+        steps.sort();
+        for step in steps.into_iter().rev() {
+            let undo = self
+                .record(Some(step), Event::UndoStart, Value::Null, None)
+                .and_then(|()| {
+                    failpoint(&format!("undo-{step}:started"));
+                    self.undo_step(step)
+                });
+            match undo {
+                Ok(()) => {
+                    if let Err(e) = self.record(Some(step), Event::Undone, Value::Null, None) {
+                        return self.needs_admin(&format!("cannot write the journal: {}", e.0));
+                    }
+                    self.report(Some(step), "undone", "");
+                }
+                Err(e) => {
+                    let msg = format!(
+                        "undoing step {step} failed: {}. The journal {} records what is still in place; fix the cause and run `mailmig rollback {}` (or `mailmig resume {}`)",
+                        e.0,
+                        self.journal.path(),
+                        self.header.run,
+                        self.header.run
+                    );
+                    return self.needs_admin(&msg);
+                }
+            }
+        }
+        let msg = format!("{}: everything undone; the user is at {} again", self.user(), self.from());
+        self.close(Outcome::RolledBack, &msg);
+        Ending { code: exit::OK, message: msg }
+    }
+}

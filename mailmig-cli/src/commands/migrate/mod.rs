@@ -1,0 +1,551 @@
+//! `mailmig plan|migrate|resume|rollback|status`: the journaled migration.
+//!
+//! State directory layout (`--state-dir`):
+//! - `runs/RUN/journal.jsonl`: one journal per run (user), see `mailmig_core::migrate::journal`;
+//! - `users/USER.lock`: flock held by the process running the user's run;
+//! - `users/USER.run`: the user's unfinished run (removed when it is done or rolled back);
+//! - `login/USER.json`: the record before the lock-out (mailmig_core::login);
+//! - `queue/handover/ID`: held messages another run still needs held;
+//! - `locks/postfix-maps.lock`: serializes access-map edits and postmap across runs.
+
+mod engine;
+mod setup;
+
+use std::io::IsTerminal as _;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use mailmig_core::migrate::journal::{self, Journal, Outcome, RunHeader, RunState};
+use mailmig_core::migrate::{Plan, StepKind};
+use mailmig_core::postfix::{parse_options_from_postconf, ParseOptions};
+use mailmig_core::process::SystemRunner;
+
+use self::engine::{Ending, Engine, Reporter, TimedRunner};
+use self::setup::{build_plan, hold_keys, preflight_user, PlanFiles, RunOptions, Setup, UserFacts};
+use super::passwd::ids;
+use super::Context;
+use crate::args::{MigrateArgs, PlanArgs, RunArgs, StatusArgs};
+use crate::exit;
+use crate::output;
+use crate::report::Failure;
+
+/// `STATE/users/USER.run`.
+pub(crate) fn marker_path(state_dir: &Utf8Path, user: &str) -> Utf8PathBuf {
+    state_dir.join("users").join(format!("{user}.run"))
+}
+
+fn runs_dir(state_dir: &Utf8Path) -> Utf8PathBuf {
+    state_dir.join("runs")
+}
+
+fn io_failure(what: &Utf8Path, e: &std::io::Error) -> Failure {
+    Failure::io(what.as_str(), e)
+}
+
+/// Take the user's lock without waiting: another process running this user is an error.
+fn user_lock(state_dir: &Utf8Path, user: &str) -> Result<fs_err::File, Failure> {
+    let dir = state_dir.join("users");
+    fs_err::create_dir_all(&dir).map_err(|e| io_failure(&dir, &e))?;
+    let path = dir.join(format!("{user}.lock"));
+    let f = fs_err::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io_failure(&path, &e))?;
+    match f.file().try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Failure::new(
+            exit::TEMPFAIL,
+            format!("error: another mailmig process is working on {user} ({path} is locked)"),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_failure(&path, &e)),
+    }
+}
+
+fn parse_options(ctx: &Context<'_>) -> ParseOptions {
+    ctx.options
+}
+
+/// Plans for users, with the shared setup (one pass over the alias maps).
+fn plans(
+    ctx: &Context<'_>,
+    setup: &Setup,
+    users: &[String],
+    to: &str,
+) -> Vec<Result<(UserFacts, RunOptions, Plan), Failure>> {
+    let parse = parse_options(ctx);
+    let keys = if setup.access_map.is_some() {
+        match hold_keys(ctx, users) {
+            Ok(k) => k,
+            Err(f) => return users.iter().map(|_| Err(Failure::new(f.code, f.message.clone()))).collect(),
+        }
+    } else {
+        users.iter().map(|_| (Vec::new(), Vec::new())).collect()
+    };
+    let access = setup
+        .access_map
+        .as_ref()
+        .map(|(m, _)| fs_err::read(m).map_err(|e| io_failure(m, &e)));
+    let passwd = fs_err::read(&setup.passwd_file).map_err(|e| io_failure(&setup.passwd_file, &e));
+    let since = mailmig_core::transaction::utc_now_rfc3339();
+    users
+        .iter()
+        .zip(keys)
+        .map(|(user, keys)| {
+            let facts = preflight_user(&ctx.runner, setup, &parse, user, to, keys)?;
+            let opts = setup.run_options(&facts, &parse);
+            let files = PlanFiles {
+                access: match &access {
+                    Some(Ok(a)) => Some(a.clone()),
+                    Some(Err(f)) => return Err(Failure::new(f.code, f.message.clone())),
+                    None => None,
+                },
+                passwd: match &passwd {
+                    Ok(p) => p.clone(),
+                    Err(f) => return Err(Failure::new(f.code, f.message.clone())),
+                },
+            };
+            let plan = build_plan(&opts, &facts, setup.strategy, &files, &parse, &since)?;
+            Ok((facts, opts, plan))
+        })
+        .collect()
+}
+
+fn print_plan(plan: &Plan, json: bool) -> Result<(), Failure> {
+    if json {
+        let text = serde_json::to_string_pretty(plan).map_err(|e| Failure::new(exit::IOERR, e.to_string()))?;
+        output::stdout(format!("{text}\n").as_bytes())
+    } else {
+        output::stdout(plan.render().as_bytes())
+    }
+}
+
+pub(crate) fn plan(ctx: &Context<'_>, args: &PlanArgs) -> Result<u8, Failure> {
+    let setup = setup::setup(ctx, &args.options)?;
+    let (_, _, plan) = plans(ctx, &setup, std::slice::from_ref(&args.user), &args.options.to)
+        .pop()
+        .expect("one user")?;
+    print_plan(&plan, args.options.json)?;
+    Ok(exit::OK)
+}
+
+// ---------------------------------------------------------------------- reporters
+
+struct TextReporter;
+
+impl Reporter for TextReporter {
+    fn event(&self, user: &str, _run: &str, step: Option<StepKind>, what: &str, detail: &str) {
+        let step = step.map(|s| format!(" {s}")).unwrap_or_default();
+        let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
+        output::stderr_line(&format!("{user}:{step} {what}{detail}"));
+    }
+}
+
+struct JsonReporter(Mutex<()>);
+
+impl Reporter for JsonReporter {
+    fn event(&self, user: &str, run: &str, step: Option<StepKind>, what: &str, detail: &str) {
+        let line = serde_json::json!({
+            "time": mailmig_core::transaction::utc_now_rfc3339(),
+            "user": user,
+            "run": run,
+            "step": step,
+            "event": what,
+            "detail": detail,
+        });
+        let _guard = self.0.lock();
+        let _ = output::stdout(format!("{line}\n").as_bytes());
+    }
+}
+
+struct ProgressReporter(indicatif::ProgressBar);
+
+impl Reporter for ProgressReporter {
+    fn event(&self, user: &str, _run: &str, step: Option<StepKind>, what: &str, detail: &str) {
+        match what {
+            "migrated" | "rolled-back" | "needs-admin" | "refused" => {
+                self.0.inc(1);
+                if what != "migrated" {
+                    self.0.println(format!("{user}: {what}: {detail}"));
+                }
+            }
+            "failed" | "warning" => self.0.println(format!("{user}: {what}: {detail}")),
+            _ => {}
+        }
+        if let Some(s) = step {
+            self.0.set_message(format!("{user}: {s} {what}"));
+        }
+    }
+}
+
+fn reporter(json: bool, total: usize) -> Box<dyn Reporter> {
+    if json {
+        Box::new(JsonReporter(Mutex::new(())))
+    } else if total > 1 && std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(total as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} users  {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Box::new(ProgressReporter(bar))
+    } else {
+        Box::new(TextReporter)
+    }
+}
+
+// ---------------------------------------------------------------------- runs
+
+fn new_run_id(user: &str) -> String {
+    let t: String = mailmig_core::transaction::utc_now_rfc3339()
+        .chars()
+        .filter(|c| *c != '-' && *c != ':')
+        .collect();
+    format!("{t}-{user}")
+}
+
+/// Start and run one user's migration.
+fn start_run(
+    state_dir: &Utf8Path,
+    facts: &UserFacts,
+    opts: RunOptions,
+    plan: Plan,
+    parse: ParseOptions,
+    reporter: &dyn Reporter,
+) -> Ending {
+    let fail = |f: Failure| Ending { code: f.code, message: f.message };
+    let _lock = match user_lock(state_dir, &facts.user) {
+        Ok(l) => l,
+        Err(f) => return fail(f),
+    };
+    let marker = marker_path(state_dir, &facts.user);
+    if let Ok(run) = fs_err::read_to_string(&marker) {
+        return Ending {
+            code: exit::TEMPFAIL,
+            message: format!("error: {} has an unfinished run {run}: `mailmig resume {run}` or `mailmig rollback {run}` first", facts.user),
+        };
+    }
+    let options = match serde_json::to_value(&opts) {
+        Ok(v) => v,
+        Err(e) => return Ending { code: exit::IOERR, message: e.to_string() },
+    };
+    let mut run = new_run_id(&facts.user);
+    let runs = runs_dir(state_dir);
+    let mut n = 1;
+    let journal = loop {
+        let header = RunHeader {
+            run: run.clone(),
+            created: mailmig_core::transaction::utc_now_rfc3339(),
+            plan: plan.clone(),
+            options: options.clone(),
+        };
+        match Journal::create(&runs, &header) {
+            Ok(j) => break Ok((j, header)),
+            Err(journal::JournalError::Exists(_)) if n < 100 => {
+                n += 1;
+                run = format!("{}-{n}", new_run_id(&facts.user));
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    let (journal, header) = match journal {
+        Ok(j) => j,
+        Err(e) => return Ending { code: exit::CANTCREAT, message: format!("error: {e}") },
+    };
+    if let Err(e) = mailmig_core::transaction::write_state_file(&marker, run.as_bytes()) {
+        return Ending { code: exit::CANTCREAT, message: format!("error: {e}") };
+    }
+    for w in &plan.warnings {
+        reporter.event(&facts.user, &run, None, "warning", w);
+    }
+    let system = SystemRunner;
+    let runner = TimedRunner { inner: &system, doveadm_us: 0.into() };
+    let mut engine = Engine {
+        runner: &runner,
+        state_dir: state_dir.to_owned(),
+        header,
+        opts,
+        journal,
+        records: Vec::new(),
+        parse,
+        ids: ids(),
+        reporter,
+        started: Instant::now(),
+    };
+    engine.forward()
+}
+
+pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failure> {
+    let users: Vec<String> = match (&args.users_from, &args.user) {
+        (Some(file), _) => fs_err::read_to_string(file)
+            .map_err(|e| io_failure(file, &e))?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect(),
+        (None, Some(u)) => vec![u.clone()],
+        (None, None) => return Err(Failure::new(exit::USAGE, "error: give USER or --users-from FILE")),
+    };
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = users.iter().find(|u| !seen.insert(u.to_ascii_lowercase())) {
+        return Err(Failure::new(exit::DATAERR, format!("error: {dup} is listed twice")));
+    }
+    let setup = setup::setup(ctx, &args.options)?;
+    let planned = plans(ctx, &setup, &users, &args.options.to);
+    if args.dry_run {
+        let mut code = exit::OK;
+        for p in planned {
+            match p {
+                Ok((_, _, plan)) => print_plan(&plan, args.options.json)?,
+                Err(f) => {
+                    output::stderr_line(&f.message);
+                    code = code.max(f.code);
+                }
+            }
+        }
+        return Ok(code);
+    }
+    let reporter = reporter(args.options.json, users.len());
+    let parse = parse_options(ctx);
+    let state_dir = ctx.global.state_dir.clone();
+    let mut work = Vec::new();
+    let mut endings: Vec<(String, Ending)> = Vec::new();
+    for (user, p) in users.iter().zip(planned) {
+        match p {
+            Ok(x) => work.push(x),
+            Err(f) => {
+                reporter.event(user, "", None, "refused", &f.message);
+                endings.push((user.clone(), Ending { code: f.code, message: f.message }));
+            }
+        }
+    }
+    let queue = Mutex::new(work.into_iter());
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..usize::from(args.jobs).min(users.len().max(1)) {
+            scope.spawn(|| loop {
+                let next = queue.lock().map(|mut q| q.next()).unwrap_or(None);
+                let Some((facts, opts, plan)) = next else { break };
+                let ending = start_run(&state_dir, &facts, opts, plan, parse, reporter.as_ref());
+                if let Ok(mut r) = results.lock() {
+                    r.push((facts.user.clone(), ending));
+                }
+            });
+        }
+    });
+    endings.extend(results.into_inner().unwrap_or_default());
+    finish(endings, args.options.json)
+}
+
+/// Print each run's ending; the exit code is the most serious one (70 > 75 > others > 0).
+fn finish(endings: Vec<(String, Ending)>, json: bool) -> Result<u8, Failure> {
+    let rank = |c: u8| match c {
+        exit::SOFTWARE => 4,
+        exit::TEMPFAIL => 3,
+        0 => 0,
+        _ => 2,
+    };
+    let mut code = exit::OK;
+    for (_, e) in &endings {
+        if !json {
+            if e.code == exit::OK {
+                output::stdout(format!("{}\n", e.message).as_bytes())?;
+            } else {
+                output::stderr_line(&e.message);
+            }
+        }
+        if rank(e.code) > rank(code) {
+            code = e.code;
+        }
+    }
+    Ok(code)
+}
+
+/// The unfinished runs (with a user marker), or the one named.
+fn selected_runs(state_dir: &Utf8Path, run: Option<&str>) -> Result<Vec<Utf8PathBuf>, Failure> {
+    let runs = runs_dir(state_dir);
+    if let Some(r) = run {
+        if r.contains('/') || r.starts_with('.') {
+            return Err(Failure::new(exit::USAGE, format!("error: `{r}` is not a run id")));
+        }
+        let dir = runs.join(r);
+        if !dir.join(journal::FILE).exists() {
+            return Err(Failure::new(exit::NOINPUT, format!("error: no run {r} in {runs}")));
+        }
+        return Ok(vec![dir]);
+    }
+    let users = state_dir.join("users");
+    let mut out = Vec::new();
+    if let Ok(entries) = fs_err::read_dir(&users) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "run") {
+                if let Ok(r) = fs_err::read_to_string(&p) {
+                    out.push(runs.join(r.trim()));
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn continue_run(ctx: &Context<'_>, dir: &Utf8Path, rollback: bool, reporter: &dyn Reporter) -> Ending {
+    let fail = |code: u8, m: String| Ending { code, message: m };
+    let (journal, header, records) = match Journal::open(dir) {
+        Ok(x) => x,
+        Err(e) => return fail(exit::DATAERR, format!("error: {e}")),
+    };
+    let user = header.plan.user.clone();
+    let _lock = match user_lock(&ctx.global.state_dir, &user) {
+        Ok(l) => l,
+        Err(f) => return fail(f.code, f.message),
+    };
+    let state = RunState::of(&records);
+    match state.outcome {
+        Some(Outcome::Done) if rollback => {
+            return fail(exit::DATAERR, format!("error: run {} finished: {user} is on {}; mailmig does not undo a finished migration (migrate back instead)", header.run, header.plan.to))
+        }
+        Some(o) if o != Outcome::NeedsAdmin => {
+            return fail(exit::OK, format!("run {} already ended ({o:?})", header.run))
+        }
+        _ => {}
+    }
+    let opts: RunOptions = match serde_json::from_value(header.options.clone()) {
+        Ok(o) => o,
+        Err(e) => return fail(exit::DATAERR, format!("error: {}: options: {e}", dir)),
+    };
+    let mut parse = match &opts.postfix_config {
+        Some(d) => parse_options_from_postconf(&ctx.runner, d).unwrap_or_default(),
+        None => ParseOptions::default(),
+    };
+    parse.smtputf8 = opts.smtputf8;
+    let system = SystemRunner;
+    let runner = TimedRunner { inner: &system, doveadm_us: 0.into() };
+    let mut engine = Engine {
+        runner: &runner,
+        state_dir: ctx.global.state_dir.clone(),
+        header,
+        opts,
+        journal,
+        records,
+        parse,
+        ids: ids(),
+        reporter,
+        started: Instant::now(),
+    };
+    if rollback || (state.rolling_back && !state.started.contains(&StepKind::Release)) {
+        engine.backward()
+    } else {
+        engine.forward()
+    }
+}
+
+fn continue_runs(ctx: &Context<'_>, args: &RunArgs, rollback: bool) -> Result<u8, Failure> {
+    let dirs = selected_runs(&ctx.global.state_dir, args.run.as_deref())?;
+    if dirs.is_empty() {
+        output::stderr_line("no unfinished runs");
+        return Ok(exit::OK);
+    }
+    let reporter = reporter(args.json, dirs.len());
+    let endings: Vec<(String, Ending)> = dirs
+        .iter()
+        .map(|d| (d.to_string(), continue_run(ctx, d, rollback, reporter.as_ref())))
+        .collect();
+    finish(endings, args.json)
+}
+
+pub(crate) fn resume(ctx: &Context<'_>, args: &RunArgs) -> Result<u8, Failure> {
+    continue_runs(ctx, args, false)
+}
+
+pub(crate) fn rollback(ctx: &Context<'_>, args: &RunArgs) -> Result<u8, Failure> {
+    continue_runs(ctx, args, true)
+}
+
+pub(crate) fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<u8, Failure> {
+    let state_dir = &ctx.global.state_dir;
+    let runs = runs_dir(state_dir);
+    let mut dirs: Vec<Utf8PathBuf> = match &args.run {
+        Some(r) => selected_runs(state_dir, Some(r))?,
+        None => fs_err::read_dir(&runs)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| Utf8PathBuf::from_path_buf(e.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    dirs.sort();
+    let mut rows = Vec::new();
+    let mut code = exit::OK;
+    for dir in dirs {
+        let (header, records) = match journal::read(&dir) {
+            Ok(x) => x,
+            Err(e) => {
+                output::stderr_line(&format!("warning: {e}"));
+                continue;
+            }
+        };
+        let state = RunState::of(&records);
+        let user = &header.plan.user;
+        let running = fs_err::OpenOptions::new()
+            .write(true)
+            .open(state_dir.join("users").join(format!("{user}.lock")))
+            .ok()
+            .is_some_and(|f| matches!(f.file().try_lock(), Err(std::fs::TryLockError::WouldBlock)));
+        let sequence = StepKind::sequence(header.plan.strategy, header.plan.steps.iter().any(|s| s.step == StepKind::Presync));
+        let last_done = sequence.iter().rev().find(|s| state.done.contains(s)).copied();
+        let (label, message) = match state.outcome {
+            Some(Outcome::Done) => ("done", state.closing_message.clone()),
+            Some(Outcome::RolledBack) => ("rolled-back", state.closing_message.clone()),
+            Some(Outcome::NeedsAdmin) => ("needs-admin", state.closing_message.clone()),
+            None if running => ("running", None),
+            None if state.last_failure.is_some() => ("needs-admin", state.last_failure.clone()),
+            None => ("interrupted", Some(format!("`mailmig resume {0}` or `mailmig rollback {0}`", header.run))),
+        };
+        if matches!(label, "needs-admin" | "interrupted") {
+            code = exit::NOT_FOUND;
+        }
+        rows.push(serde_json::json!({
+            "run": header.run,
+            "user": user,
+            "from": header.plan.from,
+            "to": header.plan.to,
+            "strategy": header.plan.strategy,
+            "state": label,
+            "last_step_done": last_done,
+            "steps_done": state.done,
+            "rolling_back": state.rolling_back,
+            "message": message,
+        }));
+    }
+    if args.json {
+        let text = serde_json::to_string_pretty(&rows).map_err(|e| Failure::new(exit::IOERR, e.to_string()))?;
+        output::stdout(format!("{text}\n").as_bytes())?;
+    } else {
+        let mut out = String::new();
+        for r in &rows {
+            let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+            out.push_str(&format!(
+                "{}\t{}\t{} -> {}\t{}\tlast step done: {}{}\n",
+                s("run"),
+                s("user"),
+                s("from"),
+                s("to"),
+                s("state"),
+                s("last_step_done"),
+                r["message"].as_str().map(|m| format!("\t{m}")).unwrap_or_default()
+            ));
+        }
+        if rows.is_empty() {
+            out.push_str(&format!("no runs in {runs}\n"));
+        }
+        output::stdout(out.as_bytes())?;
+    }
+    Ok(code)
+}
+

@@ -1,0 +1,604 @@
+//! What a migration needs to know before it starts, found once: the Postfix and Dovecot
+//! configuration (setup), each user's facts (preflight), and the plan built from them.
+
+use camino::{Utf8Path, Utf8PathBuf};
+use mailmig_core::dovecot::{PasswdFile, PasswdOptions};
+use mailmig_core::hold::{apply_hold, plan_hold_keys, HoldAction};
+use mailmig_core::login::{Dovecot, DovecotSettings, LockMethod};
+use mailmig_core::migrate::{
+    validate_user, Location, Plan, PlannedEdit, PlannedStep, StepKind, Strategy,
+};
+use mailmig_core::postfix::{postconf, Address, MapType, ParseOptions, Table, VirtualMap};
+use mailmig_core::process::{Argv, Runner};
+use serde::{Deserialize, Serialize};
+
+use super::super::aliases::{alias_setup, chain, location, reason_text};
+use super::super::hold::{access_map, coverage_problems};
+use super::super::passwd::ids;
+use super::super::Context;
+use crate::args::{HoldActionArg, HoldMapArgs, LockMethodArg, MigrationOptions, StrategyArg};
+use crate::exit;
+use crate::report::Failure;
+
+/// Everything a run needs to continue after a crash, stored in its journal header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RunOptions {
+    pub(crate) dovecot_config: Utf8PathBuf,
+    pub(crate) postfix_config: Option<Utf8PathBuf>,
+    pub(crate) access_map: Option<Utf8PathBuf>,
+    pub(crate) map_type: Option<String>,
+    pub(crate) passwd_file: Utf8PathBuf,
+    pub(crate) lock: LockMethod,
+    pub(crate) hold_action: HoldAction,
+    pub(crate) reason: String,
+    pub(crate) presync: bool,
+    pub(crate) home: String,
+    pub(crate) delimiters: String,
+    pub(crate) hold_keys: Vec<String>,
+    pub(crate) smtputf8: bool,
+    pub(crate) auth_cache: bool,
+}
+
+/// The server's configuration, read once for all users.
+pub(crate) struct Setup {
+    pub(crate) dovecot_config: Utf8PathBuf,
+    pub(crate) postfix_config: Option<Utf8PathBuf>,
+    pub(crate) access_map: Option<(Utf8PathBuf, MapType)>,
+    pub(crate) passwd_file: Utf8PathBuf,
+    pub(crate) settings: DovecotSettings,
+    pub(crate) delimiters: String,
+    pub(crate) strategy: Strategy,
+    pub(crate) lock: LockMethod,
+    pub(crate) hold_action: HoldAction,
+    pub(crate) reason: String,
+    pub(crate) presync: bool,
+}
+
+pub(crate) fn strategy(arg: StrategyArg) -> Strategy {
+    match arg {
+        StrategyArg::Hold => Strategy::Hold,
+        StrategyArg::Live => Strategy::Live,
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Failure {
+    Failure::new(exit::UNAVAILABLE, format!("error: {e}"))
+}
+
+/// Read Postfix's and Dovecot's configuration and refuse what the migration cannot work with.
+pub(crate) fn setup(ctx: &Context<'_>, opts: &MigrationOptions) -> Result<Setup, Failure> {
+    let strategy = strategy(opts.strategy);
+    let dovecot_config = ctx.global.dovecot_config.clone().ok_or_else(|| {
+        Failure::new(
+            exit::USAGE,
+            "error: a migration talks to the running Dovecot: give --dovecot-config FILE",
+        )
+    })?;
+    let dovecot = Dovecot {
+        config: dovecot_config.clone(),
+        runner: &ctx.runner,
+    };
+    let settings = dovecot.settings().map_err(unavailable)?;
+    let passwd_file = match settings.passwd_files.as_slice() {
+        [one] => one.clone(),
+        [] => return Err(Failure::new(exit::DATAERR, "error: this Dovecot has no passwd-file passdb/userdb: mailmig switches the mail location in a passwd-file")),
+        _ => return Err(Failure::new(exit::DATAERR, "error: this Dovecot has several passwd-files; mailmig supports one (the user's record is edited there)")),
+    };
+    let lock = match opts.lock {
+        LockMethodArg::AllowNets => LockMethod::AllowNets,
+        LockMethodArg::Nologin => LockMethod::Nologin,
+    };
+    if opts.reason.contains(']') || opts.reason.contains('%') || opts.reason.chars().any(char::is_control) {
+        return Err(Failure::new(
+            exit::DATAERR,
+            format!("error: --reason `{}`: `]`, `%` and control characters cannot be stored", opts.reason),
+        ));
+    }
+    let mut access = None;
+    let mut delimiters = String::new();
+    if strategy == Strategy::Hold {
+        let Some(dir) = ctx.global.postfix_config.clone() else {
+            return Err(Failure::new(
+                exit::USAGE,
+                "error: the hold strategy holds mail at Postfix: give --postfix-config DIR",
+            ));
+        };
+        let (map, map_type) = access_map(ctx, &HoldMapArgs { map: None })?;
+        let problems = coverage_problems(ctx, &dir, &map)?;
+        if !problems.is_empty() {
+            return Err(Failure::new(
+                exit::DATAERR,
+                format!(
+                    "error: a HOLD in {map} would not hold all SMTP mail; fix the configuration first (see `mailmig hold check`):\n{}",
+                    problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
+                ),
+            ));
+        }
+        if lock == LockMethod::AllowNets && dovecot.lmtp_checks_passdb().map_err(unavailable)? {
+            return Err(Failure::new(exit::DATAERR, "error: this Dovecot has `userdb static` without `allow_all_users=yes`: LMTP checks the passdb, so the allow_nets= lock-out would bounce the user's mail; use --lock nologin"));
+        }
+        access = Some((map.clone(), map_type.unwrap_or_else(|| MapType::detect(&map))));
+        delimiters = postconf(&ctx.runner, &dir, &["recipient_delimiter"])
+            .map_err(unavailable)?
+            .get("recipient_delimiter")
+            .cloned()
+            .unwrap_or_default();
+    }
+    Ok(Setup {
+        dovecot_config,
+        postfix_config: ctx.global.postfix_config.clone(),
+        access_map: access,
+        passwd_file,
+        settings,
+        delimiters,
+        strategy,
+        lock,
+        hold_action: match opts.hold_action {
+            HoldActionArg::Hold => HoldAction::Hold,
+            HoldActionArg::Defer => HoldAction::Defer,
+        },
+        reason: opts.reason.trim().to_string(),
+        presync: !opts.no_presync || strategy == Strategy::Live,
+    })
+}
+
+/// Every address that reaches each user (one pass over the virtual alias maps for all users),
+/// with warnings for what a hold cannot cover.
+pub(crate) fn hold_keys(
+    ctx: &Context<'_>,
+    users: &[String],
+) -> Result<Vec<(Vec<String>, Vec<String>)>, Failure> {
+    let (files, tables, options) = alias_setup(ctx, &[], None)?;
+    let refs: Vec<&Table> = tables.iter().collect();
+    let vm = VirtualMap::new(&refs, options);
+    Ok(users
+        .iter()
+        .map(|user| {
+            let closure = vm.reverse_closure(&Address(user.as_bytes().to_vec()));
+            let mut keys: Vec<String> = Vec::new();
+            for p in &closure.addresses {
+                let k = String::from_utf8_lossy(&p.address.external()).into_owned();
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            }
+            let mut warnings = Vec::new();
+            if !closure.target_receives_own_mail {
+                warnings.push(format!("mail addressed to {user} does not reach its mailbox (it is an alias to elsewhere)"));
+            }
+            for u in &closure.uncoverable {
+                warnings.push(format!(
+                    "{}: `{}` also reaches {user} ({}) and cannot be held: {}; its mail is carried over by the catch-up step",
+                    location(&files, Some(u.source)),
+                    String::from_utf8_lossy(&u.key),
+                    chain(&u.path),
+                    reason_text(u.reason)
+                ));
+            }
+            (keys, warnings)
+        })
+        .collect())
+}
+
+/// One user's facts, found by the preflight checks.
+#[derive(Debug, Clone)]
+pub(crate) struct UserFacts {
+    pub(crate) user: String,
+    pub(crate) from: Location,
+    pub(crate) to: Location,
+    pub(crate) home: String,
+    pub(crate) hold_keys: Vec<String>,
+    pub(crate) warnings: Vec<String>,
+}
+
+pub(crate) fn doveadm(config: &Utf8Path, args: &[&str]) -> Argv {
+    let mut v = vec!["doveadm", "-c", config.as_str()];
+    v.extend_from_slice(args);
+    Argv::new(v)
+}
+
+/// `doveadm user -f FIELD USER`: the value, or 67 for an unknown user.
+pub(crate) fn user_field(
+    runner: &dyn Runner,
+    config: &Utf8Path,
+    user: &str,
+    field: &str,
+) -> Result<String, Failure> {
+    let out = runner
+        .run(&doveadm(config, &["user", "-f", field, user]), None)
+        .map_err(unavailable)?;
+    match out.code {
+        Some(0) => Ok(String::from_utf8_lossy(&out.stdout).trim().to_string()),
+        Some(67) => Err(Failure::new(
+            exit::NOUSER,
+            format!("error: {user}: Dovecot's userdb does not know this user"),
+        )),
+        code => Err(Failure::new(
+            exit::UNAVAILABLE,
+            format!(
+                "error: `doveadm user {user}` failed ({code:?}): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        )),
+    }
+}
+
+/// The checks that change nothing, for one user; the facts the plan needs.
+pub(crate) fn preflight_user(
+    runner: &dyn Runner,
+    setup: &Setup,
+    parse: &ParseOptions,
+    user: &str,
+    to: &str,
+    keys: (Vec<String>, Vec<String>),
+) -> Result<UserFacts, Failure> {
+    let data = |m: String| Failure::new(exit::DATAERR, format!("error: {m}"));
+    validate_user(user).map_err(|e| data(e.to_string()))?;
+    let to = Location::parse(to).map_err(|e| data(e.to_string()))?;
+    let mut from = user_field(runner, &setup.dovecot_config, user, "mail")?;
+    if from.is_empty() {
+        from = setup.settings.mail_location.clone().unwrap_or_default();
+    }
+    let from = Location::parse(&from).map_err(|e| {
+        data(format!(
+            "{user}'s current mail location cannot be migrated by mailmig: {e}"
+        ))
+    })?;
+    let home = user_field(runner, &setup.dovecot_config, user, "home")?;
+    if (from.path().starts_with('~') || to.path().starts_with('~')) && !home.starts_with('/') {
+        return Err(data(format!(
+            "{user} has no absolute home directory, so `~` in a mail location has no meaning"
+        )));
+    }
+    if from.same_storage(&to, &home) {
+        return Err(data(format!("{user} is already at {to}")));
+    }
+    if from.format() != to.format()
+        && setup
+            .settings
+            .namespace_separators
+            .iter()
+            .any(|(_, sep)| sep.is_empty())
+    {
+        return Err(data(format!(
+            "a namespace has no explicit hierarchy separator: {} and {} default to different ones, and dsync refuses to convert between them (exit 78). Set `separator` in every namespace {{}} block first",
+            from.format(),
+            to.format()
+        )));
+    }
+    if setup.settings.quota_backend.as_deref() == Some("maildir") && to.format() != "maildir" {
+        return Err(data(format!(
+            "the Maildir++ quota backend (quota = maildir) works only with Maildir, not {}; switch to the count or dict backend first",
+            to.format()
+        )));
+    }
+    let target = to.expanded_path(&home);
+    if let Ok(mut entries) = fs_err::read_dir(&target) {
+        if entries.next().is_some() {
+            return Err(data(format!(
+                "the target {target} exists and is not empty; mailmig never overwrites mail (move it away first)"
+            )));
+        }
+    } else if Utf8Path::new(&target).exists() {
+        return Err(data(format!(
+            "the target {target} exists; mailmig never overwrites mail (move it away first)"
+        )));
+    }
+    let passwd = read_passwd(&setup.passwd_file)?;
+    let ids = ids();
+    let Some(entry) = passwd.lookup(user.as_bytes(), ids.as_ref()) else {
+        return Err(Failure::new(
+            exit::NOUSER,
+            format!(
+                "error: {user} has no record in {}; mailmig switches the mail location there",
+                setup.passwd_file
+            ),
+        ));
+    };
+    if entry.legacy_mail().is_some_and(|m| !m.is_empty()) {
+        return Err(data(format!(
+            "{}: {user}'s record sets the mail location in the legacy 8th field; move it to userdb_mail= first",
+            setup.passwd_file
+        )));
+    }
+    if let Some((map, _)) = &setup.access_map {
+        let table = Table::parse(
+            fs_err::read(map).map_err(|e| Failure::io(map.as_str(), &e))?,
+            parse,
+        );
+        let key_bytes: Vec<Vec<u8>> = keys.0.iter().map(|k| k.clone().into_bytes()).collect();
+        let plan = plan_hold_keys(&table, user, &key_bytes);
+        if !plan.conflicts.is_empty() {
+            return Err(data(format!(
+                "{map} already has other rules for addresses of {user} (postmap keeps the first entry, so a HOLD cannot be added): {}",
+                plan.conflicts
+                    .iter()
+                    .map(|(k, v, l)| format!(
+                        "line {}: `{} {}`",
+                        l.unwrap_or(0),
+                        String::from_utf8_lossy(k),
+                        String::from_utf8_lossy(v)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )));
+        }
+    }
+    Ok(UserFacts {
+        user: user.to_string(),
+        from,
+        to,
+        home,
+        hold_keys: keys.0,
+        warnings: keys.1,
+    })
+}
+
+pub(crate) fn read_passwd(path: &Utf8Path) -> Result<PasswdFile, Failure> {
+    let bytes = fs_err::read(path).map_err(|e| Failure::io(path.as_str(), &e))?;
+    Ok(PasswdFile::parse(bytes, &PasswdOptions::default()))
+}
+
+impl Setup {
+    /// The options a run of `facts` records in its journal.
+    pub(crate) fn run_options(&self, facts: &UserFacts, parse: &ParseOptions) -> RunOptions {
+        RunOptions {
+            dovecot_config: self.dovecot_config.clone(),
+            postfix_config: self.postfix_config.clone(),
+            access_map: self.access_map.as_ref().map(|(m, _)| m.clone()),
+            map_type: self.access_map.as_ref().map(|(_, t)| t.to_string()),
+            passwd_file: self.passwd_file.clone(),
+            lock: self.lock,
+            hold_action: self.hold_action,
+            reason: self.reason.clone(),
+            presync: self.presync,
+            home: facts.home.clone(),
+            delimiters: self.delimiters.clone(),
+            hold_keys: facts.hold_keys.clone(),
+            smtputf8: parse.smtputf8,
+            auth_cache: self.settings.auth_cache_enabled,
+        }
+    }
+}
+
+/// The files a plan shows edits of, as they are now.
+pub(crate) struct PlanFiles {
+    pub(crate) access: Option<Vec<u8>>,
+    pub(crate) passwd: Vec<u8>,
+}
+
+fn diff(path: &Utf8Path, old: &[u8], new: &[u8]) -> PlannedEdit {
+    let old_text = String::from_utf8_lossy(old).into_owned();
+    let new_text = String::from_utf8_lossy(new).into_owned();
+    PlannedEdit {
+        path: path.to_owned(),
+        diff: similar::TextDiff::from_lines(&old_text, &new_text)
+            .unified_diff()
+            .context_radius(1)
+            .header(&format!("a/{}", path.as_str().trim_start_matches('/')), &format!("b/{}", path.as_str().trim_start_matches('/')))
+            .to_string(),
+    }
+}
+
+fn argv(a: Argv) -> Vec<String> {
+    a.0.iter().map(|s| s.to_string_lossy().into_owned()).collect()
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_string()).collect()
+}
+
+/// The plan for one user: pure (files given), so that its rendering is snapshot-tested.
+pub(crate) fn build_plan(
+    opts: &RunOptions,
+    facts: &UserFacts,
+    strategy: Strategy,
+    files: &PlanFiles,
+    parse: &ParseOptions,
+    since: &str,
+) -> Result<Plan, Failure> {
+    let user = facts.user.as_str();
+    let conf = opts.dovecot_config.as_path();
+    let to = facts.to.as_str();
+    let from = facts.from.as_str();
+    let ids = mailmig_core::dovecot::NumericIds;
+    let passwd_edit = |src: &[u8], set: &[(&str, Option<&str>)], unset: &[&str]| {
+        let mut f = PasswdFile::parse(src.to_vec(), &PasswdOptions::default());
+        for (k, v) in set {
+            f.set_extra(user.as_bytes(), k.as_bytes(), v.map(str::as_bytes), &ids)
+                .map_err(|e| Failure::new(exit::DATAERR, format!("error: {}: {e}", opts.passwd_file)))?;
+        }
+        for k in unset {
+            f.remove_extra(user.as_bytes(), k.as_bytes(), &ids)
+                .map_err(|e| Failure::new(exit::DATAERR, format!("error: {}: {e}", opts.passwd_file)))?;
+        }
+        Ok::<_, Failure>(f.render())
+    };
+    let lock_fields: Vec<(&str, Option<&str>)> = match opts.lock {
+        LockMethod::AllowNets => vec![("allow_nets", Some(""))],
+        LockMethod::Nologin => vec![("nologin", Some("y")), ("reason", Some(""))],
+    };
+    let reason_underscored = opts.reason.replace(' ', "_");
+    let lock_fields: Vec<(&str, Option<&str>)> = lock_fields
+        .into_iter()
+        .map(|(k, v)| if k == "reason" { (k, Some(reason_underscored.as_str())) } else { (k, v) })
+        .collect();
+    let backup = |dest: &str| argv(doveadm(conf, &["backup", "-u", user, dest]));
+    let status = |loc: &str| {
+        argv(doveadm(
+            conf,
+            &["-o", &format!("mail_location={loc}"), "-f", "tab", "mailbox", "status", "-u", user, mailmig_core::migrate::verify::STATUS_FIELDS, "*"],
+        ))
+    };
+    let fetch = |loc: &str| {
+        argv(doveadm(
+            conf,
+            &["-o", &format!("mail_location={loc}"), "-f", "tab", "fetch", "-u", user, "mailbox guid", "ALL"],
+        ))
+    };
+    let switched = passwd_edit(&files.passwd, &[("userdb_mail", Some(to))], &[])?;
+    let mut steps = Vec::new();
+    let mut step = |kind: StepKind, summary: Vec<String>, commands: Vec<Vec<String>>, edits: Vec<PlannedEdit>| {
+        steps.push(PlannedStep { step: kind, summary, commands, edits });
+    };
+    step(
+        StepKind::Preflight,
+        vec![format!(
+            "{user} is at {from} (home {}); target {to} is free; separators, quota and passwd-file record checked{}",
+            facts.home,
+            if strategy == Strategy::Hold { "; smtpd consults the access map before any permit" } else { "" }
+        )],
+        vec![argv(doveadm(conf, &["user", "-f", "mail", user])), argv(doveadm(conf, &["user", "-f", "home", user]))],
+        vec![],
+    );
+    match strategy {
+        Strategy::Hold => {
+            let (map, access_before) = match (&opts.access_map, &files.access) {
+                (Some(m), Some(a)) => (m.clone(), a.clone()),
+                _ => return Err(Failure::new(exit::USAGE, "error: the hold strategy needs the access map")),
+            };
+            let pfx = opts.postfix_config.clone().unwrap_or_default();
+            let map_type = opts.map_type.clone().unwrap_or_else(|| "hash".into());
+            let mut table = Table::parse(access_before.clone(), parse);
+            let keys: Vec<Vec<u8>> = facts.hold_keys.iter().map(|k| k.clone().into_bytes()).collect();
+            let hp = plan_hold_keys(&table, user, &keys);
+            apply_hold(&mut table, &hp, opts.hold_action, since, &opts.reason)
+                .map_err(|e| Failure::new(exit::DATAERR, format!("error: {e}")))?;
+            let access_after = table.render();
+            let postmap = argv(Argv::new(["postmap", "-c", pfx.as_str(), &format!("{map_type}:{map}")]));
+            let postqueue = argv(Argv::new(["postqueue", "-c", pfx.as_str(), "-j"]));
+            let locked = passwd_edit(&files.passwd, &lock_fields, &[])?;
+            let locked_switched = passwd_edit(&locked, &[("userdb_mail", Some(to))], &[])?;
+            let unlock: Vec<&str> = lock_fields.iter().map(|(k, _)| *k).collect();
+            if opts.presync {
+                step(StepKind::Presync, strings(&["copy the bulk while the user is online (exit 2 = retried)"]), vec![backup(to)], vec![]);
+            }
+            step(
+                StepKind::Hold,
+                vec![
+                    format!("hold mail to {} address(es) at Postfix: {}", facts.hold_keys.len(), facts.hold_keys.join(", ")),
+                    "then put queued mail for the user on hold (IDs recorded)".into(),
+                ],
+                vec![postmap.clone(), postqueue.clone(), argv(Argv::new(["postsuper", "-c", pfx.as_str(), "-h", "-"]))],
+                vec![diff(&map, &access_before, &access_after)],
+            );
+            step(
+                StepKind::LockOut,
+                vec!["refuse the user's logins (confirmed with auth lookup), end their sessions (confirmed with who)".into()],
+                vec![
+                    argv(doveadm(conf, &["auth", "lookup", user])),
+                    argv(doveadm(conf, &["kick", user])),
+                    argv(doveadm(conf, &["who", "-1", user])),
+                ],
+                vec![diff(&opts.passwd_file, &files.passwd, &locked)],
+            );
+            step(
+                StepKind::FinalSync,
+                strings(&["hold mail queued meanwhile; last incremental sync (exit 2 = retried)"]),
+                vec![postqueue.clone(), backup(to)],
+                vec![],
+            );
+            step(
+                StepKind::Verify,
+                strings(&["per mailbox: messages, UIDVALIDITY, UIDNEXT, mailbox GUID and message GUIDs identical (else sync again, at most 3 times, then roll back)"]),
+                vec![status(from), fetch(from), status(to), fetch(to)],
+                vec![],
+            );
+            step(
+                StepKind::Switch,
+                vec![format!("userdb_mail={to}; confirmed with doveadm user")],
+                vec![argv(doveadm(conf, &["user", "-f", "mail", user]))],
+                vec![diff(&opts.passwd_file, &locked, &locked_switched)],
+            );
+            step(
+                StepKind::CatchUp,
+                strings(&["hold mail queued meanwhile; if the old location got mail after the final sync, carry it over without deleting anything"]),
+                vec![status(from), fetch(from), argv(doveadm(conf, &["sync", "-1", "-R", "-u", user, from]))],
+                vec![],
+            );
+            let mut release_cmds = vec![postmap];
+            release_cmds.push(argv(Argv::new(["postsuper", "-c", pfx.as_str(), "-H", "-"])));
+            release_cmds.push(argv(Argv::new(["postqueue", "-c", pfx.as_str(), "-i", "ID"])));
+            step(
+                StepKind::Release,
+                strings(&["remove the holds, restore the record's lock-out fields exactly, release only the messages this run held"]),
+                release_cmds,
+                vec![
+                    diff(&map, &access_after, &access_before),
+                    diff(&opts.passwd_file, &locked_switched, &passwd_edit(&locked_switched, &[], &unlock)?),
+                ],
+            );
+        }
+        Strategy::Live => {
+            let sync = |dest: &str| argv(doveadm(conf, &["sync", "-u", user, dest]));
+            step(StepKind::Presync, strings(&["two-way sync, twice, while the user is online"]), vec![sync(to), sync(to)], vec![]);
+            step(
+                StepKind::Switch,
+                vec![format!("userdb_mail={to}; confirmed with doveadm user; then kick the user's sessions")],
+                vec![argv(doveadm(conf, &["user", "-f", "mail", user])), argv(doveadm(conf, &["kick", user]))],
+                vec![diff(&opts.passwd_file, &files.passwd, &switched)],
+            );
+            step(StepKind::FinalSync, strings(&["two-way sync against the old location (the new one is local now)"]), vec![sync(from)], vec![]);
+            step(
+                StepKind::Verify,
+                strings(&["every message of the old location is in the new one, UIDVALIDITY equal"]),
+                vec![status(from), fetch(from), status(to), fetch(to)],
+                vec![],
+            );
+        }
+    }
+    step(StepKind::Done, strings(&["close the journal; the old location is kept"]), vec![], vec![]);
+    Ok(Plan {
+        user: user.to_string(),
+        from: facts.from.clone(),
+        to: facts.to.clone(),
+        strategy,
+        warnings: facts.warnings.clone(),
+        steps,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(strategy: Strategy) -> Plan {
+        let opts = RunOptions {
+            dovecot_config: "/etc/dovecot/dovecot.conf".into(),
+            postfix_config: Some("/etc/postfix".into()),
+            access_map: Some("/etc/postfix/recipient_maintenance".into()),
+            map_type: Some("hash".into()),
+            passwd_file: "/etc/dovecot/users".into(),
+            lock: LockMethod::AllowNets,
+            hold_action: HoldAction::Hold,
+            reason: "Mailbox maintenance".into(),
+            presync: true,
+            home: "/srv/mail/alice".into(),
+            delimiters: "+".into(),
+            hold_keys: vec![],
+            smtputf8: true,
+            auth_cache: false,
+        };
+        let facts = UserFacts {
+            user: "alice@example.test".into(),
+            from: Location::parse("maildir:~/Maildir").expect("valid"),
+            to: Location::parse("mdbox:~/mdbox").expect("valid"),
+            home: "/srv/mail/alice".into(),
+            hold_keys: vec!["alice@example.test".into(), "al@example.test".into(), "team@example.test".into()],
+            warnings: vec!["virtual:4: `@example.test` also reaches alice@example.test: a catch-all".into()],
+        };
+        let files = PlanFiles {
+            access: Some(b"# maintenance holds\ncarol@example.test HOLD other admin\n".to_vec()),
+            passwd: b"alice@example.test:{PLAIN}alicepw:999:995::/srv/mail/alice::\nbob@example.test:{PLAIN}bobpw:999:995::/srv/mail/bob::allow_nets=10.0.0.0/8\n".to_vec(),
+        };
+        build_plan(&opts, &facts, strategy, &files, &ParseOptions::default(), "2026-11-29T12:00:00Z")
+            .expect("plan")
+    }
+
+    #[test]
+    fn dry_run_rendering() {
+        insta::assert_snapshot!("plan_hold", fixture(Strategy::Hold).render());
+        insta::assert_snapshot!("plan_live", fixture(Strategy::Live).render());
+        insta::assert_json_snapshot!("plan_hold_json", fixture(Strategy::Hold));
+    }
+}
