@@ -18,6 +18,9 @@ pub struct QueuedMessage {
     pub sender: String,
     /// Recipients after alias expansion (`orig_address` as well, from Postfix 3.11).
     pub recipients: Vec<String>,
+    /// When the message arrived (seconds since the epoch; 0 if postqueue did not say).
+    #[serde(default)]
+    pub arrival_time: i64,
 }
 
 /// Why a queue operation failed.
@@ -68,6 +71,7 @@ pub fn parse_postqueue_json(text: &str) -> Result<Vec<QueuedMessage>, QueueError
                 queue_id: s("queue_id"),
                 sender: s("sender"),
                 recipients,
+                arrival_time: v["arrival_time"].as_i64().unwrap_or(0),
             })
         })
         .collect()
@@ -141,6 +145,24 @@ pub fn pending_for_user(
     Ok(list(runner, config_dir)?
         .into_iter()
         .filter(|m| m.queue_name != "hold")
+        .filter(|m| m.recipients.iter().any(|r| reaches(r, user, delimiters)))
+        .map(|m| m.queue_id)
+        .collect())
+}
+
+/// The IDs of messages on hold with a recipient that reaches `user` and that arrived at or after
+/// `since` (seconds since the epoch): the mail smtpd held because of a HOLD action written at
+/// `since`.
+pub fn held_for_user_since(
+    runner: &dyn Runner,
+    config_dir: &Utf8Path,
+    user: &str,
+    delimiters: &str,
+    since: i64,
+) -> Result<Vec<String>, QueueError> {
+    Ok(list(runner, config_dir)?
+        .into_iter()
+        .filter(|m| m.queue_name == "hold" && m.arrival_time >= since)
         .filter(|m| m.recipients.iter().any(|r| reaches(r, user, delimiters)))
         .map(|m| m.queue_id)
         .collect())

@@ -9,6 +9,7 @@
 #![allow(clippy::print_stderr)]
 
 pub mod gen;
+pub mod mail;
 pub mod sandbox;
 
 use std::sync::OnceLock;

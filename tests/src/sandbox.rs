@@ -220,6 +220,150 @@ impl Sandbox {
             ],
         )
     }
+
+    /// `doveadm -c CONF ARGS...`.
+    pub fn doveadm(&self, args: &[&str]) -> Run {
+        let mut all = vec!["-c", self.get("DOVECOT_CONFIG")];
+        all.extend_from_slice(args);
+        run("doveadm", &all)
+    }
+
+    /// The user's home directory (as the sandbox lays them out).
+    pub fn home(&self, user: &str) -> Utf8PathBuf {
+        let (local, domain) = user.split_once('@').expect("user@domain");
+        self.path("MAIL_ROOT").join(domain).join(local)
+    }
+
+    /// Add users `NAME@example.test` (password `NAMEpw`) to the passwd-file and the virtual
+    /// mailbox map (rebuilt), like the sandbox's own users.
+    pub fn add_users(&self, names: &[String]) {
+        let (uid, gid) = (self.get("VMAIL_UID"), self.get("VMAIL_GID"));
+        let mut passwd = fs_err::read_to_string(self.path("PASSWD_FILE")).expect("passwd-file");
+        let mut vmailbox = fs_err::read_to_string(self.path("VMAILBOX_MAP")).expect("vmailbox");
+        for n in names {
+            let home = self.home(&format!("{n}@example.test"));
+            passwd.push_str(&format!("{n}@example.test:{{PLAIN}}{n}pw:{uid}:{gid}::{home}::\n"));
+            vmailbox.push_str(&format!("{n}@example.test example.test/{n}/\n"));
+        }
+        fs_err::write(self.path("PASSWD_FILE"), passwd).expect("write passwd-file");
+        fs_err::write(self.path("VMAILBOX_MAP"), vmailbox).expect("write vmailbox");
+        let r = run(
+            "postmap",
+            &[
+                "-c",
+                self.get("POSTFIX_CONFIG"),
+                &format!("hash:{}", self.get("VMAILBOX_MAP")),
+            ],
+        );
+        assert_eq!(r.code, 0, "postmap vmailbox: {}", r.err());
+        // Dovecot and smtpd notice changes by mtime second.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+
+    /// Put messages tagged `X-Mailmig-Test: pre-USER-FOLDER-N` straight into the user's Maildir
+    /// (folders other than INBOX as Maildir++ subfolders), owned by vmail, then set flags and
+    /// keywords through doveadm: `\Seen` on the first half of each folder, `\Flagged $Label1
+    /// project` on the first 5. Returns the tags.
+    pub fn populate(&self, user: &str, folders: &[(&str, usize)]) -> Vec<String> {
+        let maildir = self.home(user).join("Maildir");
+        let mut tags = Vec::new();
+        let mut n = 0u64;
+        for (folder, count) in folders {
+            let dir = if *folder == "INBOX" {
+                maildir.clone()
+            } else {
+                maildir.join(format!(".{}", folder.replace('/', ".")))
+            };
+            for sub in ["cur", "new", "tmp"] {
+                fs_err::create_dir_all(dir.join(sub)).expect("maildir");
+            }
+            if *folder != "INBOX" {
+                fs_err::write(dir.join("maildirfolder"), "").expect("maildirfolder");
+            }
+            for i in 1..=*count {
+                n += 1;
+                let tag = format!("pre-{user}-{}-{i}", folder.replace('/', "."));
+                let body = format!(
+                    "From: <old@example.org>\nTo: <{user}>\nSubject: {tag}\nX-Mailmig-Test: {tag}\nMessage-ID: <{tag}@test>\n\nold mail {tag}\n"
+                );
+                let name = format!("1790000000.M{n}P1.mailmig,S={}:2,", body.len());
+                fs_err::write(dir.join("cur").join(name), body).expect("message");
+                tags.push(tag);
+            }
+        }
+        let r = run(
+            "chown",
+            &[
+                "-R",
+                &format!("{}:{}", self.get("VMAIL_UID"), self.get("VMAIL_GID")),
+                self.home(user).as_str(),
+            ],
+        );
+        assert_eq!(r.code, 0, "chown: {}", r.err());
+        for (folder, count) in folders {
+            let half = format!("1:{}", (count / 2).max(1));
+            let r = self.doveadm(&["flags", "add", "-u", user, "\\Seen", "mailbox", folder, "uid", &half]);
+            assert_eq!(r.code, 0, "flags: {}", r.err());
+            let r = self.doveadm(&[
+                "flags", "add", "-u", user, "\\Flagged $Label1 project", "mailbox", folder, "uid", "1:5",
+            ]);
+            assert_eq!(r.code, 0, "flags: {}", r.err());
+        }
+        tags
+    }
+
+    /// `doveadm -f tab fetch` rows (header skipped) for the user, at `location` or the
+    /// userdb's.
+    pub fn fetch(&self, user: &str, location: Option<&str>, fields: &str) -> Vec<Vec<String>> {
+        let loc = location.map(|l| format!("mail_location={l}"));
+        let mut args = Vec::new();
+        if let Some(l) = &loc {
+            args.extend(["-o", l.as_str()]);
+        }
+        args.extend(["-f", "tab", "fetch", "-u", user, fields, "ALL"]);
+        let r = self.doveadm(&args);
+        assert!(r.code == 0 && !r.err().contains("Error:"), "doveadm fetch: {}", r.err());
+        r.out()
+            .lines()
+            .skip(1)
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect()
+    }
+
+    /// How often each `X-Mailmig-Test` tag is in the user's mail (all folders).
+    pub fn tag_counts(&self, user: &str, location: Option<&str>) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for row in self.fetch(user, location, "hdr.x-mailmig-test") {
+            let tag = row.first().cloned().unwrap_or_default();
+            if !tag.is_empty() {
+                *counts.entry(tag).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
+    /// The user's mail location as Dovecot sees it.
+    pub fn mail_location(&self, user: &str) -> String {
+        let r = self.doveadm(&["user", "-f", "mail", user]);
+        assert_eq!(r.code, 0, "doveadm user: {}", r.err());
+        r.out().trim().to_string()
+    }
+
+    /// Wait (at most `secs`) until the queue is empty; flushes deferred mail on the way.
+    pub fn wait_queue_empty(&self, secs: u64) -> bool {
+        let start = std::time::Instant::now();
+        loop {
+            if self.queue().is_empty() {
+                return true;
+            }
+            if start.elapsed().as_secs() >= secs {
+                return false;
+            }
+            let _ = run("postqueue", &["-c", self.get("POSTFIX_CONFIG"), "-f"]);
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    }
+
 }
 
 impl Drop for Sandbox {

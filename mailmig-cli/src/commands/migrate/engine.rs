@@ -62,17 +62,26 @@ pub(crate) struct Ending {
     pub(crate) message: String,
 }
 
-/// Kill this process with SIGKILL at a named point (tests of crash recovery): set
-/// `MAILMIG_FAILPOINT=NAME`. Never set in production; a no-op otherwise.
+/// Test hooks at named points of a run (never set in production; no-ops otherwise):
+/// `MAILMIG_FAILPOINT=NAME` kills this process with SIGKILL there (crash-recovery tests);
+/// `MAILMIG_PAUSE=NAME` with `MAILMIG_PAUSE_FILE=PATH` creates PATH there and waits (at most
+/// 120 s) until it is removed (tests that act at an exact moment of a run).
 pub(crate) fn failpoint(name: &str) {
-    let Ok(wanted) = std::env::var("MAILMIG_FAILPOINT") else {
-        return;
-    };
-    if wanted == name {
+    if std::env::var("MAILMIG_FAILPOINT").is_ok_and(|w| w == name) {
         let pid = std::process::id().to_string();
         let _ = duct::cmd("kill", ["-KILL", pid.as_str()]).run();
         loop {
             std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    if std::env::var("MAILMIG_PAUSE").is_ok_and(|w| w == name) {
+        if let Ok(path) = std::env::var("MAILMIG_PAUSE_FILE") {
+            if fs_err::write(&path, name).is_ok() {
+                let deadline = Instant::now() + Duration::from_secs(120);
+                while Utf8Path::new(&path).exists() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
         }
     }
 }
@@ -305,6 +314,18 @@ impl Engine<'_> {
         let (map, _) = self.map()?;
         let handover = self.handover_dir();
         let mut ids = self.recorded_queue_ids();
+        // What smtpd held because of this run's HOLD lines: held mail for the user that arrived
+        // after they were written.
+        if let Some(since) = self
+            .first_start_data(StepKind::Hold)
+            .and_then(|d| d.get("since_epoch").and_then(Value::as_i64))
+        {
+            for id in queue::held_for_user_since(self.runner, &dir, self.user(), &self.opts.delimiters, since)? {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
         if let Ok(entries) = fs_err::read_dir(&handover) {
             for e in entries.flatten() {
                 if let Some(name) = e.file_name().to_str() {
@@ -396,7 +417,11 @@ impl Engine<'_> {
                 let keys: Vec<Vec<u8>> = self.opts.hold_keys.iter().map(|k| k.clone().into_bytes()).collect();
                 let plan = plan_hold_keys(&access, self.user(), &keys);
                 let text = |v: &Vec<Vec<u8>>| v.iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect::<Vec<_>>();
-                json!({ "keys": text(&plan.add).into_iter().chain(text(&plan.share)).collect::<Vec<_>>(), "already": text(&plan.already) })
+                json!({
+                    "keys": text(&plan.add).into_iter().chain(text(&plan.share)).collect::<Vec<_>>(),
+                    "already": text(&plan.already),
+                    "since_epoch": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+                })
             }
             StepKind::Switch => {
                 let previous = self.userdb_mail_now()?;
