@@ -130,6 +130,34 @@ impl Sandbox {
         crate::mailmig(&all)
     }
 
+    /// [`Sandbox::mailmig`] with extra environment variables (test hooks).
+    pub fn mailmig_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let state = self.root.join("state");
+        let mut all = vec![
+            "--postfix-config",
+            self.get("POSTFIX_CONFIG"),
+            "--dovecot-config",
+            self.get("DOVECOT_CONFIG"),
+            "--state-dir",
+            state.as_str(),
+        ];
+        all.extend_from_slice(args);
+        let mut expr = duct::cmd(crate::mailmig_bin().as_str(), &all)
+            .stdout_capture()
+            .stderr_capture()
+            .stdin_null()
+            .unchecked();
+        for (k, v) in env {
+            expr = expr.env(k, v);
+        }
+        let out = expr.run().expect("run mailmig");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        }
+    }
+
     /// Send one message over SMTP (swaks) to the sandbox's smtpd.
     pub fn send(&self, to: &str, subject: &str) {
         let r = run(

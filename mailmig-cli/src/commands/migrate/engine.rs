@@ -746,9 +746,16 @@ impl Engine<'_> {
     pub(crate) fn backward(&mut self) -> Ending {
         let state = self.state();
         if state.started.contains(&StepKind::Release) {
+            // Past the point of no return: the holds may be gone and released mail delivered
+            // into the new location. The clean state is the finished migration.
+            self.report(None, "completing", "the release had started: completing the migration instead of rolling back");
+            let ending = self.forward();
             return Ending {
-                code: exit::SOFTWARE,
-                message: format!("the release already started (the user is on {} and mail is being released): finish it with `mailmig resume {}`", self.to(), self.header.run),
+                code: ending.code,
+                message: format!(
+                    "the release had started, so the migration was completed instead of rolled back: {}",
+                    ending.message
+                ),
             };
         }
         let mut steps = state.started.clone();
