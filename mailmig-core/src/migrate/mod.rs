@@ -237,7 +237,7 @@ impl StepKind {
                 v.extend([Hold, LockOut, FinalSync, Verify, Switch, CatchUp, Release, Done]);
                 v
             }
-            Strategy::Live => vec![Preflight, Presync, Switch, FinalSync, Verify, Done],
+            Strategy::Live => vec![Preflight, Presync, Switch, FinalSync, Verify, CatchUp, Done],
         }
     }
 }

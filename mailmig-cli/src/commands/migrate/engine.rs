@@ -64,7 +64,7 @@ pub(crate) struct Ending {
 
 /// Test hooks at named points of a run (never set in production; no-ops otherwise):
 /// `MAILMIG_FAILPOINT=NAME` kills this process with SIGKILL there (crash-recovery tests);
-/// `MAILMIG_PAUSE=NAME` with `MAILMIG_PAUSE_FILE=PATH` creates PATH there and waits (at most
+/// `MAILMIG_PAUSE=NAME[,NAME...]` with `MAILMIG_PAUSE_FILE=PATH` creates PATH there and waits (at most
 /// 120 s) until it is removed (tests that act at an exact moment of a run).
 pub(crate) fn failpoint(name: &str) {
     if std::env::var("MAILMIG_FAILPOINT").is_ok_and(|w| w == name) {
@@ -74,7 +74,7 @@ pub(crate) fn failpoint(name: &str) {
             std::thread::sleep(Duration::from_secs(1));
         }
     }
-    if std::env::var("MAILMIG_PAUSE").is_ok_and(|w| w == name) {
+    if std::env::var("MAILMIG_PAUSE").is_ok_and(|w| w.split(',').any(|p| p == name)) {
         if let Ok(path) = std::env::var("MAILMIG_PAUSE_FILE") {
             if fs_err::write(&path, name).is_ok() {
                 let deadline = Instant::now() + Duration::from_secs(120);
@@ -532,7 +532,9 @@ impl Engine<'_> {
                 Ok(Value::Null)
             }
             StepKind::CatchUp => {
-                self.hold_queue(StepKind::CatchUp)?;
+                if !live {
+                    self.hold_queue(StepKind::CatchUp)?;
+                }
                 // An LMTP delivery that looked the user up before the switch may still be
                 // writing into the old location.
                 sleep_ms(1000);

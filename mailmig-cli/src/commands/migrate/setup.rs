@@ -545,6 +545,12 @@ pub(crate) fn build_plan(
                 vec![status(from), fetch(from), status(to), fetch(to)],
                 vec![],
             );
+            step(
+                StepKind::CatchUp,
+                strings(&["if the old location got mail after the final sync, carry it over without deleting anything"]),
+                vec![argv(doveadm(conf, &["sync", "-1", "-R", "-u", user, from]))],
+                vec![],
+            );
         }
     }
     step(StepKind::Done, strings(&["close the journal; the old location is kept"]), vec![], vec![]);

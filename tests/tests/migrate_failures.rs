@@ -1,0 +1,184 @@
+//! Failures of a migration on the live sandbox: refusals before anything changes (65/67/75),
+//! a failing step rolled back (75), an undo that cannot complete (70, then `rollback` after the
+//! admin's fix), `plan` and `--dry-run` changing nothing, and the live strategy.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mailmig_tests::mail::{send_tagged, Imap};
+use mailmig_tests::mailmig_bin;
+use mailmig_tests::sandbox::Sandbox;
+
+fn snapshot(sb: &Sandbox) -> Vec<Vec<u8>> {
+    ["VIRTUAL_MAP", "ACCESS_MAP", "PASSWD_FILE"]
+        .iter()
+        .map(|k| fs_err::read(sb.path(k)).expect("read"))
+        .collect()
+}
+
+/// Start `migrate USER` paused at `point`; returns the handle once the pause is reached.
+fn paused(sb: &Sandbox, user: &str, point: &str) -> (duct::Handle, camino::Utf8PathBuf) {
+    let pause = sb.root().join(format!("pause-{user}"));
+    let state = sb.root().join("state");
+    let handle = duct::cmd(
+        mailmig_bin().as_str(),
+        [
+            "--postfix-config",
+            sb.get("POSTFIX_CONFIG"),
+            "--dovecot-config",
+            sb.get("DOVECOT_CONFIG"),
+            "--state-dir",
+            state.as_str(),
+            "migrate",
+            user,
+            "--to",
+            "mdbox:~/mdbox",
+        ],
+    )
+    .env("MAILMIG_PAUSE", point)
+    .env("MAILMIG_PAUSE_FILE", pause.as_str())
+    .stdout_capture()
+    .stderr_capture()
+    .unchecked()
+    .start()
+    .expect("spawn");
+    let start = Instant::now();
+    while !pause.exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "never reached {point}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (handle, pause)
+}
+
+#[test]
+fn refusals_change_nothing() {
+    let Some(sb) = Sandbox::start() else { return };
+    sb.populate("alice@example.test", &[("INBOX", 5)]);
+    let before = snapshot(&sb);
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["migrate", "nobody@example.test", "--to", "mdbox:~/mdbox"], 67, "does not know this user"),
+        (&["migrate", "alice@example.test", "--to", "zip:~/x"], 65, "unknown format"),
+        (&["migrate", "alice@example.test", "--to", "mdbox:relative"], 65, "absolute"),
+        (&["migrate", "--to", "mdbox:~/mdbox", "--", "-x@example.test"], 65, "must not start with"),
+        (&["migrate", "a:b@example.test", "--to", "mdbox:~/mdbox"], 65, "user name"),
+        (&["migrate", "alice@example.test", "--to", "maildir:~/Maildir"], 65, "already at"),
+    ];
+    for (args, code, text) in cases {
+        let r = sb.mailmig(args);
+        assert_eq!(r.code, *code, "{args:?}: {}", r.err());
+        assert!(r.err().contains(text), "{args:?}: {}", r.err());
+    }
+    // A target that already holds something is never overwritten.
+    let target = sb.home("alice@example.test").join("mdbox");
+    fs_err::create_dir_all(target.join("x")).expect("mkdir");
+    let r = sb.mailmig(&["migrate", "alice@example.test", "--to", "mdbox:~/mdbox"]);
+    assert_eq!(r.code, 65, "{}", r.err());
+    assert!(r.err().contains("not empty"), "{}", r.err());
+    fs_err::remove_dir_all(&target).expect("rm");
+    // plan and --dry-run print the plan and change nothing.
+    let plan = sb.mailmig(&["plan", "alice@example.test", "--to", "mdbox:~/mdbox"]);
+    assert_eq!(plan.code, 0, "{}", plan.err());
+    for word in ["presync", "hold", "lock-out", "final-sync", "verify", "switch", "catch-up", "release", "HOLD [mailmig hold for alice@example.test since", "userdb_mail=mdbox:~/mdbox"] {
+        assert!(plan.out().contains(word), "{word}: {}", plan.out());
+    }
+    let json = sb.mailmig(&["migrate", "alice@example.test", "--to", "mdbox:~/mdbox", "--dry-run", "--json"]);
+    assert_eq!(json.code, 0, "{}", json.err());
+    let v: serde_json::Value = serde_json::from_str(&json.out()).expect("plan JSON");
+    assert_eq!(v["steps"].as_array().map(Vec::len), Some(10));
+    assert_eq!(v["steps"][2]["step"], "hold");
+    assert_eq!(snapshot(&sb), before);
+    assert!(!sb.root().join("state/runs").exists(), "a dry run created a run");
+    // A second run for a user with an unfinished run is refused.
+    let (handle, pause) = paused(&sb, "alice@example.test", "hold:done");
+    let r = sb.mailmig(&["migrate", "alice@example.test", "--to", "sdbox:~/sdbox"]);
+    assert_eq!(r.code, 75, "{}", r.err());
+    fs_err::remove_file(&pause).expect("unpause");
+    let out = handle.wait().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_failing_step_is_rolled_back_and_a_failing_undo_is_reported() {
+    let Some(sb) = Sandbox::start() else { return };
+    let alice = "alice@example.test";
+    let pre = sb.populate(alice, &[("INBOX", 10)]);
+    let before = snapshot(&sb);
+    // The final sync fails: the presynced target becomes unwritable.
+    let (handle, pause) = paused(&sb, alice, "presync:done");
+    let target = sb.home(alice).join("mdbox");
+    let r = mailmig_tests::run("chmod", &["000", target.as_str()]);
+    assert_eq!(r.code, 0);
+    fs_err::remove_file(&pause).expect("unpause");
+    let out = handle.wait().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(err.contains("final-sync failed") && err.contains("rolled back"), "{err}");
+    assert_eq!(sb.mail_location(alice), "maildir:~/Maildir");
+    assert_eq!(snapshot(&sb), before, "maps and passwd-file restored byte for byte");
+    assert!(!target.exists(), "the partial copy was moved aside");
+    Imap::login(sb.get("IMAP_PORT"), alice, "alicepw").expect("login works");
+
+    // The same failure, and the undo of the hold cannot rebuild the map: exit 70, status says
+    // what is left; after the admin's fix `rollback` finishes.
+    let (handle, pause) = paused(&sb, alice, "presync:done,undo-hold:started");
+    assert_eq!(mailmig_tests::run("chmod", &["000", target.as_str()]).code, 0);
+    fs_err::remove_file(&pause).expect("unpause");
+    let start = Instant::now();
+    while !pause.exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "never reached undo-hold");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let main_cf = sb.path("POSTFIX_CONFIG").join("main.cf");
+    let moved = sb.path("POSTFIX_CONFIG").join("main.cf.away");
+    fs_err::rename(&main_cf, &moved).expect("break postfix");
+    fs_err::remove_file(&pause).expect("unpause");
+    let out = handle.wait().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    fs_err::rename(&moved, &main_cf).expect("restore main.cf");
+    assert_eq!(out.status.code(), Some(70), "{err}");
+    assert!(err.contains("undoing step hold failed") && err.contains("mailmig rollback"), "{err}");
+    let status = sb.mailmig(&["status", "--json"]);
+    assert_eq!(status.code, 1, "unfinished runs make status exit 1");
+    assert!(status.out().contains("needs-admin"), "{}", status.out());
+    let r = sb.mailmig(&["rollback"]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    assert_eq!(sb.mail_location(alice), "maildir:~/Maildir");
+    assert_eq!(snapshot(&sb), before);
+    let counts = sb.tag_counts(alice, None);
+    assert!(pre.iter().all(|t| counts.get(t) == Some(&1)));
+    Imap::login(sb.get("IMAP_PORT"), alice, "alicepw").expect("login works");
+}
+
+#[test]
+fn live_strategy_while_mail_arrives() {
+    let Some(sb) = Sandbox::start() else { return };
+    let alice = "alice@example.test";
+    let pre = sb.populate(alice, &[("INBOX", 100), ("Projects", 20)]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = sb.get("SMTP_PORT").to_string();
+    let s = stop.clone();
+    let sender = std::thread::spawn(move || {
+        let mut tags = Vec::new();
+        while !s.load(Ordering::SeqCst) {
+            let tag = format!("live-{}", tags.len());
+            send_tagged(&port, &["al@example.test"], &tag).expect("send");
+            tags.push(tag);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tags
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let r = sb.mailmig(&["migrate", alice, "--to", "mdbox:~/mdbox", "--strategy", "live"]);
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    let sent = sender.join().expect("sender");
+    assert_eq!(r.code, 0, "{}{}", r.out(), r.err());
+    assert!(sb.wait_queue_empty(30));
+    assert_eq!(sb.mail_location(alice), "mdbox:~/mdbox");
+    let counts = sb.tag_counts(alice, None);
+    for t in pre.iter().chain(&sent) {
+        assert_eq!(counts.get(t), Some(&1), "{t}");
+    }
+    assert!(!fs_err::read_to_string(sb.path("ACCESS_MAP")).expect("map").contains("alice"));
+}
