@@ -1,0 +1,85 @@
+//! `mailmig migrate --users-from FILE --jobs 4` for 50 users on the live sandbox while mail
+//! arrives for all of them: every user converted, every message present exactly once.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mailmig_tests::mail::send_tagged;
+use mailmig_tests::sandbox::Sandbox;
+
+#[test]
+fn fifty_users_four_jobs_while_mail_arrives() {
+    let Some(sb) = Sandbox::start() else { return };
+    let names: Vec<String> = (1..=50).map(|i| format!("b{i:02}")).collect();
+    sb.add_users(&names);
+    let users: Vec<String> = names.iter().map(|n| format!("{n}@example.test")).collect();
+    let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for u in &users {
+        expected.insert(u.clone(), sb.populate(u, &[("INBOX", 12), ("Sent", 4)]));
+    }
+    let list = sb.root().join("users.txt");
+    fs_err::write(&list, format!("# batch\n{}\n", users.join("\n"))).expect("write list");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = sb.get("SMTP_PORT").to_string();
+    let (s, targets) = (stop.clone(), users.clone());
+    let sender = std::thread::spawn(move || {
+        let mut sent = Vec::new();
+        let mut n = 0usize;
+        while !s.load(Ordering::SeqCst) {
+            // Spread over the users, two at a time now and then (shared messages).
+            let a = &targets[(n * 7) % targets.len()];
+            let b = &targets[(n * 13 + 5) % targets.len()];
+            let to: Vec<&str> = if n % 4 == 0 && a != b { vec![a, b] } else { vec![a] };
+            let tag = format!("batch-{n}");
+            send_tagged(&port, &to, &tag).expect("send");
+            sent.push((tag, to.iter().map(|t| t.to_string()).collect::<Vec<_>>()));
+            n += 1;
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        sent
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let start = Instant::now();
+    let r = sb.mailmig(&[
+        "migrate",
+        "--users-from",
+        list.as_str(),
+        "--jobs",
+        "4",
+        "--to",
+        "mdbox:~/mdbox",
+        "--json",
+    ]);
+    let took = start.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    let sent = sender.join().expect("sender");
+    assert_eq!(r.code, 0, "{}\n{}", r.out(), r.err());
+    let migrated = r
+        .out()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "migrated")
+        .count();
+    assert_eq!(migrated, 50, "{}", r.out());
+    assert!(sb.wait_queue_empty(60), "queue: {:?}", sb.queue_summary());
+    for (tag, to) in &sent {
+        for u in to {
+            expected.get_mut(u).expect("user").push(tag.clone());
+        }
+    }
+    for (user, tags) in &expected {
+        assert_eq!(sb.mail_location(user), "mdbox:~/mdbox", "{user}");
+        let counts = sb.tag_counts(user, None);
+        for t in tags {
+            assert_eq!(counts.get(t), Some(&1), "{user}: {t}");
+        }
+        assert_eq!(counts.len(), tags.len(), "{user}: extra messages");
+    }
+    let access = fs_err::read_to_string(sb.path("ACCESS_MAP")).expect("map");
+    assert!(!access.contains("mailmig hold"), "holds left: {access}");
+    eprintln!("50 users, 4 jobs, {} messages sent meanwhile: {took:?}", sent.len());
+}
