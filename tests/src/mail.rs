@@ -122,7 +122,8 @@ impl Imap {
     pub fn command(&mut self, cmd: &str) -> std::io::Result<Vec<String>> {
         self.tag += 1;
         let tag = format!("a{}", self.tag);
-        self.writer.write_all(format!("{tag} {cmd}\r\n").as_bytes())?;
+        self.writer
+            .write_all(format!("{tag} {cmd}\r\n").as_bytes())?;
         let mut lines = Vec::new();
         loop {
             let mut line = String::new();

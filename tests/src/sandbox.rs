@@ -270,7 +270,9 @@ impl Sandbox {
         let mut vmailbox = fs_err::read_to_string(self.path("VMAILBOX_MAP")).expect("vmailbox");
         for n in names {
             let home = self.home(&format!("{n}@example.test"));
-            passwd.push_str(&format!("{n}@example.test:{{PLAIN}}{n}pw:{uid}:{gid}::{home}::\n"));
+            passwd.push_str(&format!(
+                "{n}@example.test:{{PLAIN}}{n}pw:{uid}:{gid}::{home}::\n"
+            ));
             vmailbox.push_str(&format!("{n}@example.test example.test/{n}/\n"));
         }
         fs_err::write(self.path("PASSWD_FILE"), passwd).expect("write passwd-file");
@@ -330,10 +332,20 @@ impl Sandbox {
         assert_eq!(r.code, 0, "chown: {}", r.err());
         for (folder, count) in folders {
             let half = format!("1:{}", (count / 2).max(1));
-            let r = self.doveadm(&["flags", "add", "-u", user, "\\Seen", "mailbox", folder, "uid", &half]);
+            let r = self.doveadm(&[
+                "flags", "add", "-u", user, "\\Seen", "mailbox", folder, "uid", &half,
+            ]);
             assert_eq!(r.code, 0, "flags: {}", r.err());
             let r = self.doveadm(&[
-                "flags", "add", "-u", user, "\\Flagged $Label1 project", "mailbox", folder, "uid", "1:5",
+                "flags",
+                "add",
+                "-u",
+                user,
+                "\\Flagged $Label1 project",
+                "mailbox",
+                folder,
+                "uid",
+                "1:5",
             ]);
             assert_eq!(r.code, 0, "flags: {}", r.err());
         }
@@ -350,7 +362,11 @@ impl Sandbox {
         }
         args.extend(["-f", "tab", "fetch", "-u", user, fields, "ALL"]);
         let r = self.doveadm(&args);
-        assert!(r.code == 0 && !r.err().contains("Error:"), "doveadm fetch: {}", r.err());
+        assert!(
+            r.code == 0 && !r.err().contains("Error:"),
+            "doveadm fetch: {}",
+            r.err()
+        );
         r.out()
             .lines()
             .skip(1)
@@ -391,7 +407,6 @@ impl Sandbox {
             std::thread::sleep(std::time::Duration::from_millis(300));
         }
     }
-
 }
 
 impl Drop for Sandbox {

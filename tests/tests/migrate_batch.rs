@@ -32,7 +32,11 @@ fn fifty_users_four_jobs_while_mail_arrives() {
             // Spread over the users, two at a time now and then (shared messages).
             let a = &targets[(n * 7) % targets.len()];
             let b = &targets[(n * 13 + 5) % targets.len()];
-            let to: Vec<&str> = if n % 4 == 0 && a != b { vec![a, b] } else { vec![a] };
+            let to: Vec<&str> = if n.is_multiple_of(4) && a != b {
+                vec![a, b]
+            } else {
+                vec![a]
+            };
             let tag = format!("batch-{n}");
             send_tagged(&port, &to, &tag).expect("send");
             sent.push((tag, to.iter().map(|t| t.to_string()).collect::<Vec<_>>()));
@@ -81,5 +85,8 @@ fn fifty_users_four_jobs_while_mail_arrives() {
     }
     let access = fs_err::read_to_string(sb.path("ACCESS_MAP")).expect("map");
     assert!(!access.contains("mailmig hold"), "holds left: {access}");
-    eprintln!("50 users, 4 jobs, {} messages sent meanwhile: {took:?}", sent.len());
+    eprintln!(
+        "50 users, 4 jobs, {} messages sent meanwhile: {took:?}",
+        sent.len()
+    );
 }

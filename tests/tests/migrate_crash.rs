@@ -41,12 +41,17 @@ const POINTS: &[&str] = &[
 
 fn series(prefix: &str, recover: &str) {
     let Some(sb) = Sandbox::start() else { return };
-    let users: Vec<String> = (1..=POINTS.len()).map(|i| format!("{prefix}{i:02}")).collect();
+    let users: Vec<String> = (1..=POINTS.len())
+        .map(|i| format!("{prefix}{i:02}"))
+        .collect();
     sb.add_users(&users);
     let access_before = fs_err::read(sb.path("ACCESS_MAP")).expect("access map");
     let imap = sb.get("IMAP_PORT").to_string();
     let smtp = sb.get("SMTP_PORT").to_string();
-    let past_release = POINTS.iter().position(|p| *p == "release:started").expect("point");
+    let past_release = POINTS
+        .iter()
+        .position(|p| *p == "release:started")
+        .expect("point");
     for (i, (point, name)) in POINTS.iter().zip(&users).enumerate() {
         let user = format!("{name}@example.test");
         let password = format!("{name}pw");
@@ -55,44 +60,85 @@ fn series(prefix: &str, recover: &str) {
             &["migrate", &user, "--to", "mdbox:~/mdbox"],
             &[("MAILMIG_FAILPOINT", point)],
         );
-        assert_eq!(r.code, -1, "{point}: the run was not killed there: {}{}", r.out(), r.err());
+        assert_eq!(
+            r.code,
+            -1,
+            "{point}: the run was not killed there: {}{}",
+            r.out(),
+            r.err()
+        );
         // Mail keeps arriving while the run lies dead (held, or delivered, depending on where).
         let tag = format!("crash-{point}");
         send_tagged(&smtp, &[&user], &tag).expect("send");
         let r = sb.mailmig(&[recover]);
         assert_eq!(r.code, 0, "{point}: {recover}: {}{}", r.out(), r.err());
-        assert!(sb.wait_queue_empty(30), "{point}: queue {:?}", sb.queue_summary());
+        assert!(
+            sb.wait_queue_empty(30),
+            "{point}: queue {:?}",
+            sb.queue_summary()
+        );
         let expect_mdbox = recover == "resume" || i >= past_release;
         let location = sb.mail_location(&user);
         assert_eq!(
             location,
-            if expect_mdbox { "mdbox:~/mdbox" } else { "maildir:~/Maildir" },
+            if expect_mdbox {
+                "mdbox:~/mdbox"
+            } else {
+                "maildir:~/Maildir"
+            },
             "{point}: {recover} left the user at {location}"
         );
         let counts = sb.tag_counts(&user, None);
         for t in pre.iter().chain(std::iter::once(&tag)) {
-            assert_eq!(counts.get(t), Some(&1), "{point}: {t} after {recover}: {counts:?}");
+            assert_eq!(
+                counts.get(t),
+                Some(&1),
+                "{point}: {t} after {recover}: {counts:?}"
+            );
         }
         assert_eq!(counts.len(), pre.len() + 1, "{point}: extra messages");
         // Un-held and able to log in; nothing of the run left behind.
-        let access = String::from_utf8_lossy(&fs_err::read(sb.path("ACCESS_MAP")).expect("map")).into_owned();
+        let access = String::from_utf8_lossy(&fs_err::read(sb.path("ACCESS_MAP")).expect("map"))
+            .into_owned();
         assert!(!access.contains(&user), "{point}: a hold is left: {access}");
         let passwd = fs_err::read_to_string(sb.path("PASSWD_FILE")).expect("passwd");
-        let line = passwd.lines().find(|l| l.starts_with(&format!("{user}:"))).expect("record");
-        assert!(!line.contains("allow_nets"), "{point}: still locked out: {line}");
-        let mut session = Imap::login(&imap, &user, &password).unwrap_or_else(|e| panic!("{point}: IMAP login: {e}"));
+        let line = passwd
+            .lines()
+            .find(|l| l.starts_with(&format!("{user}:")))
+            .expect("record");
+        assert!(
+            !line.contains("allow_nets"),
+            "{point}: still locked out: {line}"
+        );
+        let mut session = Imap::login(&imap, &user, &password)
+            .unwrap_or_else(|e| panic!("{point}: IMAP login: {e}"));
         session.inbox_messages().expect("status");
-        assert!(!sb.root().join("state/users").join(format!("{user}.run")).exists(), "{point}: run still open");
+        assert!(
+            !sb.root()
+                .join("state/users")
+                .join(format!("{user}.run"))
+                .exists(),
+            "{point}: run still open"
+        );
         if !expect_mdbox {
-            assert!(!sb.home(&user).join("mdbox").exists(), "{point}: the rolled-back copy was not moved aside");
+            assert!(
+                !sb.home(&user).join("mdbox").exists(),
+                "{point}: the rolled-back copy was not moved aside"
+            );
         }
     }
-    assert_eq!(fs_err::read(sb.path("ACCESS_MAP")).expect("map"), access_before);
+    assert_eq!(
+        fs_err::read(sb.path("ACCESS_MAP")).expect("map"),
+        access_before
+    );
     let status = sb.mailmig(&["status", "--json"]);
     let runs: serde_json::Value = serde_json::from_str(&status.out()).expect("json");
     assert_eq!(runs.as_array().map(Vec::len), Some(POINTS.len()));
     for run in runs.as_array().into_iter().flatten() {
-        assert!(run["state"] == "done" || run["state"] == "rolled-back", "{run}");
+        assert!(
+            run["state"] == "done" || run["state"] == "rolled-back",
+            "{run}"
+        );
     }
 }
 

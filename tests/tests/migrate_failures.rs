@@ -45,7 +45,10 @@ fn paused(sb: &Sandbox, user: &str, point: &str) -> (duct::Handle, camino::Utf8P
     .expect("spawn");
     let start = Instant::now();
     while !pause.exists() {
-        assert!(start.elapsed() < Duration::from_secs(60), "never reached {point}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never reached {point}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     (handle, pause)
@@ -57,12 +60,36 @@ fn refusals_change_nothing() {
     sb.populate("alice@example.test", &[("INBOX", 5)]);
     let before = snapshot(&sb);
     let cases: &[(&[&str], i32, &str)] = &[
-        (&["migrate", "nobody@example.test", "--to", "mdbox:~/mdbox"], 67, "does not know this user"),
-        (&["migrate", "alice@example.test", "--to", "zip:~/x"], 65, "unknown format"),
-        (&["migrate", "alice@example.test", "--to", "mdbox:relative"], 65, "absolute"),
-        (&["migrate", "--to", "mdbox:~/mdbox", "--", "-x@example.test"], 65, "must not start with"),
-        (&["migrate", "a:b@example.test", "--to", "mdbox:~/mdbox"], 65, "user name"),
-        (&["migrate", "alice@example.test", "--to", "maildir:~/Maildir"], 65, "already at"),
+        (
+            &["migrate", "nobody@example.test", "--to", "mdbox:~/mdbox"],
+            67,
+            "does not know this user",
+        ),
+        (
+            &["migrate", "alice@example.test", "--to", "zip:~/x"],
+            65,
+            "unknown format",
+        ),
+        (
+            &["migrate", "alice@example.test", "--to", "mdbox:relative"],
+            65,
+            "absolute",
+        ),
+        (
+            &["migrate", "--to", "mdbox:~/mdbox", "--", "-x@example.test"],
+            65,
+            "must not start with",
+        ),
+        (
+            &["migrate", "a:b@example.test", "--to", "mdbox:~/mdbox"],
+            65,
+            "user name",
+        ),
+        (
+            &["migrate", "alice@example.test", "--to", "maildir:~/Maildir"],
+            65,
+            "already at",
+        ),
     ];
     for (args, code, text) in cases {
         let r = sb.mailmig(args);
@@ -79,23 +106,49 @@ fn refusals_change_nothing() {
     // plan and --dry-run print the plan and change nothing.
     let plan = sb.mailmig(&["plan", "alice@example.test", "--to", "mdbox:~/mdbox"]);
     assert_eq!(plan.code, 0, "{}", plan.err());
-    for word in ["presync", "hold", "lock-out", "final-sync", "verify", "switch", "catch-up", "release", "HOLD [mailmig hold for alice@example.test since", "userdb_mail=mdbox:~/mdbox"] {
+    for word in [
+        "presync",
+        "hold",
+        "lock-out",
+        "final-sync",
+        "verify",
+        "switch",
+        "catch-up",
+        "release",
+        "HOLD [mailmig hold for alice@example.test since",
+        "userdb_mail=mdbox:~/mdbox",
+    ] {
         assert!(plan.out().contains(word), "{word}: {}", plan.out());
     }
-    let json = sb.mailmig(&["migrate", "alice@example.test", "--to", "mdbox:~/mdbox", "--dry-run", "--json"]);
+    let json = sb.mailmig(&[
+        "migrate",
+        "alice@example.test",
+        "--to",
+        "mdbox:~/mdbox",
+        "--dry-run",
+        "--json",
+    ]);
     assert_eq!(json.code, 0, "{}", json.err());
     let v: serde_json::Value = serde_json::from_str(&json.out()).expect("plan JSON");
     assert_eq!(v["steps"].as_array().map(Vec::len), Some(10));
     assert_eq!(v["steps"][2]["step"], "hold");
     assert_eq!(snapshot(&sb), before);
-    assert!(!sb.root().join("state/runs").exists(), "a dry run created a run");
+    assert!(
+        !sb.root().join("state/runs").exists(),
+        "a dry run created a run"
+    );
     // A second run for a user with an unfinished run is refused.
     let (handle, pause) = paused(&sb, "alice@example.test", "hold:done");
     let r = sb.mailmig(&["migrate", "alice@example.test", "--to", "sdbox:~/sdbox"]);
     assert_eq!(r.code, 75, "{}", r.err());
     fs_err::remove_file(&pause).expect("unpause");
     let out = handle.wait().expect("wait");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -113,20 +166,33 @@ fn a_failing_step_is_rolled_back_and_a_failing_undo_is_reported() {
     let out = handle.wait().expect("wait");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(75), "{err}");
-    assert!(err.contains("final-sync failed") && err.contains("rolled back"), "{err}");
+    assert!(
+        err.contains("final-sync failed") && err.contains("rolled back"),
+        "{err}"
+    );
     assert_eq!(sb.mail_location(alice), "maildir:~/Maildir");
-    assert_eq!(snapshot(&sb), before, "maps and passwd-file restored byte for byte");
+    assert_eq!(
+        snapshot(&sb),
+        before,
+        "maps and passwd-file restored byte for byte"
+    );
     assert!(!target.exists(), "the partial copy was moved aside");
     Imap::login(sb.get("IMAP_PORT"), alice, "alicepw").expect("login works");
 
     // The same failure, and the undo of the hold cannot rebuild the map: exit 70, status says
     // what is left; after the admin's fix `rollback` finishes.
     let (handle, pause) = paused(&sb, alice, "presync:done,undo-hold:started");
-    assert_eq!(mailmig_tests::run("chmod", &["000", target.as_str()]).code, 0);
+    assert_eq!(
+        mailmig_tests::run("chmod", &["000", target.as_str()]).code,
+        0
+    );
     fs_err::remove_file(&pause).expect("unpause");
     let start = Instant::now();
     while !pause.exists() {
-        assert!(start.elapsed() < Duration::from_secs(60), "never reached undo-hold");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never reached undo-hold"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let main_cf = sb.path("POSTFIX_CONFIG").join("main.cf");
@@ -137,7 +203,10 @@ fn a_failing_step_is_rolled_back_and_a_failing_undo_is_reported() {
     let err = String::from_utf8_lossy(&out.stderr);
     fs_err::rename(&moved, &main_cf).expect("restore main.cf");
     assert_eq!(out.status.code(), Some(70), "{err}");
-    assert!(err.contains("undoing step hold failed") && err.contains("mailmig rollback"), "{err}");
+    assert!(
+        err.contains("undoing step hold failed") && err.contains("mailmig rollback"),
+        "{err}"
+    );
     let status = sb.mailmig(&["status", "--json"]);
     assert_eq!(status.code, 1, "unfinished runs make status exit 1");
     assert!(status.out().contains("needs-admin"), "{}", status.out());
@@ -169,7 +238,14 @@ fn live_strategy_while_mail_arrives() {
         tags
     });
     std::thread::sleep(Duration::from_millis(500));
-    let r = sb.mailmig(&["migrate", alice, "--to", "mdbox:~/mdbox", "--strategy", "live"]);
+    let r = sb.mailmig(&[
+        "migrate",
+        alice,
+        "--to",
+        "mdbox:~/mdbox",
+        "--strategy",
+        "live",
+    ]);
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::SeqCst);
     let sent = sender.join().expect("sender");
@@ -180,5 +256,7 @@ fn live_strategy_while_mail_arrives() {
     for t in pre.iter().chain(&sent) {
         assert_eq!(counts.get(t), Some(&1), "{t}");
     }
-    assert!(!fs_err::read_to_string(sb.path("ACCESS_MAP")).expect("map").contains("alice"));
+    assert!(!fs_err::read_to_string(sb.path("ACCESS_MAP"))
+        .expect("map")
+        .contains("alice"));
 }

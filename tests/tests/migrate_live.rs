@@ -39,12 +39,19 @@ fn sender(port: String, stop: Arc<AtomicBool>, sent: Sent) -> std::thread::JoinH
 }
 
 /// tag → (mailbox, uid, flags without \Recent)
-fn layout(sb: &Sandbox, user: &str, location: Option<&str>) -> BTreeMap<String, (String, String, String)> {
+fn layout(
+    sb: &Sandbox,
+    user: &str,
+    location: Option<&str>,
+) -> BTreeMap<String, (String, String, String)> {
     sb.fetch(user, location, "mailbox uid flags hdr.x-mailmig-test")
         .into_iter()
         .filter(|r| r.len() == 4 && r[3].starts_with("pre-"))
         .map(|r| {
-            let flags: Vec<&str> = r[2].split(' ').filter(|f| !f.is_empty() && *f != "\\Recent").collect();
+            let flags: Vec<&str> = r[2]
+                .split(' ')
+                .filter(|f| !f.is_empty() && *f != "\\Recent")
+                .collect();
             (r[3].clone(), (r[0].clone(), r[1].clone(), flags.join(" ")))
         })
         .collect()
@@ -56,7 +63,16 @@ fn uidvalidities(sb: &Sandbox, user: &str, location: Option<&str>) -> Vec<String
     if let Some(l) = &loc {
         args.extend(["-o", l.as_str()]);
     }
-    args.extend(["-f", "tab", "mailbox", "status", "-u", user, "uidvalidity", "*"]);
+    args.extend([
+        "-f",
+        "tab",
+        "mailbox",
+        "status",
+        "-u",
+        user,
+        "uidvalidity",
+        "*",
+    ]);
     let r = sb.doveadm(&args);
     assert_eq!(r.code, 0, "{}", r.err());
     let mut v: Vec<String> = r.out().lines().skip(1).map(str::to_string).collect();
@@ -72,9 +88,12 @@ fn migrate_while_mail_arrives() {
     assert_eq!(pre.len(), 300);
     let before_layout = layout(&sb, alice, None);
     assert_eq!(before_layout.len(), 300);
-    assert!(before_layout.values().any(|(_, _, f)| f.contains("$Label1") && f.contains("project")));
+    assert!(before_layout
+        .values()
+        .any(|(_, _, f)| f.contains("$Label1") && f.contains("project")));
     let before_uv = uidvalidities(&sb, alice, None);
-    let files = ["VIRTUAL_MAP", "ACCESS_MAP", "PASSWD_FILE"].map(|k| (k, fs_err::read(sb.path(k)).expect("read")));
+    let files = ["VIRTUAL_MAP", "ACCESS_MAP", "PASSWD_FILE"]
+        .map(|k| (k, fs_err::read(sb.path(k)).expect("read")));
 
     // An open IMAP session of alice's.
     let imap_port = sb.get("IMAP_PORT").to_string();
@@ -92,16 +111,35 @@ fn migrate_while_mail_arrives() {
     stop.store(true, Ordering::SeqCst);
     thread.join().expect("sender");
     assert_eq!(r.code, 0, "migrate: {}\n{}", r.out(), r.err());
-    let events: Vec<serde_json::Value> = r.out().lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
-    assert!(events.iter().any(|e| e["event"] == "migrated"), "{}", r.out());
-    assert!(sb.wait_queue_empty(60), "queue not empty: {:?}", sb.queue_summary());
+    let events: Vec<serde_json::Value> = r
+        .out()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert!(
+        events.iter().any(|e| e["event"] == "migrated"),
+        "{}",
+        r.out()
+    );
+    assert!(
+        sb.wait_queue_empty(60),
+        "queue not empty: {:?}",
+        sb.queue_summary()
+    );
 
     let sent = sent.lock().expect("lock").clone();
-    assert!(sent.len() > 20, "only {} messages were sent during {took:?}", sent.len());
+    assert!(
+        sent.len() > 20,
+        "only {} messages were sent during {took:?}",
+        sent.len()
+    );
     assert_eq!(sb.mail_location(alice), "mdbox:~/mdbox");
     // Every message that was sent to alice is in mdbox exactly once; the old ones too.
     let counts = sb.tag_counts(alice, None);
-    let expected: Vec<&String> = pre.iter().chain(sent.iter().filter(|s| s.1).map(|s| &s.0)).collect();
+    let expected: Vec<&String> = pre
+        .iter()
+        .chain(sent.iter().filter(|s| s.1).map(|s| &s.0))
+        .collect();
     for tag in &expected {
         assert_eq!(counts.get(*tag), Some(&1), "{tag} in alice's mdbox");
     }
@@ -109,7 +147,11 @@ fn migrate_while_mail_arrives() {
     // The other recipients' copies.
     let bob = sb.tag_counts("bob@example.test", None);
     for (tag, _, to_bob) in &sent {
-        assert_eq!(bob.get(tag).copied().unwrap_or(0), usize::from(*to_bob), "{tag} at bob");
+        assert_eq!(
+            bob.get(tag).copied().unwrap_or(0),
+            usize::from(*to_bob),
+            "{tag} at bob"
+        );
     }
     // Flags, keywords, UIDs, UIDVALIDITY unchanged.
     assert_eq!(layout(&sb, alice, None), before_layout);
@@ -119,7 +161,11 @@ fn migrate_while_mail_arrives() {
         let now = fs_err::read(sb.path(key)).expect("read");
         if *key == "PASSWD_FILE" {
             let text = String::from_utf8(bytes.clone()).expect("utf-8");
-            let line = text.lines().find(|l| l.starts_with("alice@")).expect("alice").to_string();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("alice@"))
+                .expect("alice")
+                .to_string();
             let want = text.replacen(&line, &format!("{line}userdb_mail=mdbox:~/mdbox"), 1);
             assert_eq!(String::from_utf8_lossy(&now), want);
         } else {
@@ -127,14 +173,24 @@ fn migrate_while_mail_arrives() {
         }
     }
     // The old session was kicked; a new login works and sees the new format.
-    assert!(session.command("NOOP").is_err(), "the old IMAP session survived");
+    assert!(
+        session.command("NOOP").is_err(),
+        "the old IMAP session survived"
+    );
     let mut fresh = Imap::login(&imap_port, alice, "alicepw").expect("IMAP login after");
-    let inbox = sb.fetch(alice, None, "mailbox").iter().filter(|r| r[0] == "INBOX").count();
+    let inbox = sb
+        .fetch(alice, None, "mailbox")
+        .iter()
+        .filter(|r| r[0] == "INBOX")
+        .count();
     assert_eq!(fresh.inbox_messages().expect("status"), inbox);
     let status = sb.mailmig(&["status", "--json"]);
     let runs: serde_json::Value = serde_json::from_str(&status.out()).expect("json");
     assert_eq!(runs[0]["state"], "done", "{}", status.out());
-    eprintln!("migrated 300 + {} live messages in {took:?}", sent.iter().filter(|s| s.1).count());
+    eprintln!(
+        "migrated 300 + {} live messages in {took:?}",
+        sent.iter().filter(|s| s.1).count()
+    );
 }
 
 #[test]
@@ -171,20 +227,34 @@ fn in_flight_transaction_is_caught_up() {
     .expect("spawn mailmig");
     let start = Instant::now();
     while !pause.exists() {
-        assert!(start.elapsed() < Duration::from_secs(60), "mailmig never reached verify:done");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "mailmig never reached verify:done"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // Holds and lock-out are on, the final sync and the verification are done: DATA now.
     smtp.data(&[alice], "in-flight").expect("DATA accepted");
     smtp.quit();
-    assert!(sb.wait_queue_empty(30), "not delivered: {:?}", sb.queue_summary());
+    assert!(
+        sb.wait_queue_empty(30),
+        "not delivered: {:?}",
+        sb.queue_summary()
+    );
     let old = sb.tag_counts(alice, Some("maildir:~/Maildir"));
-    assert_eq!(old.get("in-flight"), Some(&1), "the in-flight message went into the old location");
+    assert_eq!(
+        old.get("in-flight"),
+        Some(&1),
+        "the in-flight message went into the old location"
+    );
     fs_err::remove_file(&pause).expect("resume mailmig");
     let out = handle.wait().expect("wait");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains("carry-over"), "the catch-up step carried it: {err}");
+    assert!(
+        err.contains("carry-over"),
+        "the catch-up step carried it: {err}"
+    );
     let counts = sb.tag_counts(alice, None);
     assert_eq!(sb.mail_location(alice), "mdbox:~/mdbox");
     assert_eq!(counts.get("in-flight"), Some(&1));

@@ -165,11 +165,13 @@ impl Journal {
             .open(&path)
             .map_err(io(&path))?;
         let mut journal = Self { path, file };
-        journal.write_line(&serde_json::to_vec(header).map_err(|e| JournalError::Corrupt {
-            path: journal.path.clone(),
-            line: 1,
-            reason: e.to_string(),
-        })?)?;
+        journal.write_line(
+            &serde_json::to_vec(header).map_err(|e| JournalError::Corrupt {
+                path: journal.path.clone(),
+                line: 1,
+                reason: e.to_string(),
+            })?,
+        )?;
         sync_dir(&dir)?;
         sync_dir(runs_dir)?;
         Ok(journal)
@@ -273,16 +275,8 @@ impl RunState {
         let mut s = RunState::default();
         for r in records {
             match (r.event, r.step) {
-                (Event::Start, Some(step)) => {
-                    if !s.started.contains(&step) {
-                        s.started.push(step);
-                    }
-                }
-                (Event::Done, Some(step)) => {
-                    if !s.done.contains(&step) {
-                        s.done.push(step);
-                    }
-                }
+                (Event::Start, Some(step)) if !s.started.contains(&step) => s.started.push(step),
+                (Event::Done, Some(step)) if !s.done.contains(&step) => s.done.push(step),
                 (Event::Failed, _) => s.last_failure = r.message.clone(),
                 (Event::UndoStart, _) => s.rolling_back = true,
                 (Event::Undone, Some(step)) => {
@@ -349,8 +343,12 @@ mod tests {
             serde_json::json!({"keys": ["a@x"]}),
         ))
         .expect("append");
-        j.append(&Record::new(StepKind::Hold, Event::Done, serde_json::Value::Null))
-            .expect("append");
+        j.append(&Record::new(
+            StepKind::Hold,
+            Event::Done,
+            serde_json::Value::Null,
+        ))
+        .expect("append");
         let path = j.path().to_owned();
         drop(j);
         // A torn record (the crash hit the write) is not part of the journal.
@@ -362,8 +360,12 @@ mod tests {
         assert_eq!(h, header());
         assert_eq!(records.len(), 2);
         let (mut j, _, _) = Journal::open(&dir).expect("open");
-        j.append(&Record::new(StepKind::LockOut, Event::Start, serde_json::Value::Null))
-            .expect("append");
+        j.append(&Record::new(
+            StepKind::LockOut,
+            Event::Start,
+            serde_json::Value::Null,
+        ))
+        .expect("append");
         let (_, records) = read(&dir).expect("read");
         assert_eq!(records.len(), 3);
         let state = RunState::of(&records);
@@ -377,6 +379,9 @@ mod tests {
         let mut bytes = fs_err::read(&path).expect("read");
         bytes.splice(0..0, b"garbage\n".iter().copied());
         fs_err::write(&path, &bytes).expect("write");
-        assert!(matches!(read(&dir), Err(JournalError::Corrupt { line: 1, .. })));
+        assert!(matches!(
+            read(&dir),
+            Err(JournalError::Corrupt { line: 1, .. })
+        ));
     }
 }

@@ -234,7 +234,9 @@ impl StepKind {
                 if presync {
                     v.push(Presync);
                 }
-                v.extend([Hold, LockOut, FinalSync, Verify, Switch, CatchUp, Release, Done]);
+                v.extend([
+                    Hold, LockOut, FinalSync, Verify, Switch, CatchUp, Release, Done,
+                ]);
                 v
             }
             Strategy::Live => vec![Preflight, Presync, Switch, FinalSync, Verify, CatchUp, Done],
@@ -351,16 +353,7 @@ mod tests {
             validate_user(ok).expect(ok);
         }
         for bad in [
-            "",
-            "-u",
-            "a b",
-            "a:b",
-            "../x",
-            "a/b",
-            "a\nb",
-            "é@x",
-            "a,b@x",
-            ".x",
+            "", "-u", "a b", "a:b", "../x", "a/b", "a\nb", "é@x", "a,b@x", ".x",
         ] {
             assert!(validate_user(bad).is_err(), "{bad:?}");
         }

@@ -41,23 +41,26 @@ pub enum ParseStateError {
     },
 }
 
-fn columns(text: &str) -> Result<(Vec<&str>, Vec<(usize, Vec<&str>)>), ParseStateError> {
+/// A header and numbered rows of tab-separated fields.
+type Columns<'a> = (Vec<&'a str>, Vec<(usize, Vec<&'a str>)>);
+
+fn columns(text: &str) -> Columns<'_> {
     let mut lines = text.split('\n').enumerate().filter(|(_, l)| !l.is_empty());
     let Some((_, header)) = lines.next() else {
-        return Ok((Vec::new(), Vec::new()));
+        return (Vec::new(), Vec::new());
     };
     let header: Vec<&str> = header.split('\t').collect();
     let rows = lines
         .map(|(i, l)| (i + 1, l.split('\t').collect::<Vec<_>>()))
         .collect();
-    Ok((header, rows))
+    (header, rows)
 }
 
 /// Build the state from `doveadm -f tab mailbox status STATUS_FIELDS '*'` and
 /// `doveadm -f tab fetch 'mailbox guid' ALL` outputs.
 pub fn parse_state(status: &str, fetch: &str) -> Result<MailState, ParseStateError> {
     let mut state = MailState::new();
-    let (header, rows) = columns(status)?;
+    let (header, rows) = columns(status);
     let col = |name: &str| header.iter().position(|h| *h == name);
     let (Some(mb), Some(msgs), Some(uv), Some(un), Some(g)) = (
         col("mailbox"),
@@ -94,7 +97,7 @@ pub fn parse_state(status: &str, fetch: &str) -> Result<MailState, ParseStateErr
             },
         );
     }
-    let (header, rows) = columns(fetch)?;
+    let (header, rows) = columns(fetch);
     let col = |name: &str| header.iter().position(|h| *h == name);
     if rows.is_empty() {
         return Ok(state);
@@ -200,7 +203,10 @@ mod tests {
         assert_eq!(total_messages(&s), 3);
         assert!(compare(&s, &s, Expect::Equal).is_empty());
         let mut t = s.clone();
-        t.get_mut("INBOX").expect("inbox").message_guids.insert("z".into());
+        t.get_mut("INBOX")
+            .expect("inbox")
+            .message_guids
+            .insert("z".into());
         t.get_mut("INBOX").expect("inbox").messages = 3;
         assert_eq!(compare(&s, &t, Expect::Equal).len(), 2);
         assert!(compare(&s, &t, Expect::Contains).is_empty());

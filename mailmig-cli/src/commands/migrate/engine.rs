@@ -130,7 +130,13 @@ impl Engine<'_> {
         &self.header.plan.user
     }
 
-    fn record(&mut self, step: Option<StepKind>, event: Event, data: Value, message: Option<String>) -> Result<(), StepError> {
+    fn record(
+        &mut self,
+        step: Option<StepKind>,
+        event: Event,
+        data: Value,
+        message: Option<String>,
+    ) -> Result<(), StepError> {
         let mut r = match step {
             Some(s) => Record::new(s, event, data),
             None => Record {
@@ -199,7 +205,11 @@ impl Engine<'_> {
                     return Err(StepError(format!(
                         "`{argv}` failed (exit {}){}",
                         code.map_or("by signal".to_string(), |c| c.to_string()),
-                        if stderr.trim().is_empty() { String::new() } else { format!(": {}", stderr.trim()) }
+                        if stderr.trim().is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", stderr.trim())
+                        }
                     )))
                 }
             }
@@ -210,11 +220,32 @@ impl Engine<'_> {
         let loc = format!("mail_location={location}");
         let user = self.user().to_string();
         let status = self.doveadm_checked(
-            &["-o", &loc, "-f", "tab", "mailbox", "status", "-u", &user, verify::STATUS_FIELDS, "*"],
+            &[
+                "-o",
+                &loc,
+                "-f",
+                "tab",
+                "mailbox",
+                "status",
+                "-u",
+                &user,
+                verify::STATUS_FIELDS,
+                "*",
+            ],
             0,
         )?;
         let fetch = self.doveadm_checked(
-            &["-o", &loc, "-f", "tab", "fetch", "-u", &user, "mailbox guid", "ALL"],
+            &[
+                "-o",
+                &loc,
+                "-f",
+                "tab",
+                "fetch",
+                "-u",
+                &user,
+                "mailbox guid",
+                "ALL",
+            ],
             0,
         )?;
         Ok(verify::parse_state(
@@ -252,7 +283,11 @@ impl Engine<'_> {
     }
 
     /// Edit the access map under the map lock and rebuild it.
-    fn edit_access(&self, edit: impl FnOnce(&mut Table) -> Result<bool, StepError>, point: &str) -> Result<(), StepError> {
+    fn edit_access(
+        &self,
+        edit: impl FnOnce(&mut Table) -> Result<bool, StepError>,
+        point: &str,
+    ) -> Result<(), StepError> {
         let (map, map_type) = self.map()?;
         let _lock = MapLock::take(&self.state_dir)?;
         let tx = FileTransaction::prepare(&map)?;
@@ -276,11 +311,17 @@ impl Engine<'_> {
     /// before postsuper runs.
     fn hold_queue(&mut self, step: StepKind) -> Result<usize, StepError> {
         let dir = self.postfix_dir()?;
-        let pending = queue::pending_for_user(self.runner, &dir, self.user(), &self.opts.delimiters)?;
+        let pending =
+            queue::pending_for_user(self.runner, &dir, self.user(), &self.opts.delimiters)?;
         if pending.is_empty() {
             return Ok(0);
         }
-        self.record(Some(step), Event::Start, json!({ "queue_ids": pending }), None)?;
+        self.record(
+            Some(step),
+            Event::Start,
+            json!({ "queue_ids": pending }),
+            None,
+        )?;
         failpoint(&format!("{step}:queue-ids-recorded"));
         let held = queue::hold_ids(self.runner, &dir, &pending)?;
         Ok(held.len())
@@ -320,7 +361,13 @@ impl Engine<'_> {
             .first_start_data(StepKind::Hold)
             .and_then(|d| d.get("since_epoch").and_then(Value::as_i64))
         {
-            for id in queue::held_for_user_since(self.runner, &dir, self.user(), &self.opts.delimiters, since)? {
+            for id in queue::held_for_user_since(
+                self.runner,
+                &dir,
+                self.user(),
+                &self.opts.delimiters,
+                since,
+            )? {
                 if !ids.contains(&id) {
                     ids.push(id);
                 }
@@ -341,10 +388,14 @@ impl Engine<'_> {
             .flat_map(|h| h.users)
             .filter(|u| !u.eq_ignore_ascii_case(self.user()))
             .collect();
-        let (released, kept) = queue::release(self.runner, &dir, &ids, &others, &self.opts.delimiters)?;
+        let (released, kept) =
+            queue::release(self.runner, &dir, &ids, &others, &self.opts.delimiters)?;
         fs_err::create_dir_all(&handover)?;
         for id in &kept {
-            mailmig_core::transaction::write_state_file(&handover.join(id), self.user().as_bytes())?;
+            mailmig_core::transaction::write_state_file(
+                &handover.join(id),
+                self.user().as_bytes(),
+            )?;
         }
         for id in ids.iter().filter(|i| !kept.contains(i)) {
             let _ = fs_err::remove_file(handover.join(id));
@@ -354,10 +405,18 @@ impl Engine<'_> {
 
     fn set_userdb_mail(&self, value: Option<Option<&str>>, point: &str) -> Result<(), StepError> {
         let tx = FileTransaction::prepare(&self.opts.passwd_file)?;
-        let mut file = mailmig_core::dovecot::PasswdFile::parse(tx.original().to_vec(), &PasswdOptions::default());
+        let mut file = mailmig_core::dovecot::PasswdFile::parse(
+            tx.original().to_vec(),
+            &PasswdOptions::default(),
+        );
         let user = self.user().as_bytes().to_vec();
         match value {
-            Some(v) => file.set_extra(&user, b"userdb_mail", v.map(str::as_bytes), self.ids.as_ref())?,
+            Some(v) => file.set_extra(
+                &user,
+                b"userdb_mail",
+                v.map(str::as_bytes),
+                self.ids.as_ref(),
+            )?,
             None => {
                 file.remove_extra(&user, b"userdb_mail", self.ids.as_ref())?;
             }
@@ -378,18 +437,30 @@ impl Engine<'_> {
         let file = mailmig_core::dovecot::PasswdFile::parse(bytes, &PasswdOptions::default());
         let entry = file
             .lookup(self.user().as_bytes(), self.ids.as_ref())
-            .ok_or_else(|| StepError(format!("{} has no record in {}", self.user(), self.opts.passwd_file)))?;
+            .ok_or_else(|| {
+                StepError(format!(
+                    "{} has no record in {}",
+                    self.user(),
+                    self.opts.passwd_file
+                ))
+            })?;
         Ok(entry
             .extra()
             .iter()
             .find(|f| f.key.as_ref() == b"userdb_mail")
-            .map(|f| f.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned())))
+            .map(|f| {
+                f.value
+                    .as_ref()
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            }))
     }
 
     fn wait_mail_location(&self, want: &str) -> Result<(), StepError> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let out = self.runner.run(&self.doveadm(&["user", "-f", "mail", self.user()]), None)?;
+            let out = self
+                .runner
+                .run(&self.doveadm(&["user", "-f", "mail", self.user()]), None)?;
             if out.code == Some(0) && String::from_utf8_lossy(&out.stdout).trim() == want {
                 return Ok(());
             }
@@ -414,9 +485,18 @@ impl Engine<'_> {
             StepKind::Hold => {
                 let (map, _) = self.map()?;
                 let access = Table::parse(fs_err::read(&map)?, &self.parse);
-                let keys: Vec<Vec<u8>> = self.opts.hold_keys.iter().map(|k| k.clone().into_bytes()).collect();
+                let keys: Vec<Vec<u8>> = self
+                    .opts
+                    .hold_keys
+                    .iter()
+                    .map(|k| k.clone().into_bytes())
+                    .collect();
                 let plan = plan_hold_keys(&access, self.user(), &keys);
-                let text = |v: &Vec<Vec<u8>>| v.iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect::<Vec<_>>();
+                let text = |v: &Vec<Vec<u8>>| {
+                    v.iter()
+                        .map(|k| String::from_utf8_lossy(k).into_owned())
+                        .collect::<Vec<_>>()
+                };
                 json!({
                     "keys": text(&plan.add).into_iter().chain(text(&plan.share)).collect::<Vec<_>>(),
                     "already": text(&plan.already),
@@ -427,7 +507,9 @@ impl Engine<'_> {
                 let previous = self.userdb_mail_now()?;
                 json!({ "previous_userdb_mail": previous })
             }
-            StepKind::LockOut => json!({ "state_file": login::state_file(&self.state_dir, self.user()) }),
+            StepKind::LockOut => {
+                json!({ "state_file": login::state_file(&self.state_dir, self.user()) })
+            }
             _ => Value::Null,
         })
     }
@@ -451,16 +533,34 @@ impl Engine<'_> {
                 Ok(json!({ "ms": t.elapsed().as_millis() as u64 }))
             }
             StepKind::Hold => {
-                let keys: Vec<Vec<u8>> = self.opts.hold_keys.iter().map(|k| k.clone().into_bytes()).collect();
+                let keys: Vec<Vec<u8>> = self
+                    .opts
+                    .hold_keys
+                    .iter()
+                    .map(|k| k.clone().into_bytes())
+                    .collect();
                 let since = mailmig_core::transaction::utc_now_rfc3339();
                 let (action, reason) = (self.opts.hold_action, self.opts.reason.clone());
                 let mut conflicts = Vec::new();
                 self.edit_access(
                     |table| {
                         let plan = plan_hold_keys(table, &user, &keys);
-                        conflicts = plan.conflicts.iter().map(|(k, v, _)| format!("{} {}", String::from_utf8_lossy(k), String::from_utf8_lossy(v))).collect();
+                        conflicts = plan
+                            .conflicts
+                            .iter()
+                            .map(|(k, v, _)| {
+                                format!(
+                                    "{} {}",
+                                    String::from_utf8_lossy(k),
+                                    String::from_utf8_lossy(v)
+                                )
+                            })
+                            .collect();
                         if !conflicts.is_empty() {
-                            return Err(StepError(format!("the access map has other rules for: {}", conflicts.join("; "))));
+                            return Err(StepError(format!(
+                                "the access map has other rules for: {}",
+                                conflicts.join("; ")
+                            )));
                         }
                         Ok(apply_hold(table, &plan, action, &since, &reason)? > 0)
                     },
@@ -468,7 +568,9 @@ impl Engine<'_> {
                 )?;
                 failpoint("hold:postmapped");
                 let queued = self.hold_queue(StepKind::Hold)?;
-                Ok(json!({ "addresses": keys.len(), "queued_held": queued, "at_ms": self.started.elapsed().as_millis() as u64 }))
+                Ok(
+                    json!({ "addresses": keys.len(), "queued_held": queued, "at_ms": self.started.elapsed().as_millis() as u64 }),
+                )
             }
             StepKind::LockOut => {
                 login::disable(
@@ -498,7 +600,11 @@ impl Engine<'_> {
                 Ok(json!({ "ms": t.elapsed().as_millis() as u64 }))
             }
             StepKind::Verify => {
-                let expect = if live { Expect::Contains } else { Expect::Equal };
+                let expect = if live {
+                    Expect::Contains
+                } else {
+                    Expect::Equal
+                };
                 let mut attempt = 0;
                 loop {
                     let source = self.mail_state(&from)?;
@@ -513,7 +619,10 @@ impl Engine<'_> {
                     }
                     attempt += 1;
                     if attempt >= 3 {
-                        return Err(StepError(format!("old and new location differ: {}", problems.join("; "))));
+                        return Err(StepError(format!(
+                            "old and new location differ: {}",
+                            problems.join("; ")
+                        )));
                     }
                     self.report(Some(step), "retry", &problems.join("; "));
                     if live {
@@ -538,22 +647,26 @@ impl Engine<'_> {
                 // An LMTP delivery that looked the user up before the switch may still be
                 // writing into the old location.
                 sleep_ms(1000);
-                let mut carried = 0;
-                for attempt in 0..3 {
+                let mut attempt = 0;
+                loop {
                     let source = self.mail_state(&from)?;
                     let target = self.mail_state(&to)?;
                     let missing = verify::compare(&source, &target, Expect::Contains);
                     if missing.is_empty() {
-                        return Ok(json!({ "carried_over_passes": carried, "messages": verify::total_messages(&target) }));
+                        return Ok(
+                            json!({ "carried_over_passes": attempt, "messages": verify::total_messages(&target) }),
+                        );
                     }
                     if attempt == 2 {
-                        return Err(StepError(format!("mail in the old location could not be carried over: {}", missing.join("; "))));
+                        return Err(StepError(format!(
+                            "mail in the old location could not be carried over: {}",
+                            missing.join("; ")
+                        )));
                     }
                     self.report(Some(step), "carry-over", &missing.join("; "));
                     self.doveadm_checked(&["sync", "-1", "-R", "-u", &user, &from], 5)?;
-                    carried += 1;
+                    attempt += 1;
                 }
-                unreachable!("the loop returns")
             }
             StepKind::Release => {
                 let keys = self.added_hold_keys();
@@ -563,12 +676,20 @@ impl Engine<'_> {
                 )?;
                 failpoint("release:holds-removed");
                 if login::state_file(&self.state_dir, &user).exists() {
-                    login::enable(&self.dovecot(), &PasswdOptions::default(), self.ids.as_ref(), &self.state_dir, &user)?;
+                    login::enable(
+                        &self.dovecot(),
+                        &PasswdOptions::default(),
+                        self.ids.as_ref(),
+                        &self.state_dir,
+                        &user,
+                    )?;
                 }
                 failpoint("release:login-enabled");
                 let (released, kept) = self.release_queue()?;
                 failpoint("release:queue-released");
-                Ok(json!({ "released": released, "kept_for_other_runs": kept, "at_ms": self.started.elapsed().as_millis() as u64 }))
+                Ok(
+                    json!({ "released": released, "kept_for_other_runs": kept, "at_ms": self.started.elapsed().as_millis() as u64 }),
+                )
             }
             StepKind::Done => Ok(Value::Null),
         }
@@ -604,7 +725,11 @@ impl Engine<'_> {
             });
             match result {
                 Ok(data) => {
-                    let detail = if data.is_null() { String::new() } else { data.to_string() };
+                    let detail = if data.is_null() {
+                        String::new()
+                    } else {
+                        data.to_string()
+                    };
                     if let Err(e) = self.record(Some(step), Event::Done, data, None) {
                         return self.needs_admin(&format!("cannot write the journal: {}", e.0));
                     }
@@ -620,9 +745,15 @@ impl Engine<'_> {
                     }
                     let rb = self.backward();
                     return if rb.code == exit::OK {
-                        Ending { code: exit::TEMPFAIL, message: format!("{msg}; rolled back: {}", rb.message) }
+                        Ending {
+                            code: exit::TEMPFAIL,
+                            message: format!("{msg}; rolled back: {}", rb.message),
+                        }
                     } else {
-                        Ending { code: rb.code, message: format!("{msg}; {}", rb.message) }
+                        Ending {
+                            code: rb.code,
+                            message: format!("{msg}; {}", rb.message),
+                        }
                     };
                 }
             }
@@ -631,11 +762,18 @@ impl Engine<'_> {
         let doveadm_us = self.runner.doveadm_us.load(Ordering::Relaxed);
         let summary = self.summary(total, doveadm_us);
         self.close(Outcome::Done, &summary);
-        Ending { code: exit::OK, message: summary }
+        Ending {
+            code: exit::OK,
+            message: summary,
+        }
     }
 
     fn summary(&self, total: Duration, doveadm_us: u64) -> String {
-        let done = |s: StepKind| journal::data_of(&self.records, s, Event::Done).cloned().unwrap_or(Value::Null);
+        let done = |s: StepKind| {
+            journal::data_of(&self.records, s, Event::Done)
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
         let verify = done(StepKind::Verify);
         let hold_at = done(StepKind::Hold).get("at_ms").and_then(Value::as_u64);
         let release_at = done(StepKind::Release).get("at_ms").and_then(Value::as_u64);
@@ -650,7 +788,10 @@ impl Engine<'_> {
             if self.plan().strategy == Strategy::Hold { ", UIDNEXT" } else { "" },
         );
         if let (Some(a), Some(b)) = (hold_at, release_at) {
-            s.push_str(&format!("; mail held for {:.2} s", (b.saturating_sub(a)) as f64 / 1000.0));
+            s.push_str(&format!(
+                "; mail held for {:.2} s",
+                (b.saturating_sub(a)) as f64 / 1000.0
+            ));
         }
         s.push_str(&format!(
             "; total {:.2} s, of which doveadm {:.2} s",
@@ -672,13 +813,24 @@ impl Engine<'_> {
         if outcome != Outcome::NeedsAdmin {
             let _ = fs_err::remove_file(super::marker_path(&self.state_dir, self.user()));
         }
-        self.report(None, match outcome { Outcome::Done => "migrated", Outcome::RolledBack => "rolled-back", Outcome::NeedsAdmin => "needs-admin" }, message);
+        self.report(
+            None,
+            match outcome {
+                Outcome::Done => "migrated",
+                Outcome::RolledBack => "rolled-back",
+                Outcome::NeedsAdmin => "needs-admin",
+            },
+            message,
+        );
     }
 
     fn needs_admin(&mut self, message: &str) -> Ending {
         let _ = self.record(None, Event::Failed, Value::Null, Some(message.to_string()));
         self.report(None, "needs-admin", message);
-        Ending { code: exit::SOFTWARE, message: message.to_string() }
+        Ending {
+            code: exit::SOFTWARE,
+            message: message.to_string(),
+        }
     }
 
     // ------------------------------------------------------------------ undo
@@ -710,14 +862,23 @@ impl Engine<'_> {
                     let source = self.mail_state(&from)?;
                     let problems = verify::compare(&target, &source, Expect::Contains);
                     if !problems.is_empty() {
-                        return Err(StepError(format!("mail that reached {to} could not be carried back to {from}: {}", problems.join("; "))));
+                        return Err(StepError(format!(
+                            "mail that reached {to} could not be carried back to {from}: {}",
+                            problems.join("; ")
+                        )));
                     }
                 }
                 Ok(())
             }
             StepKind::LockOut => {
                 if login::state_file(&self.state_dir, &user).exists() {
-                    login::enable(&self.dovecot(), &PasswdOptions::default(), self.ids.as_ref(), &self.state_dir, &user)?;
+                    login::enable(
+                        &self.dovecot(),
+                        &PasswdOptions::default(),
+                        self.ids.as_ref(),
+                        &self.state_dir,
+                        &user,
+                    )?;
                 }
                 Ok(())
             }
@@ -725,7 +886,10 @@ impl Engine<'_> {
                 // Queue IDs held by later steps are released here too: by now the user is back
                 // on the old location and can log in.
                 let keys = self.added_hold_keys();
-                self.edit_access(|table| Ok(!remove_holds_for_keys(table, &user, &keys)?.is_empty()), "undo-hold")?;
+                self.edit_access(
+                    |table| Ok(!remove_holds_for_keys(table, &user, &keys)?.is_empty()),
+                    "undo-hold",
+                )?;
                 self.release_queue()?;
                 Ok(())
             }
@@ -734,7 +898,11 @@ impl Engine<'_> {
                 // it is a copy. It is moved aside, never deleted.
                 let target = self.target_path();
                 if Utf8Path::new(&target).exists() {
-                    let aside = format!("{}.mailmig-rolled-back-{}", target.trim_end_matches('/'), self.header.run);
+                    let aside = format!(
+                        "{}.mailmig-rolled-back-{}",
+                        target.trim_end_matches('/'),
+                        self.header.run
+                    );
                     fs_err::rename(&target, &aside)?;
                     self.report(Some(step), "moved-aside", &aside);
                 }
@@ -750,7 +918,11 @@ impl Engine<'_> {
         if state.started.contains(&StepKind::Release) {
             // Past the point of no return: the holds may be gone and released mail delivered
             // into the new location. The clean state is the finished migration.
-            self.report(None, "completing", "the release had started: completing the migration instead of rolling back");
+            self.report(
+                None,
+                "completing",
+                "the release had started: completing the migration instead of rolling back",
+            );
             let ending = self.forward();
             return Ending {
                 code: ending.code,
@@ -794,8 +966,15 @@ impl Engine<'_> {
                 }
             }
         }
-        let msg = format!("{}: everything undone; the user is at {} again", self.user(), self.from());
+        let msg = format!(
+            "{}: everything undone; the user is at {} again",
+            self.user(),
+            self.from()
+        );
         self.close(Outcome::RolledBack, &msg);
-        Ending { code: exit::OK, message: msg }
+        Ending {
+            code: exit::OK,
+            message: msg,
+        }
     }
 }

@@ -79,7 +79,12 @@ fn plans(
     let keys = if setup.access_map.is_some() {
         match hold_keys(ctx, users) {
             Ok(k) => k,
-            Err(f) => return users.iter().map(|_| Err(Failure::new(f.code, f.message.clone()))).collect(),
+            Err(f) => {
+                return users
+                    .iter()
+                    .map(|_| Err(Failure::new(f.code, f.message.clone())))
+                    .collect()
+            }
         }
     } else {
         users.iter().map(|_| (Vec::new(), Vec::new())).collect()
@@ -115,7 +120,8 @@ fn plans(
 
 fn print_plan(plan: &Plan, json: bool) -> Result<(), Failure> {
     if json {
-        let text = serde_json::to_string_pretty(plan).map_err(|e| Failure::new(exit::IOERR, e.to_string()))?;
+        let text = serde_json::to_string_pretty(plan)
+            .map_err(|e| Failure::new(exit::IOERR, e.to_string()))?;
         output::stdout(format!("{text}\n").as_bytes())
     } else {
         output::stdout(plan.render().as_bytes())
@@ -124,9 +130,14 @@ fn print_plan(plan: &Plan, json: bool) -> Result<(), Failure> {
 
 pub(crate) fn plan(ctx: &Context<'_>, args: &PlanArgs) -> Result<u8, Failure> {
     let setup = setup::setup(ctx, &args.options)?;
-    let (_, _, plan) = plans(ctx, &setup, std::slice::from_ref(&args.user), &args.options.to)
-        .pop()
-        .expect("one user")?;
+    let (_, _, plan) = plans(
+        ctx,
+        &setup,
+        std::slice::from_ref(&args.user),
+        &args.options.to,
+    )
+    .pop()
+    .expect("one user")?;
     print_plan(&plan, args.options.json)?;
     Ok(exit::OK)
 }
@@ -138,7 +149,11 @@ struct TextReporter;
 impl Reporter for TextReporter {
     fn event(&self, user: &str, _run: &str, step: Option<StepKind>, what: &str, detail: &str) {
         let step = step.map(|s| format!(" {s}")).unwrap_or_default();
-        let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
+        let detail = if detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {detail}")
+        };
         output::stderr_line(&format!("{user}:{step} {what}{detail}"));
     }
 }
@@ -186,8 +201,10 @@ fn reporter(json: bool, total: usize) -> Box<dyn Reporter> {
     } else if total > 1 && std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(total as u64);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} users  {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} users  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         Box::new(ProgressReporter(bar))
     } else {
@@ -214,7 +231,10 @@ fn start_run(
     parse: ParseOptions,
     reporter: &dyn Reporter,
 ) -> Ending {
-    let fail = |f: Failure| Ending { code: f.code, message: f.message };
+    let fail = |f: Failure| Ending {
+        code: f.code,
+        message: f.message,
+    };
     let _lock = match user_lock(state_dir, &facts.user) {
         Ok(l) => l,
         Err(f) => return fail(f),
@@ -228,7 +248,12 @@ fn start_run(
     }
     let options = match serde_json::to_value(&opts) {
         Ok(v) => v,
-        Err(e) => return Ending { code: exit::IOERR, message: e.to_string() },
+        Err(e) => {
+            return Ending {
+                code: exit::IOERR,
+                message: e.to_string(),
+            }
+        }
     };
     let mut run = new_run_id(&facts.user);
     let runs = runs_dir(state_dir);
@@ -251,16 +276,27 @@ fn start_run(
     };
     let (journal, header) = match journal {
         Ok(j) => j,
-        Err(e) => return Ending { code: exit::CANTCREAT, message: format!("error: {e}") },
+        Err(e) => {
+            return Ending {
+                code: exit::CANTCREAT,
+                message: format!("error: {e}"),
+            }
+        }
     };
     if let Err(e) = mailmig_core::transaction::write_state_file(&marker, run.as_bytes()) {
-        return Ending { code: exit::CANTCREAT, message: format!("error: {e}") };
+        return Ending {
+            code: exit::CANTCREAT,
+            message: format!("error: {e}"),
+        };
     }
     for w in &plan.warnings {
         reporter.event(&facts.user, &run, None, "warning", w);
     }
     let system = SystemRunner;
-    let runner = TimedRunner { inner: &system, doveadm_us: 0.into() };
+    let runner = TimedRunner {
+        inner: &system,
+        doveadm_us: 0.into(),
+    };
     let mut engine = Engine {
         runner: &runner,
         state_dir: state_dir.to_owned(),
@@ -286,11 +322,19 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
             .map(str::to_string)
             .collect(),
         (None, Some(u)) => vec![u.clone()],
-        (None, None) => return Err(Failure::new(exit::USAGE, "error: give USER or --users-from FILE")),
+        (None, None) => {
+            return Err(Failure::new(
+                exit::USAGE,
+                "error: give USER or --users-from FILE",
+            ))
+        }
     };
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = users.iter().find(|u| !seen.insert(u.to_ascii_lowercase())) {
-        return Err(Failure::new(exit::DATAERR, format!("error: {dup} is listed twice")));
+        return Err(Failure::new(
+            exit::DATAERR,
+            format!("error: {dup} is listed twice"),
+        ));
     }
     let setup = setup::setup(ctx, &args.options)?;
     let planned = plans(ctx, &setup, &users, &args.options.to);
@@ -317,7 +361,13 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
             Ok(x) => work.push(x),
             Err(f) => {
                 reporter.event(user, "", None, "refused", &f.message);
-                endings.push((user.clone(), Ending { code: f.code, message: f.message }));
+                endings.push((
+                    user.clone(),
+                    Ending {
+                        code: f.code,
+                        message: f.message,
+                    },
+                ));
             }
         }
     }
@@ -327,7 +377,9 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
         for _ in 0..usize::from(args.jobs).min(users.len().max(1)) {
             scope.spawn(|| loop {
                 let next = queue.lock().map(|mut q| q.next()).unwrap_or(None);
-                let Some((facts, opts, plan)) = next else { break };
+                let Some((facts, opts, plan)) = next else {
+                    break;
+                };
                 let ending = start_run(&state_dir, &facts, opts, plan, parse, reporter.as_ref());
                 if let Ok(mut r) = results.lock() {
                     r.push((facts.user.clone(), ending));
@@ -368,11 +420,17 @@ fn selected_runs(state_dir: &Utf8Path, run: Option<&str>) -> Result<Vec<Utf8Path
     let runs = runs_dir(state_dir);
     if let Some(r) = run {
         if r.contains('/') || r.starts_with('.') {
-            return Err(Failure::new(exit::USAGE, format!("error: `{r}` is not a run id")));
+            return Err(Failure::new(
+                exit::USAGE,
+                format!("error: `{r}` is not a run id"),
+            ));
         }
         let dir = runs.join(r);
         if !dir.join(journal::FILE).exists() {
-            return Err(Failure::new(exit::NOINPUT, format!("error: no run {r} in {runs}")));
+            return Err(Failure::new(
+                exit::NOINPUT,
+                format!("error: no run {r} in {runs}"),
+            ));
         }
         return Ok(vec![dir]);
     }
@@ -392,7 +450,12 @@ fn selected_runs(state_dir: &Utf8Path, run: Option<&str>) -> Result<Vec<Utf8Path
     Ok(out)
 }
 
-fn continue_run(ctx: &Context<'_>, dir: &Utf8Path, rollback: bool, reporter: &dyn Reporter) -> Ending {
+fn continue_run(
+    ctx: &Context<'_>,
+    dir: &Utf8Path,
+    rollback: bool,
+    reporter: &dyn Reporter,
+) -> Ending {
     let fail = |code: u8, m: String| Ending { code, message: m };
     let (journal, header, records) = match Journal::open(dir) {
         Ok(x) => x,
@@ -423,7 +486,10 @@ fn continue_run(ctx: &Context<'_>, dir: &Utf8Path, rollback: bool, reporter: &dy
     };
     parse.smtputf8 = opts.smtputf8;
     let system = SystemRunner;
-    let runner = TimedRunner { inner: &system, doveadm_us: 0.into() };
+    let runner = TimedRunner {
+        inner: &system,
+        doveadm_us: 0.into(),
+    };
     let mut engine = Engine {
         runner: &runner,
         state_dir: ctx.global.state_dir.clone(),
@@ -452,7 +518,12 @@ fn continue_runs(ctx: &Context<'_>, args: &RunArgs, rollback: bool) -> Result<u8
     let reporter = reporter(args.json, dirs.len());
     let endings: Vec<(String, Ending)> = dirs
         .iter()
-        .map(|d| (d.to_string(), continue_run(ctx, d, rollback, reporter.as_ref())))
+        .map(|d| {
+            (
+                d.to_string(),
+                continue_run(ctx, d, rollback, reporter.as_ref()),
+            )
+        })
         .collect();
     finish(endings, args.json)
 }
@@ -497,15 +568,32 @@ pub(crate) fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<u8, Failure
             .open(state_dir.join("users").join(format!("{user}.lock")))
             .ok()
             .is_some_and(|f| matches!(f.file().try_lock(), Err(std::fs::TryLockError::WouldBlock)));
-        let sequence = StepKind::sequence(header.plan.strategy, header.plan.steps.iter().any(|s| s.step == StepKind::Presync));
-        let last_done = sequence.iter().rev().find(|s| state.done.contains(s)).copied();
+        let sequence = StepKind::sequence(
+            header.plan.strategy,
+            header
+                .plan
+                .steps
+                .iter()
+                .any(|s| s.step == StepKind::Presync),
+        );
+        let last_done = sequence
+            .iter()
+            .rev()
+            .find(|s| state.done.contains(s))
+            .copied();
         let (label, message) = match state.outcome {
             Some(Outcome::Done) => ("done", state.closing_message.clone()),
             Some(Outcome::RolledBack) => ("rolled-back", state.closing_message.clone()),
             Some(Outcome::NeedsAdmin) => ("needs-admin", state.closing_message.clone()),
             None if running => ("running", None),
             None if state.last_failure.is_some() => ("needs-admin", state.last_failure.clone()),
-            None => ("interrupted", Some(format!("`mailmig resume {0}` or `mailmig rollback {0}`", header.run))),
+            None => (
+                "interrupted",
+                Some(format!(
+                    "`mailmig resume {0}` or `mailmig rollback {0}`",
+                    header.run
+                )),
+            ),
         };
         if matches!(label, "needs-admin" | "interrupted") {
             code = exit::NOT_FOUND;
@@ -524,7 +612,8 @@ pub(crate) fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<u8, Failure
         }));
     }
     if args.json {
-        let text = serde_json::to_string_pretty(&rows).map_err(|e| Failure::new(exit::IOERR, e.to_string()))?;
+        let text = serde_json::to_string_pretty(&rows)
+            .map_err(|e| Failure::new(exit::IOERR, e.to_string()))?;
         output::stdout(format!("{text}\n").as_bytes())?;
     } else {
         let mut out = String::new();
@@ -538,7 +627,10 @@ pub(crate) fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<u8, Failure
                 s("to"),
                 s("state"),
                 s("last_step_done"),
-                r["message"].as_str().map(|m| format!("\t{m}")).unwrap_or_default()
+                r["message"]
+                    .as_str()
+                    .map(|m| format!("\t{m}"))
+                    .unwrap_or_default()
             ));
         }
         if rows.is_empty() {
@@ -548,4 +640,3 @@ pub(crate) fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<u8, Failure
     }
     Ok(code)
 }
-

@@ -88,10 +88,16 @@ pub(crate) fn setup(ctx: &Context<'_>, opts: &MigrationOptions) -> Result<Setup,
         LockMethodArg::AllowNets => LockMethod::AllowNets,
         LockMethodArg::Nologin => LockMethod::Nologin,
     };
-    if opts.reason.contains(']') || opts.reason.contains('%') || opts.reason.chars().any(char::is_control) {
+    if opts.reason.contains(']')
+        || opts.reason.contains('%')
+        || opts.reason.chars().any(char::is_control)
+    {
         return Err(Failure::new(
             exit::DATAERR,
-            format!("error: --reason `{}`: `]`, `%` and control characters cannot be stored", opts.reason),
+            format!(
+                "error: --reason `{}`: `]`, `%` and control characters cannot be stored",
+                opts.reason
+            ),
         ));
     }
     let mut access = None;
@@ -117,7 +123,10 @@ pub(crate) fn setup(ctx: &Context<'_>, opts: &MigrationOptions) -> Result<Setup,
         if lock == LockMethod::AllowNets && dovecot.lmtp_checks_passdb().map_err(unavailable)? {
             return Err(Failure::new(exit::DATAERR, "error: this Dovecot has `userdb static` without `allow_all_users=yes`: LMTP checks the passdb, so the allow_nets= lock-out would bounce the user's mail; use --lock nologin"));
         }
-        access = Some((map.clone(), map_type.unwrap_or_else(|| MapType::detect(&map))));
+        access = Some((
+            map.clone(),
+            map_type.unwrap_or_else(|| MapType::detect(&map)),
+        ));
         delimiters = postconf(&ctx.runner, &dir, &["recipient_delimiter"])
             .map_err(unavailable)?
             .get("recipient_delimiter")
@@ -142,12 +151,12 @@ pub(crate) fn setup(ctx: &Context<'_>, opts: &MigrationOptions) -> Result<Setup,
     })
 }
 
+/// The keys to hold for a user, and warnings about what cannot be held.
+pub(crate) type HoldKeys = (Vec<String>, Vec<String>);
+
 /// Every address that reaches each user (one pass over the virtual alias maps for all users),
 /// with warnings for what a hold cannot cover.
-pub(crate) fn hold_keys(
-    ctx: &Context<'_>,
-    users: &[String],
-) -> Result<Vec<(Vec<String>, Vec<String>)>, Failure> {
+pub(crate) fn hold_keys(ctx: &Context<'_>, users: &[String]) -> Result<Vec<HoldKeys>, Failure> {
     let (files, tables, options) = alias_setup(ctx, &[], None)?;
     let refs: Vec<&Table> = tables.iter().collect();
     let vm = VirtualMap::new(&refs, options);
@@ -375,13 +384,18 @@ fn diff(path: &Utf8Path, old: &[u8], new: &[u8]) -> PlannedEdit {
         diff: similar::TextDiff::from_lines(&old_text, &new_text)
             .unified_diff()
             .context_radius(1)
-            .header(&format!("a/{}", path.as_str().trim_start_matches('/')), &format!("b/{}", path.as_str().trim_start_matches('/')))
+            .header(
+                &format!("a/{}", path.as_str().trim_start_matches('/')),
+                &format!("b/{}", path.as_str().trim_start_matches('/')),
+            )
             .to_string(),
     }
 }
 
 fn argv(a: Argv) -> Vec<String> {
-    a.0.iter().map(|s| s.to_string_lossy().into_owned()).collect()
+    a.0.iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect()
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -406,11 +420,15 @@ pub(crate) fn build_plan(
         let mut f = PasswdFile::parse(src.to_vec(), &PasswdOptions::default());
         for (k, v) in set {
             f.set_extra(user.as_bytes(), k.as_bytes(), v.map(str::as_bytes), &ids)
-                .map_err(|e| Failure::new(exit::DATAERR, format!("error: {}: {e}", opts.passwd_file)))?;
+                .map_err(|e| {
+                    Failure::new(exit::DATAERR, format!("error: {}: {e}", opts.passwd_file))
+                })?;
         }
         for k in unset {
             f.remove_extra(user.as_bytes(), k.as_bytes(), &ids)
-                .map_err(|e| Failure::new(exit::DATAERR, format!("error: {}: {e}", opts.passwd_file)))?;
+                .map_err(|e| {
+                    Failure::new(exit::DATAERR, format!("error: {}: {e}", opts.passwd_file))
+                })?;
         }
         Ok::<_, Failure>(f.render())
     };
@@ -421,25 +439,60 @@ pub(crate) fn build_plan(
     let reason_underscored = opts.reason.replace(' ', "_");
     let lock_fields: Vec<(&str, Option<&str>)> = lock_fields
         .into_iter()
-        .map(|(k, v)| if k == "reason" { (k, Some(reason_underscored.as_str())) } else { (k, v) })
+        .map(|(k, v)| {
+            if k == "reason" {
+                (k, Some(reason_underscored.as_str()))
+            } else {
+                (k, v)
+            }
+        })
         .collect();
     let backup = |dest: &str| argv(doveadm(conf, &["backup", "-u", user, dest]));
     let status = |loc: &str| {
         argv(doveadm(
             conf,
-            &["-o", &format!("mail_location={loc}"), "-f", "tab", "mailbox", "status", "-u", user, mailmig_core::migrate::verify::STATUS_FIELDS, "*"],
+            &[
+                "-o",
+                &format!("mail_location={loc}"),
+                "-f",
+                "tab",
+                "mailbox",
+                "status",
+                "-u",
+                user,
+                mailmig_core::migrate::verify::STATUS_FIELDS,
+                "*",
+            ],
         ))
     };
     let fetch = |loc: &str| {
         argv(doveadm(
             conf,
-            &["-o", &format!("mail_location={loc}"), "-f", "tab", "fetch", "-u", user, "mailbox guid", "ALL"],
+            &[
+                "-o",
+                &format!("mail_location={loc}"),
+                "-f",
+                "tab",
+                "fetch",
+                "-u",
+                user,
+                "mailbox guid",
+                "ALL",
+            ],
         ))
     };
     let switched = passwd_edit(&files.passwd, &[("userdb_mail", Some(to))], &[])?;
     let mut steps = Vec::new();
-    let mut step = |kind: StepKind, summary: Vec<String>, commands: Vec<Vec<String>>, edits: Vec<PlannedEdit>| {
-        steps.push(PlannedStep { step: kind, summary, commands, edits });
+    let mut step = |kind: StepKind,
+                    summary: Vec<String>,
+                    commands: Vec<Vec<String>>,
+                    edits: Vec<PlannedEdit>| {
+        steps.push(PlannedStep {
+            step: kind,
+            summary,
+            commands,
+            edits,
+        });
     };
     step(
         StepKind::Preflight,
@@ -455,31 +508,58 @@ pub(crate) fn build_plan(
         Strategy::Hold => {
             let (map, access_before) = match (&opts.access_map, &files.access) {
                 (Some(m), Some(a)) => (m.clone(), a.clone()),
-                _ => return Err(Failure::new(exit::USAGE, "error: the hold strategy needs the access map")),
+                _ => {
+                    return Err(Failure::new(
+                        exit::USAGE,
+                        "error: the hold strategy needs the access map",
+                    ))
+                }
             };
             let pfx = opts.postfix_config.clone().unwrap_or_default();
             let map_type = opts.map_type.clone().unwrap_or_else(|| "hash".into());
             let mut table = Table::parse(access_before.clone(), parse);
-            let keys: Vec<Vec<u8>> = facts.hold_keys.iter().map(|k| k.clone().into_bytes()).collect();
+            let keys: Vec<Vec<u8>> = facts
+                .hold_keys
+                .iter()
+                .map(|k| k.clone().into_bytes())
+                .collect();
             let hp = plan_hold_keys(&table, user, &keys);
             apply_hold(&mut table, &hp, opts.hold_action, since, &opts.reason)
                 .map_err(|e| Failure::new(exit::DATAERR, format!("error: {e}")))?;
             let access_after = table.render();
-            let postmap = argv(Argv::new(["postmap", "-c", pfx.as_str(), &format!("{map_type}:{map}")]));
+            let postmap = argv(Argv::new([
+                "postmap",
+                "-c",
+                pfx.as_str(),
+                &format!("{map_type}:{map}"),
+            ]));
             let postqueue = argv(Argv::new(["postqueue", "-c", pfx.as_str(), "-j"]));
             let locked = passwd_edit(&files.passwd, &lock_fields, &[])?;
             let locked_switched = passwd_edit(&locked, &[("userdb_mail", Some(to))], &[])?;
             let unlock: Vec<&str> = lock_fields.iter().map(|(k, _)| *k).collect();
             if opts.presync {
-                step(StepKind::Presync, strings(&["copy the bulk while the user is online (exit 2 = retried)"]), vec![backup(to)], vec![]);
+                step(
+                    StepKind::Presync,
+                    strings(&["copy the bulk while the user is online (exit 2 = retried)"]),
+                    vec![backup(to)],
+                    vec![],
+                );
             }
             step(
                 StepKind::Hold,
                 vec![
-                    format!("hold mail to {} address(es) at Postfix: {}", facts.hold_keys.len(), facts.hold_keys.join(", ")),
+                    format!(
+                        "hold mail to {} address(es) at Postfix: {}",
+                        facts.hold_keys.len(),
+                        facts.hold_keys.join(", ")
+                    ),
                     "then put queued mail for the user on hold (IDs recorded)".into(),
                 ],
-                vec![postmap.clone(), postqueue.clone(), argv(Argv::new(["postsuper", "-c", pfx.as_str(), "-h", "-"]))],
+                vec![
+                    postmap.clone(),
+                    postqueue.clone(),
+                    argv(Argv::new(["postsuper", "-c", pfx.as_str(), "-h", "-"])),
+                ],
                 vec![diff(&map, &access_before, &access_after)],
             );
             step(
@@ -517,8 +597,20 @@ pub(crate) fn build_plan(
                 vec![],
             );
             let mut release_cmds = vec![postmap];
-            release_cmds.push(argv(Argv::new(["postsuper", "-c", pfx.as_str(), "-H", "-"])));
-            release_cmds.push(argv(Argv::new(["postqueue", "-c", pfx.as_str(), "-i", "ID"])));
+            release_cmds.push(argv(Argv::new([
+                "postsuper",
+                "-c",
+                pfx.as_str(),
+                "-H",
+                "-",
+            ])));
+            release_cmds.push(argv(Argv::new([
+                "postqueue",
+                "-c",
+                pfx.as_str(),
+                "-i",
+                "ID",
+            ])));
             step(
                 StepKind::Release,
                 strings(&["remove the holds, restore the record's lock-out fields exactly, release only the messages this run held"]),
@@ -531,17 +623,34 @@ pub(crate) fn build_plan(
         }
         Strategy::Live => {
             let sync = |dest: &str| argv(doveadm(conf, &["sync", "-u", user, dest]));
-            step(StepKind::Presync, strings(&["two-way sync, twice, while the user is online"]), vec![sync(to), sync(to)], vec![]);
+            step(
+                StepKind::Presync,
+                strings(&["two-way sync, twice, while the user is online"]),
+                vec![sync(to), sync(to)],
+                vec![],
+            );
             step(
                 StepKind::Switch,
-                vec![format!("userdb_mail={to}; confirmed with doveadm user; then kick the user's sessions")],
-                vec![argv(doveadm(conf, &["user", "-f", "mail", user])), argv(doveadm(conf, &["kick", user]))],
+                vec![format!(
+                    "userdb_mail={to}; confirmed with doveadm user; then kick the user's sessions"
+                )],
+                vec![
+                    argv(doveadm(conf, &["user", "-f", "mail", user])),
+                    argv(doveadm(conf, &["kick", user])),
+                ],
                 vec![diff(&opts.passwd_file, &files.passwd, &switched)],
             );
-            step(StepKind::FinalSync, strings(&["two-way sync against the old location (the new one is local now)"]), vec![sync(from)], vec![]);
+            step(
+                StepKind::FinalSync,
+                strings(&["two-way sync against the old location (the new one is local now)"]),
+                vec![sync(from)],
+                vec![],
+            );
             step(
                 StepKind::Verify,
-                strings(&["every message of the old location is in the new one, UIDVALIDITY equal"]),
+                strings(&[
+                    "every message of the old location is in the new one, UIDVALIDITY equal",
+                ]),
                 vec![status(from), fetch(from), status(to), fetch(to)],
                 vec![],
             );
@@ -553,7 +662,12 @@ pub(crate) fn build_plan(
             );
         }
     }
-    step(StepKind::Done, strings(&["close the journal; the old location is kept"]), vec![], vec![]);
+    step(
+        StepKind::Done,
+        strings(&["close the journal; the old location is kept"]),
+        vec![],
+        vec![],
+    );
     Ok(Plan {
         user: user.to_string(),
         from: facts.from.clone(),
@@ -590,15 +704,28 @@ mod tests {
             from: Location::parse("maildir:~/Maildir").expect("valid"),
             to: Location::parse("mdbox:~/mdbox").expect("valid"),
             home: "/srv/mail/alice".into(),
-            hold_keys: vec!["alice@example.test".into(), "al@example.test".into(), "team@example.test".into()],
-            warnings: vec!["virtual:4: `@example.test` also reaches alice@example.test: a catch-all".into()],
+            hold_keys: vec![
+                "alice@example.test".into(),
+                "al@example.test".into(),
+                "team@example.test".into(),
+            ],
+            warnings: vec![
+                "virtual:4: `@example.test` also reaches alice@example.test: a catch-all".into(),
+            ],
         };
         let files = PlanFiles {
             access: Some(b"# maintenance holds\ncarol@example.test HOLD other admin\n".to_vec()),
             passwd: b"alice@example.test:{PLAIN}alicepw:999:995::/srv/mail/alice::\nbob@example.test:{PLAIN}bobpw:999:995::/srv/mail/bob::allow_nets=10.0.0.0/8\n".to_vec(),
         };
-        build_plan(&opts, &facts, strategy, &files, &ParseOptions::default(), "2026-11-29T12:00:00Z")
-            .expect("plan")
+        build_plan(
+            &opts,
+            &facts,
+            strategy,
+            &files,
+            &ParseOptions::default(),
+            "2026-11-29T12:00:00Z",
+        )
+        .expect("plan")
     }
 
     #[test]
