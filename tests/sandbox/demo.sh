@@ -2,11 +2,12 @@
 # The mailmig demo, from a fresh machine (as root):
 #   1. installs Postfix + Dovecot from Debian's packages when missing, builds mailmig;
 #   2. inside a private network namespace (only loopback), stands up a throwaway Postfix +
-#      Dovecot pair under a temporary directory and delivers mail to alice over SMTP/LMTP;
-#   3. shows what mailmig reads from the sandbox's real maps: `map check`, `map dump`,
-#      `aliases` (checked against mail actually delivered), and what it catches that postmap
-#      accepts silently;
-#   4. stops the daemons and removes the directory.
+#      Dovecot pair under a temporary directory and gives alice mail in two folders, with flags;
+#   3. shows what mailmig reads (aliases reaching alice) and the migration plan;
+#   4. migrates alice from maildir to mdbox with `mailmig migrate` while mail keeps arriving over
+#      SMTP (to alice, to her aliases, to a shared alias), then counts every message sent during
+#      the run in her new mdbox and prints the verification summary;
+#   5. stops the daemons and removes the directory.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -25,7 +26,12 @@ MAILMIG=$ROOT/target/release/mailmig
 work=$(mktemp -d /tmp/mailmig-demo.XXXXXX)
 chmod 0755 "$work"   # the daemons run as postfix, dovecot and vmail
 DIR=$work/sb
-cleanup() { bash "$ROOT/tests/sandbox/sandbox.sh" down "$DIR" >/dev/null 2>&1 || true; rm -rf "$work"; }
+sender_pid=
+cleanup() {
+  [[ -n $sender_pid ]] && kill "$sender_pid" 2>/dev/null || true
+  bash "$ROOT/tests/sandbox/sandbox.sh" down "$DIR" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 show() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@" || printf '[exit %s]\n' "$?"; }
@@ -34,47 +40,59 @@ echo "== starting a sandbox Postfix + Dovecot under $DIR (private network namesp
 env_file=$(bash tests/sandbox/sandbox.sh up "$DIR" | tail -n 1)
 # shellcheck disable=SC1090
 source "$env_file"
-bash tests/sandbox/sandbox.sh seed "$DIR" alice 5 >/dev/null
-echo "delivered 5 messages to alice@example.test over SMTP -> LMTP"
+A=alice@example.test
+D=(doveadm -c "$DOVECOT_CONFIG")
+bash tests/sandbox/sandbox.sh seed "$DIR" alice 60 >/dev/null
+"${D[@]}" mailbox create -u "$A" Projects
+"${D[@]}" move -u "$A" Projects mailbox INBOX uid 1:15
+"${D[@]}" flags add -u "$A" '\Seen \Flagged $Label1' mailbox INBOX uid 16:30
+echo "alice@example.test: 60 messages delivered over SMTP -> LMTP into maildir; 15 moved to Projects, 15 flagged"
+show "${D[@]}" -f tab mailbox status -u "$A" 'messages uidvalidity uidnext' '*'
 
-show cat "$VIRTUAL_MAP"
-show "$MAILMIG" --postfix-config "$POSTFIX_CONFIG" map check --kind virtual "$VIRTUAL_MAP"
-echo "(exit 0: nothing postmap would skip, no bad values)"
-show "$MAILMIG" --postfix-config "$POSTFIX_CONFIG" map dump "$VIRTUAL_MAP"
-show "$MAILMIG" --postfix-config "$POSTFIX_CONFIG" map get "$VIRTUAL_MAP" STAFF@Example.TEST
-show "$MAILMIG" --postfix-config "$POSTFIX_CONFIG" aliases alice@example.test
-
-echo
-echo "== checking that against the live daemons: one message to each address"
-for a in $("$MAILMIG" --postfix-config "$POSTFIX_CONFIG" aliases alice@example.test | cut -f1); do
-  bash tests/sandbox/sandbox.sh seed "$DIR" "$a" 1 >/dev/null
-done
-doveadm -c "$DOVECOT_CONFIG" mailbox status -u alice@example.test messages INBOX
-
-echo
-echo "== holding alice's mail at Postfix: one exact access line per address that reaches her"
 M=("$MAILMIG" --postfix-config "$POSTFIX_CONFIG" --dovecot-config "$DOVECOT_CONFIG" --state-dir "$work/state")
-show "${M[@]}" hold check
-show "${M[@]}" hold add alice@example.test --reason "Planned maintenance"
-show cat "$ACCESS_MAP"
-sleep 1.1   # smtpd notices a rebuilt table by its mtime second
-bash tests/sandbox/sandbox.sh seed "$DIR" staff@example.test 1 >/dev/null 2>&1 || true
-show "${M[@]}" queue list --user alice@example.test
-show "${M[@]}" login disable alice@example.test
-show doveadm -c "$DOVECOT_CONFIG" auth lookup alice@example.test
-show "${M[@]}" login enable alice@example.test
-show "${M[@]}" hold remove alice@example.test
-"${M[@]}" queue list --user alice@example.test | cut -f1 > "$work/ids"
-show "${M[@]}" queue release --user alice@example.test --ids "$work/ids"
-sleep 1
-doveadm -c "$DOVECOT_CONFIG" mailbox status -u alice@example.test messages INBOX
+show "${M[@]}" aliases "$A"
+show "${M[@]}" plan "$A" --to 'mdbox:~/mdbox'
 
 echo
-echo "== what the published sed script would have written for team@ (a shared alias):"
-printf 'team@example.test alice@example.test, bob@example.test HOLD Planned maintenance\n' > "$ACCESS_MAP"
-show postmap -c "$POSTFIX_CONFIG" "hash:$ACCESS_MAP"
-echo "(postmap exit 0, no warning: smtpd would answer 451 4.3.5 for team@)"
-show "$MAILMIG" --postfix-config "$POSTFIX_CONFIG" map check --kind access "$ACCESS_MAP"
+echo "== mail keeps arriving: one message every 0.1 s to alice@, al@, team@ (alice + bob), staff@ (-> team@)"
+sent=$work/sent
+: > "$sent"
+(
+  n=0
+  while :; do
+    for to in alice@example.test al@example.test team@example.test staff@example.test; do
+      n=$((n + 1))
+      swaks --server 127.0.0.1 --port "$SMTP_PORT" --from sender@example.org --to "$to" \
+        --header "X-Mailmig-Test: demo-$n" --silent 2 >/dev/null 2>&1 && echo "demo-$n" >> "$sent"
+      sleep 0.1
+    done
+  done
+) &
+sender_pid=$!
+sleep 1
+
+echo
+echo "== migrating alice to mdbox while that mail arrives"
+show "${M[@]}" migrate "$A" --to 'mdbox:~/mdbox'
+sleep 1
+kill "$sender_pid" 2>/dev/null || true
+wait "$sender_pid" 2>/dev/null || true
+sender_pid=
+for _ in $(seq 60); do [[ -z $(postqueue -c "$POSTFIX_CONFIG" -j) ]] && break; sleep 0.5; postqueue -c "$POSTFIX_CONFIG" -f; done
+
+echo
+echo "== checking: every message sent during the run is in alice's mdbox exactly once"
+show "${D[@]}" user -f mail "$A"
+show "${D[@]}" -f tab mailbox status -u "$A" 'messages uidvalidity uidnext' '*'
+"${D[@]}" -f tab fetch -u "$A" 'hdr.x-mailmig-test' ALL | tail -n +2 | grep . | sort > "$work/got" || true
+sort "$sent" > "$work/want"
+missing=$(comm -23 "$work/want" "$work/got" | wc -l)
+dups=$(uniq -d "$work/got" | wc -l)
+echo "sent during the migration: $(wc -l < "$work/want"); missing from mdbox: $missing; duplicated: $dups"
+echo "flags kept: $("${D[@]}" search -u "$A" mailbox INBOX FLAGGED | wc -l) flagged messages in INBOX"
+show "${M[@]}" status
+echo "queue: $(postqueue -c "$POSTFIX_CONFIG" -j | wc -l) messages; access map: $(grep -c . "$ACCESS_MAP" || true) lines"
+[[ $missing -eq 0 && $dups -eq 0 ]]
 
 echo
 echo "== stopping the sandbox"

@@ -148,6 +148,10 @@ struct TextReporter;
 
 impl Reporter for TextReporter {
     fn event(&self, user: &str, _run: &str, step: Option<StepKind>, what: &str, detail: &str) {
+        // The run's ending is printed once, at the end.
+        if matches!(what, "migrated" | "rolled-back") || step == Some(StepKind::Done) {
+            return;
+        }
         let step = step.map(|s| format!(" {s}")).unwrap_or_default();
         let detail = if detail.is_empty() {
             String::new()
