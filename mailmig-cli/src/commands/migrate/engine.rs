@@ -691,7 +691,22 @@ impl Engine<'_> {
                     json!({ "released": released, "kept_for_other_runs": kept, "at_ms": self.started.elapsed().as_millis() as u64 }),
                 )
             }
-            StepKind::Done => Ok(Value::Null),
+            StepKind::Done => {
+                let done = |s: StepKind, k: &str| {
+                    journal::data_of(&self.records, s, Event::Done).and_then(|d| d.get(k).and_then(Value::as_u64))
+                };
+                let held_ms = match (done(StepKind::Hold, "at_ms"), done(StepKind::Release, "at_ms")) {
+                    (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+                    _ => None,
+                };
+                Ok(json!({
+                    "total_ms": self.started.elapsed().as_millis() as u64,
+                    "doveadm_ms": self.runner.doveadm_us.load(Ordering::Relaxed) / 1000,
+                    "held_ms": held_ms,
+                    "presync_ms": done(StepKind::Presync, "ms"),
+                    "final_sync_ms": done(StepKind::FinalSync, "ms"),
+                }))
+            }
         }
     }
 
