@@ -11,6 +11,14 @@
 //! - [`dovecot`]: a lossless document model of Dovecot passwd-files with exactly the auth
 //!   process's reading rules, and the passdb and userdb views its lookups produce.
 //!
+//! - [`hold`], [`queue`], [`login`]: holding a mailbox's mail at Postfix with exact access(5)
+//!   lines, holding and releasing exactly its queued messages, locking it out of Dovecot and back
+//!   in, each recorded so that it can be undone.
+//!
+//! - [`migrate`]: the migration as data — validated locations and user names, the plan (typed
+//!   steps with argument vectors and diffs), the durable journal a run writes, and the
+//!   per-mailbox verification of two locations.
+//!
 //! Every document renders back to the exact bytes it was parsed from when nothing was edited: CRLF,
 //! tabs, trailing blanks, comments inside continuations, 8-bit bytes, NUL bytes and a missing final
 //! newline are all data.

@@ -328,6 +328,16 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_are_read_or_refused_without_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let dir = Utf8Path::from_path(tmp.path()).expect("utf8").to_owned();
+            fs_err::write(dir.join(FILE), &bytes).expect("write");
+            let _ = read(&dir);
+        }
+    }
+
     #[test]
     fn write_crash_read_continue() {
         let tmp = tempfile::tempdir().expect("tempdir");

@@ -218,6 +218,13 @@ mod tests {
         assert_eq!(compare(&s, &u, Expect::Contains).len(), 2);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_output_is_read_or_refused_without_panic(status in ".{0,200}", fetch in ".{0,200}") {
+            let _ = parse_state(&status, &fetch);
+        }
+    }
+
     #[test]
     fn duplicates_are_counted_and_bad_rows_refused() {
         let s = parse_state(STATUS, "mailbox\tguid\nINBOX\ta\nINBOX\ta\n").expect("parses");

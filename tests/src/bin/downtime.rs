@@ -38,7 +38,10 @@ fn stats(mut v: Vec<f64>) -> String {
     v.sort_by(f64::total_cmp);
     let med = v[v.len() / 2];
     let p90 = v[(v.len() * 9 / 10).min(v.len() - 1)];
-    format!("median {med:.2} s, p90 {p90:.2} s, max {:.2} s", v[v.len() - 1])
+    format!(
+        "median {med:.2} s, p90 {p90:.2} s, max {:.2} s",
+        v[v.len() - 1]
+    )
 }
 
 fn part_a(messages: usize) {
@@ -76,7 +79,11 @@ fn part_a(messages: usize) {
 }
 
 /// Send to the users until stopped; returns (tag, user).
-fn sender(port: String, users: Vec<String>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<(String, String)>> {
+fn sender(
+    port: String,
+    users: Vec<String>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<(String, String)>> {
     std::thread::spawn(move || {
         let mut sent = Vec::new();
         let mut n = 0usize;
@@ -130,7 +137,9 @@ fn part_b() {
         let start = Instant::now();
         let downtimes: Vec<f64> = if manual {
             let mut args = vec![
-                workspace_root().join("benches/manual-procedure.sh").to_string(),
+                workspace_root()
+                    .join("benches/manual-procedure.sh")
+                    .to_string(),
                 sb.root().join("sandbox.env").to_string(),
             ];
             args.extend(users.iter().cloned());
@@ -143,7 +152,16 @@ fn part_b() {
         } else {
             let list = sb.root().join("users.txt");
             fs_err::write(&list, users.join("\n")).expect("list");
-            let r = sb.mailmig(&["migrate", "--users-from", list.as_str(), "--jobs", "4", "--to", "mdbox:~/mdbox", "--json"]);
+            let r = sb.mailmig(&[
+                "migrate",
+                "--users-from",
+                list.as_str(),
+                "--jobs",
+                "4",
+                "--to",
+                "mdbox:~/mdbox",
+                "--json",
+            ]);
             assert_eq!(r.code, 0, "{}", r.err());
             done_figures(&r.out())
                 .iter()
@@ -170,7 +188,10 @@ fn part_b() {
 }
 
 fn main() {
-    let messages = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let messages = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10_000);
     part_a(messages);
     part_b();
 }

@@ -693,9 +693,13 @@ impl Engine<'_> {
             }
             StepKind::Done => {
                 let done = |s: StepKind, k: &str| {
-                    journal::data_of(&self.records, s, Event::Done).and_then(|d| d.get(k).and_then(Value::as_u64))
+                    journal::data_of(&self.records, s, Event::Done)
+                        .and_then(|d| d.get(k).and_then(Value::as_u64))
                 };
-                let held_ms = match (done(StepKind::Hold, "at_ms"), done(StepKind::Release, "at_ms")) {
+                let held_ms = match (
+                    done(StepKind::Hold, "at_ms"),
+                    done(StepKind::Release, "at_ms"),
+                ) {
                     (Some(a), Some(b)) => Some(b.saturating_sub(a)),
                     _ => None,
                 };
