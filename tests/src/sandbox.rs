@@ -117,21 +117,12 @@ impl Sandbox {
     /// Run `mailmig` against this sandbox: `--postfix-config`, `--dovecot-config` and
     /// `--state-dir ROOT/state` come first.
     pub fn mailmig(&self, args: &[&str]) -> Run {
-        let state = self.root.join("state");
-        let mut all = vec![
-            "--postfix-config",
-            self.get("POSTFIX_CONFIG"),
-            "--dovecot-config",
-            self.get("DOVECOT_CONFIG"),
-            "--state-dir",
-            state.as_str(),
-        ];
-        all.extend_from_slice(args);
-        crate::mailmig(&all)
+        self.mailmig_env(args, &[])
     }
 
-    /// [`Sandbox::mailmig`] with extra environment variables (test hooks).
-    pub fn mailmig_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+    /// [`Sandbox::mailmig`] started in the background with extra environment variables (test
+    /// hooks); output captured.
+    pub fn spawn_mailmig(&self, args: &[&str], env: &[(&str, &str)]) -> duct::Handle {
         let state = self.root.join("state");
         let mut all = vec![
             "--postfix-config",
@@ -150,11 +141,26 @@ impl Sandbox {
         for (k, v) in env {
             expr = expr.env(k, v);
         }
-        let out = expr.run().expect("run mailmig");
+        expr.start().expect("start mailmig")
+    }
+
+    /// [`Sandbox::mailmig`] with extra environment variables (test hooks), waited for.
+    pub fn mailmig_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let handle = self.spawn_mailmig(args, env);
+        let out = handle.wait().expect("run mailmig");
         Run {
             code: out.status.code().unwrap_or(-1),
-            stdout: out.stdout,
-            stderr: out.stderr,
+            stdout: out.stdout.clone(),
+            stderr: out.stderr.clone(),
+        }
+    }
+
+    /// Wait (at most 60 s) until a file exists (a `MAILMIG_PAUSE_FILE`).
+    pub fn wait_for_file(&self, path: &Utf8Path) {
+        let start = std::time::Instant::now();
+        while !path.exists() {
+            assert!(start.elapsed().as_secs() < 60, "{path} never appeared");
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
 

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mailmig_tests::mail::{send_tagged, Imap};
-use mailmig_tests::mailmig_bin;
 use mailmig_tests::sandbox::Sandbox;
 
 fn snapshot(sb: &Sandbox) -> Vec<Vec<u8>> {
@@ -20,37 +19,14 @@ fn snapshot(sb: &Sandbox) -> Vec<Vec<u8>> {
 /// Start `migrate USER` paused at `point`; returns the handle once the pause is reached.
 fn paused(sb: &Sandbox, user: &str, point: &str) -> (duct::Handle, camino::Utf8PathBuf) {
     let pause = sb.root().join(format!("pause-{user}"));
-    let state = sb.root().join("state");
-    let handle = duct::cmd(
-        mailmig_bin().as_str(),
-        [
-            "--postfix-config",
-            sb.get("POSTFIX_CONFIG"),
-            "--dovecot-config",
-            sb.get("DOVECOT_CONFIG"),
-            "--state-dir",
-            state.as_str(),
-            "migrate",
-            user,
-            "--to",
-            "mdbox:~/mdbox",
+    let handle = sb.spawn_mailmig(
+        &["migrate", user, "--to", "mdbox:~/mdbox"],
+        &[
+            ("MAILMIG_PAUSE", point),
+            ("MAILMIG_PAUSE_FILE", pause.as_str()),
         ],
-    )
-    .env("MAILMIG_PAUSE", point)
-    .env("MAILMIG_PAUSE_FILE", pause.as_str())
-    .stdout_capture()
-    .stderr_capture()
-    .unchecked()
-    .start()
-    .expect("spawn");
-    let start = Instant::now();
-    while !pause.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "never reached {point}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    );
+    sb.wait_for_file(&pause);
     (handle, pause)
 }
 
@@ -96,6 +72,18 @@ fn refusals_change_nothing() {
         assert_eq!(r.code, *code, "{args:?}: {}", r.err());
         assert!(r.err().contains(text), "{args:?}: {}", r.err());
     }
+    // A user locked out by hand (`login disable`) is refused: the run would restore the logins.
+    assert_eq!(
+        sb.mailmig(&["login", "disable", "alice@example.test"]).code,
+        0
+    );
+    let r = sb.mailmig(&["migrate", "alice@example.test", "--to", "mdbox:~/mdbox"]);
+    assert_eq!(r.code, 65, "{}", r.err());
+    assert!(r.err().contains("login enable"), "{}", r.err());
+    assert_eq!(
+        sb.mailmig(&["login", "enable", "alice@example.test"]).code,
+        0
+    );
     // A target that already holds something is never overwritten.
     let target = sb.home("alice@example.test").join("mdbox");
     fs_err::create_dir_all(target.join("x")).expect("mkdir");

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mailmig_tests::mail::{send_tagged, Imap, Smtp};
-use mailmig_tests::mailmig_bin;
 use mailmig_tests::sandbox::Sandbox;
 
 /// (tag, reaches alice, reaches bob)
@@ -202,37 +201,14 @@ fn in_flight_transaction_is_caught_up() {
     let mut smtp = Smtp::connect(sb.get("SMTP_PORT")).expect("smtp");
     smtp.envelope(&[alice]).expect("envelope");
     let pause = sb.root().join("pause");
-    let state = sb.root().join("state");
-    let handle = duct::cmd(
-        mailmig_bin().as_str(),
-        [
-            "--postfix-config",
-            sb.get("POSTFIX_CONFIG"),
-            "--dovecot-config",
-            sb.get("DOVECOT_CONFIG"),
-            "--state-dir",
-            state.as_str(),
-            "migrate",
-            alice,
-            "--to",
-            "mdbox:~/mdbox",
+    let handle = sb.spawn_mailmig(
+        &["migrate", alice, "--to", "mdbox:~/mdbox"],
+        &[
+            ("MAILMIG_PAUSE", "verify:done"),
+            ("MAILMIG_PAUSE_FILE", pause.as_str()),
         ],
-    )
-    .env("MAILMIG_PAUSE", "verify:done")
-    .env("MAILMIG_PAUSE_FILE", pause.as_str())
-    .stdout_capture()
-    .stderr_capture()
-    .unchecked()
-    .start()
-    .expect("spawn mailmig");
-    let start = Instant::now();
-    while !pause.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "mailmig never reached verify:done"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    );
+    sb.wait_for_file(&pause);
     // Holds and lock-out are on, the final sync and the verification are done: DATA now.
     smtp.data(&[alice], "in-flight").expect("DATA accepted");
     smtp.quit();

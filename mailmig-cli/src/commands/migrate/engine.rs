@@ -18,7 +18,7 @@ use mailmig_core::queue;
 use mailmig_core::transaction::{CommitOptions, FileTransaction};
 use serde_json::{json, Value};
 
-use super::setup::{doveadm, RunOptions};
+use super::setup::{doveadm, RunOptions, DSYNC_LOCK};
 use crate::exit;
 
 /// A runner that measures the time spent in doveadm (for the "mailmig's own time" figure).
@@ -350,9 +350,13 @@ impl Engine<'_> {
 
     /// Release the messages this run held (and messages other runs handed over), except those
     /// with a recipient still under another mailmig hold: those are handed over to that run.
+    ///
+    /// Runs under the map lock: which users are still held and which messages are handed over
+    /// must not change between reading them and acting on them.
     fn release_queue(&self) -> Result<(usize, usize), StepError> {
         let dir = self.postfix_dir()?;
         let (map, _) = self.map()?;
+        let _lock = MapLock::take(&self.state_dir)?;
         let handover = self.handover_dir();
         let mut ids = self.recorded_queue_ids();
         // What smtpd held because of this run's HOLD lines: held mail for the user that arrived
@@ -401,6 +405,20 @@ impl Engine<'_> {
             let _ = fs_err::remove_file(handover.join(id));
         }
         Ok((released.len(), kept.len()))
+    }
+
+    /// Restore the lock-out fields, if the lock-out state file says they are in place.
+    fn enable_login(&self) -> Result<(), StepError> {
+        if login::state_file(&self.state_dir, self.user()).exists() {
+            login::enable(
+                &self.dovecot(),
+                &PasswdOptions::default(),
+                self.ids.as_ref(),
+                &self.state_dir,
+                self.user(),
+            )?;
+        }
+        Ok(())
     }
 
     fn set_userdb_mail(&self, value: Option<Option<&str>>, point: &str) -> Result<(), StepError> {
@@ -485,12 +503,7 @@ impl Engine<'_> {
             StepKind::Hold => {
                 let (map, _) = self.map()?;
                 let access = Table::parse(fs_err::read(&map)?, &self.parse);
-                let keys: Vec<Vec<u8>> = self
-                    .opts
-                    .hold_keys
-                    .iter()
-                    .map(|k| k.clone().into_bytes())
-                    .collect();
+                let keys = self.hold_key_bytes();
                 let plan = plan_hold_keys(&access, self.user(), &keys);
                 let text = |v: &Vec<Vec<u8>>| {
                     v.iter()
@@ -524,21 +537,16 @@ impl Engine<'_> {
             StepKind::Presync => {
                 let t = Instant::now();
                 if live {
-                    self.doveadm_checked(&["sync", "-u", &user, &to], 5)?;
+                    self.doveadm_checked(&["sync", "-l", DSYNC_LOCK, "-u", &user, &to], 5)?;
                     failpoint("presync:first-sync");
-                    self.doveadm_checked(&["sync", "-u", &user, &to], 5)?;
+                    self.doveadm_checked(&["sync", "-l", DSYNC_LOCK, "-u", &user, &to], 5)?;
                 } else {
-                    self.doveadm_checked(&["backup", "-u", &user, &to], 5)?;
+                    self.doveadm_checked(&["backup", "-l", DSYNC_LOCK, "-u", &user, &to], 5)?;
                 }
                 Ok(json!({ "ms": t.elapsed().as_millis() as u64 }))
             }
             StepKind::Hold => {
-                let keys: Vec<Vec<u8>> = self
-                    .opts
-                    .hold_keys
-                    .iter()
-                    .map(|k| k.clone().into_bytes())
-                    .collect();
+                let keys = self.hold_key_bytes();
                 let since = mailmig_core::transaction::utc_now_rfc3339();
                 let (action, reason) = (self.opts.hold_action, self.opts.reason.clone());
                 let mut conflicts = Vec::new();
@@ -591,10 +599,10 @@ impl Engine<'_> {
                     // The new location is local now; kick sessions still on the old one, then
                     // a two-way sync against the old location.
                     self.dovecot().kick(&user)?;
-                    self.doveadm_checked(&["sync", "-u", &user, &from], 5)?;
+                    self.doveadm_checked(&["sync", "-l", DSYNC_LOCK, "-u", &user, &from], 5)?;
                 } else {
                     self.hold_queue(StepKind::FinalSync)?;
-                    self.doveadm_checked(&["backup", "-u", &user, &to], 5)?;
+                    self.doveadm_checked(&["backup", "-l", DSYNC_LOCK, "-u", &user, &to], 5)?;
                 }
                 failpoint("final-sync:synced");
                 Ok(json!({ "ms": t.elapsed().as_millis() as u64 }))
@@ -626,9 +634,9 @@ impl Engine<'_> {
                     }
                     self.report(Some(step), "retry", &problems.join("; "));
                     if live {
-                        self.doveadm_checked(&["sync", "-u", &user, &from], 5)?;
+                        self.doveadm_checked(&["sync", "-l", DSYNC_LOCK, "-u", &user, &from], 5)?;
                     } else {
-                        self.doveadm_checked(&["backup", "-u", &user, &to], 5)?;
+                        self.doveadm_checked(&["backup", "-l", DSYNC_LOCK, "-u", &user, &to], 5)?;
                     }
                 }
             }
@@ -664,7 +672,10 @@ impl Engine<'_> {
                         )));
                     }
                     self.report(Some(step), "carry-over", &missing.join("; "));
-                    self.doveadm_checked(&["sync", "-1", "-R", "-u", &user, &from], 5)?;
+                    self.doveadm_checked(
+                        &["sync", "-1", "-R", "-l", DSYNC_LOCK, "-u", &user, &from],
+                        5,
+                    )?;
                     attempt += 1;
                 }
             }
@@ -675,15 +686,7 @@ impl Engine<'_> {
                     "release",
                 )?;
                 failpoint("release:holds-removed");
-                if login::state_file(&self.state_dir, &user).exists() {
-                    login::enable(
-                        &self.dovecot(),
-                        &PasswdOptions::default(),
-                        self.ids.as_ref(),
-                        &self.state_dir,
-                        &user,
-                    )?;
-                }
+                self.enable_login()?;
                 failpoint("release:login-enabled");
                 let (released, kept) = self.release_queue()?;
                 failpoint("release:queue-released");
@@ -712,6 +715,15 @@ impl Engine<'_> {
                 }))
             }
         }
+    }
+
+    /// Every address to hold, from the plan.
+    fn hold_key_bytes(&self) -> Vec<Vec<u8>> {
+        self.opts
+            .hold_keys
+            .iter()
+            .map(|k| k.clone().into_bytes())
+            .collect()
     }
 
     fn added_hold_keys(&self) -> Vec<Vec<u8>> {
@@ -877,7 +889,10 @@ impl Engine<'_> {
                 let source = self.mail_state(&from)?;
                 let target = self.mail_state(&to)?;
                 if !verify::compare(&target, &source, Expect::Contains).is_empty() {
-                    self.doveadm_checked(&["sync", "-1", "-R", "-u", &user, &to], 5)?;
+                    self.doveadm_checked(
+                        &["sync", "-1", "-R", "-l", DSYNC_LOCK, "-u", &user, &to],
+                        5,
+                    )?;
                     let source = self.mail_state(&from)?;
                     let problems = verify::compare(&target, &source, Expect::Contains);
                     if !problems.is_empty() {
@@ -890,15 +905,7 @@ impl Engine<'_> {
                 Ok(())
             }
             StepKind::LockOut => {
-                if login::state_file(&self.state_dir, &user).exists() {
-                    login::enable(
-                        &self.dovecot(),
-                        &PasswdOptions::default(),
-                        self.ids.as_ref(),
-                        &self.state_dir,
-                        &user,
-                    )?;
-                }
+                self.enable_login()?;
                 Ok(())
             }
             StepKind::Hold => {

@@ -99,7 +99,15 @@ fn plans(
         .iter()
         .zip(keys)
         .map(|(user, keys)| {
-            let facts = preflight_user(&ctx.runner, setup, &parse, user, to, keys)?;
+            let facts = preflight_user(
+                &ctx.runner,
+                setup,
+                &ctx.global.state_dir,
+                &parse,
+                user,
+                to,
+                keys,
+            )?;
             let opts = setup.run_options(&facts, &parse);
             let files = PlanFiles {
                 access: match &access {
@@ -226,6 +234,40 @@ fn new_run_id(user: &str) -> String {
     format!("{t}-{user}")
 }
 
+/// Run a journaled run forward (or backward, to undo it).
+fn run_engine(
+    state_dir: &Utf8Path,
+    header: RunHeader,
+    opts: RunOptions,
+    (journal, records): (Journal, Vec<journal::Record>),
+    parse: ParseOptions,
+    reporter: &dyn Reporter,
+    backward: bool,
+) -> Ending {
+    let system = SystemRunner;
+    let runner = TimedRunner {
+        inner: &system,
+        doveadm_us: 0.into(),
+    };
+    let mut engine = Engine {
+        runner: &runner,
+        state_dir: state_dir.to_owned(),
+        header,
+        opts,
+        journal,
+        records,
+        parse,
+        ids: ids(),
+        reporter,
+        started: Instant::now(),
+    };
+    if backward {
+        engine.backward()
+    } else {
+        engine.forward()
+    }
+}
+
 /// Start and run one user's migration.
 fn start_run(
     state_dir: &Utf8Path,
@@ -296,24 +338,15 @@ fn start_run(
     for w in &plan.warnings {
         reporter.event(&facts.user, &run, None, "warning", w);
     }
-    let system = SystemRunner;
-    let runner = TimedRunner {
-        inner: &system,
-        doveadm_us: 0.into(),
-    };
-    let mut engine = Engine {
-        runner: &runner,
-        state_dir: state_dir.to_owned(),
+    run_engine(
+        state_dir,
         header,
         opts,
-        journal,
-        records: Vec::new(),
+        (journal, Vec::new()),
         parse,
-        ids: ids(),
         reporter,
-        started: Instant::now(),
-    };
-    engine.forward()
+        false,
+    )
 }
 
 pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failure> {
@@ -489,28 +522,16 @@ fn continue_run(
         None => ParseOptions::default(),
     };
     parse.smtputf8 = opts.smtputf8;
-    let system = SystemRunner;
-    let runner = TimedRunner {
-        inner: &system,
-        doveadm_us: 0.into(),
-    };
-    let mut engine = Engine {
-        runner: &runner,
-        state_dir: ctx.global.state_dir.clone(),
+    let backward = rollback || (state.rolling_back && !state.started.contains(&StepKind::Release));
+    run_engine(
+        &ctx.global.state_dir,
         header,
         opts,
-        journal,
-        records,
+        (journal, records),
         parse,
-        ids: ids(),
         reporter,
-        started: Instant::now(),
-    };
-    if rollback || (state.rolling_back && !state.started.contains(&StepKind::Release)) {
-        engine.backward()
-    } else {
-        engine.forward()
-    }
+        backward,
+    )
 }
 
 fn continue_runs(ctx: &Context<'_>, args: &RunArgs, rollback: bool) -> Result<u8, Failure> {

@@ -200,6 +200,10 @@ pub(crate) struct UserFacts {
     pub(crate) warnings: Vec<String>,
 }
 
+/// `doveadm sync|backup -l SECONDS`: the per-user dsync lock, so that a sync left running by a
+/// killed run and the resumed run's sync never work on one user at once.
+pub(crate) const DSYNC_LOCK: &str = "30";
+
 pub(crate) fn doveadm(config: &Utf8Path, args: &[&str]) -> Argv {
     let mut v = vec!["doveadm", "-c", config.as_str()];
     v.extend_from_slice(args);
@@ -236,6 +240,7 @@ pub(crate) fn user_field(
 pub(crate) fn preflight_user(
     runner: &dyn Runner,
     setup: &Setup,
+    state_dir: &Utf8Path,
     parse: &ParseOptions,
     user: &str,
     to: &str,
@@ -244,6 +249,18 @@ pub(crate) fn preflight_user(
     let data = |m: String| Failure::new(exit::DATAERR, format!("error: {m}"));
     validate_user(user).map_err(|e| data(e.to_string()))?;
     let to = Location::parse(to).map_err(|e| data(e.to_string()))?;
+    if let Ok(run) = fs_err::read_to_string(super::marker_path(state_dir, user)) {
+        return Err(Failure::new(
+            exit::TEMPFAIL,
+            format!("error: {user} has an unfinished run {run}: `mailmig resume {run}` or `mailmig rollback {run}` first"),
+        ));
+    }
+    let lock_state = mailmig_core::login::state_file(state_dir, user);
+    if lock_state.exists() {
+        return Err(data(format!(
+            "{user} is locked out by `mailmig login disable` ({lock_state}); `mailmig login enable {user}` first (a migration restores the logins it finds)"
+        )));
+    }
     let mut from = user_field(runner, &setup.dovecot_config, user, "mail")?;
     if from.is_empty() {
         from = setup.settings.mail_location.clone().unwrap_or_default();
@@ -447,7 +464,12 @@ pub(crate) fn build_plan(
             }
         })
         .collect();
-    let backup = |dest: &str| argv(doveadm(conf, &["backup", "-u", user, dest]));
+    let backup = |dest: &str| {
+        argv(doveadm(
+            conf,
+            &["backup", "-l", DSYNC_LOCK, "-u", user, dest],
+        ))
+    };
     let status = |loc: &str| {
         argv(doveadm(
             conf,
@@ -593,7 +615,7 @@ pub(crate) fn build_plan(
             step(
                 StepKind::CatchUp,
                 strings(&["hold mail queued meanwhile; if the old location got mail after the final sync, carry it over without deleting anything"]),
-                vec![status(from), fetch(from), argv(doveadm(conf, &["sync", "-1", "-R", "-u", user, from]))],
+                vec![status(from), fetch(from), argv(doveadm(conf, &["sync", "-1", "-R", "-l", DSYNC_LOCK, "-u", user, from]))],
                 vec![],
             );
             let mut release_cmds = vec![postmap];
@@ -622,7 +644,8 @@ pub(crate) fn build_plan(
             );
         }
         Strategy::Live => {
-            let sync = |dest: &str| argv(doveadm(conf, &["sync", "-u", user, dest]));
+            let sync =
+                |dest: &str| argv(doveadm(conf, &["sync", "-l", DSYNC_LOCK, "-u", user, dest]));
             step(
                 StepKind::Presync,
                 strings(&["two-way sync, twice, while the user is online"]),
@@ -657,7 +680,7 @@ pub(crate) fn build_plan(
             step(
                 StepKind::CatchUp,
                 strings(&["if the old location got mail after the final sync, carry it over without deleting anything"]),
-                vec![argv(doveadm(conf, &["sync", "-1", "-R", "-u", user, from]))],
+                vec![argv(doveadm(conf, &["sync", "-1", "-R", "-l", DSYNC_LOCK, "-u", user, from]))],
                 vec![],
             );
         }
