@@ -248,3 +248,65 @@ fn live_strategy_while_mail_arrives() {
         .expect("map")
         .contains("alice"));
 }
+
+#[test]
+fn defer_action_makes_senders_retry() {
+    let Some(sb) = Sandbox::start() else { return };
+    let alice = "alice@example.test";
+    let pre = sb.populate(alice, &[("INBOX", 5)]);
+    let pause = sb.root().join("pause");
+    let handle = sb.spawn_mailmig(
+        &[
+            "migrate",
+            alice,
+            "--to",
+            "mdbox:~/mdbox",
+            "--hold-action",
+            "defer",
+            "--json",
+        ],
+        &[
+            ("MAILMIG_PAUSE", "hold:done"),
+            ("MAILMIG_PAUSE_FILE", pause.as_str()),
+        ],
+    );
+    sb.wait_for_file(&pause);
+    std::thread::sleep(Duration::from_millis(1100)); // smtpd notices the map by its mtime second
+                                                     // While the run holds alice, her addresses answer 4xx at RCPT: the sender keeps the message.
+    let mut smtp = mailmig_tests::mail::Smtp::connect(sb.get("SMTP_PORT")).expect("smtp");
+    smtp.command("MAIL FROM:<sender@example.org>", 250)
+        .expect("mail");
+    let refused = smtp.command("RCPT TO:<al@example.test>", 250);
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("expected 250, got \"4")),
+        "{refused:?}"
+    );
+    smtp.quit();
+    assert!(sb.queue().is_empty(), "nothing was queued");
+    fs_err::remove_file(&pause).expect("unpause");
+    let out = handle.wait().expect("wait");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let verify = events
+        .iter()
+        .find(|e| e["step"] == "verify" && e["event"] == "done")
+        .expect("verify done");
+    assert_eq!(verify["detail"]["messages"], 5, "{verify}");
+    // The sender's retry after the run is delivered into the new mailbox.
+    send_tagged(sb.get("SMTP_PORT"), &["al@example.test"], "retried").expect("retry accepted");
+    assert!(sb.wait_queue_empty(30));
+    let counts = sb.tag_counts(alice, None);
+    assert_eq!(sb.mail_location(alice), "mdbox:~/mdbox");
+    assert_eq!(counts.get("retried"), Some(&1));
+    assert_eq!(counts.len(), pre.len() + 1);
+}

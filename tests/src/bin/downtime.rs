@@ -24,9 +24,10 @@ fn done_figures(out: &str) -> Vec<(String, serde_json::Value)> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|e| e["step"] == "done" && e["event"] == "done")
         .map(|e| {
-            let detail = serde_json::from_str(e["detail"].as_str().unwrap_or("null"))
-                .unwrap_or(serde_json::Value::Null);
-            (e["user"].as_str().unwrap_or_default().to_string(), detail)
+            (
+                e["user"].as_str().unwrap_or_default().to_string(),
+                e["detail"].clone(),
+            )
         })
         .collect()
 }

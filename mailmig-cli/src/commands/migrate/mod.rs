@@ -174,6 +174,11 @@ struct JsonReporter(Mutex<()>);
 
 impl Reporter for JsonReporter {
     fn event(&self, user: &str, run: &str, step: Option<StepKind>, what: &str, detail: &str) {
+        // A step's results are a JSON object: embedded as one, not as a string.
+        let detail = match serde_json::from_str::<serde_json::Value>(detail) {
+            Ok(v) if v.is_object() => v,
+            _ => serde_json::Value::String(detail.to_string()),
+        };
         let line = serde_json::json!({
             "time": mailmig_core::transaction::utc_now_rfc3339(),
             "user": user,
