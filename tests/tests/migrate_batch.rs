@@ -69,6 +69,19 @@ fn fifty_users_four_jobs_while_mail_arrives() {
         .filter(|e| e["event"] == "migrated")
         .count();
     assert_eq!(migrated, 50, "{}", r.out());
+    // Map edits of parallel runs are committed together: 50 holds and 50 releases.
+    let edits = r
+        .out()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "map-edits")
+        .expect("map-edits event");
+    let (n, tx) = (
+        edits["detail"]["edits"].as_u64(),
+        edits["detail"]["transactions"].as_u64(),
+    );
+    assert_eq!(n, Some(100), "{edits}");
+    assert!(tx.is_some_and(|t| (1..=100).contains(&t)), "{edits}");
     assert!(sb.wait_queue_empty(60), "queue: {:?}", sb.queue_summary());
     for (tag, to) in &sent {
         for u in to {
@@ -86,7 +99,8 @@ fn fifty_users_four_jobs_while_mail_arrives() {
     let access = fs_err::read_to_string(sb.path("ACCESS_MAP")).expect("map");
     assert!(!access.contains("mailmig hold"), "holds left: {access}");
     eprintln!(
-        "50 users, 4 jobs, {} messages sent meanwhile: {took:?}",
-        sent.len()
+        "50 users, 4 jobs, {} messages sent meanwhile: {took:?}; 100 map edits in {} transactions",
+        sent.len(),
+        tx.unwrap_or(0)
     );
 }

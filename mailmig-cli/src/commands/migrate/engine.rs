@@ -86,6 +86,64 @@ pub(crate) fn failpoint(name: &str) {
     }
 }
 
+/// An edit of the access map: returns whether it changed anything.
+pub(crate) type MapEdit = Box<dyn FnOnce(&mut Table) -> Result<bool, StepError> + Send>;
+
+#[derive(Default)]
+struct BatchState {
+    queue: Vec<(u64, MapEdit)>,
+    results: std::collections::HashMap<u64, Result<(), String>>,
+    next: u64,
+    leader: bool,
+}
+
+/// Group commit of access-map edits for runs in one process (`--users-from --jobs N`): a run
+/// that finds no commit under way takes every edit queued so far and commits them in one
+/// transaction with one postmap; runs arriving meanwhile are committed together by the next one.
+#[derive(Default)]
+pub(crate) struct MapBatcher {
+    state: std::sync::Mutex<BatchState>,
+    done: std::sync::Condvar,
+    /// Edits committed.
+    pub(crate) edits: AtomicU64,
+    /// Transactions (and postmap runs) they took.
+    pub(crate) commits: AtomicU64,
+}
+
+impl MapBatcher {
+    fn submit(
+        &self,
+        edit: MapEdit,
+        commit: impl Fn(Vec<MapEdit>) -> Vec<Result<(), String>>,
+    ) -> Result<(), StepError> {
+        let poisoned = || StepError("a map edit of another run panicked".into());
+        let mut st = self.state.lock().map_err(|_| poisoned())?;
+        let id = st.next;
+        st.next += 1;
+        st.queue.push((id, edit));
+        loop {
+            if let Some(r) = st.results.remove(&id) {
+                return r.map_err(StepError);
+            }
+            if st.leader {
+                st = self.done.wait(st).map_err(|_| poisoned())?;
+                continue;
+            }
+            st.leader = true;
+            let (ids, edits): (Vec<u64>, Vec<MapEdit>) =
+                std::mem::take(&mut st.queue).into_iter().unzip();
+            drop(st);
+            let results = commit(edits);
+            st = self.state.lock().map_err(|_| poisoned())?;
+            st.leader = false;
+            for (i, r) in ids.into_iter().zip(results) {
+                st.results.insert(i, r);
+            }
+            self.done.notify_all();
+        }
+    }
+}
+
 pub(crate) struct Engine<'a> {
     pub(crate) runner: &'a TimedRunner<'a>,
     pub(crate) state_dir: Utf8PathBuf,
@@ -97,6 +155,7 @@ pub(crate) struct Engine<'a> {
     pub(crate) ids: Box<dyn IdResolver>,
     pub(crate) reporter: &'a dyn Reporter,
     pub(crate) started: Instant,
+    pub(crate) batcher: Option<&'a MapBatcher>,
 }
 
 fn sleep_ms(ms: u64) {
@@ -282,29 +341,78 @@ impl Engine<'_> {
         Ok((m, t))
     }
 
-    /// Edit the access map under the map lock and rebuild it.
-    fn edit_access(
-        &self,
-        edit: impl FnOnce(&mut Table) -> Result<bool, StepError>,
-        point: &str,
-    ) -> Result<(), StepError> {
-        let (map, map_type) = self.map()?;
-        let _lock = MapLock::take(&self.state_dir)?;
-        let tx = FileTransaction::prepare(&map)?;
+    /// Edit the access map under the map lock and rebuild it — with other runs' edits in one
+    /// transaction and one postmap when a batch shares a [`MapBatcher`].
+    fn edit_access(&self, edit: MapEdit, point: &str) -> Result<(), StepError> {
+        match self.batcher {
+            Some(b) => b.submit(edit, |edits| self.commit_edits(edits, point)),
+            None => self
+                .commit_edits(vec![edit], point)
+                .pop()
+                .unwrap_or(Ok(()))
+                .map_err(StepError),
+        }
+    }
+
+    /// Apply edits to the access map in one transaction (each on its own copy first: a failing
+    /// edit changes nothing), then one postmap. One result per edit.
+    fn commit_edits(&self, edits: Vec<MapEdit>, point: &str) -> Vec<Result<(), String>> {
+        let n = edits.len();
+        let all = |e: String| (0..n).map(|_| Err(e.clone())).collect::<Vec<_>>();
+        let (map, map_type) = match self.map() {
+            Ok(m) => m,
+            Err(e) => return all(e.0),
+        };
+        let lock = match MapLock::take(&self.state_dir) {
+            Ok(l) => l,
+            Err(e) => return all(e.0),
+        };
+        let tx = match FileTransaction::prepare(&map) {
+            Ok(t) => t,
+            Err(e) => return all(e.to_string()),
+        };
         let mut table = Table::parse(tx.original().to_vec(), &self.parse);
-        if edit(&mut table)? {
-            tx.commit(&table.render(), &CommitOptions::default())?;
+        let mut changed = false;
+        let mut results = Vec::with_capacity(n);
+        for edit in edits {
+            let mut copy = table.clone();
+            match edit(&mut copy) {
+                Ok(c) => {
+                    changed |= c;
+                    table = copy;
+                    results.push(Ok(()));
+                }
+                Err(e) => results.push(Err(e.0)),
+            }
+        }
+        if changed {
+            if let Err(e) = tx.commit(&table.render(), &CommitOptions::default()) {
+                return all(e.to_string());
+            }
         } else {
             drop(tx);
         }
         failpoint(&format!("{point}:map-written"));
         if map_type.needs_postmap() {
-            let dir = self.postfix_dir()?;
-            for w in postmap_rebuild(self.runner, Some(&dir), map_type, &map)? {
-                self.report(None, "warning", &w);
+            let dir = match self.postfix_dir() {
+                Ok(d) => d,
+                Err(e) => return all(e.0),
+            };
+            match postmap_rebuild(self.runner, Some(&dir), map_type, &map) {
+                Ok(warnings) => {
+                    for w in warnings {
+                        self.report(None, "warning", &w);
+                    }
+                }
+                Err(e) => return all(e.to_string()),
             }
         }
-        Ok(())
+        drop(lock);
+        if let Some(b) = self.batcher {
+            b.edits.fetch_add(n as u64, Ordering::Relaxed);
+            b.commits.fetch_add(1, Ordering::Relaxed);
+        }
+        results
     }
 
     /// Put queued mail for the user that is not on hold yet on hold; the IDs are journaled
@@ -549,29 +657,29 @@ impl Engine<'_> {
                 let keys = self.hold_key_bytes();
                 let since = mailmig_core::transaction::utc_now_rfc3339();
                 let (action, reason) = (self.opts.hold_action, self.opts.reason.clone());
-                let mut conflicts = Vec::new();
+                let (u, k) = (user.clone(), keys.clone());
                 self.edit_access(
-                    |table| {
-                        let plan = plan_hold_keys(table, &user, &keys);
-                        conflicts = plan
-                            .conflicts
-                            .iter()
-                            .map(|(k, v, _)| {
-                                format!(
-                                    "{} {}",
-                                    String::from_utf8_lossy(k),
-                                    String::from_utf8_lossy(v)
-                                )
-                            })
-                            .collect();
-                        if !conflicts.is_empty() {
+                    Box::new(move |table| {
+                        let plan = plan_hold_keys(table, &u, &k);
+                        if !plan.conflicts.is_empty() {
+                            let conflicts: Vec<String> = plan
+                                .conflicts
+                                .iter()
+                                .map(|(k, v, _)| {
+                                    format!(
+                                        "{} {}",
+                                        String::from_utf8_lossy(k),
+                                        String::from_utf8_lossy(v)
+                                    )
+                                })
+                                .collect();
                             return Err(StepError(format!(
                                 "the access map has other rules for: {}",
                                 conflicts.join("; ")
                             )));
                         }
                         Ok(apply_hold(table, &plan, action, &since, &reason)? > 0)
-                    },
+                    }),
                     "hold",
                 )?;
                 failpoint("hold:postmapped");
@@ -680,11 +788,7 @@ impl Engine<'_> {
                 }
             }
             StepKind::Release => {
-                let keys = self.added_hold_keys();
-                self.edit_access(
-                    |table| Ok(!remove_holds_for_keys(table, &user, &keys)?.is_empty()),
-                    "release",
-                )?;
+                self.edit_access(self.unhold_edit(), "release")?;
                 failpoint("release:holds-removed");
                 self.enable_login()?;
                 failpoint("release:login-enabled");
@@ -715,6 +819,12 @@ impl Engine<'_> {
                 }))
             }
         }
+    }
+
+    /// The edit that removes the holds this run added (and its tag from shared lines).
+    fn unhold_edit(&self) -> MapEdit {
+        let (user, keys) = (self.user().to_string(), self.added_hold_keys());
+        Box::new(move |table| Ok(!remove_holds_for_keys(table, &user, &keys)?.is_empty()))
     }
 
     /// Every address to hold, from the plan.
@@ -911,11 +1021,7 @@ impl Engine<'_> {
             StepKind::Hold => {
                 // Queue IDs held by later steps are released here too: by now the user is back
                 // on the old location and can log in.
-                let keys = self.added_hold_keys();
-                self.edit_access(
-                    |table| Ok(!remove_holds_for_keys(table, &user, &keys)?.is_empty()),
-                    "undo-hold",
-                )?;
+                self.edit_access(self.unhold_edit(), "undo-hold")?;
                 self.release_queue()?;
                 Ok(())
             }
@@ -1002,5 +1108,48 @@ impl Engine<'_> {
             code: exit::OK,
             message: msg,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Edits submitted while a commit is under way are committed together by the next one, and
+    /// every submitter gets its own edit's result.
+    #[test]
+    fn batcher_groups_waiting_edits_and_returns_each_result() {
+        let batcher = MapBatcher::default();
+        let commits = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for i in 0..8u32 {
+                let (batcher, commits) = (&batcher, &commits);
+                scope.spawn(move || {
+                    let edit: MapEdit = Box::new(move |_| {
+                        if i == 3 {
+                            Err(StepError("edit 3 refused".into()))
+                        } else {
+                            Ok(true)
+                        }
+                    });
+                    let r = batcher.submit(edit, |edits| {
+                        commits.lock().expect("lock").push(edits.len());
+                        std::thread::sleep(Duration::from_millis(50));
+                        let mut table = Table::parse(
+                            Vec::new(),
+                            &mailmig_core::postfix::ParseOptions::default(),
+                        );
+                        edits
+                            .into_iter()
+                            .map(|e| e(&mut table).map(|_| ()).map_err(|e| e.0))
+                            .collect()
+                    });
+                    assert_eq!(r.is_err(), i == 3, "edit {i}: {r:?}");
+                });
+            }
+        });
+        let commits = commits.into_inner().expect("lock");
+        assert_eq!(commits.iter().sum::<usize>(), 8);
+        assert!(commits.len() < 8, "no edits were grouped: {commits:?}");
     }
 }

@@ -21,7 +21,7 @@ use mailmig_core::migrate::{Plan, StepKind};
 use mailmig_core::postfix::{parse_options_from_postconf, ParseOptions};
 use mailmig_core::process::SystemRunner;
 
-use self::engine::{Ending, Engine, Reporter, TimedRunner};
+use self::engine::{Ending, Engine, MapBatcher, Reporter, TimedRunner};
 use self::setup::{build_plan, hold_keys, preflight_user, PlanFiles, RunOptions, Setup, UserFacts};
 use super::passwd::ids;
 use super::Context;
@@ -242,12 +242,12 @@ fn new_run_id(user: &str) -> String {
 /// Run a journaled run forward (or backward, to undo it).
 fn run_engine(
     state_dir: &Utf8Path,
-    header: RunHeader,
-    opts: RunOptions,
+    (header, opts): (RunHeader, RunOptions),
     (journal, records): (Journal, Vec<journal::Record>),
     parse: ParseOptions,
     reporter: &dyn Reporter,
     backward: bool,
+    batcher: Option<&MapBatcher>,
 ) -> Ending {
     let system = SystemRunner;
     let runner = TimedRunner {
@@ -265,6 +265,7 @@ fn run_engine(
         ids: ids(),
         reporter,
         started: Instant::now(),
+        batcher,
     };
     if backward {
         engine.backward()
@@ -281,6 +282,7 @@ fn start_run(
     plan: Plan,
     parse: ParseOptions,
     reporter: &dyn Reporter,
+    batcher: Option<&MapBatcher>,
 ) -> Ending {
     let fail = |f: Failure| Ending {
         code: f.code,
@@ -345,12 +347,12 @@ fn start_run(
     }
     run_engine(
         state_dir,
-        header,
-        opts,
+        (header, opts),
         (journal, Vec::new()),
         parse,
         reporter,
         false,
+        batcher,
     )
 }
 
@@ -413,6 +415,7 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
             }
         }
     }
+    let batcher = (args.jobs > 1).then(MapBatcher::default);
     let queue = Mutex::new(work.into_iter());
     let results = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
@@ -422,7 +425,15 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
                 let Some((facts, opts, plan)) = next else {
                     break;
                 };
-                let ending = start_run(&state_dir, &facts, opts, plan, parse, reporter.as_ref());
+                let ending = start_run(
+                    &state_dir,
+                    &facts,
+                    opts,
+                    plan,
+                    parse,
+                    reporter.as_ref(),
+                    batcher.as_ref(),
+                );
                 if let Ok(mut r) = results.lock() {
                     r.push((facts.user.clone(), ending));
                 }
@@ -430,6 +441,19 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
         }
     });
     endings.extend(results.into_inner().unwrap_or_default());
+    if let Some(b) = &batcher {
+        let (edits, commits) = (
+            b.edits.load(std::sync::atomic::Ordering::Relaxed),
+            b.commits.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        reporter.event(
+            "*",
+            "",
+            None,
+            "map-edits",
+            &serde_json::json!({ "edits": edits, "transactions": commits }).to_string(),
+        );
+    }
     finish(endings, args.options.json)
 }
 
@@ -530,12 +554,12 @@ fn continue_run(
     let backward = rollback || (state.rolling_back && !state.started.contains(&StepKind::Release));
     run_engine(
         &ctx.global.state_dir,
-        header,
-        opts,
+        (header, opts),
         (journal, records),
         parse,
         reporter,
         backward,
+        None,
     )
 }
 
