@@ -104,3 +104,47 @@ fn fifty_users_four_jobs_while_mail_arrives() {
         tx.unwrap_or(0)
     );
 }
+
+/// On a terminal (and without --json) a batch shows a progress bar; the endings still go to
+/// stdout. `script` gives the run a pseudo-terminal.
+#[test]
+fn progress_bar_on_a_terminal() {
+    let Some(sb) = Sandbox::start() else { return };
+    if !mailmig_tests::require(&["script"]) {
+        return;
+    }
+    let names: Vec<String> = (1..=3).map(|i| format!("t{i}")).collect();
+    sb.add_users(&names);
+    for n in &names {
+        sb.populate(&format!("{n}@example.test"), &[("INBOX", 3)]);
+    }
+    let list = sb.root().join("users.txt");
+    fs_err::write(
+        &list,
+        names
+            .iter()
+            .map(|n| format!("{n}@example.test\n"))
+            .collect::<String>(),
+    )
+    .expect("list");
+    let state = sb.root().join("state");
+    let command = format!(
+        "{} --postfix-config {} --dovecot-config {} --state-dir {} migrate --users-from {} --jobs 2 --to mdbox:~/mdbox",
+        mailmig_tests::mailmig_bin(),
+        sb.get("POSTFIX_CONFIG"),
+        sb.get("DOVECOT_CONFIG"),
+        state,
+        list
+    );
+    let r = mailmig_tests::run("script", &["-q", "-e", "-c", &command, "/dev/null"]);
+    let out = r.out();
+    assert_eq!(r.code, 0, "{out}");
+    assert!(out.contains("3/3 users"), "no progress bar: {out}");
+    assert_eq!(out.matches("migrated from maildir").count(), 3, "{out}");
+    for n in &names {
+        assert_eq!(
+            sb.mail_location(&format!("{n}@example.test")),
+            "mdbox:~/mdbox"
+        );
+    }
+}
