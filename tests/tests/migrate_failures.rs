@@ -137,6 +137,21 @@ fn refusals_change_nothing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Killed after recording the run for the user but before its journal exists: nothing
+    // happened; resume says so and clears it, and the next migrate runs.
+    let bob = "bob@example.test";
+    sb.populate(bob, &[("INBOX", 3)]);
+    let r = sb.mailmig_env(
+        &["migrate", bob, "--to", "mdbox:~/mdbox"],
+        &[("MAILMIG_FAILPOINT", "run:marker-written")],
+    );
+    assert_eq!(r.code, -1, "not killed: {}", r.err());
+    let r = sb.mailmig(&["resume"]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    assert!(r.err().contains("never started"), "{}", r.err());
+    assert_eq!(sb.mail_location(bob), "maildir:~/Maildir");
+    let r = sb.mailmig(&["migrate", bob, "--to", "mdbox:~/mdbox"]);
+    assert_eq!(r.code, 0, "{}", r.err());
 }
 
 #[test]

@@ -641,7 +641,17 @@ impl Engine<'_> {
         let from = self.from();
         let live = self.plan().strategy == Strategy::Live;
         match step {
-            StepKind::Preflight => Ok(json!({ "from": from, "to": to })),
+            StepKind::Preflight => {
+                // Checked again when the run starts (or resumes before anything happened): a
+                // target that filled up meanwhile would be overwritten by `doveadm backup`.
+                let target = self.target_path();
+                if fs_err::read_dir(&target).is_ok_and(|mut e| e.next().is_some()) {
+                    return Err(StepError(format!(
+                        "the target {target} exists and is not empty; mailmig never overwrites mail"
+                    )));
+                }
+                Ok(json!({ "from": from, "to": to }))
+            }
             StepKind::Presync => {
                 let t = Instant::now();
                 if live {

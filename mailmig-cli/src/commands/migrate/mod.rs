@@ -43,6 +43,20 @@ fn io_failure(what: &Utf8Path, e: &std::io::Error) -> Failure {
     Failure::io(what.as_str(), e)
 }
 
+/// A user marker naming a run whose journal was never created (a crash between the two): the
+/// run never started; the marker is removed. Returns the run id when it was stale.
+pub(crate) fn clear_stale_marker(state_dir: &Utf8Path, user: &str) -> Option<String> {
+    let marker = marker_path(state_dir, user);
+    let run = fs_err::read_to_string(&marker).ok()?;
+    let run = run.trim().to_string();
+    let journal = runs_dir(state_dir).join(&run).join(journal::FILE);
+    if journal.exists() {
+        return None;
+    }
+    fs_err::remove_file(&marker).ok()?;
+    Some(run)
+}
+
 /// Take the user's lock without waiting: another process running this user is an error.
 fn user_lock(state_dir: &Utf8Path, user: &str) -> Result<fs_err::File, Failure> {
     let dir = state_dir.join("users");
@@ -293,6 +307,7 @@ fn start_run(
         Err(f) => return fail(f),
     };
     let marker = marker_path(state_dir, &facts.user);
+    clear_stale_marker(state_dir, &facts.user);
     if let Ok(run) = fs_err::read_to_string(&marker) {
         return Ending {
             code: exit::TEMPFAIL,
@@ -308,40 +323,39 @@ fn start_run(
             }
         }
     };
-    let mut run = new_run_id(&facts.user);
+    // The run's id is chosen and recorded as the user's unfinished run *before* its journal is
+    // created: a crash in between leaves a marker without a journal, which `resume`, `rollback`
+    // and the next `migrate` recognise as a run that never started.
     let runs = runs_dir(state_dir);
+    let mut run = new_run_id(&facts.user);
     let mut n = 1;
-    let journal = loop {
-        let header = RunHeader {
-            run: run.clone(),
-            created: mailmig_core::transaction::utc_now_rfc3339(),
-            plan: plan.clone(),
-            options: options.clone(),
-        };
-        match Journal::create(&runs, &header) {
-            Ok(j) => break Ok((j, header)),
-            Err(journal::JournalError::Exists(_)) if n < 100 => {
-                n += 1;
-                run = format!("{}-{n}", new_run_id(&facts.user));
-            }
-            Err(e) => break Err(e),
-        }
-    };
-    let (journal, header) = match journal {
-        Ok(j) => j,
-        Err(e) => {
-            return Ending {
-                code: exit::CANTCREAT,
-                message: format!("error: {e}"),
-            }
-        }
-    };
+    while runs.join(&run).exists() && n < 100 {
+        n += 1;
+        run = format!("{}-{n}", new_run_id(&facts.user));
+    }
     if let Err(e) = mailmig_core::transaction::write_state_file(&marker, run.as_bytes()) {
         return Ending {
             code: exit::CANTCREAT,
             message: format!("error: {e}"),
         };
     }
+    engine::failpoint("run:marker-written");
+    let header = RunHeader {
+        run: run.clone(),
+        created: mailmig_core::transaction::utc_now_rfc3339(),
+        plan: plan.clone(),
+        options,
+    };
+    let journal = match Journal::create(&runs, &header) {
+        Ok(j) => j,
+        Err(e) => {
+            let _ = fs_err::remove_file(&marker);
+            return Ending {
+                code: exit::CANTCREAT,
+                message: format!("error: {e}"),
+            };
+        }
+    };
     for w in &plan.warnings {
         reporter.event(&facts.user, &run, None, "warning", w);
     }
@@ -506,6 +520,14 @@ fn selected_runs(state_dir: &Utf8Path, run: Option<&str>) -> Result<Vec<Utf8Path
         for e in entries.flatten() {
             let p = e.path();
             if p.extension().is_some_and(|x| x == "run") {
+                if let Some(user) = p.file_stem().and_then(|s| s.to_str()) {
+                    if let Some(run) = clear_stale_marker(state_dir, user) {
+                        output::stderr_line(&format!(
+                            "run {run} of {user} never started (interrupted before its journal was written); cleared"
+                        ));
+                        continue;
+                    }
+                }
                 if let Ok(r) = fs_err::read_to_string(&p) {
                     out.push(runs.join(r.trim()));
                 }

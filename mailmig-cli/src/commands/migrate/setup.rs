@@ -249,6 +249,7 @@ pub(crate) fn preflight_user(
     let data = |m: String| Failure::new(exit::DATAERR, format!("error: {m}"));
     validate_user(user).map_err(|e| data(e.to_string()))?;
     let to = Location::parse(to).map_err(|e| data(e.to_string()))?;
+    super::clear_stale_marker(state_dir, user);
     if let Ok(run) = fs_err::read_to_string(super::marker_path(state_dir, user)) {
         return Err(Failure::new(
             exit::TEMPFAIL,
