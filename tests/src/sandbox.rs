@@ -262,6 +262,18 @@ impl Sandbox {
         run("doveadm", &all)
     }
 
+    /// `doveadm -c CONF [-o mail_location=LOCATION] ARGS...`: at a location other than the
+    /// userdb's when given.
+    pub fn doveadm_at(&self, location: Option<&str>, args: &[&str]) -> Run {
+        let loc = location.map(|l| format!("mail_location={l}"));
+        let mut all = Vec::new();
+        if let Some(l) = &loc {
+            all.extend(["-o", l.as_str()]);
+        }
+        all.extend_from_slice(args);
+        self.doveadm(&all)
+    }
+
     /// The user's home directory (as the sandbox lays them out).
     pub fn home(&self, user: &str) -> Utf8PathBuf {
         let (local, domain) = user.split_once('@').expect("user@domain");
@@ -361,13 +373,7 @@ impl Sandbox {
     /// `doveadm -f tab fetch` rows (header skipped) for the user, at `location` or the
     /// userdb's.
     pub fn fetch(&self, user: &str, location: Option<&str>, fields: &str) -> Vec<Vec<String>> {
-        let loc = location.map(|l| format!("mail_location={l}"));
-        let mut args = Vec::new();
-        if let Some(l) = &loc {
-            args.extend(["-o", l.as_str()]);
-        }
-        args.extend(["-f", "tab", "fetch", "-u", user, fields, "ALL"]);
-        let r = self.doveadm(&args);
+        let r = self.doveadm_at(location, &["-f", "tab", "fetch", "-u", user, fields, "ALL"]);
         assert!(
             r.code == 0 && !r.err().contains("Error:"),
             "doveadm fetch: {}",

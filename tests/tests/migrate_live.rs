@@ -57,22 +57,19 @@ fn layout(
 }
 
 fn uidvalidities(sb: &Sandbox, user: &str, location: Option<&str>) -> Vec<String> {
-    let loc = location.map(|l| format!("mail_location={l}"));
-    let mut args = Vec::new();
-    if let Some(l) = &loc {
-        args.extend(["-o", l.as_str()]);
-    }
-    args.extend([
-        "-f",
-        "tab",
-        "mailbox",
-        "status",
-        "-u",
-        user,
-        "uidvalidity",
-        "*",
-    ]);
-    let r = sb.doveadm(&args);
+    let r = sb.doveadm_at(
+        location,
+        &[
+            "-f",
+            "tab",
+            "mailbox",
+            "status",
+            "-u",
+            user,
+            "uidvalidity",
+            "*",
+        ],
+    );
     assert_eq!(r.code, 0, "{}", r.err());
     let mut v: Vec<String> = r.out().lines().skip(1).map(str::to_string).collect();
     v.sort();
