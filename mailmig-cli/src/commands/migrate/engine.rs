@@ -18,7 +18,7 @@ use mailmig_core::queue;
 use mailmig_core::transaction::{CommitOptions, FileTransaction};
 use serde_json::{json, Value};
 
-use super::setup::{doveadm, RunOptions, DSYNC_LOCK};
+use super::setup::{argv, RunOptions};
 use crate::exit;
 
 /// A runner that measures the time spent in doveadm (for the "mailmig's own time" figure).
@@ -238,17 +238,17 @@ impl Engine<'_> {
         }
     }
 
-    fn doveadm(&self, args: &[&str]) -> Argv {
-        doveadm(&self.opts.dovecot_config, args)
+    /// `doveadm sync|backup ... -u USER DEST` for this run's user.
+    fn dsync(&self, verb: &[&str], dest: &str) -> Argv {
+        argv::dsync(&self.opts.dovecot_config, verb, self.user(), dest)
     }
 
     /// Run doveadm; exit 2 (changes during the sync) is retried; errors printed with exit 0
     /// are errors.
-    fn doveadm_checked(&self, args: &[&str], retries: u32) -> Result<Output, StepError> {
-        let argv = self.doveadm(args);
+    fn doveadm_checked(&self, argv: &Argv, retries: u32) -> Result<Output, StepError> {
         let mut attempt = 0;
         loop {
-            let out = self.runner.run(&argv, None)?;
+            let out = self.runner.run(argv, None)?;
             let stderr = String::from_utf8_lossy(&out.stderr);
             let errors: Vec<&str> = stderr
                 .lines()
@@ -276,37 +276,10 @@ impl Engine<'_> {
     }
 
     fn mail_state(&self, location: &str) -> Result<MailState, StepError> {
-        let loc = format!("mail_location={location}");
-        let user = self.user().to_string();
-        let status = self.doveadm_checked(
-            &[
-                "-o",
-                &loc,
-                "-f",
-                "tab",
-                "mailbox",
-                "status",
-                "-u",
-                &user,
-                verify::STATUS_FIELDS,
-                "*",
-            ],
-            0,
-        )?;
-        let fetch = self.doveadm_checked(
-            &[
-                "-o",
-                &loc,
-                "-f",
-                "tab",
-                "fetch",
-                "-u",
-                &user,
-                "mailbox guid",
-                "ALL",
-            ],
-            0,
-        )?;
+        let config = &self.opts.dovecot_config;
+        let status =
+            self.doveadm_checked(&argv::mailbox_status(config, self.user(), location), 0)?;
+        let fetch = self.doveadm_checked(&argv::message_guids(config, self.user(), location), 0)?;
         Ok(verify::parse_state(
             &String::from_utf8_lossy(&status.stdout),
             &String::from_utf8_lossy(&fetch.stdout),
@@ -584,9 +557,10 @@ impl Engine<'_> {
     fn wait_mail_location(&self, want: &str) -> Result<(), StepError> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let out = self
-                .runner
-                .run(&self.doveadm(&["user", "-f", "mail", self.user()]), None)?;
+            let out = self.runner.run(
+                &argv::user_field(&self.opts.dovecot_config, self.user(), "mail"),
+                None,
+            )?;
             if out.code == Some(0) && String::from_utf8_lossy(&out.stdout).trim() == want {
                 return Ok(());
             }
@@ -655,11 +629,11 @@ impl Engine<'_> {
             StepKind::Presync => {
                 let t = Instant::now();
                 if live {
-                    self.doveadm_checked(&["sync", "-l", DSYNC_LOCK, "-u", &user, &to], 5)?;
+                    self.doveadm_checked(&self.dsync(&["sync"], &to), 5)?;
                     failpoint("presync:first-sync");
-                    self.doveadm_checked(&["sync", "-l", DSYNC_LOCK, "-u", &user, &to], 5)?;
+                    self.doveadm_checked(&self.dsync(&["sync"], &to), 5)?;
                 } else {
-                    self.doveadm_checked(&["backup", "-l", DSYNC_LOCK, "-u", &user, &to], 5)?;
+                    self.doveadm_checked(&self.dsync(&["backup"], &to), 5)?;
                 }
                 Ok(json!({ "ms": t.elapsed().as_millis() as u64 }))
             }
@@ -717,10 +691,10 @@ impl Engine<'_> {
                     // The new location is local now; kick sessions still on the old one, then
                     // a two-way sync against the old location.
                     self.dovecot().kick(&user)?;
-                    self.doveadm_checked(&["sync", "-l", DSYNC_LOCK, "-u", &user, &from], 5)?;
+                    self.doveadm_checked(&self.dsync(&["sync"], &from), 5)?;
                 } else {
                     self.hold_queue(StepKind::FinalSync)?;
-                    self.doveadm_checked(&["backup", "-l", DSYNC_LOCK, "-u", &user, &to], 5)?;
+                    self.doveadm_checked(&self.dsync(&["backup"], &to), 5)?;
                 }
                 failpoint("final-sync:synced");
                 Ok(json!({ "ms": t.elapsed().as_millis() as u64 }))
@@ -752,9 +726,9 @@ impl Engine<'_> {
                     }
                     self.report(Some(step), "retry", &problems.join("; "));
                     if live {
-                        self.doveadm_checked(&["sync", "-l", DSYNC_LOCK, "-u", &user, &from], 5)?;
+                        self.doveadm_checked(&self.dsync(&["sync"], &from), 5)?;
                     } else {
-                        self.doveadm_checked(&["backup", "-l", DSYNC_LOCK, "-u", &user, &to], 5)?;
+                        self.doveadm_checked(&self.dsync(&["backup"], &to), 5)?;
                     }
                 }
             }
@@ -790,10 +764,7 @@ impl Engine<'_> {
                         )));
                     }
                     self.report(Some(step), "carry-over", &missing.join("; "));
-                    self.doveadm_checked(
-                        &["sync", "-1", "-R", "-l", DSYNC_LOCK, "-u", &user, &from],
-                        5,
-                    )?;
+                    self.doveadm_checked(&self.dsync(&["sync", "-1", "-R"], &from), 5)?;
                     attempt += 1;
                 }
             }
@@ -987,7 +958,6 @@ impl Engine<'_> {
     // ------------------------------------------------------------------ undo
 
     fn undo_step(&mut self, step: StepKind) -> Result<(), StepError> {
-        let user = self.user().to_string();
         let from = self.from();
         let to = self.to();
         match step {
@@ -1009,10 +979,7 @@ impl Engine<'_> {
                 let source = self.mail_state(&from)?;
                 let target = self.mail_state(&to)?;
                 if !verify::compare(&target, &source, Expect::Contains).is_empty() {
-                    self.doveadm_checked(
-                        &["sync", "-1", "-R", "-l", DSYNC_LOCK, "-u", &user, &to],
-                        5,
-                    )?;
+                    self.doveadm_checked(&self.dsync(&["sync", "-1", "-R"], &to), 5)?;
                     let source = self.mail_state(&from)?;
                     let problems = verify::compare(&target, &source, Expect::Contains);
                     if !problems.is_empty() {

@@ -16,13 +16,16 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use camino::{Utf8Path, Utf8PathBuf};
+use mailmig_core::dovecot::{PasswdFile, PasswdOptions};
 use mailmig_core::migrate::journal::{self, Journal, Outcome, RunHeader, RunState};
 use mailmig_core::migrate::{Plan, StepKind};
-use mailmig_core::postfix::{parse_options_from_postconf, ParseOptions};
+use mailmig_core::postfix::{parse_options_from_postconf, ParseOptions, Table};
 use mailmig_core::process::SystemRunner;
 
 use self::engine::{Ending, Engine, MapBatcher, Reporter, TimedRunner};
-use self::setup::{build_plan, hold_keys, preflight_user, PlanFiles, RunOptions, Setup, UserFacts};
+use self::setup::{
+    build_plan, hold_keys, preflight_user, PlanInputs, RunOptions, Setup, UserFacts,
+};
 use super::passwd::ids;
 use super::Context;
 use crate::args::{MigrateArgs, PlanArgs, RunArgs, StatusArgs};
@@ -103,11 +106,28 @@ fn plans(
     } else {
         users.iter().map(|_| (Vec::new(), Vec::new())).collect()
     };
-    let access = setup
-        .access_map
-        .as_ref()
-        .map(|(m, _)| fs_err::read(m).map_err(|e| io_failure(m, &e)));
-    let passwd = fs_err::read(&setup.passwd_file).map_err(|e| io_failure(&setup.passwd_file, &e));
+    let access = match &setup.access_map {
+        Some((m, _)) => match fs_err::read(m) {
+            Ok(bytes) => Some(Table::parse(bytes, &parse)),
+            Err(e) => return users.iter().map(|_| Err(io_failure(m, &e))).collect(),
+        },
+        None => None,
+    };
+    let passwd = match fs_err::read(&setup.passwd_file) {
+        Ok(bytes) => PasswdFile::parse(bytes, &PasswdOptions::default()),
+        Err(e) => {
+            return users
+                .iter()
+                .map(|_| Err(io_failure(&setup.passwd_file, &e)))
+                .collect()
+        }
+    };
+    let ids = ids();
+    let inputs = PlanInputs {
+        access: access.as_ref(),
+        passwd: &passwd,
+        ids: ids.as_ref(),
+    };
     let since = mailmig_core::transaction::utc_now_rfc3339();
     users
         .iter()
@@ -117,24 +137,13 @@ fn plans(
                 &ctx.runner,
                 setup,
                 &ctx.global.state_dir,
-                &parse,
+                &inputs,
                 user,
                 to,
                 keys,
             )?;
             let opts = setup.run_options(&facts, &parse);
-            let files = PlanFiles {
-                access: match &access {
-                    Some(Ok(a)) => Some(a.clone()),
-                    Some(Err(f)) => return Err(Failure::new(f.code, f.message.clone())),
-                    None => None,
-                },
-                passwd: match &passwd {
-                    Ok(p) => p.clone(),
-                    Err(f) => return Err(Failure::new(f.code, f.message.clone())),
-                },
-            };
-            let plan = build_plan(&opts, &facts, setup.strategy, &files, &parse, &since)?;
+            let plan = build_plan(&opts, &facts, setup.strategy, &inputs, &since)?;
             Ok((facts, opts, plan))
         })
         .collect()

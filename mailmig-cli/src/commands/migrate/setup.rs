@@ -2,7 +2,7 @@
 //! configuration (setup), each user's facts (preflight), and the plan built from them.
 
 use camino::{Utf8Path, Utf8PathBuf};
-use mailmig_core::dovecot::{PasswdFile, PasswdOptions};
+use mailmig_core::dovecot::{IdResolver, PasswdEditError, PasswdFile};
 use mailmig_core::hold::{apply_hold, plan_hold_keys, HoldAction};
 use mailmig_core::login::{Dovecot, DovecotSettings, LockMethod};
 use mailmig_core::migrate::{
@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 
 use super::super::aliases::{alias_setup, chain, location, reason_text};
 use super::super::hold::{access_map, coverage_problems};
-use super::super::passwd::ids;
 use super::super::Context;
 use crate::args::{HoldActionArg, HoldMapArgs, LockMethodArg, MigrationOptions, StrategyArg};
 use crate::exit;
@@ -210,6 +209,68 @@ pub(crate) fn doveadm(config: &Utf8Path, args: &[&str]) -> Argv {
     Argv::new(v)
 }
 
+/// The commands a run sends to Dovecot: built here only, so that the plan shows exactly what
+/// the engine runs.
+pub(crate) mod argv {
+    use camino::Utf8Path;
+    use mailmig_core::migrate::verify::STATUS_FIELDS;
+    use mailmig_core::process::Argv;
+
+    use super::{doveadm, DSYNC_LOCK};
+
+    /// `doveadm sync|backup [FLAGS] -l 30 -u USER DEST` (`verb` is `["backup"]`, `["sync"]` or
+    /// `["sync", "-1", "-R"]`).
+    pub(crate) fn dsync(config: &Utf8Path, verb: &[&str], user: &str, dest: &str) -> Argv {
+        let mut args = verb.to_vec();
+        args.extend(["-l", DSYNC_LOCK, "-u", user, dest]);
+        doveadm(config, &args)
+    }
+
+    /// `doveadm -o mail_location=LOCATION -f tab mailbox status -u USER FIELDS '*'`.
+    pub(crate) fn mailbox_status(config: &Utf8Path, user: &str, location: &str) -> Argv {
+        let loc = format!("mail_location={location}");
+        doveadm(
+            config,
+            &[
+                "-o",
+                &loc,
+                "-f",
+                "tab",
+                "mailbox",
+                "status",
+                "-u",
+                user,
+                STATUS_FIELDS,
+                "*",
+            ],
+        )
+    }
+
+    /// `doveadm -o mail_location=LOCATION -f tab fetch -u USER 'mailbox guid' ALL`.
+    pub(crate) fn message_guids(config: &Utf8Path, user: &str, location: &str) -> Argv {
+        let loc = format!("mail_location={location}");
+        doveadm(
+            config,
+            &[
+                "-o",
+                &loc,
+                "-f",
+                "tab",
+                "fetch",
+                "-u",
+                user,
+                "mailbox guid",
+                "ALL",
+            ],
+        )
+    }
+
+    /// `doveadm user -f FIELD USER`.
+    pub(crate) fn user_field(config: &Utf8Path, user: &str, field: &str) -> Argv {
+        doveadm(config, &["user", "-f", field, user])
+    }
+}
+
 /// `doveadm user -f FIELD USER`: the value, or 67 for an unknown user.
 pub(crate) fn user_field(
     runner: &dyn Runner,
@@ -218,7 +279,7 @@ pub(crate) fn user_field(
     field: &str,
 ) -> Result<String, Failure> {
     let out = runner
-        .run(&doveadm(config, &["user", "-f", field, user]), None)
+        .run(&argv::user_field(config, user, field), None)
         .map_err(unavailable)?;
     match out.code {
         Some(0) => Ok(String::from_utf8_lossy(&out.stdout).trim().to_string()),
@@ -241,7 +302,7 @@ pub(crate) fn preflight_user(
     runner: &dyn Runner,
     setup: &Setup,
     state_dir: &Utf8Path,
-    parse: &ParseOptions,
+    inputs: &PlanInputs<'_>,
     user: &str,
     to: &str,
     keys: (Vec<String>, Vec<String>),
@@ -311,9 +372,7 @@ pub(crate) fn preflight_user(
             "the target {target} exists; mailmig never overwrites mail (move it away first)"
         )));
     }
-    let passwd = read_passwd(&setup.passwd_file)?;
-    let ids = ids();
-    let Some(entry) = passwd.lookup(user.as_bytes(), ids.as_ref()) else {
+    let Some(entry) = inputs.passwd.lookup(user.as_bytes(), inputs.ids) else {
         return Err(Failure::new(
             exit::NOUSER,
             format!(
@@ -328,13 +387,9 @@ pub(crate) fn preflight_user(
             setup.passwd_file
         )));
     }
-    if let Some((map, _)) = &setup.access_map {
-        let table = Table::parse(
-            fs_err::read(map).map_err(|e| Failure::io(map.as_str(), &e))?,
-            parse,
-        );
+    if let (Some((map, _)), Some(table)) = (&setup.access_map, inputs.access) {
         let key_bytes: Vec<Vec<u8>> = keys.0.iter().map(|k| k.clone().into_bytes()).collect();
-        let plan = plan_hold_keys(&table, user, &key_bytes);
+        let plan = plan_hold_keys(table, user, &key_bytes);
         if !plan.conflicts.is_empty() {
             return Err(data(format!(
                 "{map} already has other rules for addresses of {user} (postmap keeps the first entry, so a HOLD cannot be added): {}",
@@ -361,11 +416,6 @@ pub(crate) fn preflight_user(
     })
 }
 
-pub(crate) fn read_passwd(path: &Utf8Path) -> Result<PasswdFile, Failure> {
-    let bytes = fs_err::read(path).map_err(|e| Failure::io(path.as_str(), &e))?;
-    Ok(PasswdFile::parse(bytes, &PasswdOptions::default()))
-}
-
 impl Setup {
     /// The options a run of `facts` records in its journal.
     pub(crate) fn run_options(&self, facts: &UserFacts, parse: &ParseOptions) -> RunOptions {
@@ -388,29 +438,75 @@ impl Setup {
     }
 }
 
-/// The files a plan shows edits of, as they are now.
-pub(crate) struct PlanFiles {
-    pub(crate) access: Option<Vec<u8>>,
-    pub(crate) passwd: Vec<u8>,
+/// What the preflight checks and the plan read, as it is now: read and parsed once for all
+/// users.
+pub(crate) struct PlanInputs<'a> {
+    /// The access map (hold strategy).
+    pub(crate) access: Option<&'a Table>,
+    /// The passwd-file.
+    pub(crate) passwd: &'a PasswdFile,
+    /// System user and group names.
+    pub(crate) ids: &'a dyn IdResolver,
 }
 
-fn diff(path: &Utf8Path, old: &[u8], new: &[u8]) -> PlannedEdit {
-    let old_text = String::from_utf8_lossy(old).into_owned();
-    let new_text = String::from_utf8_lossy(new).into_owned();
+/// The unified diff (one line of context) of a change confined to the lines `old_mid` →
+/// `new_mid`, given the context lines around them (`before`, `after`) and the line number of the
+/// window's first line: the diff is computed on the window only, and its hunk headers carry the
+/// file's line numbers. For one line replaced by a line the file does not have (a passwd-file
+/// record edit) that is the diff of the whole files, at the cost of three lines instead of two
+/// copies of the file.
+fn window_diff(
+    path: &Utf8Path,
+    before: &[u8],
+    (old_mid, new_mid): (&[u8], &[u8]),
+    after: &[u8],
+    first_line: usize,
+) -> PlannedEdit {
+    let old = String::from_utf8_lossy(&[before, old_mid, after].concat()).into_owned();
+    let new = String::from_utf8_lossy(&[before, new_mid, after].concat()).into_owned();
+    let name = path.as_str().trim_start_matches('/');
+    let text = similar::TextDiff::from_lines(&old, &new)
+        .unified_diff()
+        .context_radius(1)
+        .header(&format!("a/{name}"), &format!("b/{name}"))
+        .to_string();
     PlannedEdit {
         path: path.to_owned(),
-        diff: similar::TextDiff::from_lines(&old_text, &new_text)
-            .unified_diff()
-            .context_radius(1)
-            .header(
-                &format!("a/{}", path.as_str().trim_start_matches('/')),
-                &format!("b/{}", path.as_str().trim_start_matches('/')),
-            )
-            .to_string(),
+        diff: shift_hunks(&text, first_line.saturating_sub(1)),
     }
 }
 
-fn argv(a: Argv) -> Vec<String> {
+/// Add `by` to the line numbers of every `@@ -A[,B] +C[,D] @@` header.
+fn shift_hunks(diff: &str, by: usize) -> String {
+    let shift = |range: &str| -> Option<String> {
+        let (start, len) = match range.split_once(',') {
+            Some((a, l)) => (a, Some(l)),
+            None => (range, None),
+        };
+        let start = start.parse::<usize>().ok()? + by;
+        Some(match len {
+            Some(l) => format!("{start},{l}"),
+            None => start.to_string(),
+        })
+    };
+    diff.split_inclusive('\n')
+        .map(|line| {
+            let header = line.strip_prefix("@@ -").and_then(|rest| {
+                let (old, rest) = rest.split_once(" +")?;
+                let (new, tail) = rest.split_once(" @@")?;
+                Some(format!("@@ -{} +{} @@{tail}", shift(old)?, shift(new)?))
+            });
+            header.unwrap_or_else(|| line.to_string())
+        })
+        .collect()
+}
+
+/// The diff of two versions of a (small) file: the access map.
+fn diff(path: &Utf8Path, old: &[u8], new: &[u8]) -> PlannedEdit {
+    window_diff(path, b"", (old, new), b"", 1)
+}
+
+fn words(a: Argv) -> Vec<String> {
     a.0.iter()
         .map(|s| s.to_string_lossy().into_owned())
         .collect()
@@ -425,8 +521,7 @@ pub(crate) fn build_plan(
     opts: &RunOptions,
     facts: &UserFacts,
     strategy: Strategy,
-    files: &PlanFiles,
-    parse: &ParseOptions,
+    files: &PlanInputs<'_>,
     since: &str,
 ) -> Result<Plan, Failure> {
     let user = facts.user.as_str();
@@ -434,77 +529,54 @@ pub(crate) fn build_plan(
     let to = facts.to.as_str();
     let from = facts.from.as_str();
     let ids = mailmig_core::dovecot::NumericIds;
-    let passwd_edit = |src: &[u8], set: &[(&str, Option<&str>)], unset: &[&str]| {
-        let mut f = PasswdFile::parse(src.to_vec(), &PasswdOptions::default());
-        for (k, v) in set {
-            f.set_extra(user.as_bytes(), k.as_bytes(), v.map(str::as_bytes), &ids)
-                .map_err(|e| {
-                    Failure::new(exit::DATAERR, format!("error: {}: {e}", opts.passwd_file))
-                })?;
-        }
-        for k in unset {
-            f.remove_extra(user.as_bytes(), k.as_bytes(), &ids)
-                .map_err(|e| {
-                    Failure::new(exit::DATAERR, format!("error: {}: {e}", opts.passwd_file))
-                })?;
-        }
-        Ok::<_, Failure>(f.render())
+    let edit_failed = |e: PasswdEditError| {
+        Failure::new(exit::DATAERR, format!("error: {}: {e}", opts.passwd_file))
     };
+    // The passwd-file edits touch the user's record line only: each version of that line is read
+    // from one copy of the parsed file, edited in turn, and diffed with its neighbours.
+    let number = files
+        .passwd
+        .lookup(user.as_bytes(), &ids)
+        .map(|e| e.line())
+        .ok_or_else(|| {
+            edit_failed(PasswdEditError::NoSuchUser {
+                user: user.to_string(),
+            })
+        })?;
+    let line_at = |f: &PasswdFile, n: usize| {
+        f.lines()
+            .nth(n - 1)
+            .map_or(Vec::new(), |l| l.raw().to_vec())
+    };
+    let original_line = line_at(files.passwd, number);
+    let before = if number > 1 {
+        line_at(files.passwd, number - 1)
+    } else {
+        Vec::new()
+    };
+    let after = line_at(files.passwd, number + 1);
+    let first_line = number.saturating_sub(usize::from(number > 1));
+    let passwd_diff = |old: &[u8], new: &[u8]| {
+        window_diff(&opts.passwd_file, &before, (old, new), &after, first_line)
+    };
+    let reason = opts.reason.replace(' ', "_");
     let lock_fields: Vec<(&str, Option<&str>)> = match opts.lock {
         LockMethod::AllowNets => vec![("allow_nets", Some(""))],
-        LockMethod::Nologin => vec![("nologin", Some("y")), ("reason", Some(""))],
+        LockMethod::Nologin => vec![("nologin", Some("y")), ("reason", Some(reason.as_str()))],
     };
-    let reason_underscored = opts.reason.replace(' ', "_");
-    let lock_fields: Vec<(&str, Option<&str>)> = lock_fields
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "reason" {
-                (k, Some(reason_underscored.as_str()))
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
-    let backup = |dest: &str| {
-        argv(doveadm(
-            conf,
-            &["backup", "-l", DSYNC_LOCK, "-u", user, dest],
-        ))
+    let set = |f: &mut PasswdFile, fields: &[(&str, Option<&str>)]| -> Result<Vec<u8>, Failure> {
+        for (k, v) in fields {
+            f.set_extra(user.as_bytes(), k.as_bytes(), v.map(str::as_bytes), &ids)
+                .map_err(edit_failed)?;
+        }
+        Ok(line_at(f, number))
     };
-    let status = |loc: &str| {
-        argv(doveadm(
-            conf,
-            &[
-                "-o",
-                &format!("mail_location={loc}"),
-                "-f",
-                "tab",
-                "mailbox",
-                "status",
-                "-u",
-                user,
-                mailmig_core::migrate::verify::STATUS_FIELDS,
-                "*",
-            ],
-        ))
-    };
-    let fetch = |loc: &str| {
-        argv(doveadm(
-            conf,
-            &[
-                "-o",
-                &format!("mail_location={loc}"),
-                "-f",
-                "tab",
-                "fetch",
-                "-u",
-                user,
-                "mailbox guid",
-                "ALL",
-            ],
-        ))
-    };
-    let switched = passwd_edit(&files.passwd, &[("userdb_mail", Some(to))], &[])?;
+    let backup = |dest: &str| words(argv::dsync(conf, &["backup"], user, dest));
+    let sync = |dest: &str| words(argv::dsync(conf, &["sync"], user, dest));
+    let catch_up = || words(argv::dsync(conf, &["sync", "-1", "-R"], user, from));
+    let status = |loc: &str| words(argv::mailbox_status(conf, user, loc));
+    let fetch = |loc: &str| words(argv::message_guids(conf, user, loc));
+    let user_field = |field: &str| words(argv::user_field(conf, user, field));
     let mut steps = Vec::new();
     let mut step = |kind: StepKind,
                     summary: Vec<String>,
@@ -524,13 +596,13 @@ pub(crate) fn build_plan(
             facts.home,
             if strategy == Strategy::Hold { "; smtpd consults the access map before any permit" } else { "" }
         )],
-        vec![argv(doveadm(conf, &["user", "-f", "mail", user])), argv(doveadm(conf, &["user", "-f", "home", user]))],
+        vec![user_field("mail"), user_field("home")],
         vec![],
     );
     match strategy {
         Strategy::Hold => {
-            let (map, access_before) = match (&opts.access_map, &files.access) {
-                (Some(m), Some(a)) => (m.clone(), a.clone()),
+            let (map, access) = match (&opts.access_map, files.access) {
+                (Some(m), Some(a)) => (m.clone(), a),
                 _ => {
                     return Err(Failure::new(
                         exit::USAGE,
@@ -540,7 +612,8 @@ pub(crate) fn build_plan(
             };
             let pfx = opts.postfix_config.clone().unwrap_or_default();
             let map_type = opts.map_type.clone().unwrap_or_else(|| "hash".into());
-            let mut table = Table::parse(access_before.clone(), parse);
+            let access_before = access.render();
+            let mut table = access.clone();
             let keys: Vec<Vec<u8>> = facts
                 .hold_keys
                 .iter()
@@ -550,16 +623,22 @@ pub(crate) fn build_plan(
             apply_hold(&mut table, &hp, opts.hold_action, since, &opts.reason)
                 .map_err(|e| Failure::new(exit::DATAERR, format!("error: {e}")))?;
             let access_after = table.render();
-            let postmap = argv(Argv::new([
+            let postmap = words(Argv::new([
                 "postmap",
                 "-c",
                 pfx.as_str(),
                 &format!("{map_type}:{map}"),
             ]));
-            let postqueue = argv(Argv::new(["postqueue", "-c", pfx.as_str(), "-j"]));
-            let locked = passwd_edit(&files.passwd, &lock_fields, &[])?;
-            let locked_switched = passwd_edit(&locked, &[("userdb_mail", Some(to))], &[])?;
-            let unlock: Vec<&str> = lock_fields.iter().map(|(k, _)| *k).collect();
+            let postqueue = words(Argv::new(["postqueue", "-c", pfx.as_str(), "-j"]));
+            let mut edited = files.passwd.clone();
+            let locked = set(&mut edited, &lock_fields)?;
+            let locked_switched = set(&mut edited, &[("userdb_mail", Some(to))])?;
+            for (k, _) in &lock_fields {
+                edited
+                    .remove_extra(user.as_bytes(), k.as_bytes(), &ids)
+                    .map_err(edit_failed)?;
+            }
+            let switched_unlocked = line_at(&edited, number);
             if opts.presync {
                 step(
                     StepKind::Presync,
@@ -581,7 +660,7 @@ pub(crate) fn build_plan(
                 vec![
                     postmap.clone(),
                     postqueue.clone(),
-                    argv(Argv::new(["postsuper", "-c", pfx.as_str(), "-h", "-"])),
+                    words(Argv::new(["postsuper", "-c", pfx.as_str(), "-h", "-"])),
                 ],
                 vec![diff(&map, &access_before, &access_after)],
             );
@@ -589,11 +668,11 @@ pub(crate) fn build_plan(
                 StepKind::LockOut,
                 vec!["refuse the user's logins (confirmed with auth lookup), end their sessions (confirmed with who)".into()],
                 vec![
-                    argv(doveadm(conf, &["auth", "lookup", user])),
-                    argv(doveadm(conf, &["kick", user])),
-                    argv(doveadm(conf, &["who", "-1", user])),
+                    words(doveadm(conf, &["auth", "lookup", user])),
+                    words(doveadm(conf, &["kick", user])),
+                    words(doveadm(conf, &["who", "-1", user])),
                 ],
-                vec![diff(&opts.passwd_file, &files.passwd, &locked)],
+                vec![passwd_diff(&original_line, &locked)],
             );
             step(
                 StepKind::FinalSync,
@@ -610,24 +689,24 @@ pub(crate) fn build_plan(
             step(
                 StepKind::Switch,
                 vec![format!("userdb_mail={to}; confirmed with doveadm user")],
-                vec![argv(doveadm(conf, &["user", "-f", "mail", user]))],
-                vec![diff(&opts.passwd_file, &locked, &locked_switched)],
+                vec![user_field("mail")],
+                vec![passwd_diff(&locked, &locked_switched)],
             );
             step(
                 StepKind::CatchUp,
                 strings(&["hold mail queued meanwhile; if the old location got mail after the final sync, carry it over without deleting anything"]),
-                vec![status(from), fetch(from), argv(doveadm(conf, &["sync", "-1", "-R", "-l", DSYNC_LOCK, "-u", user, from]))],
+                vec![status(from), fetch(from), catch_up()],
                 vec![],
             );
             let mut release_cmds = vec![postmap];
-            release_cmds.push(argv(Argv::new([
+            release_cmds.push(words(Argv::new([
                 "postsuper",
                 "-c",
                 pfx.as_str(),
                 "-H",
                 "-",
             ])));
-            release_cmds.push(argv(Argv::new([
+            release_cmds.push(words(Argv::new([
                 "postqueue",
                 "-c",
                 pfx.as_str(),
@@ -640,13 +719,12 @@ pub(crate) fn build_plan(
                 release_cmds,
                 vec![
                     diff(&map, &access_after, &access_before),
-                    diff(&opts.passwd_file, &locked_switched, &passwd_edit(&locked_switched, &[], &unlock)?),
+                    passwd_diff(&locked_switched, &switched_unlocked),
                 ],
             );
         }
         Strategy::Live => {
-            let sync =
-                |dest: &str| argv(doveadm(conf, &["sync", "-l", DSYNC_LOCK, "-u", user, dest]));
+            let switched = set(&mut files.passwd.clone(), &[("userdb_mail", Some(to))])?;
             step(
                 StepKind::Presync,
                 strings(&["two-way sync, twice, while the user is online"]),
@@ -658,11 +736,8 @@ pub(crate) fn build_plan(
                 vec![format!(
                     "userdb_mail={to}; confirmed with doveadm user; then kick the user's sessions"
                 )],
-                vec![
-                    argv(doveadm(conf, &["user", "-f", "mail", user])),
-                    argv(doveadm(conf, &["kick", user])),
-                ],
-                vec![diff(&opts.passwd_file, &files.passwd, &switched)],
+                vec![user_field("mail"), words(doveadm(conf, &["kick", user]))],
+                vec![passwd_diff(&original_line, &switched)],
             );
             step(
                 StepKind::FinalSync,
@@ -681,7 +756,7 @@ pub(crate) fn build_plan(
             step(
                 StepKind::CatchUp,
                 strings(&["if the old location got mail after the final sync, carry it over without deleting anything"]),
-                vec![argv(doveadm(conf, &["sync", "-1", "-R", "-l", DSYNC_LOCK, "-u", user, from]))],
+                vec![catch_up()],
                 vec![],
             );
         }
@@ -737,19 +812,68 @@ mod tests {
                 "virtual:4: `@example.test` also reaches alice@example.test: a catch-all".into(),
             ],
         };
-        let files = PlanFiles {
-            access: Some(b"# maintenance holds\ncarol@example.test HOLD other admin\n".to_vec()),
-            passwd: b"alice@example.test:{PLAIN}alicepw:999:995::/srv/mail/alice::\nbob@example.test:{PLAIN}bobpw:999:995::/srv/mail/bob::allow_nets=10.0.0.0/8\n".to_vec(),
-        };
-        build_plan(
-            &opts,
-            &facts,
-            strategy,
-            &files,
+        let access = Table::parse(
+            b"# maintenance holds\ncarol@example.test HOLD other admin\n".to_vec(),
             &ParseOptions::default(),
-            "2026-11-29T12:00:00Z",
+        );
+        let passwd = PasswdFile::parse(
+            b"alice@example.test:{PLAIN}alicepw:999:995::/srv/mail/alice::\nbob@example.test:{PLAIN}bobpw:999:995::/srv/mail/bob::allow_nets=10.0.0.0/8\n".to_vec(),
+            &mailmig_core::dovecot::PasswdOptions::default(),
+        );
+        let inputs = PlanInputs {
+            access: Some(&access),
+            passwd: &passwd,
+            ids: &mailmig_core::dovecot::NumericIds,
+        };
+        build_plan(&opts, &facts, strategy, &inputs, "2026-11-29T12:00:00Z").expect("plan")
+    }
+
+    /// The whole-file diff, as similar computes it.
+    fn full_diff(old: &[u8], new: &[u8]) -> String {
+        similar::TextDiff::from_lines(
+            &String::from_utf8_lossy(old).into_owned(),
+            &String::from_utf8_lossy(new).into_owned(),
         )
-        .expect("plan")
+        .unified_diff()
+        .context_radius(1)
+        .header("a/f", "b/f")
+        .to_string()
+    }
+
+    proptest::proptest! {
+        /// A record line replaced by a line the file does not have, anywhere in the file (first,
+        /// last, without a final newline): the windowed diff is the diff of the whole files.
+        #[test]
+        fn window_diff_is_the_whole_diff(
+            lines in proptest::collection::vec("[ab]{0,2}", 1..12),
+            at in 0usize..12,
+            final_newline: bool,
+        ) {
+            let join = |v: &[String]| {
+                let mut t = v.join("\n");
+                if final_newline {
+                    t.push('\n');
+                }
+                t.into_bytes()
+            };
+            let at = at.min(lines.len() - 1);
+            let mut edited = lines.clone();
+            edited[at] = format!("{} user:x", lines[at]);
+            let (old, new) = (join(&lines), join(&edited));
+            let line = |v: &[u8], n: usize| -> Vec<u8> {
+                v.split_inclusive(|&b| b == b'\n').nth(n).map_or(Vec::new(), <[u8]>::to_vec)
+            };
+            let before = if at > 0 { line(&old, at - 1) } else { Vec::new() };
+            let windowed = window_diff(
+                Utf8Path::new("/f"),
+                &before,
+                (&line(&old, at), &line(&new, at)),
+                &line(&old, at + 1),
+                at.max(1),
+            )
+            .diff;
+            proptest::prop_assert_eq!(windowed, full_diff(&old, &new));
+        }
     }
 
     #[test]
