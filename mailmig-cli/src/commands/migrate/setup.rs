@@ -528,7 +528,7 @@ pub(crate) fn build_plan(
     let conf = opts.dovecot_config.as_path();
     let to = facts.to.as_str();
     let from = facts.from.as_str();
-    let ids = mailmig_core::dovecot::NumericIds;
+    let ids = files.ids;
     let edit_failed = |e: PasswdEditError| {
         Failure::new(exit::DATAERR, format!("error: {}: {e}", opts.passwd_file))
     };
@@ -536,7 +536,7 @@ pub(crate) fn build_plan(
     // from one copy of the parsed file, edited in turn, and diffed with its neighbours.
     let number = files
         .passwd
-        .lookup(user.as_bytes(), &ids)
+        .lookup(user.as_bytes(), ids)
         .map(|e| e.line())
         .ok_or_else(|| {
             edit_failed(PasswdEditError::NoSuchUser {
@@ -566,7 +566,7 @@ pub(crate) fn build_plan(
     };
     let set = |f: &mut PasswdFile, fields: &[(&str, Option<&str>)]| -> Result<Vec<u8>, Failure> {
         for (k, v) in fields {
-            f.set_extra(user.as_bytes(), k.as_bytes(), v.map(str::as_bytes), &ids)
+            f.set_extra(user.as_bytes(), k.as_bytes(), v.map(str::as_bytes), ids)
                 .map_err(edit_failed)?;
         }
         Ok(line_at(f, number))
@@ -635,7 +635,7 @@ pub(crate) fn build_plan(
             let locked_switched = set(&mut edited, &[("userdb_mail", Some(to))])?;
             for (k, _) in &lock_fields {
                 edited
-                    .remove_extra(user.as_bytes(), k.as_bytes(), &ids)
+                    .remove_extra(user.as_bytes(), k.as_bytes(), ids)
                     .map_err(edit_failed)?;
             }
             let switched_unlocked = line_at(&edited, number);
@@ -781,8 +781,8 @@ pub(crate) fn build_plan(
 mod tests {
     use super::*;
 
-    fn fixture(strategy: Strategy) -> Plan {
-        let opts = RunOptions {
+    fn options() -> RunOptions {
+        RunOptions {
             dovecot_config: "/etc/dovecot/dovecot.conf".into(),
             postfix_config: Some("/etc/postfix".into()),
             access_map: Some("/etc/postfix/recipient_maintenance".into()),
@@ -797,7 +797,11 @@ mod tests {
             hold_keys: vec![],
             smtputf8: true,
             auth_cache: false,
-        };
+        }
+    }
+
+    fn fixture(strategy: Strategy) -> Plan {
+        let opts = options();
         let facts = UserFacts {
             user: "alice@example.test".into(),
             from: Location::parse("maildir:~/Maildir").expect("valid"),
@@ -874,6 +878,47 @@ mod tests {
             .diff;
             proptest::prop_assert_eq!(windowed, full_diff(&old, &new));
         }
+    }
+
+    /// Regression: a record with named uid/gid fields (`vmail`) was found by the preflight (system
+    /// names) but not by the plan, which read ids numerically and failed with "no record".
+    #[test]
+    fn records_with_named_ids_are_planned() {
+        let passwd = PasswdFile::parse(
+            b"alice@example.test:{PLAIN}x:vmail:vmail::/srv/mail/alice::\n".to_vec(),
+            &mailmig_core::dovecot::PasswdOptions::default(),
+        );
+        let ids = mailmig_core::dovecot::SystemIds::new(&[("vmail", 999)], &[("vmail", 995)]);
+        let facts = UserFacts {
+            user: "alice@example.test".into(),
+            from: Location::parse("maildir:~/Maildir").expect("valid"),
+            to: Location::parse("mdbox:~/mdbox").expect("valid"),
+            home: "/srv/mail/alice".into(),
+            hold_keys: vec![],
+            warnings: vec![],
+        };
+        let mut opts = options();
+        opts.access_map = None;
+        let inputs = PlanInputs {
+            access: None,
+            passwd: &passwd,
+            ids: &ids,
+        };
+        let plan = build_plan(
+            &opts,
+            &facts,
+            Strategy::Live,
+            &inputs,
+            "2026-11-29T12:00:00Z",
+        )
+        .expect("planned");
+        let switch = &plan.steps[2];
+        assert_eq!(switch.step, StepKind::Switch);
+        assert!(
+            switch.edits[0].diff.contains("+alice@example.test:{PLAIN}x:vmail:vmail::/srv/mail/alice::userdb_mail=mdbox:~/mdbox"),
+            "{}",
+            switch.edits[0].diff
+        );
     }
 
     #[test]
