@@ -81,10 +81,6 @@ fn user_lock(state_dir: &Utf8Path, user: &str) -> Result<fs_err::File, Failure> 
     }
 }
 
-fn parse_options(ctx: &Context<'_>) -> ParseOptions {
-    ctx.options
-}
-
 /// Plans for users, with the shared setup (one pass over the alias maps).
 fn plans(
     ctx: &Context<'_>,
@@ -92,7 +88,7 @@ fn plans(
     users: &[String],
     to: &str,
 ) -> Vec<Result<(UserFacts, RunOptions, Plan), Failure>> {
-    let parse = parse_options(ctx);
+    let parse = ctx.options;
     let keys = if setup.access_map.is_some() {
         match hold_keys(ctx, users) {
             Ok(k) => k,
@@ -419,7 +415,7 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
         return Ok(code);
     }
     let reporter = reporter(args.options.json, users.len());
-    let parse = parse_options(ctx);
+    let parse = ctx.options;
     let state_dir = ctx.global.state_dir.clone();
     let mut work = Vec::new();
     let mut endings: Vec<(String, Ending)> = Vec::new();
