@@ -358,3 +358,62 @@ fn switch_with_the_auth_cache_on() {
     let mut imap = Imap::login(sb.get("IMAP_PORT"), alice, "alicepw").expect("login after");
     assert_eq!(imap.inbox_messages().expect("status"), pre.len() + 1);
 }
+
+/// What the preflight reads from the running Dovecot's configuration: a namespace without an
+/// explicit separator (maildir `.` vs mdbox `/`: dsync would stop with exit 78) and the
+/// Maildir++ quota backend (maildir only) are refused before anything changes.
+#[test]
+fn dovecot_settings_the_conversion_cannot_work_with_are_refused() {
+    let Some(sb) = Sandbox::start() else { return };
+    let alice = "alice@example.test";
+    sb.populate(alice, &[("INBOX", 3)]);
+    let conf = sb.path("DOVECOT_CONFIG").to_owned();
+    let original = fs_err::read_to_string(&conf).expect("read dovecot.conf");
+    let before = snapshot(&sb);
+    let cases = [
+        (original.replace("separator = /", ""), "separator"),
+        (
+            format!("{original}\nplugin {{\n  quota = maildir:User quota\n}}\n"),
+            "Maildir++ quota",
+        ),
+    ];
+    for (config, why) in cases {
+        fs_err::write(&conf, config).expect("write dovecot.conf");
+        let r = sb.mailmig(&["migrate", alice, "--to", "mdbox:~/mdbox"]);
+        assert_eq!(r.code, 65, "{why}: {}", r.err());
+        assert!(r.err().contains(why), "{why}: {}", r.err());
+        assert_eq!(snapshot(&sb), before);
+        assert!(!sb.home(alice).join("mdbox").exists());
+    }
+    fs_err::write(&conf, original).expect("restore dovecot.conf");
+}
+
+/// Rolling back after the switch, when the new location got mail meanwhile (saved into it
+/// directly): the user goes back to the old location and that mail goes with them.
+#[test]
+fn rollback_after_the_switch_carries_new_mail_back() {
+    let Some(sb) = Sandbox::start() else { return };
+    let alice = "alice@example.test";
+    let pre = sb.populate(alice, &[("INBOX", 6)]);
+    let r = sb.mailmig_env(
+        &["migrate", alice, "--to", "mdbox:~/mdbox"],
+        &[("MAILMIG_FAILPOINT", "catch-up:started")],
+    );
+    assert_eq!(r.code, -1, "not killed: {}", r.err());
+    assert_eq!(sb.mail_location(alice), "mdbox:~/mdbox");
+    let saved = mailmig_tests::run_stdin(
+        "doveadm",
+        &["-c", sb.get("DOVECOT_CONFIG"), "save", "-u", alice],
+        Some(b"From: <x@example.org>\nSubject: saved\nX-Mailmig-Test: saved-into-mdbox\n\nbody\n"),
+    );
+    assert_eq!(saved.code, 0, "{}", saved.err());
+    let r = sb.mailmig(&["rollback"]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    assert_eq!(sb.mail_location(alice), "maildir:~/Maildir");
+    let counts = sb.tag_counts(alice, None);
+    assert_eq!(counts.get("saved-into-mdbox"), Some(&1), "{counts:?}");
+    for t in &pre {
+        assert_eq!(counts.get(t), Some(&1), "{t}");
+    }
+    assert_eq!(counts.len(), pre.len() + 1);
+}
