@@ -102,6 +102,11 @@ pub(crate) struct MigrationOptions {
     /// The reason recorded in the access map and shown by `nologin`.
     #[arg(long, default_value = "Mailbox maintenance")]
     pub(crate) reason: String,
+    /// The longest a user's mail may stay held and logins refused (`90s`, `15m`, `1h`): a step
+    /// still running then (a hung doveadm) is killed and the run rolled back; past the start of
+    /// the release, it completes instead.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub(crate) max_hold: std::time::Duration,
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub(crate) json: bool,

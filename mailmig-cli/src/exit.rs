@@ -22,3 +22,6 @@ pub(crate) const CANTCREAT: u8 = 73;
 pub(crate) const IOERR: u8 = 74;
 /// Try again: another program changed the file meanwhile.
 pub(crate) const TEMPFAIL: u8 = 75;
+/// Permission refused: mailmig's state directory is not private to the invoking user, or a
+/// path on the way is a link someone else planted.
+pub(crate) const NOPERM: u8 = 77;

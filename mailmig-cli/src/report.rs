@@ -53,11 +53,22 @@ pub(crate) fn located(
     message: &str,
 ) -> String {
     let header = format!("{file}:{line}:{column}: {severity}: {message}");
-    let Some(text) = source_line(source, line) else {
+    let Some(raw) = raw_line(source, line) else {
         return header;
     };
-    let start = column.saturating_sub(1).min(text.len());
-    let end = (start + 1).min(text.len()).max(start);
+    let (text, starts) = printable(raw);
+    // `column` counts bytes of the raw line; the caret goes under the character holding that
+    // byte (the rendered line may have other byte lengths: invalid bytes, tabs).
+    let byte = column.saturating_sub(1).min(raw.len());
+    let start = starts
+        .iter()
+        .rev()
+        .find(|(raw_at, _)| *raw_at <= byte)
+        .map_or(0, |(_, at)| *at);
+    let end = text[start..]
+        .chars()
+        .next()
+        .map_or(start, |c| start + c.len_utf8());
     let level = if severity == "warning" {
         Level::WARNING
     } else {
@@ -75,24 +86,35 @@ pub(crate) fn located(
     format!("{header}\n{}", body.join("\n"))
 }
 
-/// One physical line of the source, made printable (`?` for bytes that are not text).
-fn source_line(source: &[u8], line: usize) -> Option<String> {
+/// One physical line of the source, without its line end.
+fn raw_line(source: &[u8], line: usize) -> Option<&[u8]> {
     let raw = source.split(|&b| b == b'\n').nth(line.checked_sub(1)?)?;
-    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-    Some(
-        String::from_utf8_lossy(raw)
-            .chars()
-            .map(|c| {
-                if c == '\t' {
-                    ' '
-                } else if c.is_control() || c == char::REPLACEMENT_CHARACTER {
-                    '?'
-                } else {
-                    c
-                }
-            })
-            .collect(),
-    )
+    Some(raw.strip_suffix(b"\r").unwrap_or(raw))
+}
+
+/// The line made printable (`?` for bytes that are not text and for control characters, a
+/// space for a tab), with the raw byte offset and the text offset where each character starts.
+fn printable(raw: &[u8]) -> (String, Vec<(usize, usize)>) {
+    let mut text = String::with_capacity(raw.len());
+    let mut starts = Vec::with_capacity(raw.len());
+    let mut at = 0;
+    for chunk in raw.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            starts.push((at, text.len()));
+            text.push(match c {
+                '\t' => ' ',
+                c if c.is_control() => '?',
+                c => c,
+            });
+            at += c.len_utf8();
+        }
+        for _ in chunk.invalid() {
+            starts.push((at, text.len()));
+            text.push('?');
+            at += 1;
+        }
+    }
+    (text, starts)
 }
 
 /// What a `check` command found at one place.
@@ -127,6 +149,34 @@ impl Finding<'_> {
                 "{}:{}:{}: {}: {}\n",
                 self.file, self.line, self.column, self.severity, self.message
             )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a caret on a line with multi-byte characters panicked (a byte column used as
+    /// a string index inside a character) and pointed at the wrong place.
+    #[test]
+    fn carets_on_multibyte_lines_never_panic_and_point_at_the_character() {
+        let src = "café\n".as_bytes();
+        for col in 0..=8 {
+            let _ = located(Utf8Path::new("f"), src, 1, col, "warning", "m");
+        }
+        let out = located(Utf8Path::new("f"), "xé y\n".as_bytes(), 1, 5, "error", "m");
+        let line = out.lines().find(|l| l.contains('^')).expect("caret line");
+        let text = out
+            .lines()
+            .find(|l| l.contains("xé y"))
+            .expect("source line");
+        let caret = line.chars().position(|c| c == '^').expect("caret");
+        assert_eq!(text.chars().nth(caret), Some('y'), "{out}");
+        for bytes in [&b"\xff\xfe a"[..], b"\xe2\x82 x", b"\t\tz", b""] {
+            for col in 0..=bytes.len() + 2 {
+                let _ = located(Utf8Path::new("f"), bytes, 1, col, "error", "m");
+            }
         }
     }
 }

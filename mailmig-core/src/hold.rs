@@ -127,9 +127,41 @@ pub enum HoldError {
     /// The reason text cannot be part of an access value.
     #[error("the reason must be printable text on one line, without `]`: `{0}`")]
     BadReason(String),
+    /// The mailbox name cannot be part of the tag (it would not read back).
+    #[error("`{mailbox}` cannot be held by mailmig: {reason}")]
+    BadMailbox {
+        /// The name given.
+        mailbox: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// The table refused the line.
     #[error(transparent)]
     Edit(#[from] TableEditError),
+}
+
+/// Check that `mailbox` can stand in a hold tag and be found again by `hold list` and
+/// `hold remove`: not empty, no blanks, control characters, `,`, `[` or `]`.
+pub fn validate_mailbox(mailbox: &str) -> Result<(), HoldError> {
+    let bad = |reason| {
+        Err(HoldError::BadMailbox {
+            mailbox: mailbox.to_string(),
+            reason,
+        })
+    };
+    if mailbox.is_empty() {
+        return bad("it is empty");
+    }
+    if mailbox.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("it contains blanks or control characters");
+    }
+    if mailbox.contains([',', '[', ']']) {
+        return bad("it contains `,`, `[` or `]`");
+    }
+    if mailbox.len() > 255 {
+        return bad("it is longer than 255 bytes");
+    }
+    Ok(())
 }
 
 /// Plan the lines for `user` from its reverse closure against the current map.
@@ -184,6 +216,7 @@ pub fn apply_hold(
     since: &str,
     reason: &str,
 ) -> Result<usize, HoldError> {
+    validate_mailbox(&plan.user)?;
     if reason.contains(']') || reason.chars().any(char::is_control) {
         return Err(HoldError::BadReason(reason.to_string()));
     }

@@ -47,4 +47,6 @@ mod pieces;
 pub mod postfix;
 pub mod process;
 pub mod queue;
+pub mod safe_fs;
+pub mod state;
 pub mod transaction;

@@ -13,6 +13,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::dovecot::{IdResolver, PasswdEditError, PasswdFile, PasswdOptions};
 use crate::process::{Argv, RunError, Runner};
+use crate::state::StateDir;
 use crate::transaction::{CommitOptions, FileTransaction, TransactionError};
 
 /// How logins are refused.
@@ -28,20 +29,77 @@ pub enum LockMethod {
     Nologin,
 }
 
-/// What was there before, to restore exactly.
+impl std::fmt::Display for LockMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::AllowNets => "allow-nets",
+            Self::Nologin => "nologin",
+        })
+    }
+}
+
+/// What a lock-out field was before mailmig set it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "was", content = "value")]
+pub enum FieldBefore {
+    /// The field was not in the record.
+    Absent,
+    /// A bare key (`nologin`).
+    Bare,
+    /// `key=value`.
+    Value(String),
+}
+
+/// One field a lock-out set, and what it was before.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PreviousField {
+    /// The field's key (`allow_nets`, `nologin`, `reason`).
+    pub key: String,
+    /// What it was.
+    pub before: FieldBefore,
+}
+
+/// The version of [`LockRecord`] this build writes.
+pub const LOCK_RECORD_VERSION: u32 = 2;
+
+/// What was there before, to restore exactly — without the record line itself (it holds the
+/// password hash): only the fields mailmig changed and a digest of the line to detect other
+/// changes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LockRecord {
-    /// The user.
+    /// The format version ([`LOCK_RECORD_VERSION`]).
+    pub version: u32,
+    /// The user, as the passwd-file record names it.
     pub user: String,
     /// The passwd-file.
     pub passwd_file: Utf8PathBuf,
     /// The method used.
     pub method: LockMethod,
-    /// The record line before the lock-out, exactly (lossy UTF-8 for the state file).
-    pub line_before: String,
-    /// The fields the lock-out set, with their previous values (`None`: absent; `Some(None)`:
-    /// a bare key; `Some(Some(v))`: `key=v`).
-    pub previous: Vec<(String, Option<Option<String>>)>,
+    /// SHA-256 (hex) of the record line before the lock-out.
+    pub line_sha256: String,
+    /// The fields the lock-out set, with their previous values.
+    pub previous: Vec<PreviousField>,
+}
+
+/// What `enable` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Enabled {
+    /// The recorded fields were restored; `exact` when the record line is again byte for byte
+    /// what it was before the lock-out (otherwise someone else changed it meanwhile).
+    Restored {
+        /// The record that was restored.
+        record: LockRecord,
+        /// The line is back to its digest.
+        exact: bool,
+    },
+    /// The state file was unreadable (written by an older mailmig that was interrupted): the
+    /// lock-out it guards never happened, and the record carries no lock-out field. The state
+    /// file was removed.
+    NeverLockedOut {
+        /// The state file removed.
+        state_file: Utf8PathBuf,
+    },
 }
 
 /// Why a lock-out step failed.
@@ -81,6 +139,42 @@ pub enum LoginError {
     /// The reason text cannot be stored.
     #[error("the reason cannot contain control bytes or `%`: `{0}`")]
     BadReason(String),
+    /// The user is locked out already, by another method.
+    #[error("{user} is already locked out with {method}: `mailmig login enable {user}` first")]
+    AlreadyDisabled {
+        /// The user.
+        user: String,
+        /// The method recorded.
+        method: LockMethod,
+    },
+    /// Nothing records a lock-out of the user.
+    #[error(
+        "no lock-out of {user} is recorded in {state_file} (was the user disabled by mailmig?)"
+    )]
+    NotDisabled {
+        /// The user.
+        user: String,
+        /// Where the record would be.
+        state_file: Utf8PathBuf,
+    },
+    /// The state file cannot be read, and the record carries lock-out fields.
+    #[error("the lock-out state file {state_file} cannot be read ({reason}) and {user}'s record carries `{field}`: check the record (`mailmig passwd show`), remove what mailmig added with `mailmig passwd unset`, then remove {state_file}")]
+    StateUnreadable {
+        /// The user.
+        user: String,
+        /// The state file.
+        state_file: Utf8PathBuf,
+        /// Why it cannot be read.
+        reason: String,
+        /// A lock-out field present in the record.
+        field: String,
+    },
+    /// The user name cannot be used.
+    #[error(transparent)]
+    User(#[from] crate::migrate::InputError),
+    /// The state directory cannot be used.
+    #[error(transparent)]
+    StateDir(#[from] crate::state::StateError),
 }
 
 /// What a migration needs to know of Dovecot's configuration.
@@ -298,102 +392,175 @@ fn wait_for(
     }
 }
 
-/// The state file of a user's lock-out.
-pub fn state_file(state_dir: &Utf8Path, user: &str) -> Utf8PathBuf {
-    state_dir.join("login").join(format!("{user}.json"))
-}
+/// The state-directory subdirectory of lock-out records.
+const STATE_SUB: &str = "login";
 
-/// Read a lock-out state file.
-pub fn read_state(state: &Utf8Path) -> Result<LockRecord, LoginError> {
-    let text = fs_err::read(state).map_err(|e| LoginError::State {
-        path: state.to_owned(),
-        reason: format!("{e} (was the user disabled by mailmig?)"),
-    })?;
-    serde_json::from_slice(&text).map_err(|e| LoginError::State {
-        path: state.to_owned(),
-        reason: e.to_string(),
+/// The key a user's lock-out is recorded under: the name as Dovecot looks it up (lowercased
+/// when `auth_username_format` does), validated as a file name.
+pub fn state_key(user: &str, options: &PasswdOptions) -> Result<String, LoginError> {
+    crate::migrate::validate_user(user)?;
+    Ok(if options.lowercase_requests {
+        user.to_ascii_lowercase()
+    } else {
+        user.to_string()
     })
 }
 
-/// Lock `user` out: record, edit, confirm, kick. Returns the record written to the state file.
+fn state_name(key: &str) -> String {
+    format!("{key}.json")
+}
+
+/// Where a user's lock-out record is (for messages).
+pub fn state_file(state: &StateDir, key: &str) -> Utf8PathBuf {
+    state.file_path(STATE_SUB, &state_name(key))
+}
+
+/// What the state directory holds for a user's lock-out.
+#[derive(Debug)]
+pub enum StateRead {
+    /// No lock-out recorded.
+    Absent,
+    /// The record.
+    Record(LockRecord),
+    /// A file that cannot be read as a record (why).
+    Unreadable(String),
+}
+
+/// Read the lock-out record of the user recorded under `key` (see [`state_key`]).
+pub fn read_state(state: &StateDir, key: &str) -> Result<StateRead, LoginError> {
+    let Some(bytes) = state.read(STATE_SUB, &state_name(key))? else {
+        return Ok(StateRead::Absent);
+    };
+    Ok(match serde_json::from_slice::<LockRecord>(&bytes) {
+        Ok(r) if r.version == LOCK_RECORD_VERSION => StateRead::Record(r),
+        Ok(r) => StateRead::Unreadable(format!(
+            "format version {} (this mailmig reads {LOCK_RECORD_VERSION})",
+            r.version
+        )),
+        Err(e) if bytes.is_empty() => StateRead::Unreadable(format!("empty file ({e})")),
+        Err(e) => StateRead::Unreadable(e.to_string()),
+    })
+}
+
+/// Whether a lock-out of the user is recorded.
+pub fn is_disabled(state: &StateDir, key: &str) -> Result<bool, LoginError> {
+    Ok(state.exists(STATE_SUB, &state_name(key))?)
+}
+
+/// SHA-256 of a record line, hex.
+fn digest(line: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(line)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// How to lock a user out.
+#[derive(Clone, Copy)]
+pub struct DisableRequest<'a> {
+    /// The passwd-file to edit.
+    pub passwd_file: &'a Utf8Path,
+    /// How Dovecot reads it.
+    pub options: &'a PasswdOptions,
+    /// How uid/gid names resolve.
+    pub ids: &'a dyn IdResolver,
+    /// The user, as given.
+    pub user: &'a str,
+    /// The method.
+    pub method: LockMethod,
+    /// The reason shown with `nologin`.
+    pub reason: &'a str,
+}
+
+/// Lock a user out: record, edit, confirm, kick. Returns the record written to the state file.
 /// Safe to repeat after an interruption: an existing state file for the user (same method) is
-/// kept, as it holds the record from before the first attempt.
-#[allow(clippy::too_many_arguments)]
+/// kept, as it holds the record from before the first attempt; another method is refused.
+/// The state is written only once the record was found and the edit computed.
 pub fn disable(
     dovecot: &Dovecot<'_>,
-    passwd_file: &Utf8Path,
-    options: &PasswdOptions,
-    ids: &dyn IdResolver,
-    state_dir: &Utf8Path,
-    user: &str,
-    method: LockMethod,
-    reason: &str,
+    state: &StateDir,
+    req: &DisableRequest<'_>,
 ) -> Result<LockRecord, LoginError> {
-    if reason.chars().any(char::is_control) || reason.contains('%') {
-        return Err(LoginError::BadReason(reason.to_string()));
+    let (method, ids) = (req.method, req.ids);
+    if req.reason.chars().any(char::is_control) || req.reason.contains('%') {
+        return Err(LoginError::BadReason(req.reason.to_string()));
     }
+    let key = state_key(req.user, req.options)?;
+    let earlier = match read_state(state, &key)? {
+        StateRead::Record(r) if r.method != method => {
+            return Err(LoginError::AlreadyDisabled {
+                user: r.user,
+                method: r.method,
+            })
+        }
+        StateRead::Record(r) => Some(r),
+        // Written whole before the edit, so an unreadable one guards an edit that never
+        // happened (an older mailmig's torn write): replaced below.
+        StateRead::Absent | StateRead::Unreadable(_) => None,
+    };
     if method == LockMethod::AllowNets && dovecot.lmtp_checks_passdb()? {
         return Err(LoginError::AllowNetsBouncesMail);
     }
-    let reason = reason.trim().replace(' ', "_");
+    let reason = req.reason.trim().replace(' ', "_");
     let fields: Vec<(&str, Option<&str>)> = match method {
         LockMethod::AllowNets => vec![("allow_nets", Some(""))],
         LockMethod::Nologin => vec![("nologin", Some("y")), ("reason", Some(reason.as_str()))],
     };
-    let tx = FileTransaction::prepare(passwd_file)?;
-    let mut file = PasswdFile::parse(tx.original().to_vec(), options);
-    let entry = file
-        .lookup(user.as_bytes(), ids)
-        .ok_or_else(|| PasswdEditError::NoSuchUser {
-            user: user.to_string(),
-        })?;
+    let tx = FileTransaction::prepare(req.passwd_file)?;
+    let mut file = PasswdFile::parse(tx.original().to_vec(), req.options);
+    let entry =
+        file.lookup(req.user.as_bytes(), ids)
+            .ok_or_else(|| PasswdEditError::NoSuchUser {
+                user: req.user.to_string(),
+            })?;
+    let user = String::from_utf8_lossy(entry.user()).into_owned();
     let extra = entry.extra();
-    let previous: Vec<(String, Option<Option<String>>)> = fields
+    let previous: Vec<PreviousField> = fields
         .iter()
-        .map(|(k, _)| {
-            let before = extra
-                .iter()
-                .find(|f| f.key.as_ref() == k.as_bytes())
-                .map(|f| {
-                    f.value
-                        .as_ref()
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                });
-            ((*k).to_string(), before)
+        .map(|(k, _)| PreviousField {
+            key: (*k).to_string(),
+            before: match extra.iter().find(|f| f.key.as_ref() == k.as_bytes()) {
+                None => FieldBefore::Absent,
+                Some(f) => match &f.value {
+                    None => FieldBefore::Bare,
+                    Some(v) => FieldBefore::Value(String::from_utf8_lossy(v).into_owned()),
+                },
+            },
         })
         .collect();
     let record = LockRecord {
-        user: user.to_string(),
-        passwd_file: tx.path().to_owned(),
+        version: LOCK_RECORD_VERSION,
+        user: user.clone(),
+        passwd_file: tx.path(),
         method,
-        line_before: String::from_utf8_lossy(entry.raw()).into_owned(),
+        line_sha256: digest(entry.raw()),
         previous,
-    };
-    // The way back is recorded before anything changes. A state file left by an interrupted
-    // run of this user holds the record as it was before *that* lock-out: keep it (the record
-    // read now may already carry the lock-out fields).
-    let state = state_file(state_dir, user);
-    let record = match read_state(&state) {
-        Ok(earlier) if earlier.user == record.user && earlier.method == record.method => earlier,
-        _ => {
-            let json = serde_json::to_vec_pretty(&record).map_err(|e| LoginError::State {
-                path: state.clone(),
-                reason: e.to_string(),
-            })?;
-            crate::transaction::write_state_file(&state, &json)?;
-            record
-        }
     };
     for (k, v) in &fields {
         file.set_extra(user.as_bytes(), k.as_bytes(), v.map(str::as_bytes), ids)?;
     }
+    // The way back is recorded before anything changes. A record left by an interrupted run
+    // holds the fields as they were before *that* lock-out: keep it (the record read now may
+    // already carry the lock-out fields).
+    let record = match earlier {
+        Some(earlier) => earlier,
+        None => {
+            let json = serde_json::to_vec_pretty(&record).map_err(|e| LoginError::State {
+                path: state_file(state, &key),
+                reason: e.to_string(),
+            })?;
+            state.write(STATE_SUB, &state_name(&key), &json)?;
+            record
+        }
+    };
     tx.commit(&file.render(), &CommitOptions::default())?;
-    dovecot.flush_auth_cache(user)?;
+    dovecot.flush_auth_cache(&user)?;
     let limit = Duration::from_secs(5);
     let seen = match method {
-        LockMethod::AllowNets => wait_for(limit, || Ok(dovecot.auth_lookup(user)?.0 == 67))?,
+        LockMethod::AllowNets => wait_for(limit, || Ok(dovecot.auth_lookup(&user)?.0 == 67))?,
         LockMethod::Nologin => wait_for(limit, || {
-            let (code, out) = dovecot.auth_lookup(user)?;
+            let (code, out) = dovecot.auth_lookup(&user)?;
             Ok(code == 0 && out.lines().any(|l| l.trim_start().starts_with("nologin")))
         })?,
     };
@@ -403,8 +570,8 @@ pub fn disable(
             seconds: limit.as_secs(),
         });
     }
-    dovecot.kick(user)?;
-    if !wait_for(limit, || Ok(dovecot.sessions(user)?.is_empty()))? {
+    dovecot.kick(&user)?;
+    if !wait_for(limit, || Ok(dovecot.sessions(&user)?.is_empty()))? {
         return Err(LoginError::NotConfirmed {
             what: "end the user's sessions",
             seconds: limit.as_secs(),
@@ -413,33 +580,46 @@ pub fn disable(
     Ok(record)
 }
 
-/// Let `user` log in again: restore the recorded fields exactly, confirm, forget the state.
+/// Let a user log in again: restore the recorded fields exactly, confirm, forget the state.
 pub fn enable(
     dovecot: &Dovecot<'_>,
+    state: &StateDir,
     options: &PasswdOptions,
     ids: &dyn IdResolver,
-    state_dir: &Utf8Path,
     user: &str,
-) -> Result<LockRecord, LoginError> {
-    let state = state_file(state_dir, user);
-    let record = read_state(&state)?;
+    passwd_file: Option<&Utf8Path>,
+) -> Result<Enabled, LoginError> {
+    let key = state_key(user, options)?;
+    let record = match read_state(state, &key)? {
+        StateRead::Record(r) => r,
+        StateRead::Absent => {
+            return Err(LoginError::NotDisabled {
+                user: user.to_string(),
+                state_file: state_file(state, &key),
+            })
+        }
+        StateRead::Unreadable(reason) => {
+            return forget_unreadable(state, &key, user, reason, options, ids, passwd_file)
+        }
+    };
+    let user = record.user.as_str();
     let tx = FileTransaction::prepare(&record.passwd_file)?;
     let mut file = PasswdFile::parse(tx.original().to_vec(), options);
-    for (key, before) in &record.previous {
-        match before {
-            None => {
-                file.remove_extra(user.as_bytes(), key.as_bytes(), ids)?;
+    for field in &record.previous {
+        let key = field.key.as_bytes();
+        match &field.before {
+            FieldBefore::Absent => {
+                file.remove_extra(user.as_bytes(), key, ids)?;
             }
-            Some(value) => {
-                file.set_extra(
-                    user.as_bytes(),
-                    key.as_bytes(),
-                    value.as_deref().map(str::as_bytes),
-                    ids,
-                )?;
+            FieldBefore::Bare => file.set_extra(user.as_bytes(), key, None, ids)?,
+            FieldBefore::Value(v) => {
+                file.set_extra(user.as_bytes(), key, Some(v.as_bytes()), ids)?;
             }
         }
     }
+    let exact = file
+        .lookup(user.as_bytes(), ids)
+        .is_some_and(|e| digest(e.raw()) == record.line_sha256);
     tx.commit(&file.render(), &CommitOptions::default())?;
     dovecot.flush_auth_cache(user)?;
     // With an allow_nets of its own restored, a lookup without a remote IP may still be denied:
@@ -447,7 +627,7 @@ pub fn enable(
     let own_allow_nets = record
         .previous
         .iter()
-        .any(|(k, v)| k == "allow_nets" && v.is_some());
+        .any(|f| f.key == "allow_nets" && f.before != FieldBefore::Absent);
     let limit = Duration::from_secs(5);
     let ok = own_allow_nets
         || wait_for(limit, || {
@@ -460,11 +640,47 @@ pub fn enable(
             seconds: limit.as_secs(),
         });
     }
-    fs_err::remove_file(&state).map_err(|e| LoginError::State {
-        path: state.clone(),
-        reason: e.to_string(),
-    })?;
-    Ok(record)
+    state.remove(STATE_SUB, &state_name(&key))?;
+    Ok(Enabled::Restored { record, exact })
+}
+
+/// An unreadable state file: the lock-out it guards never happened (it is written whole before
+/// the edit) — unless the record carries a lock-out field, which needs the admin.
+fn forget_unreadable(
+    state: &StateDir,
+    key: &str,
+    user: &str,
+    reason: String,
+    options: &PasswdOptions,
+    ids: &dyn IdResolver,
+    passwd_file: Option<&Utf8Path>,
+) -> Result<Enabled, LoginError> {
+    let path = state_file(state, key);
+    if let Some(file) = passwd_file {
+        let bytes = crate::safe_fs::read_regular(file).map_err(|e| LoginError::State {
+            path: file.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let parsed = PasswdFile::parse(bytes, options);
+        if let Some(entry) = parsed.lookup(user.as_bytes(), ids) {
+            let lock_field = entry.extra().iter().find_map(|f| {
+                let k = String::from_utf8_lossy(&f.key).into_owned();
+                let locks = (k == "allow_nets" && f.value.as_deref() == Some(b"".as_slice()))
+                    || k == "nologin";
+                locks.then_some(k)
+            });
+            if let Some(field) = lock_field {
+                return Err(LoginError::StateUnreadable {
+                    user: user.to_string(),
+                    state_file: path,
+                    reason,
+                    field,
+                });
+            }
+        }
+    }
+    state.remove(STATE_SUB, &state_name(key))?;
+    Ok(Enabled::NeverLockedOut { state_file: path })
 }
 
 #[cfg(test)]

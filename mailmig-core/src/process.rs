@@ -5,6 +5,12 @@
 
 use std::ffi::OsString;
 use std::fmt;
+use std::time::Duration;
+
+/// How long [`SystemRunner::run`] lets a command run before it kills it: nothing mailmig runs
+/// should take longer, and a hung daemon must not keep a user's mail held forever. Callers that
+/// know better (a long copy, a deadline) use [`Runner::run_within`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// A command line: the program and its arguments, never a shell string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +72,14 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// The program ran longer than allowed and was killed.
+    #[error("`{argv}` did not finish within {seconds} s and was killed")]
+    TimedOut {
+        /// The command.
+        argv: Argv,
+        /// The limit.
+        seconds: u64,
+    },
     /// The program exited with a status the caller does not accept.
     #[error("`{argv}` failed with exit code {}{}", code.map_or("none (killed by a signal)".to_string(), |c| c.to_string()), stderr_section(stderr))]
     Failed {
@@ -92,6 +106,18 @@ pub trait Runner {
     /// returned as an [`Output`]; only a failure to start is an error.
     fn run(&self, argv: &Argv, stdin: Option<&[u8]>) -> Result<Output, RunError>;
 
+    /// [`Runner::run`], killing the command after `limit` ([`RunError::TimedOut`]). Runners
+    /// that run nothing real (test fakes) may ignore the limit: the default does.
+    fn run_within(
+        &self,
+        argv: &Argv,
+        stdin: Option<&[u8]>,
+        limit: Duration,
+    ) -> Result<Output, RunError> {
+        let _ = limit;
+        self.run(argv, stdin)
+    }
+
     /// Run and accept only the listed exit codes.
     fn run_expect(
         &self,
@@ -111,12 +137,22 @@ pub trait Runner {
     }
 }
 
-/// Runs commands on this machine with `duct`.
+/// Runs commands on this machine with `duct`, each killed after [`DEFAULT_TIMEOUT`] unless run
+/// with another limit.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemRunner;
 
 impl Runner for SystemRunner {
     fn run(&self, argv: &Argv, stdin: Option<&[u8]>) -> Result<Output, RunError> {
+        self.run_within(argv, stdin, DEFAULT_TIMEOUT)
+    }
+
+    fn run_within(
+        &self,
+        argv: &Argv,
+        stdin: Option<&[u8]>,
+        limit: Duration,
+    ) -> Result<Output, RunError> {
         let Some((program, args)) = argv.0.split_first() else {
             return Err(RunError::Spawn {
                 argv: argv.clone(),
@@ -131,14 +167,26 @@ impl Runner for SystemRunner {
             Some(bytes) => expr.stdin_bytes(bytes.to_vec()),
             None => expr.stdin_null(),
         };
-        let out = expr.run().map_err(|source| RunError::Spawn {
+        let spawn = |source| RunError::Spawn {
             argv: argv.clone(),
             source,
-        })?;
+        };
+        let handle = expr.start().map_err(spawn)?;
+        let out = match handle.wait_timeout(limit).map_err(spawn)? {
+            Some(out) => out,
+            None => {
+                // Killed and reaped; its output is of no use.
+                let _ = handle.kill();
+                return Err(RunError::TimedOut {
+                    argv: argv.clone(),
+                    seconds: limit.as_secs(),
+                });
+            }
+        };
         Ok(Output {
             code: out.status.code(),
-            stdout: out.stdout,
-            stderr: out.stderr,
+            stdout: out.stdout.clone(),
+            stderr: out.stderr.clone(),
         })
     }
 }
@@ -179,5 +227,20 @@ mod tests {
             r.run(&Argv::new(["/nonexistent/program"]), None),
             Err(RunError::Spawn { .. })
         ));
+    }
+
+    /// A command that hangs is killed at its limit instead of blocking the caller.
+    #[test]
+    fn a_hanging_command_is_killed_at_its_limit() {
+        let start = std::time::Instant::now();
+        let err = SystemRunner
+            .run_within(
+                &Argv::new(["sleep", "30"]),
+                None,
+                Duration::from_millis(300),
+            )
+            .expect_err("killed");
+        assert!(matches!(err, RunError::TimedOut { .. }), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(10));
     }
 }

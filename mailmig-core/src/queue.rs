@@ -274,6 +274,12 @@ pub fn release(
     Ok((released, kept))
 }
 
+/// Whether `id` has the shape of a Postfix queue ID (short hexadecimal or long base-52 form:
+/// letters and digits only), so that it can name a file.
+pub fn is_queue_id(id: &str) -> bool {
+    (1..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,37 +12,45 @@
 //! # Ok::<(), mailmig_core::transaction::TransactionError>(())
 //! ```
 //!
-//! The protocol (Postfix's `edit_file()` convention, with fsyncs):
+//! The protocol (Postfix's `edit_file()` convention, with fsyncs, hardened for directories
+//! other accounts may write — see [`crate::safe_fs`] and `docs/security.md`):
 //!
-//! 1. **Lock.** Open `FILE.mailmig.tmp` in the file's directory (created with mode 0600), take an
-//!    exclusive `flock`, and make sure the name still refers to the locked file (another mailmig
-//!    may have just renamed it into place); otherwise start again. The temporary file *is* the
-//!    lock, so concurrent mailmig processes exclude each other and no lock file is left behind.
-//! 2. **Read** the target under the lock. Edits are computed from these bytes.
-//! 3. **Commit.** Check the target is still what was read (same inode, size, mtime — and the same
+//! 1. **Resolve** the path one component at a time, following only links owned by root or the
+//!    invoking user; the directory is opened (`O_NOFOLLOW`) and everything below happens
+//!    relative to it.
+//! 2. **Lock.** Create `FILE.mailmig.tmp` with `O_CREAT | O_EXCL | O_NOFOLLOW`, mode 0600, and
+//!    take an exclusive `flock` (waiting at most [`LOCK_WAIT`]). When the name exists, it is
+//!    another mailmig's lock or a leftover of a killed one: it is examined without following a
+//!    link and taken only if it is a regular file with one link, owned by root, the invoking
+//!    user or the target's owner (anything else is refused, naming it); once its lock is
+//!    free it is removed and a fresh one created. The temporary file *is* the lock, so
+//!    concurrent mailmig processes exclude each other and no lock file is left behind.
+//! 3. **Read** the target under the lock (opened `O_NOFOLLOW`, regular files only).
+//! 4. **Commit.** Check the target is still what was read (same inode, size, mtime — and the same
 //!    bytes if those moved): a writer that does not take the lock (an editor) makes the commit
-//!    fail instead of losing its update. Write the new bytes to the temporary file with the
-//!    target's owner, group and mode (it was 0600 until then: never readable by more users than
-//!    the target), `fsync` it, optionally hard-link the old file as `FILE.mailmig-TIMESTAMP`,
-//!    `rename` it over the target, `fsync` the directory.
-//! 4. **Drop** without commit removes the temporary file; the target is untouched. A process
-//!    killed in between leaves `FILE.mailmig.tmp` behind; the next transaction on the file takes
-//!    it over (it is locked by nobody) and so cleans it.
+//!    fail instead of losing its update. Write the new bytes to the temporary file — created by
+//!    this process, so it alone is ever given the target's owner, group and mode (set-id bits
+//!    dropped) — `fsync` it, optionally hard-link the old file as `FILE.mailmig-TIMESTAMP`,
+//!    check the target name once more, `renameat` over it, `fsync` the directory.
+//! 5. **Drop** without commit removes the temporary file; the target is untouched.
 //!
-//! A symlinked target is edited at its real path and the link is kept. A target whose
-//! rename fails with `EBUSY`/`EXDEV` (a single-file bind mount) is an error unless
-//! [`CommitOptions::copy_in_place_fallback`] is set (then the file is rewritten in place: not
-//! atomic, said so in its documentation). When the size does not change and the clock is still
-//! in the old modification second, the new file's mtime is set one second later: Dovecot
+//! A symlinked target (a link owned by root) is edited at its real path and the link is kept.
+//! A target whose rename fails with `EBUSY`/`EXDEV` (a single-file bind mount) is an error
+//! unless [`CommitOptions::copy_in_place_fallback`] is set (then the file is rewritten in place:
+//! not atomic, said so in its documentation). When the size does not change and the clock is
+//! still in the old modification second, the new file's mtime is set one second later: Dovecot
 //! re-reads a passwd-file only when its mtime second or size changed.
 
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-
-use fs_err::os::unix::fs::OpenOptionsExt;
-use std::time::{Duration, SystemTime};
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant, SystemTime};
 
 use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::safe_fs::{self, Dir, SafeFsError};
+
+/// How long [`FileTransaction::prepare`] waits for another process's lock on the same file.
+pub const LOCK_WAIT: Duration = Duration::from_secs(60);
 
 /// What went wrong. Nothing was changed when a transaction returns an error.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +71,9 @@ pub enum TransactionError {
         /// The file.
         path: Utf8PathBuf,
     },
+    /// The path cannot be used safely (an untrusted link, a planted temporary file...).
+    #[error(transparent)]
+    Unsafe(#[from] SafeFsError),
     /// The temporary file (and lock) cannot be created in the target's directory.
     #[error(
         "cannot create the temporary file `{path}` (the directory must be writable): {source}"
@@ -73,6 +84,14 @@ pub enum TransactionError {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// Another process holds the file's lock for longer than [`LOCK_WAIT`].
+    #[error("`{path}` is locked by another process for more than {seconds} s (another mailmig, or a stuck one: see who holds it with `fuser {path}`)")]
+    Locked {
+        /// The lock (temporary) file.
+        path: Utf8PathBuf,
+        /// How long mailmig waited.
+        seconds: u64,
     },
     /// Another writer changed the file after it was read (it did not take mailmig's lock).
     #[error("`{path}` was changed by another program after mailmig read it; nothing was written (run the command again)")]
@@ -139,9 +158,11 @@ pub struct CommitReport {
 
 /// A locked, read file, ready to be committed.
 #[derive(Debug)]
+#[must_use = "a prepared transaction changes nothing until it is committed"]
 pub struct FileTransaction {
-    target: Utf8PathBuf,
-    temp_path: Utf8PathBuf,
+    dir: Dir,
+    name: String,
+    temp_name: String,
     temp: Option<fs_err::File>,
     original: Vec<u8>,
     meta: Stamp,
@@ -178,41 +199,48 @@ impl Stamp {
 /// The temporary file and lock of a target.
 pub fn temp_path_for(target: &Utf8Path) -> Utf8PathBuf {
     let name = target.file_name().unwrap_or("file");
-    target.with_file_name(format!("{name}.mailmig.tmp"))
+    target.with_file_name(temp_name_for(name))
+}
+
+fn temp_name_for(name: &str) -> String {
+    format!("{name}.mailmig.tmp")
 }
 
 impl FileTransaction {
     /// Lock the file against other mailmig processes and read it.
     pub fn prepare(path: &Utf8Path) -> Result<Self, TransactionError> {
+        let resolved = safe_fs::resolve(path)?;
+        let target = resolved.path();
+        match &resolved.meta {
+            None => {
+                return Err(TransactionError::Read {
+                    path: target,
+                    source: std::io::ErrorKind::NotFound.into(),
+                })
+            }
+            Some(m) if !m.is_file() => return Err(TransactionError::NotAFile { path: target }),
+            Some(_) => {}
+        }
+        let (dir, name) = (resolved.dir, resolved.name);
+        let target_uid = resolved.meta.as_ref().map_or(0, MetadataExt::uid);
+        let temp_name = temp_name_for(&name);
+        let temp = lock_temp(&dir, &temp_name, target_uid)?;
+        // Read under the lock: the bytes and the version they belong to.
         let read_err = |source| TransactionError::Read {
-            path: path.to_owned(),
+            path: target.clone(),
             source,
         };
-        let real = fs_err::canonicalize(path).map_err(read_err)?;
-        let target = Utf8PathBuf::try_from(real).map_err(|e| read_err(e.into_io_error()))?;
-        if !fs_err::metadata(&target).map_err(read_err)?.is_file() {
-            return Err(TransactionError::NotAFile { path: target });
-        }
-        let temp_path = temp_path_for(&target);
-        let temp = lock_temp(&temp_path)?;
-        // Read under the lock: the bytes and the version they belong to.
-        let mut file = fs_err::File::open(&target).map_err(|source| TransactionError::Read {
-            path: target.clone(),
-            source,
+        let mut file = dir.open_read(&name).map_err(|e| match e {
+            SafeFsError::NotRegular { path, .. } => TransactionError::NotAFile { path },
+            other => TransactionError::Unsafe(other),
         })?;
-        let meta = Stamp::of(&file.metadata().map_err(|source| TransactionError::Read {
-            path: target.clone(),
-            source,
-        })?);
+        let meta = Stamp::of(&file.metadata().map_err(read_err)?);
         let mut original = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
-        file.read_to_end(&mut original)
-            .map_err(|source| TransactionError::Read {
-                path: target.clone(),
-                source,
-            })?;
+        file.read_to_end(&mut original).map_err(read_err)?;
         Ok(Self {
-            target,
-            temp_path,
+            dir,
+            name,
+            temp_name,
             temp: Some(temp),
             original,
             meta,
@@ -225,8 +253,12 @@ impl FileTransaction {
     }
 
     /// The real path of the file (symlinks resolved).
-    pub fn path(&self) -> &Utf8Path {
-        &self.target
+    pub fn path(&self) -> Utf8PathBuf {
+        self.dir.path().join(&self.name)
+    }
+
+    fn temp_path(&self) -> Utf8PathBuf {
+        self.dir.path().join(&self.temp_name)
     }
 
     /// Replace the file with `new`. Unchanged bytes are not rewritten.
@@ -236,7 +268,7 @@ impl FileTransaction {
         options: &CommitOptions,
     ) -> Result<CommitReport, TransactionError> {
         let mut report = CommitReport {
-            path: self.target.clone(),
+            path: self.path(),
             changed: new != self.original.as_slice(),
             backup: None,
             in_place: false,
@@ -245,111 +277,115 @@ impl FileTransaction {
         if !report.changed {
             return Ok(report);
         }
-        let write_err = |path: &Utf8Path| {
-            let path = path.to_owned();
-            move |source| TransactionError::Write { path, source }
+        self.fill_temp(new)?;
+        self.check_unchanged()?;
+        if options.backup {
+            let backup = format!("{}.mailmig-{}", self.name, backup_suffix());
+            self.dir.hard_link(&self.name, &backup)?;
+            report.backup = Some(self.dir.path().join(backup));
+        }
+        // The name is checked once more right before the rename: still the file that was read.
+        self.check_unchanged()?;
+        match self.dir.rename(&self.temp_name, &self.name) {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.io_kind(),
+                    Some(std::io::ErrorKind::ResourceBusy | std::io::ErrorKind::CrossesDevices)
+                ) =>
+            {
+                let SafeFsError::Io { source, .. } = e else {
+                    return Err(e.into());
+                };
+                if !options.copy_in_place_fallback {
+                    return Err(TransactionError::RenameImpossible {
+                        path: self.path(),
+                        source,
+                    });
+                }
+                let write_err = |source| TransactionError::Write {
+                    path: self.path(),
+                    source,
+                };
+                let mut f = self.dir.open_rw(&self.name)?;
+                f.set_len(0).map_err(write_err)?;
+                f.write_all(new).map_err(write_err)?;
+                f.sync_all().map_err(write_err)?;
+                report.in_place = true;
+                // The temporary file is removed on drop.
+                return Ok(report);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        // The temporary name is gone: nothing to remove on drop; the lock goes with the handle.
+        self.temp = None;
+        self.dir.sync()?;
+        Ok(report)
+    }
+
+    /// Write `new` into the temporary file, which this process created: only it is given the
+    /// target's owner, group and mode (set-id bits dropped).
+    fn fill_temp(&mut self, new: &[u8]) -> Result<(), TransactionError> {
+        let temp_path = self.temp_path();
+        let write_err = |source| TransactionError::Write {
+            path: temp_path.clone(),
+            source,
         };
         let temp = self.temp.as_mut().ok_or_else(|| TransactionError::Write {
-            path: self.temp_path.clone(),
+            path: temp_path.clone(),
             source: std::io::Error::other("transaction already finished"),
         })?;
-        temp.set_len(0).map_err(write_err(&self.temp_path))?;
+        temp.set_len(0).map_err(write_err)?;
         // Owner and group first (chown may clear set-id bits), then the exact mode.
         let m = self.meta;
-        std::os::unix::fs::fchown(temp.file(), Some(m.uid), Some(m.gid)).map_err(|source| {
-            TransactionError::Ownership {
-                path: self.temp_path.clone(),
-                uid: m.uid,
-                gid: m.gid,
-                mode: m.mode & 0o7777,
-                source,
-            }
-        })?;
+        let mode = m.mode & 0o1777;
+        let ownership = |source| TransactionError::Ownership {
+            path: temp_path.clone(),
+            uid: m.uid,
+            gid: m.gid,
+            mode,
+            source,
+        };
+        std::os::unix::fs::fchown(temp.file(), Some(m.uid), Some(m.gid)).map_err(ownership)?;
+        use std::os::unix::fs::PermissionsExt as _;
         temp.file()
-            .set_permissions(std::fs::Permissions::from_mode(m.mode & 0o7777))
-            .map_err(|source| TransactionError::Ownership {
-                path: self.temp_path.clone(),
-                uid: m.uid,
-                gid: m.gid,
-                mode: m.mode & 0o7777,
-                source,
-            })?;
-        temp.write_all(new).map_err(write_err(&self.temp_path))?;
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(ownership)?;
+        temp.write_all(new).map_err(write_err)?;
         // Dovecot re-reads a passwd-file only when the mtime second or the size changed.
         if new.len() as u64 == m.size {
-            let now = SystemTime::now();
-            let now_secs = now
+            let now_secs = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
             if now_secs <= m.mtime {
                 let later = SystemTime::UNIX_EPOCH
                     + Duration::from_secs(u64::try_from(m.mtime + 1).unwrap_or(0));
-                temp.file()
-                    .set_modified(later)
-                    .map_err(write_err(&self.temp_path))?;
+                temp.file().set_modified(later).map_err(write_err)?;
             }
         }
-        temp.sync_all().map_err(write_err(&self.temp_path))?;
-        self.check_unchanged()?;
-        if options.backup {
-            let stamp = backup_suffix();
-            let backup = self.target.with_file_name(format!(
-                "{}.mailmig-{stamp}",
-                self.target.file_name().unwrap_or("file")
-            ));
-            fs_err::hard_link(&self.target, &backup).map_err(write_err(&backup))?;
-            report.backup = Some(backup);
-        }
-        match fs_err::rename(&self.temp_path, &self.target) {
-            Ok(()) => {}
-            // fs-err wraps the OS error, so match its kind (EBUSY, EXDEV), not its number.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::ResourceBusy | std::io::ErrorKind::CrossesDevices
-                ) =>
-            {
-                if !options.copy_in_place_fallback {
-                    return Err(TransactionError::RenameImpossible {
-                        path: self.target.clone(),
-                        source: e,
-                    });
-                }
-                let mut f = fs_err::OpenOptions::new()
-                    .write(true)
-                    .truncate(true)
-                    .open(&self.target)
-                    .map_err(write_err(&self.target))?;
-                f.write_all(new).map_err(write_err(&self.target))?;
-                f.sync_all().map_err(write_err(&self.target))?;
-                report.in_place = true;
-                // The temporary file is removed on drop.
-                return Ok(report);
-            }
-            Err(e) => return Err(write_err(&self.target)(e)),
-        }
-        // The temporary name is gone: nothing to remove on drop; the lock goes with the handle.
-        self.temp = None;
-        if let Some(dir) = self.target.parent() {
-            fs_err::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(write_err(dir))?;
-        }
-        Ok(report)
+        temp.sync_all().map_err(write_err)?;
+        Ok(())
     }
 
-    /// The target must still be the version that was read.
+    /// The target must still be the version that was read (and still a regular file: a name
+    /// swapped for a link is a change).
     fn check_unchanged(&self) -> Result<(), TransactionError> {
-        let changed = || TransactionError::Changed {
-            path: self.target.clone(),
+        let changed = || TransactionError::Changed { path: self.path() };
+        let now = match self.dir.lstat(&self.name) {
+            Ok(Some(m)) if m.is_file() => m,
+            _ => return Err(changed()),
         };
-        let now = fs_err::metadata(&self.target).map_err(|_| changed())?;
         let stamp = Stamp::of(&now);
         if stamp == self.meta {
             return Ok(());
         }
         // Metadata moved (a touch, a chmod): only different bytes are a conflict.
-        let bytes = fs_err::read(&self.target).map_err(|_| changed())?;
+        let mut bytes = Vec::new();
+        self.dir
+            .open_read(&self.name)
+            .ok()
+            .and_then(|mut f| f.read_to_end(&mut bytes).ok())
+            .ok_or_else(changed)?;
         if bytes == self.original
             && (stamp.uid, stamp.gid, stamp.mode) == (self.meta.uid, self.meta.gid, self.meta.mode)
         {
@@ -362,61 +398,114 @@ impl FileTransaction {
 
 impl Drop for FileTransaction {
     fn drop(&mut self) {
-        if self.temp.take().is_some() {
-            // Still holding the lock: the temporary file is ours to remove. Nothing to report if
-            // it is already gone.
-            let _ = fs_err::remove_file(&self.temp_path);
-        }
-    }
-}
-
-/// Write `bytes` to `path` through a transaction, creating the file (mode 0600) and its
-/// directory when missing: mailmig's own state files.
-pub fn write_state_file(path: &Utf8Path, bytes: &[u8]) -> Result<(), TransactionError> {
-    let write_err = |source| TransactionError::Write {
-        path: path.to_owned(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        fs_err::create_dir_all(dir).map_err(write_err)?;
-    }
-    if !path.exists() {
-        fs_err::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(write_err)?;
-    }
-    FileTransaction::prepare(path)?.commit(bytes, &CommitOptions::default())?;
-    Ok(())
-}
-
-/// Open and lock the temporary file, making sure the name still refers to the locked file.
-fn lock_temp(temp_path: &Utf8Path) -> Result<fs_err::File, TransactionError> {
-    let temp_err = |source| TransactionError::Temp {
-        path: temp_path.to_owned(),
-        source,
-    };
-    loop {
-        let file = fs_err::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(temp_path)
-            .map_err(temp_err)?;
-        file.file().lock().map_err(temp_err)?;
-        let locked = file.metadata().map_err(temp_err)?;
-        match fs_err::metadata(temp_path) {
-            Ok(named) if named.dev() == locked.dev() && named.ino() == locked.ino() => {
-                return Ok(file)
+        if let Some(temp) = self.temp.take() {
+            // Still holding the lock: the temporary name is ours to remove — if it still names
+            // our file (never remove what someone else put there).
+            let ours = temp.metadata().ok();
+            let named = self.dir.lstat(&self.temp_name).ok().flatten();
+            if let (Some(a), Some(b)) = (ours, named) {
+                if (a.dev(), a.ino()) == (b.dev(), b.ino()) {
+                    let _ = self.dir.remove_file(&self.temp_name);
+                }
             }
-            // Renamed into place or removed by the previous holder: try again.
-            _ => continue,
         }
+    }
+}
+
+/// Create, lock and return the temporary file `temp` in `dir`: always a file this process
+/// created. An existing one is another mailmig's (wait for its lock) or a leftover (taken
+/// over, i.e. removed, only when it is a plain file of a trusted owner).
+fn lock_temp(dir: &Dir, temp: &str, target_uid: u32) -> Result<fs_err::File, TransactionError> {
+    let path = dir.path().join(temp);
+    let temp_err = |source| TransactionError::Temp {
+        path: path.clone(),
+        source,
+    };
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        if let Some(file) = dir.create_new(temp, 0o600).map_err(|e| match e {
+            SafeFsError::Io { source, .. } => temp_err(source),
+            other => TransactionError::Unsafe(other),
+        })? {
+            if try_lock_until(&file, deadline, &path)? && same_file(dir, temp, &file) {
+                return Ok(file);
+            }
+            continue;
+        }
+        // The name exists: examine it without following anything.
+        let Some(meta) = dir.lstat(temp)? else {
+            continue;
+        };
+        let refuse = |reason: String| {
+            Err(TransactionError::Unsafe(SafeFsError::Unsafe {
+                path: path.clone(),
+                reason,
+            }))
+        };
+        if !meta.file_type().is_file() {
+            return refuse("exists and is not a regular file (a symbolic link or worse)".into());
+        }
+        if meta.nlink() != 1 {
+            return refuse(format!(
+                "exists with {} hard links (it may be another file's name)",
+                meta.nlink()
+            ));
+        }
+        if !safe_fs::trusted_owner(meta.uid()) && meta.uid() != target_uid {
+            return refuse(format!(
+                "exists and is owned by uid {}, neither root, mailmig's user nor the owner of the file it would replace",
+                meta.uid()
+            ));
+        }
+        let existing = match dir.open_rw(temp) {
+            Ok(f) => f,
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if !try_lock_until(&existing, deadline, &path)? {
+            continue;
+        }
+        if same_file(dir, temp, &existing) {
+            // Locked by nobody and still named: a leftover of a killed process. Remove it
+            // under its lock and create a fresh one.
+            dir.remove_file(temp)?;
+        }
+    }
+}
+
+/// Take the flock, polling until `deadline`. `Ok(false)`: never (the caller starts again).
+fn try_lock_until(
+    file: &fs_err::File,
+    deadline: Instant,
+    path: &Utf8Path,
+) -> Result<bool, TransactionError> {
+    loop {
+        match file.file().try_lock() {
+            Ok(()) => return Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if Instant::now() > deadline {
+                    return Err(TransactionError::Locked {
+                        path: path.to_owned(),
+                        seconds: LOCK_WAIT.as_secs(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(TransactionError::Temp {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// Whether `name` in `dir` still names the open `file`.
+fn same_file(dir: &Dir, name: &str, file: &fs_err::File) -> bool {
+    match (file.metadata(), dir.lstat(name)) {
+        (Ok(a), Ok(Some(b))) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
     }
 }
 

@@ -2,6 +2,7 @@
 //! a temporary file, fsync, rename, fsync the directory), or a unified diff with `--dry-run`.
 
 use camino::Utf8Path;
+use mailmig_core::dovecot::mask::mask_file;
 use mailmig_core::transaction::{CommitOptions, CommitReport, FileTransaction, TransactionError};
 
 use crate::args::EditFlags;
@@ -22,21 +23,36 @@ pub(crate) fn failure(e: &TransactionError) -> Failure {
     Failure::new(code, format!("error: {e}"))
 }
 
+/// Whether a file's lines carry secrets a diff must not show.
+#[derive(Clone, Copy)]
+pub(crate) enum Secrets {
+    /// Postfix tables: shown as they are.
+    None,
+    /// Dovecot passwd-files: passwords masked, other users' lines left out.
+    PasswdFile,
+}
+
 /// Lock and read `path`, compute the new bytes with `edit`, and commit them (or print the diff
 /// and write nothing with `--dry-run`). `None` when nothing was written.
 pub(crate) fn apply<T>(
     path: &Utf8Path,
     flags: &EditFlags,
+    secrets: Secrets,
     edit: impl FnOnce(&[u8]) -> Result<(Vec<u8>, T), Failure>,
 ) -> Result<(Option<CommitReport>, T), Failure> {
     let tx = FileTransaction::prepare(path).map_err(|e| failure(&e))?;
     let (new, extra) = edit(tx.original())?;
     if flags.dry_run {
-        let old_text = String::from_utf8_lossy(tx.original()).into_owned();
+        // A passwd-file's diff shows the edited lines only, their passwords masked.
+        let (old, new, context) = match secrets {
+            Secrets::None => (tx.original().to_vec(), new.clone(), 2),
+            Secrets::PasswdFile => (mask_file(tx.original()), mask_file(&new), 0),
+        };
+        let old_text = String::from_utf8_lossy(&old).into_owned();
         let new_text = String::from_utf8_lossy(&new).into_owned();
         let diff = similar::TextDiff::from_lines(&old_text, &new_text)
             .unified_diff()
-            .context_radius(2)
+            .context_radius(context)
             .header(&format!("a/{path}"), &format!("b/{path}"))
             .to_string();
         output::stdout(diff.as_bytes())?;

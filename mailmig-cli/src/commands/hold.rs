@@ -1,7 +1,9 @@
 //! `mailmig hold add|remove|list|check`.
 
 use camino::{Utf8Path, Utf8PathBuf};
-use mailmig_core::hold::{apply_hold, list_holds, plan_hold, remove_holds, HoldAction};
+use mailmig_core::hold::{
+    apply_hold, list_holds, plan_hold, remove_holds, validate_mailbox, HoldAction,
+};
 use mailmig_core::postfix::{postconf, Address, MapType, Table, VirtualMap};
 use mailmig_core::process::Runner;
 
@@ -53,6 +55,9 @@ pub(crate) fn access_map(
 }
 
 pub(crate) fn add(ctx: &Context<'_>, args: &HoldAddArgs) -> Result<u8, Failure> {
+    for a in &args.addresses {
+        validate_mailbox(a).map_err(|e| Failure::new(exit::USAGE, format!("error: {e}")))?;
+    }
     let (map_path, map_type) = access_map(ctx, &args.map)?;
     let (files, tables, options) =
         alias_setup(ctx, &args.virtual_maps, args.recipient_delimiter.as_deref())?;
@@ -76,7 +81,7 @@ pub(crate) fn add(ctx: &Context<'_>, args: &HoldAddArgs) -> Result<u8, Failure> 
     let parse = ctx.options;
     let mut incomplete = false;
     let mut lines = Vec::new();
-    let (report, ()) = edit::apply(&map_path, &args.edit, |original| {
+    let (report, ()) = edit::apply(&map_path, &args.edit, edit::Secrets::None, |original| {
         let mut access = Table::parse(original.to_vec(), &parse);
         for (user, closure) in &closures {
             if !closure.target_receives_own_mail {
@@ -155,7 +160,7 @@ pub(crate) fn remove(ctx: &Context<'_>, args: &HoldRemoveArgs) -> Result<u8, Fai
     let (map_path, map_type) = access_map(ctx, &args.map)?;
     let users: Vec<&str> = args.addresses.iter().map(String::as_str).collect();
     let parse = ctx.options;
-    let (report, removed) = edit::apply(&map_path, &args.edit, |original| {
+    let (report, removed) = edit::apply(&map_path, &args.edit, edit::Secrets::None, |original| {
         let mut access = Table::parse(original.to_vec(), &parse);
         let removed = remove_holds(&mut access, &users)
             .map_err(|e| Failure::new(exit::DATAERR, format!("error: {e}; nothing was written")))?;

@@ -2,7 +2,7 @@
 
 use camino::Utf8PathBuf;
 use mailmig_core::dovecot::PasswdOptions;
-use mailmig_core::login::{self, Dovecot, LockMethod, LoginError};
+use mailmig_core::login::{self, Dovecot, Enabled, LockMethod, LoginError};
 
 use super::passwd::ids;
 use super::Context;
@@ -27,9 +27,14 @@ fn dovecot<'a>(ctx: &'a Context<'_>) -> Result<Dovecot<'a>, Failure> {
 fn failure(e: &LoginError) -> Failure {
     let code = match e {
         LoginError::Edit(mailmig_core::dovecot::PasswdEditError::NoSuchUser { .. }) => exit::NOUSER,
-        LoginError::Edit(_) | LoginError::BadReason(_) | LoginError::AllowNetsBouncesMail => {
-            exit::DATAERR
-        }
+        LoginError::Edit(_)
+        | LoginError::BadReason(_)
+        | LoginError::AllowNetsBouncesMail
+        | LoginError::AlreadyDisabled { .. }
+        | LoginError::User(_) => exit::DATAERR,
+        LoginError::NotDisabled { .. } => exit::NOINPUT,
+        LoginError::StateUnreadable { .. } => exit::SOFTWARE,
+        LoginError::StateDir(e) => return super::state_failure(e),
         LoginError::NotConfirmed { .. } => exit::TEMPFAIL,
         LoginError::Run(_) => exit::UNAVAILABLE,
         _ => exit::IOERR,
@@ -66,23 +71,28 @@ pub(crate) fn disable(ctx: &Context<'_>, args: &LoginDisableArgs) -> Result<u8, 
         LockMethodArg::Nologin => LockMethod::Nologin,
     };
     let ids = ids();
+    let state = ctx.state()?;
+    let options = PasswdOptions::default();
     let record = login::disable(
         &dovecot,
-        &passwd_file,
-        &PasswdOptions::default(),
-        ids.as_ref(),
-        &ctx.global.state_dir,
-        &args.user,
-        method,
-        &args.reason,
+        &state,
+        &login::DisableRequest {
+            passwd_file: &passwd_file,
+            options: &options,
+            ids: ids.as_ref(),
+            user: &args.user,
+            method,
+            reason: &args.reason,
+        },
     )
     .map_err(|e| failure(&e))?;
+    let key = login::state_key(&record.user, &options).map_err(|e| failure(&e))?;
     output::stdout(
         format!(
-            "disabled {} ({:?}); the previous record is kept in {}\n",
+            "disabled {} ({}); what changed is recorded in {}\n",
             record.user,
             record.method,
-            login::state_file(&ctx.global.state_dir, &record.user)
+            login::state_file(&state, &key)
         )
         .as_bytes(),
     )?;
@@ -92,14 +102,32 @@ pub(crate) fn disable(ctx: &Context<'_>, args: &LoginDisableArgs) -> Result<u8, 
 pub(crate) fn enable(ctx: &Context<'_>, args: &LoginEnableArgs) -> Result<u8, Failure> {
     let dovecot = dovecot(ctx)?;
     let ids = ids();
-    let record = login::enable(
+    let state = ctx.state()?;
+    let passwd_file = dovecot
+        .passwd_files()
+        .ok()
+        .and_then(|f| f.into_iter().next());
+    let enabled = login::enable(
         &dovecot,
+        &state,
         &PasswdOptions::default(),
         ids.as_ref(),
-        &ctx.global.state_dir,
         &args.user,
+        passwd_file.as_deref(),
     )
     .map_err(|e| failure(&e))?;
-    output::stdout(format!("enabled {}\n", record.user).as_bytes())?;
+    let text = match enabled {
+        Enabled::Restored { record, exact: true } => format!("enabled {}\n", record.user),
+        Enabled::Restored { record, exact: false } => format!(
+            "enabled {} (the lock-out fields are restored; other parts of the record were changed meanwhile by someone else)\n",
+            record.user
+        ),
+        Enabled::NeverLockedOut { state_file } => format!(
+            "{} was never locked out: the record {state_file} was unreadable (an interrupted write) and the user's record carries no lock-out; removed it\n",
+            args.user
+        ),
+        _ => format!("enabled {}\n", args.user),
+    };
+    output::stdout(text.as_bytes())?;
     Ok(exit::OK)
 }

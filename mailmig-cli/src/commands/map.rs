@@ -192,7 +192,7 @@ pub(crate) fn rebuild(
 
 pub(crate) fn set(ctx: &Context<'_>, args: &MapSetArgs) -> Result<u8, Failure> {
     let options = ctx.options;
-    let (report, ()) = edit::apply(&args.file, &args.edit, |original| {
+    let (report, ()) = edit::apply(&args.file, &args.edit, edit::Secrets::None, |original| {
         let mut table = Table::parse(original.to_vec(), &options);
         refuse_unparsed_key(&args.file, &table, args.key.as_bytes())?;
         table
@@ -210,7 +210,7 @@ pub(crate) fn set(ctx: &Context<'_>, args: &MapSetArgs) -> Result<u8, Failure> {
 
 pub(crate) fn del(ctx: &Context<'_>, args: &MapDelArgs) -> Result<u8, Failure> {
     let options = ctx.options;
-    let (report, found) = edit::apply(&args.file, &args.edit, |original| {
+    let (report, found) = edit::apply(&args.file, &args.edit, edit::Secrets::None, |original| {
         let mut table = Table::parse(original.to_vec(), &options);
         match table.get(args.key.as_bytes(), true).map(|e| e.id()) {
             Some(id) => {

@@ -13,6 +13,8 @@ mod queue;
 use camino::Utf8Path;
 use mailmig_core::postfix::{self, ParseOptions, PostfixVersion, Table};
 use mailmig_core::process::SystemRunner;
+use mailmig_core::safe_fs::{self, SafeFsError};
+use mailmig_core::state::{StateDir, StateError};
 
 use crate::args::{
     Cli, Command, GlobalArgs, HoldCommand, LoginCommand, MapCommand, PasswdCommand, QueueCommand,
@@ -82,9 +84,36 @@ impl<'a> Context<'a> {
         })
     }
 
-    /// Read and parse one table file.
+    /// Read and parse one table file (regular files only).
     pub(crate) fn read_table(&self, path: &Utf8Path) -> Result<Table, Failure> {
-        let bytes = fs_err::read(path).map_err(|e| Failure::io(path.as_str(), &e))?;
+        let bytes = read_input(path)?;
         Ok(Table::parse(bytes, &self.options))
     }
+
+    /// The state directory, created private when missing; refused when others could write it.
+    pub(crate) fn state(&self) -> Result<StateDir, Failure> {
+        StateDir::open(&self.global.state_dir).map_err(|e| state_failure(&e))
+    }
+}
+
+/// Read an input file: regular files only (a FIFO or device is refused, never read).
+pub(crate) fn read_input(path: &Utf8Path) -> Result<Vec<u8>, Failure> {
+    safe_fs::read_regular(path).map_err(|e| match e {
+        SafeFsError::Io { source, .. } => Failure::io(path.as_str(), &source),
+        other => Failure::new(exit::NOINPUT, format!("error: {other}")),
+    })
+}
+
+/// The exit code and message of a state-directory error.
+pub(crate) fn state_failure(e: &StateError) -> Failure {
+    let code = match e {
+        StateError::NotPrivate { .. }
+        | StateError::Foreign { .. }
+        | StateError::Fs(SafeFsError::UntrustedLink { .. } | SafeFsError::Unsafe { .. }) => {
+            exit::NOPERM
+        }
+        StateError::BadName { .. } => exit::DATAERR,
+        _ => exit::CANTCREAT,
+    };
+    Failure::new(code, format!("error: {e}"))
 }

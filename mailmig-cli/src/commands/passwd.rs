@@ -45,7 +45,7 @@ pub(crate) fn ids() -> Box<dyn IdResolver> {
 }
 
 fn read(path: &Utf8Path, options: &PasswdOptions) -> Result<PasswdFile, Failure> {
-    let bytes = fs_err::read(path).map_err(|e| Failure::io(path.as_str(), &e))?;
+    let bytes = super::read_input(path)?;
     Ok(PasswdFile::parse(bytes, options))
 }
 
@@ -247,39 +247,49 @@ pub(crate) fn set(args: &PasswdSetArgs) -> Result<u8, Failure> {
             None => (f.as_str(), None),
         })
         .collect();
-    edit::apply(&args.file, &args.edit, |original| {
-        let mut passwd = PasswdFile::parse(original.to_vec(), &options);
-        for (key, value) in &fields {
-            passwd
-                .set_extra(
-                    args.user.as_bytes(),
-                    key.as_bytes(),
-                    value.map(str::as_bytes),
-                    ids.as_ref(),
-                )
-                .map_err(|e| edit_failure(&args.file, &e))?;
-        }
-        Ok((passwd.render(), ()))
-    })?;
+    edit::apply(
+        &args.file,
+        &args.edit,
+        edit::Secrets::PasswdFile,
+        |original| {
+            let mut passwd = PasswdFile::parse(original.to_vec(), &options);
+            for (key, value) in &fields {
+                passwd
+                    .set_extra(
+                        args.user.as_bytes(),
+                        key.as_bytes(),
+                        value.map(str::as_bytes),
+                        ids.as_ref(),
+                    )
+                    .map_err(|e| edit_failure(&args.file, &e))?;
+            }
+            Ok((passwd.render(), ()))
+        },
+    )?;
     Ok(exit::OK)
 }
 
 pub(crate) fn unset(args: &PasswdUnsetArgs) -> Result<u8, Failure> {
     let options = options(&args.setup)?;
     let ids = ids();
-    let (_, removed) = edit::apply(&args.file, &args.edit, |original| {
-        let mut passwd = PasswdFile::parse(original.to_vec(), &options);
-        let mut removed = 0;
-        for key in &args.fields {
-            if passwd
-                .remove_extra(args.user.as_bytes(), key.as_bytes(), ids.as_ref())
-                .map_err(|e| edit_failure(&args.file, &e))?
-            {
-                removed += 1;
+    let (_, removed) = edit::apply(
+        &args.file,
+        &args.edit,
+        edit::Secrets::PasswdFile,
+        |original| {
+            let mut passwd = PasswdFile::parse(original.to_vec(), &options);
+            let mut removed = 0;
+            for key in &args.fields {
+                if passwd
+                    .remove_extra(args.user.as_bytes(), key.as_bytes(), ids.as_ref())
+                    .map_err(|e| edit_failure(&args.file, &e))?
+                {
+                    removed += 1;
+                }
             }
-        }
-        Ok((passwd.render(), removed))
-    })?;
+            Ok((passwd.render(), removed))
+        },
+    )?;
     if removed == 0 {
         output::stderr_line(&format!(
             "{}: user `{}` has none of these fields",

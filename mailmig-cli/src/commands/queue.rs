@@ -4,7 +4,6 @@ use camino::Utf8PathBuf;
 use mailmig_core::hold::list_holds;
 use mailmig_core::postfix::postconf;
 use mailmig_core::queue::{self, QueueError};
-use mailmig_core::transaction::write_state_file;
 
 use super::hold::access_map;
 use super::Context;
@@ -32,34 +31,42 @@ fn failure(e: &QueueError) -> Failure {
     Failure::new(exit::UNAVAILABLE, format!("error: {e}"))
 }
 
-fn state_path(ctx: &Context<'_>, user: &str) -> Utf8PathBuf {
-    ctx.global
-        .state_dir
-        .join("queue")
-        .join(format!("{user}.json"))
+/// The state file of a user's held messages: `queue/USER.json`, the name validated.
+fn state_name(user: &str) -> Result<String, Failure> {
+    mailmig_core::migrate::validate_user(user)
+        .map_err(|e| Failure::new(exit::USAGE, format!("error: --user: {e}")))?;
+    Ok(format!("{user}.json"))
 }
 
 fn recorded(ctx: &Context<'_>, user: &str) -> Result<Vec<String>, Failure> {
-    let path = state_path(ctx, user);
-    match fs_err::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| Failure::new(exit::DATAERR, format!("error: {path}: {e}"))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(Failure::io(path.as_str(), &e)),
+    let name = state_name(user)?;
+    let state = ctx.state()?;
+    match state
+        .read("queue", &name)
+        .map_err(|e| super::state_failure(&e))?
+    {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            Failure::new(
+                exit::DATAERR,
+                format!("error: {}: {e}", state.file_path("queue", &name)),
+            )
+        }),
+        None => Ok(Vec::new()),
     }
 }
 
 fn record(ctx: &Context<'_>, user: &str, ids: &[String]) -> Result<(), Failure> {
-    let path = state_path(ctx, user);
+    let name = state_name(user)?;
+    let state = ctx.state()?;
     if ids.is_empty() {
-        return match fs_err::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Failure::io(path.as_str(), &e)),
-        };
+        return state
+            .remove("queue", &name)
+            .map_err(|e| super::state_failure(&e));
     }
     let json = serde_json::to_vec_pretty(ids).unwrap_or_default();
-    write_state_file(&path, &json).map_err(|e| Failure::new(exit::IOERR, format!("error: {e}")))
+    state
+        .write("queue", &name, &json)
+        .map_err(|e| super::state_failure(&e))
 }
 
 pub(crate) fn list(ctx: &Context<'_>, args: &QueueListArgs) -> Result<u8, Failure> {
@@ -94,6 +101,7 @@ pub(crate) fn list(ctx: &Context<'_>, args: &QueueListArgs) -> Result<u8, Failur
 }
 
 pub(crate) fn hold(ctx: &Context<'_>, args: &QueueUserArgs) -> Result<u8, Failure> {
+    state_name(&args.user)?;
     let dir = config_dir(ctx)?;
     let delims = delimiters(ctx, &dir)?;
     let held = queue::hold_user(&ctx.runner, &dir, &args.user, &delims).map_err(|e| failure(&e))?;
@@ -110,11 +118,11 @@ pub(crate) fn hold(ctx: &Context<'_>, args: &QueueUserArgs) -> Result<u8, Failur
 }
 
 pub(crate) fn release(ctx: &Context<'_>, args: &QueueReleaseArgs) -> Result<u8, Failure> {
+    state_name(&args.user)?;
     let dir = config_dir(ctx)?;
     let delims = delimiters(ctx, &dir)?;
     let ids: Vec<String> = match &args.ids {
-        Some(file) => fs_err::read_to_string(file)
-            .map_err(|e| Failure::io(file.as_str(), &e))?
+        Some(file) => String::from_utf8_lossy(&super::read_input(file)?)
             .lines()
             .map(|l| l.trim().to_string())
             .filter(|l| !l.is_empty())

@@ -19,6 +19,7 @@
 
 mod expand;
 mod ids;
+pub mod mask;
 mod passwd;
 
 pub use expand::ExpandError;

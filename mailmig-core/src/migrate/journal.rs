@@ -8,12 +8,14 @@
 //! A final line without its newline was never acknowledged (the crash hit the write): readers
 //! ignore it and [`Journal::open`] cuts it off before appending.
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Plan, StepKind};
+use crate::safe_fs::Dir;
+use crate::state::StateDir;
 
 /// The journal's file name inside the run directory.
 pub const FILE: &str = "journal.jsonl";
@@ -60,6 +62,16 @@ pub enum Outcome {
     RolledBack,
     /// A step failed and could not be undone automatically; `message` says what to do.
     NeedsAdmin,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Done => "done",
+            Self::RolledBack => "rolled back",
+            Self::NeedsAdmin => "needs the admin",
+        })
+    }
 }
 
 /// One journal line after the header.
@@ -123,6 +135,20 @@ pub enum JournalError {
     /// A run with this id exists already.
     #[error("run directory {0} exists already")]
     Exists(Utf8PathBuf),
+    /// No journal for this run.
+    #[error("no run {run} in {runs}")]
+    NoRun {
+        /// The run id.
+        run: String,
+        /// The runs directory.
+        runs: Utf8PathBuf,
+    },
+    /// The state directory refused.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// A file-system operation was refused.
+    #[error(transparent)]
+    Fs(#[from] crate::safe_fs::SafeFsError),
 }
 
 /// An open journal, appending.
@@ -139,31 +165,23 @@ fn io(path: &Utf8Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
     }
 }
 
-fn sync_dir(dir: &Utf8Path) -> Result<(), JournalError> {
-    fs_err::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
-}
+/// The subdirectory of the state directory that holds the runs.
+pub const RUNS: &str = "runs";
 
 impl Journal {
-    /// Create `runs_dir/RUN/journal.jsonl` with its header, durably (file and directories
-    /// synced).
-    pub fn create(runs_dir: &Utf8Path, header: &RunHeader) -> Result<Self, JournalError> {
-        fs_err::create_dir_all(runs_dir).map_err(io(runs_dir))?;
-        let dir = runs_dir.join(&header.run);
-        match fs_err::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(JournalError::Exists(dir))
-            }
-            Err(e) => return Err(io(&dir)(e)),
+    /// Create `STATE/runs/RUN/journal.jsonl` with its header, durably (file and directories
+    /// synced), private (0700 directories, a 0600 file).
+    pub fn create(state: &StateDir, header: &RunHeader) -> Result<Self, JournalError> {
+        let run = crate::state::file_name(&header.run)?;
+        let runs = state.dir(RUNS)?;
+        let (dir, created) = runs.create_subdir(run, crate::state::DIR_MODE)?;
+        if !created {
+            return Err(JournalError::Exists(dir.path().to_owned()));
         }
-        let path = dir.join(FILE);
-        let file = fs_err::OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(io(&path))?;
+        let path = dir.path().join(FILE);
+        let file = dir
+            .create_new(FILE, crate::state::FILE_MODE)?
+            .ok_or_else(|| JournalError::Exists(path.clone()))?;
         let mut journal = Self { path, file };
         journal.write_line(
             &serde_json::to_vec(header).map_err(|e| JournalError::Corrupt {
@@ -172,20 +190,24 @@ impl Journal {
                 reason: e.to_string(),
             })?,
         )?;
-        sync_dir(&dir)?;
-        sync_dir(runs_dir)?;
+        dir.sync()?;
+        runs.sync()?;
         Ok(journal)
     }
 
     /// Open an existing run's journal to continue it: returns the journal, its header and
     /// records. A torn final line is cut off first.
-    pub fn open(dir: &Utf8Path) -> Result<(Self, RunHeader, Vec<Record>), JournalError> {
-        let path = dir.join(FILE);
-        let (header, records, good_len) = read_path(&path)?;
-        let file = fs_err::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(io(&path))?;
+    pub fn open(
+        state: &StateDir,
+        run: &str,
+    ) -> Result<(Self, RunHeader, Vec<Record>), JournalError> {
+        let (dir, path) = run_dir(state, run)?;
+        let mut file = dir.open_rw(FILE)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io(&path))?;
+        let (header, records, good_len) = parse(&path, &bytes)?;
+        drop(file);
+        let file = dir.open_append(FILE)?;
         let len = file.metadata().map_err(io(&path))?.len();
         if len != good_len {
             file.set_len(good_len).map_err(io(&path))?;
@@ -218,14 +240,47 @@ impl Journal {
     }
 }
 
+/// The directory of run `run` and its journal's path.
+fn run_dir(state: &StateDir, run: &str) -> Result<(Dir, Utf8PathBuf), JournalError> {
+    let run = crate::state::file_name(run)?;
+    let missing = || JournalError::NoRun {
+        run: run.to_string(),
+        runs: state.path().join(RUNS),
+    };
+    let dir = state
+        .existing_dir(&format!("{RUNS}/{run}"))?
+        .ok_or_else(missing)?;
+    if dir.lstat(FILE)?.is_none() {
+        return Err(missing());
+    }
+    let path = dir.path().join(FILE);
+    Ok((dir, path))
+}
+
+/// The runs recorded in the state directory (directory names), sorted.
+pub fn runs(state: &StateDir) -> Result<Vec<String>, JournalError> {
+    Ok(state.names(RUNS)?)
+}
+
+/// Whether run `run` has a journal.
+pub fn exists(state: &StateDir, run: &str) -> Result<bool, JournalError> {
+    match run_dir(state, run) {
+        Ok(_) => Ok(true),
+        Err(JournalError::NoRun { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Read a run's journal (header and records), ignoring a torn final line.
-pub fn read(dir: &Utf8Path) -> Result<(RunHeader, Vec<Record>), JournalError> {
-    let (h, r, _) = read_path(&dir.join(FILE))?;
+pub fn read(state: &StateDir, run: &str) -> Result<(RunHeader, Vec<Record>), JournalError> {
+    let (dir, path) = run_dir(state, run)?;
+    let bytes = crate::state::read_owned(&dir, FILE)?.unwrap_or_default();
+    let (h, r, _) = parse(&path, &bytes)?;
     Ok((h, r))
 }
 
-fn read_path(path: &Utf8Path) -> Result<(RunHeader, Vec<Record>, u64), JournalError> {
-    let bytes = fs_err::read(path).map_err(io(path))?;
+/// Parse a journal's bytes: header, records, and the length without a torn final line.
+pub fn parse(path: &Utf8Path, bytes: &[u8]) -> Result<(RunHeader, Vec<Record>, u64), JournalError> {
     let good_len = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let mut lines = bytes[..good_len]
         .split(|&b| b == b'\n')
@@ -331,20 +386,18 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn any_bytes_are_read_or_refused_without_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
-            let tmp = tempfile::tempdir().expect("tempdir");
-            let dir = Utf8Path::from_path(tmp.path()).expect("utf8").to_owned();
-            fs_err::write(dir.join(FILE), &bytes).expect("write");
-            let _ = read(&dir);
+            let _ = parse(Utf8Path::new("journal.jsonl"), &bytes);
         }
     }
 
     #[test]
     fn write_crash_read_continue() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let runs = Utf8Path::from_path(tmp.path()).expect("utf8").to_owned();
-        let mut j = Journal::create(&runs, &header()).expect("create");
+        let root = Utf8Path::from_path(tmp.path()).expect("utf8").join("state");
+        let state = StateDir::open(&root).expect("state dir");
+        let mut j = Journal::create(&state, &header()).expect("create");
         assert!(matches!(
-            Journal::create(&runs, &header()),
+            Journal::create(&state, &header()),
             Err(JournalError::Exists(_))
         ));
         j.append(&Record::new(
@@ -365,18 +418,17 @@ mod tests {
         let mut bytes = fs_err::read(&path).expect("read");
         bytes.extend_from_slice(b"{\"time\":\"x\",\"step\":\"lock-o");
         fs_err::write(&path, &bytes).expect("write");
-        let dir = runs.join("r1");
-        let (h, records) = read(&dir).expect("read");
+        let (h, records) = read(&state, "r1").expect("read");
         assert_eq!(h, header());
         assert_eq!(records.len(), 2);
-        let (mut j, _, _) = Journal::open(&dir).expect("open");
+        let (mut j, _, _) = Journal::open(&state, "r1").expect("open");
         j.append(&Record::new(
             StepKind::LockOut,
             Event::Start,
             serde_json::Value::Null,
         ))
         .expect("append");
-        let (_, records) = read(&dir).expect("read");
+        let (_, records) = read(&state, "r1").expect("read");
         assert_eq!(records.len(), 3);
         let state = RunState::of(&records);
         assert_eq!(state.done, [StepKind::Hold]);
@@ -390,7 +442,7 @@ mod tests {
         bytes.splice(0..0, b"garbage\n".iter().copied());
         fs_err::write(&path, &bytes).expect("write");
         assert!(matches!(
-            read(&dir),
+            read(&state, "r1"),
             Err(JournalError::Corrupt { line: 1, .. })
         ));
     }

@@ -9,6 +9,7 @@
 //! can read a plan or a journal.
 
 pub mod journal;
+pub mod runs;
 pub mod verify;
 
 use std::fmt;
@@ -58,7 +59,8 @@ impl Location {
         };
         if let Some(c) = text.chars().find(|c| !c.is_ascii_graphic()) {
             return Err(bad(&format!(
-                "contains {c:?}; only printable ASCII without blanks is accepted"
+                "contains {}; only printable ASCII without blanks is accepted",
+                char_name(c)
             )));
         }
         let Some((format, rest)) = text.split_once(':') else {
@@ -151,13 +153,23 @@ pub fn validate_user(user: &str) -> Result<(), InputError> {
         .find(|c| !c.is_ascii_graphic() || matches!(c, ':' | '/' | '\\' | '"' | ','))
     {
         return Err(bad(&format!(
-            "contains {c:?}; printable ASCII without blanks, `:`, `/`, `\\`, `\"` or `,` is accepted"
+            "contains {}; printable ASCII without blanks, `:`, `/`, `\\`, `\"` or `,` is accepted",
+            char_name(c)
         )));
     }
     if user.starts_with('-') || user.starts_with('.') {
         return Err(bad("must not start with `-` or `.`"));
     }
     Ok(())
+}
+
+/// A character for a message: `` `c` `` when printable, `U+XXXX` otherwise.
+fn char_name(c: char) -> String {
+    if c.is_ascii_graphic() {
+        format!("`{c}`")
+    } else {
+        format!("U+{:04X}", u32::from(c))
+    }
 }
 
 /// Which procedure a run follows.

@@ -143,19 +143,19 @@ pub fn compare(source: &MailState, target: &MailState, expect: Expect) -> Vec<St
     let mut out = Vec::new();
     for (name, s) in source {
         let Some(t) = target.get(name) else {
-            out.push(format!("mailbox {name:?} is missing in the target"));
+            out.push(format!("mailbox `{name}` is missing in the target"));
             continue;
         };
         if s.uidvalidity != t.uidvalidity {
             out.push(format!(
-                "mailbox {name:?}: UIDVALIDITY {} in the source, {} in the target",
+                "mailbox `{name}`: UIDVALIDITY {} in the source, {} in the target",
                 s.uidvalidity, t.uidvalidity
             ));
         }
         let missing: Vec<&String> = s.message_guids.difference(&t.message_guids).collect();
         if !missing.is_empty() {
             out.push(format!(
-                "mailbox {name:?}: {} message(s) of the source missing in the target (first: {})",
+                "mailbox `{name}`: {} message(s) of the source missing in the target (first: {})",
                 missing.len(),
                 missing[0]
             ));
@@ -163,21 +163,21 @@ pub fn compare(source: &MailState, target: &MailState, expect: Expect) -> Vec<St
         if expect == Expect::Equal {
             if s.messages != t.messages || s.uidnext != t.uidnext || s.guid != t.guid {
                 out.push(format!(
-                    "mailbox {name:?}: messages/uidnext/guid {}/{}/{} in the source, {}/{}/{} in the target",
+                    "mailbox `{name}`: messages/uidnext/guid {}/{}/{} in the source, {}/{}/{} in the target",
                     s.messages, s.uidnext, s.guid, t.messages, t.uidnext, t.guid
                 ));
             }
             let extra = t.message_guids.difference(&s.message_guids).count();
             if extra > 0 {
                 out.push(format!(
-                    "mailbox {name:?}: {extra} message(s) in the target that the source lacks"
+                    "mailbox `{name}`: {extra} message(s) in the target that the source lacks"
                 ));
             }
         }
     }
     if expect == Expect::Equal {
         for name in target.keys().filter(|n| !source.contains_key(*n)) {
-            out.push(format!("mailbox {name:?} exists only in the target"));
+            out.push(format!("mailbox `{name}` exists only in the target"));
         }
     }
     out

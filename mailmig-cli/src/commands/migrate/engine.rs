@@ -10,27 +10,53 @@ use mailmig_core::dovecot::{IdResolver, PasswdOptions};
 use mailmig_core::hold::{apply_hold, list_holds, plan_hold_keys, remove_holds_for_keys};
 use mailmig_core::login::{self, Dovecot};
 use mailmig_core::migrate::journal::{self, Event, Journal, Outcome, Record, RunHeader, RunState};
+use mailmig_core::migrate::runs;
 use mailmig_core::migrate::verify::{self, Expect, MailState};
 use mailmig_core::migrate::{Plan, StepKind, Strategy};
 use mailmig_core::postfix::{postmap_rebuild, MapType, ParseOptions, Table};
-use mailmig_core::process::{Argv, Output, RunError, Runner};
+use mailmig_core::process::{self, Argv, Output, RunError, Runner};
 use mailmig_core::queue;
+use mailmig_core::safe_fs::{self, read_regular};
+use mailmig_core::state::StateDir;
 use mailmig_core::transaction::{CommitOptions, FileTransaction};
 use serde_json::{json, Value};
 
 use super::setup::{argv, RunOptions};
 use crate::exit;
 
-/// A runner that measures the time spent in doveadm (for the "mailmig's own time" figure).
+/// A runner that measures the time spent in doveadm (for the "mailmig's own time" figure) and
+/// bounds every command: by [`process::DEFAULT_TIMEOUT`], and while the user's mail is held by
+/// the time left until the run's `--max-hold` deadline (a hung doveadm is killed, and the run
+/// rolls back instead of keeping the mail held).
 pub(crate) struct TimedRunner<'r> {
     pub(crate) inner: &'r (dyn Runner + Sync),
     pub(crate) doveadm_us: AtomicU64,
+    pub(crate) deadline: std::sync::Mutex<Option<Instant>>,
 }
 
-impl Runner for TimedRunner<'_> {
-    fn run(&self, argv: &Argv, stdin: Option<&[u8]>) -> Result<Output, RunError> {
+impl TimedRunner<'_> {
+    fn set_deadline(&self, deadline: Option<Instant>) {
+        if let Ok(mut d) = self.deadline.lock() {
+            *d = deadline;
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.deadline.lock().ok().and_then(|d| *d)
+    }
+
+    /// Run with a limit of our own (a long copy before the hold).
+    fn run_long(&self, argv: &Argv, limit: Duration) -> Result<Output, RunError> {
+        self.timed(argv, || self.inner.run_within(argv, None, limit))
+    }
+
+    fn timed(
+        &self,
+        argv: &Argv,
+        f: impl FnOnce() -> Result<Output, RunError>,
+    ) -> Result<Output, RunError> {
         let start = Instant::now();
-        let out = self.inner.run(argv, stdin);
+        let out = f();
         if argv.0.first().is_some_and(|p| p == "doveadm") {
             self.doveadm_us
                 .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -38,6 +64,22 @@ impl Runner for TimedRunner<'_> {
         out
     }
 }
+
+impl Runner for TimedRunner<'_> {
+    fn run(&self, argv: &Argv, stdin: Option<&[u8]>) -> Result<Output, RunError> {
+        let limit = match self.deadline() {
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .min(process::DEFAULT_TIMEOUT),
+            None => process::DEFAULT_TIMEOUT,
+        };
+        self.timed(argv, || self.inner.run_within(argv, stdin, limit))
+    }
+}
+
+/// How long the copy before the hold (presync) may take: it holds nothing, so only a hang is
+/// bounded.
+const PRESYNC_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// What a run reports as it goes (progress bar, JSON lines, text).
 pub(crate) trait Reporter: Sync {
@@ -146,7 +188,7 @@ impl MapBatcher {
 
 pub(crate) struct Engine<'a> {
     pub(crate) runner: &'a TimedRunner<'a>,
-    pub(crate) state_dir: Utf8PathBuf,
+    pub(crate) state: &'a StateDir,
     pub(crate) header: RunHeader,
     pub(crate) opts: RunOptions,
     pub(crate) journal: Journal,
@@ -167,14 +209,8 @@ fn sleep_ms(ms: u64) {
 struct MapLock(#[allow(dead_code)] fs_err::File);
 
 impl MapLock {
-    fn take(state_dir: &Utf8Path) -> Result<Self, StepError> {
-        let dir = state_dir.join("locks");
-        fs_err::create_dir_all(&dir)?;
-        let f = fs_err::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("postfix-maps.lock"))?;
+    fn take(state: &StateDir) -> Result<Self, StepError> {
+        let f = state.lock_file("locks", "postfix-maps.lock")?;
         f.file().lock()?;
         Ok(Self(f))
     }
@@ -246,9 +282,22 @@ impl Engine<'_> {
     /// Run doveadm; exit 2 (changes during the sync) is retried; errors printed with exit 0
     /// are errors.
     fn doveadm_checked(&self, argv: &Argv, retries: u32) -> Result<Output, StepError> {
+        self.doveadm_checked_within(argv, retries, None)
+    }
+
+    /// [`Self::doveadm_checked`] with a limit of its own (the presync's).
+    fn doveadm_checked_within(
+        &self,
+        argv: &Argv,
+        retries: u32,
+        limit: Option<Duration>,
+    ) -> Result<Output, StepError> {
         let mut attempt = 0;
         loop {
-            let out = self.runner.run(argv, None)?;
+            let out = match limit {
+                Some(l) => self.runner.run_long(argv, l)?,
+                None => self.runner.run(argv, None)?,
+            };
             let stderr = String::from_utf8_lossy(&out.stderr);
             let errors: Vec<&str> = stderr
                 .lines()
@@ -336,7 +385,7 @@ impl Engine<'_> {
             Ok(m) => m,
             Err(e) => return all(e.0),
         };
-        let lock = match MapLock::take(&self.state_dir) {
+        let lock = match MapLock::take(self.state) {
             Ok(l) => l,
             Err(e) => return all(e.0),
         };
@@ -344,7 +393,8 @@ impl Engine<'_> {
             Ok(t) => t,
             Err(e) => return all(e.to_string()),
         };
-        let mut table = Table::parse(tx.original().to_vec(), &self.parse);
+        let original = tx.original().to_vec();
+        let mut table = Table::parse(original.clone(), &self.parse);
         let mut changed = false;
         let mut results = Vec::with_capacity(n);
         for edit in edits {
@@ -377,7 +427,18 @@ impl Engine<'_> {
                         self.report(None, "warning", &w);
                     }
                 }
-                Err(e) => return all(e.to_string()),
+                Err(e) => {
+                    // The indexed map was not rebuilt, so smtpd never saw the edit: put the
+                    // source back as it was, so that the step leaves nothing behind.
+                    if changed {
+                        if let Err(r) = FileTransaction::prepare(&map)
+                            .and_then(|t| t.commit(&original, &CommitOptions::default()))
+                        {
+                            return all(format!("{e}; and putting {map} back failed: {r}"));
+                        }
+                    }
+                    return all(e.to_string());
+                }
             }
         }
         drop(lock);
@@ -425,10 +486,6 @@ impl Engine<'_> {
         ids
     }
 
-    fn handover_dir(&self) -> Utf8PathBuf {
-        self.state_dir.join("queue").join("handover")
-    }
-
     /// Release the messages this run held (and messages other runs handed over), except those
     /// with a recipient still under another mailmig hold: those are handed over to that run.
     ///
@@ -437,8 +494,8 @@ impl Engine<'_> {
     fn release_queue(&self) -> Result<(usize, usize), StepError> {
         let dir = self.postfix_dir()?;
         let (map, _) = self.map()?;
-        let _lock = MapLock::take(&self.state_dir)?;
-        let handover = self.handover_dir();
+        let _lock = MapLock::take(self.state)?;
+        const HANDOVER: &str = "queue/handover";
         let mut ids = self.recorded_queue_ids();
         // What smtpd held because of this run's HOLD lines: held mail for the user that arrived
         // after they were written.
@@ -458,16 +515,12 @@ impl Engine<'_> {
                 }
             }
         }
-        if let Ok(entries) = fs_err::read_dir(&handover) {
-            for e in entries.flatten() {
-                if let Some(name) = e.file_name().to_str() {
-                    if !ids.iter().any(|i| i == name) {
-                        ids.push(name.to_string());
-                    }
-                }
+        for name in self.state.names(HANDOVER)? {
+            if queue::is_queue_id(&name) && !ids.iter().any(|i| *i == name) {
+                ids.push(name);
             }
         }
-        let access = Table::parse(fs_err::read(&map)?, &self.parse);
+        let access = Table::parse(read_regular(&map)?, &self.parse);
         let others: Vec<String> = list_holds(&access)
             .into_iter()
             .flat_map(|h| h.users)
@@ -475,29 +528,35 @@ impl Engine<'_> {
             .collect();
         let (released, kept) =
             queue::release(self.runner, &dir, &ids, &others, &self.opts.delimiters)?;
-        fs_err::create_dir_all(&handover)?;
         for id in &kept {
-            mailmig_core::transaction::write_state_file(
-                &handover.join(id),
-                self.user().as_bytes(),
-            )?;
+            self.state.write(HANDOVER, id, self.user().as_bytes())?;
         }
         for id in ids.iter().filter(|i| !kept.contains(i)) {
-            let _ = fs_err::remove_file(handover.join(id));
+            let _ = self.state.remove(HANDOVER, id);
         }
         Ok((released.len(), kept.len()))
     }
 
     /// Restore the lock-out fields, if the lock-out state file says they are in place.
     fn enable_login(&self) -> Result<(), StepError> {
-        if login::state_file(&self.state_dir, self.user()).exists() {
-            login::enable(
+        let options = PasswdOptions::default();
+        let key = login::state_key(self.user(), &options)?;
+        if login::is_disabled(self.state, &key)? {
+            let enabled = login::enable(
                 &self.dovecot(),
-                &PasswdOptions::default(),
+                self.state,
+                &options,
                 self.ids.as_ref(),
-                &self.state_dir,
                 self.user(),
+                Some(&self.opts.passwd_file),
             )?;
+            if let login::Enabled::NeverLockedOut { state_file } = enabled {
+                self.report(
+                    Some(StepKind::LockOut),
+                    "warning",
+                    &format!("the lock-out record {state_file} was unreadable; the user's record carries no lock-out, so the lock-out never happened (record removed)"),
+                );
+            }
         }
         Ok(())
     }
@@ -532,7 +591,7 @@ impl Engine<'_> {
     }
 
     fn userdb_mail_now(&self) -> Result<Option<Option<String>>, StepError> {
-        let bytes = fs_err::read(&self.opts.passwd_file)?;
+        let bytes = read_regular(&self.opts.passwd_file)?;
         let file = mailmig_core::dovecot::PasswdFile::parse(bytes, &PasswdOptions::default());
         let entry = file
             .lookup(self.user().as_bytes(), self.ids.as_ref())
@@ -584,7 +643,7 @@ impl Engine<'_> {
         Ok(match step {
             StepKind::Hold => {
                 let (map, _) = self.map()?;
-                let access = Table::parse(fs_err::read(&map)?, &self.parse);
+                let access = Table::parse(read_regular(&map)?, &self.parse);
                 let keys = self.hold_key_bytes();
                 let plan = plan_hold_keys(&access, self.user(), &keys);
                 let text = |v: &Vec<Vec<u8>>| {
@@ -603,7 +662,8 @@ impl Engine<'_> {
                 json!({ "previous_userdb_mail": previous })
             }
             StepKind::LockOut => {
-                json!({ "state_file": login::state_file(&self.state_dir, self.user()) })
+                let key = login::state_key(self.user(), &PasswdOptions::default())?;
+                json!({ "state_file": login::state_file(self.state, &key) })
             }
             _ => Value::Null,
         })
@@ -628,12 +688,13 @@ impl Engine<'_> {
             }
             StepKind::Presync => {
                 let t = Instant::now();
+                let long = Some(PRESYNC_TIMEOUT);
                 if live {
-                    self.doveadm_checked(&self.dsync(&["sync"], &to), 5)?;
+                    self.doveadm_checked_within(&self.dsync(&["sync"], &to), 5, long)?;
                     failpoint("presync:first-sync");
-                    self.doveadm_checked(&self.dsync(&["sync"], &to), 5)?;
+                    self.doveadm_checked_within(&self.dsync(&["sync"], &to), 5, long)?;
                 } else {
-                    self.doveadm_checked(&self.dsync(&["backup"], &to), 5)?;
+                    self.doveadm_checked_within(&self.dsync(&["backup"], &to), 5, long)?;
                 }
                 Ok(json!({ "ms": t.elapsed().as_millis() as u64 }))
             }
@@ -675,13 +736,15 @@ impl Engine<'_> {
             StepKind::LockOut => {
                 login::disable(
                     &self.dovecot(),
-                    &self.opts.passwd_file,
-                    &PasswdOptions::default(),
-                    self.ids.as_ref(),
-                    &self.state_dir,
-                    &user,
-                    self.opts.lock,
-                    &self.opts.reason,
+                    self.state,
+                    &login::DisableRequest {
+                        passwd_file: &self.opts.passwd_file,
+                        options: &PasswdOptions::default(),
+                        ids: self.ids.as_ref(),
+                        user: &user,
+                        method: self.opts.lock,
+                        reason: &self.opts.reason,
+                    },
                 )?;
                 Ok(Value::Null)
             }
@@ -831,9 +894,30 @@ impl Engine<'_> {
     /// must do (exit 70).
     pub(crate) fn forward(&mut self) -> Ending {
         let sequence = StepKind::sequence(self.plan().strategy, self.opts.presync);
+        let max_hold = Duration::from_secs(self.opts.max_hold_secs);
         for step in sequence {
             if self.state().done.contains(&step) {
                 continue;
+            }
+            // The held window: from the hold (or this process's start, when resuming inside
+            // it) to the release, bounded by --max-hold.
+            let held = self.state().started.contains(&StepKind::Hold)
+                || (step == StepKind::Hold && self.plan().strategy == Strategy::Hold);
+            if step == StepKind::Release || step == StepKind::Done {
+                self.runner.set_deadline(None);
+            } else if held && self.runner.deadline().is_none() {
+                self.runner.set_deadline(Some(Instant::now() + max_hold));
+            }
+            if let Some(d) = self.runner.deadline() {
+                if Instant::now() > d && step != StepKind::Hold {
+                    let msg = format!(
+                        "step {step} not started: the user's mail has been held longer than --max-hold ({} s)",
+                        max_hold.as_secs()
+                    );
+                    let _ = self.record(Some(step), Event::Failed, Value::Null, Some(msg.clone()));
+                    self.report(Some(step), "failed", &msg);
+                    return self.roll_back_after(msg);
+                }
             }
             let data = match self.first_start_data(step) {
                 Some(d) => Ok(d),
@@ -865,18 +949,7 @@ impl Engine<'_> {
                     if self.state().started.contains(&StepKind::Release) {
                         return self.needs_admin(&format!("{msg}; the switch is done and the release started, so the run is past rollback: fix the cause and run `mailmig resume {}`", self.header.run));
                     }
-                    let rb = self.backward();
-                    return if rb.code == exit::OK {
-                        Ending {
-                            code: exit::TEMPFAIL,
-                            message: format!("{msg}; rolled back: {}", rb.message),
-                        }
-                    } else {
-                        Ending {
-                            code: rb.code,
-                            message: format!("{msg}; {}", rb.message),
-                        }
-                    };
+                    return self.roll_back_after(msg);
                 }
             }
         }
@@ -887,6 +960,22 @@ impl Engine<'_> {
         Ending {
             code: exit::OK,
             message: summary,
+        }
+    }
+
+    /// A step failed (`msg`): undo every step, 75 when that worked.
+    fn roll_back_after(&mut self, msg: String) -> Ending {
+        let rb = self.backward();
+        if rb.code == exit::OK {
+            Ending {
+                code: exit::TEMPFAIL,
+                message: format!("{msg}; rolled back: {}", rb.message),
+            }
+        } else {
+            Ending {
+                code: rb.code,
+                message: format!("{msg}; {}", rb.message),
+            }
         }
     }
 
@@ -933,7 +1022,7 @@ impl Engine<'_> {
             outcome: Some(outcome),
         });
         if outcome != Outcome::NeedsAdmin {
-            let _ = fs_err::remove_file(super::marker_path(&self.state_dir, self.user()));
+            let _ = runs::clear_marker(self.state, self.user());
         }
         self.report(
             None,
@@ -996,9 +1085,19 @@ impl Engine<'_> {
                 Ok(())
             }
             StepKind::Hold => {
+                // An edit that never happened needs no undo (and no lock in a directory that
+                // may be the reason the hold failed).
+                let (map, _) = self.map()?;
+                let access = Table::parse(read_regular(&map)?, &self.parse);
+                let user = self.user();
+                let ours = list_holds(&access)
+                    .iter()
+                    .any(|h| h.users.iter().any(|u| u.eq_ignore_ascii_case(user)));
+                if ours {
+                    self.edit_access(self.unhold_edit(), "undo-hold")?;
+                }
                 // Queue IDs held by later steps are released here too: by now the user is back
                 // on the old location and can log in.
-                self.edit_access(self.unhold_edit(), "undo-hold")?;
                 self.release_queue()?;
                 Ok(())
             }
@@ -1006,14 +1105,14 @@ impl Engine<'_> {
                 // Nothing was ever delivered into the target before the switch (undone by now):
                 // it is a copy. It is moved aside, never deleted.
                 let target = self.target_path();
-                if Utf8Path::new(&target).exists() {
-                    let aside = format!(
-                        "{}.mailmig-rolled-back-{}",
-                        target.trim_end_matches('/'),
-                        self.header.run
-                    );
-                    fs_err::rename(&target, &aside)?;
-                    self.report(Some(step), "moved-aside", &aside);
+                let resolved = safe_fs::resolve(Utf8Path::new(target.trim_end_matches('/')))?;
+                if resolved.meta.is_some() {
+                    let aside =
+                        format!("{}.mailmig-rolled-back-{}", resolved.name, self.header.run);
+                    resolved.dir.rename_noreplace(&resolved.name, &aside)?;
+                    resolved.dir.sync()?;
+                    let aside = resolved.dir.path().join(aside);
+                    self.report(Some(step), "moved-aside", aside.as_str());
                 }
                 Ok(())
             }
@@ -1023,6 +1122,8 @@ impl Engine<'_> {
 
     /// Undo every step that started, in reverse.
     pub(crate) fn backward(&mut self) -> Ending {
+        // Undo commands get their ordinary limits, not what is left of the hold window.
+        self.runner.set_deadline(None);
         let state = self.state();
         if state.started.contains(&StepKind::Release) {
             // Past the point of no return: the holds may be gone and released mail delivered

@@ -15,12 +15,13 @@ use std::io::IsTerminal as _;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use camino::{Utf8Path, Utf8PathBuf};
 use mailmig_core::dovecot::{PasswdFile, PasswdOptions};
-use mailmig_core::migrate::journal::{self, Journal, Outcome, RunHeader, RunState};
+use mailmig_core::migrate::journal::{self, Journal, JournalError, Outcome, RunHeader, RunState};
+use mailmig_core::migrate::runs::{self, RunsError};
 use mailmig_core::migrate::{Plan, StepKind};
 use mailmig_core::postfix::{parse_options_from_postconf, ParseOptions, Table};
 use mailmig_core::process::SystemRunner;
+use mailmig_core::state::StateDir;
 
 use self::engine::{Ending, Engine, MapBatcher, Reporter, TimedRunner};
 use self::setup::{
@@ -33,51 +34,22 @@ use crate::exit;
 use crate::output;
 use crate::report::Failure;
 
-/// `STATE/users/USER.run`.
-pub(crate) fn marker_path(state_dir: &Utf8Path, user: &str) -> Utf8PathBuf {
-    state_dir.join("users").join(format!("{user}.run"))
-}
-
-fn runs_dir(state_dir: &Utf8Path) -> Utf8PathBuf {
-    state_dir.join("runs")
-}
-
-fn io_failure(what: &Utf8Path, e: &std::io::Error) -> Failure {
-    Failure::io(what.as_str(), e)
-}
-
-/// A user marker naming a run whose journal was never created (a crash between the two): the
-/// run never started; the marker is removed. Returns the run id when it was stale.
-pub(crate) fn clear_stale_marker(state_dir: &Utf8Path, user: &str) -> Option<String> {
-    let marker = marker_path(state_dir, user);
-    let run = fs_err::read_to_string(&marker).ok()?;
-    let run = run.trim().to_string();
-    let journal = runs_dir(state_dir).join(&run).join(journal::FILE);
-    if journal.exists() {
-        return None;
+/// The exit code and message of a bookkeeping error.
+pub(crate) fn runs_failure(e: &RunsError) -> Failure {
+    match e {
+        RunsError::State(s) => super::state_failure(s),
+        RunsError::User(_) => Failure::new(exit::DATAERR, format!("error: {e}")),
+        RunsError::Busy { .. } => Failure::new(exit::TEMPFAIL, format!("error: {e}")),
+        _ => Failure::new(exit::IOERR, format!("error: {e}")),
     }
-    fs_err::remove_file(&marker).ok()?;
-    Some(run)
 }
 
-/// Take the user's lock without waiting: another process running this user is an error.
-fn user_lock(state_dir: &Utf8Path, user: &str) -> Result<fs_err::File, Failure> {
-    let dir = state_dir.join("users");
-    fs_err::create_dir_all(&dir).map_err(|e| io_failure(&dir, &e))?;
-    let path = dir.join(format!("{user}.lock"));
-    let f = fs_err::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| io_failure(&path, &e))?;
-    match f.file().try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Failure::new(
-            exit::TEMPFAIL,
-            format!("error: another mailmig process is working on {user} ({path} is locked)"),
-        )),
-        Err(std::fs::TryLockError::Error(e)) => Err(io_failure(&path, &e)),
+fn journal_failure(e: &JournalError) -> Failure {
+    match e {
+        JournalError::State(s) => super::state_failure(s),
+        JournalError::NoRun { .. } => Failure::new(exit::NOINPUT, format!("error: {e}")),
+        JournalError::Corrupt { .. } => Failure::new(exit::DATAERR, format!("error: {e}")),
+        _ => Failure::new(exit::IOERR, format!("error: {e}")),
     }
 }
 
@@ -89,6 +61,15 @@ fn plans(
     to: &str,
 ) -> Vec<Result<(UserFacts, RunOptions, Plan), Failure>> {
     let parse = ctx.options;
+    let state = match ctx.state() {
+        Ok(s) => s,
+        Err(f) => {
+            return users
+                .iter()
+                .map(|_| Err(Failure::new(f.code, f.message.clone())))
+                .collect()
+        }
+    };
     let keys = if setup.access_map.is_some() {
         match hold_keys(ctx, users) {
             Ok(k) => k,
@@ -103,18 +84,23 @@ fn plans(
         users.iter().map(|_| (Vec::new(), Vec::new())).collect()
     };
     let access = match &setup.access_map {
-        Some((m, _)) => match fs_err::read(m) {
+        Some((m, _)) => match super::read_input(m) {
             Ok(bytes) => Some(Table::parse(bytes, &parse)),
-            Err(e) => return users.iter().map(|_| Err(io_failure(m, &e))).collect(),
+            Err(f) => {
+                return users
+                    .iter()
+                    .map(|_| Err(Failure::new(f.code, f.message.clone())))
+                    .collect()
+            }
         },
         None => None,
     };
-    let passwd = match fs_err::read(&setup.passwd_file) {
+    let passwd = match super::read_input(&setup.passwd_file) {
         Ok(bytes) => PasswdFile::parse(bytes, &PasswdOptions::default()),
-        Err(e) => {
+        Err(f) => {
             return users
                 .iter()
-                .map(|_| Err(io_failure(&setup.passwd_file, &e)))
+                .map(|_| Err(Failure::new(f.code, f.message.clone())))
                 .collect()
         }
     };
@@ -129,15 +115,7 @@ fn plans(
         .iter()
         .zip(keys)
         .map(|(user, keys)| {
-            let facts = preflight_user(
-                &ctx.runner,
-                setup,
-                &ctx.global.state_dir,
-                &inputs,
-                user,
-                to,
-                keys,
-            )?;
+            let facts = preflight_user(&ctx.runner, setup, &state, &inputs, user, to, keys)?;
             let opts = setup.run_options(&facts, &parse);
             let plan = build_plan(&opts, &facts, setup.strategy, &inputs, &since)?;
             Ok((facts, opts, plan))
@@ -260,7 +238,7 @@ fn new_run_id(user: &str) -> String {
 
 /// Run a journaled run forward (or backward, to undo it).
 fn run_engine(
-    state_dir: &Utf8Path,
+    state: &StateDir,
     (header, opts): (RunHeader, RunOptions),
     (journal, records): (Journal, Vec<journal::Record>),
     parse: ParseOptions,
@@ -272,10 +250,11 @@ fn run_engine(
     let runner = TimedRunner {
         inner: &system,
         doveadm_us: 0.into(),
+        deadline: Mutex::new(None),
     };
     let mut engine = Engine {
         runner: &runner,
-        state_dir: state_dir.to_owned(),
+        state,
         header,
         opts,
         journal,
@@ -295,7 +274,7 @@ fn run_engine(
 
 /// Start and run one user's migration.
 fn start_run(
-    state_dir: &Utf8Path,
+    state: &StateDir,
     facts: &UserFacts,
     opts: RunOptions,
     plan: Plan,
@@ -307,17 +286,22 @@ fn start_run(
         code: f.code,
         message: f.message,
     };
-    let _lock = match user_lock(state_dir, &facts.user) {
+    let _lock = match runs::lock_user(state, &facts.user) {
         Ok(l) => l,
-        Err(f) => return fail(f),
+        Err(e) => return fail(runs_failure(&e)),
     };
-    let marker = marker_path(state_dir, &facts.user);
-    clear_stale_marker(state_dir, &facts.user);
-    if let Ok(run) = fs_err::read_to_string(&marker) {
-        return Ending {
-            code: exit::TEMPFAIL,
-            message: format!("error: {} has an unfinished run {run}: `mailmig resume {run}` or `mailmig rollback {run}` first", facts.user),
-        };
+    if let Err(e) = runs::clear_stale_marker(state, &facts.user) {
+        return fail(runs_failure(&e));
+    }
+    match runs::marker(state, &facts.user) {
+        Ok(Some(run)) => {
+            return Ending {
+                code: exit::TEMPFAIL,
+                message: format!("error: {} has an unfinished run {run}: `mailmig resume {run}` or `mailmig rollback {run}` first", facts.user),
+            }
+        }
+        Ok(None) => {}
+        Err(e) => return fail(runs_failure(&e)),
     }
     let options = match serde_json::to_value(&opts) {
         Ok(v) => v,
@@ -331,18 +315,14 @@ fn start_run(
     // The run's id is chosen and recorded as the user's unfinished run *before* its journal is
     // created: a crash in between leaves a marker without a journal, which `resume`, `rollback`
     // and the next `migrate` recognise as a run that never started.
-    let runs = runs_dir(state_dir);
     let mut run = new_run_id(&facts.user);
     let mut n = 1;
-    while runs.join(&run).exists() && n < 100 {
+    while journal::exists(state, &run).unwrap_or(false) && n < 100 {
         n += 1;
         run = format!("{}-{n}", new_run_id(&facts.user));
     }
-    if let Err(e) = mailmig_core::transaction::write_state_file(&marker, run.as_bytes()) {
-        return Ending {
-            code: exit::CANTCREAT,
-            message: format!("error: {e}"),
-        };
+    if let Err(e) = runs::set_marker(state, &facts.user, &run) {
+        return fail(runs_failure(&e));
     }
     engine::failpoint("run:marker-written");
     let header = RunHeader {
@@ -351,10 +331,10 @@ fn start_run(
         plan: plan.clone(),
         options,
     };
-    let journal = match Journal::create(&runs, &header) {
+    let journal = match Journal::create(state, &header) {
         Ok(j) => j,
         Err(e) => {
-            let _ = fs_err::remove_file(&marker);
+            let _ = runs::clear_marker(state, &facts.user);
             return Ending {
                 code: exit::CANTCREAT,
                 message: format!("error: {e}"),
@@ -365,7 +345,7 @@ fn start_run(
         reporter.event(&facts.user, &run, None, "warning", w);
     }
     run_engine(
-        state_dir,
+        state,
         (header, opts),
         (journal, Vec::new()),
         parse,
@@ -377,8 +357,7 @@ fn start_run(
 
 pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failure> {
     let users: Vec<String> = match (&args.users_from, &args.user) {
-        (Some(file), _) => fs_err::read_to_string(file)
-            .map_err(|e| io_failure(file, &e))?
+        (Some(file), _) => String::from_utf8_lossy(&super::read_input(file)?)
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -416,7 +395,7 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
     }
     let reporter = reporter(args.options.json, users.len());
     let parse = ctx.options;
-    let state_dir = ctx.global.state_dir.clone();
+    let state = ctx.state()?;
     let mut work = Vec::new();
     let mut endings: Vec<(String, Ending)> = Vec::new();
     for (user, p) in users.iter().zip(planned) {
@@ -445,7 +424,7 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
                     break;
                 };
                 let ending = start_run(
-                    &state_dir,
+                    &state,
                     &facts,
                     opts,
                     plan,
@@ -501,42 +480,32 @@ fn finish(endings: Vec<(String, Ending)>, json: bool) -> Result<u8, Failure> {
 }
 
 /// The unfinished runs (with a user marker), or the one named.
-fn selected_runs(state_dir: &Utf8Path, run: Option<&str>) -> Result<Vec<Utf8PathBuf>, Failure> {
-    let runs = runs_dir(state_dir);
+fn selected_runs(state: &StateDir, run: Option<&str>) -> Result<Vec<String>, Failure> {
     if let Some(r) = run {
-        if r.contains('/') || r.starts_with('.') {
+        if mailmig_core::state::file_name(r).is_err() {
             return Err(Failure::new(
                 exit::USAGE,
                 format!("error: `{r}` is not a run id"),
             ));
         }
-        let dir = runs.join(r);
-        if !dir.join(journal::FILE).exists() {
+        if !journal::exists(state, r).map_err(|e| journal_failure(&e))? {
             return Err(Failure::new(
                 exit::NOINPUT,
-                format!("error: no run {r} in {runs}"),
+                format!("error: no run {r} in {}", state.path().join(journal::RUNS)),
             ));
         }
-        return Ok(vec![dir]);
+        return Ok(vec![r.to_string()]);
     }
-    let users = state_dir.join("users");
     let mut out = Vec::new();
-    if let Ok(entries) = fs_err::read_dir(&users) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "run") {
-                if let Some(user) = p.file_stem().and_then(|s| s.to_str()) {
-                    if let Some(run) = clear_stale_marker(state_dir, user) {
-                        output::stderr_line(&format!(
-                            "run {run} of {user} never started (interrupted before its journal was written); cleared"
-                        ));
-                        continue;
-                    }
-                }
-                if let Ok(r) = fs_err::read_to_string(&p) {
-                    out.push(runs.join(r.trim()));
-                }
-            }
+    for user in runs::marked_users(state).map_err(|e| runs_failure(&e))? {
+        if let Some(run) = runs::clear_stale_marker(state, &user).map_err(|e| runs_failure(&e))? {
+            output::stderr_line(&format!(
+                "run {run} of {user} never started (interrupted before its journal was written); cleared"
+            ));
+            continue;
+        }
+        if let Some(r) = runs::marker(state, &user).map_err(|e| runs_failure(&e))? {
+            out.push(r);
         }
     }
     out.sort();
@@ -545,42 +514,55 @@ fn selected_runs(state_dir: &Utf8Path, run: Option<&str>) -> Result<Vec<Utf8Path
 
 fn continue_run(
     ctx: &Context<'_>,
-    dir: &Utf8Path,
+    state: &StateDir,
+    run: &str,
     rollback: bool,
     reporter: &dyn Reporter,
 ) -> Ending {
     let fail = |code: u8, m: String| Ending { code, message: m };
-    let (journal, header, records) = match Journal::open(dir) {
+    let (journal, header, records) = match Journal::open(state, run) {
         Ok(x) => x,
-        Err(e) => return fail(exit::DATAERR, format!("error: {e}")),
+        Err(e) => {
+            let f = journal_failure(&e);
+            return fail(f.code, f.message);
+        }
     };
     let user = header.plan.user.clone();
-    let _lock = match user_lock(&ctx.global.state_dir, &user) {
+    let _lock = match runs::lock_user(state, &user) {
         Ok(l) => l,
-        Err(f) => return fail(f.code, f.message),
+        Err(e) => {
+            let f = runs_failure(&e);
+            return fail(f.code, f.message);
+        }
     };
-    let state = RunState::of(&records);
-    match state.outcome {
+    let state_now = RunState::of(&records);
+    match state_now.outcome {
         Some(Outcome::Done) if rollback => {
             return fail(exit::DATAERR, format!("error: run {} finished: {user} is on {}; mailmig does not undo a finished migration (migrate back instead)", header.run, header.plan.to))
         }
         Some(o) if o != Outcome::NeedsAdmin => {
-            return fail(exit::OK, format!("run {} already ended ({o:?})", header.run))
+            return fail(exit::OK, format!("run {} already ended ({o})", header.run))
         }
         _ => {}
     }
     let opts: RunOptions = match serde_json::from_value(header.options.clone()) {
         Ok(o) => o,
-        Err(e) => return fail(exit::DATAERR, format!("error: {}: options: {e}", dir)),
+        Err(e) => {
+            return fail(
+                exit::DATAERR,
+                format!("error: {}: options: {e}", journal.path()),
+            )
+        }
     };
     let mut parse = match &opts.postfix_config {
         Some(d) => parse_options_from_postconf(&ctx.runner, d).unwrap_or_default(),
         None => ParseOptions::default(),
     };
     parse.smtputf8 = opts.smtputf8;
-    let backward = rollback || (state.rolling_back && !state.started.contains(&StepKind::Release));
+    let backward =
+        rollback || (state_now.rolling_back && !state_now.started.contains(&StepKind::Release));
     run_engine(
-        &ctx.global.state_dir,
+        state,
         (header, opts),
         (journal, records),
         parse,
@@ -591,18 +573,24 @@ fn continue_run(
 }
 
 fn continue_runs(ctx: &Context<'_>, args: &RunArgs, rollback: bool) -> Result<u8, Failure> {
-    let dirs = selected_runs(&ctx.global.state_dir, args.run.as_deref())?;
-    if dirs.is_empty() {
+    let Some(state) =
+        StateDir::open_existing(&ctx.global.state_dir).map_err(|e| super::state_failure(&e))?
+    else {
+        output::stderr_line("no unfinished runs");
+        return Ok(exit::OK);
+    };
+    let selected = selected_runs(&state, args.run.as_deref())?;
+    if selected.is_empty() {
         output::stderr_line("no unfinished runs");
         return Ok(exit::OK);
     }
-    let reporter = reporter(args.json, dirs.len());
-    let endings: Vec<(String, Ending)> = dirs
+    let reporter = reporter(args.json, selected.len());
+    let endings: Vec<(String, Ending)> = selected
         .iter()
-        .map(|d| {
+        .map(|r| {
             (
-                d.to_string(),
-                continue_run(ctx, d, rollback, reporter.as_ref()),
+                r.clone(),
+                continue_run(ctx, &state, r, rollback, reporter.as_ref()),
             )
         })
         .collect();
@@ -618,24 +606,24 @@ pub(crate) fn rollback(ctx: &Context<'_>, args: &RunArgs) -> Result<u8, Failure>
 }
 
 pub(crate) fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<u8, Failure> {
-    let state_dir = &ctx.global.state_dir;
-    let runs = runs_dir(state_dir);
-    let mut dirs: Vec<Utf8PathBuf> = match &args.run {
-        Some(r) => selected_runs(state_dir, Some(r))?,
-        None => fs_err::read_dir(&runs)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .filter_map(|e| Utf8PathBuf::from_path_buf(e.path()).ok())
-                    .collect()
-            })
-            .unwrap_or_default(),
+    let runs_dir = ctx.global.state_dir.join(journal::RUNS);
+    let state =
+        StateDir::open_existing(&ctx.global.state_dir).map_err(|e| super::state_failure(&e))?;
+    let selected: Vec<String> = match (&state, &args.run) {
+        (Some(state), Some(r)) => selected_runs(state, Some(r))?,
+        (Some(state), None) => journal::runs(state).map_err(|e| journal_failure(&e))?,
+        (None, Some(r)) => {
+            return Err(Failure::new(
+                exit::NOINPUT,
+                format!("error: no run {r} in {runs_dir}"),
+            ))
+        }
+        (None, None) => Vec::new(),
     };
-    dirs.sort();
     let mut rows = Vec::new();
     let mut code = exit::OK;
-    for dir in dirs {
-        let (header, records) = match journal::read(&dir) {
+    for (dir, run) in selected.iter().filter_map(|r| Some((state.as_ref()?, r))) {
+        let (header, records) = match journal::read(dir, run) {
             Ok(x) => x,
             Err(e) => {
                 output::stderr_line(&format!("warning: {e}"));
@@ -644,11 +632,7 @@ pub(crate) fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<u8, Failure
         };
         let state = RunState::of(&records);
         let user = &header.plan.user;
-        let running = fs_err::OpenOptions::new()
-            .write(true)
-            .open(state_dir.join("users").join(format!("{user}.lock")))
-            .ok()
-            .is_some_and(|f| matches!(f.file().try_lock(), Err(std::fs::TryLockError::WouldBlock)));
+        let running = runs::is_running(dir, user);
         let sequence = StepKind::sequence(
             header.plan.strategy,
             header
@@ -715,7 +699,7 @@ pub(crate) fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<u8, Failure
             ));
         }
         if rows.is_empty() {
-            out.push_str(&format!("no runs in {runs}\n"));
+            out.push_str(&format!("no runs in {runs_dir}\n"));
         }
         output::stdout(out.as_bytes())?;
     }

@@ -2,14 +2,17 @@
 //! configuration (setup), each user's facts (preflight), and the plan built from them.
 
 use camino::{Utf8Path, Utf8PathBuf};
-use mailmig_core::dovecot::{IdResolver, PasswdEditError, PasswdFile};
+use mailmig_core::dovecot::mask::mask_line;
+use mailmig_core::dovecot::{IdResolver, PasswdEditError, PasswdFile, PasswdOptions};
 use mailmig_core::hold::{apply_hold, plan_hold_keys, HoldAction};
-use mailmig_core::login::{Dovecot, DovecotSettings, LockMethod};
+use mailmig_core::login::{self, Dovecot, DovecotSettings, LockMethod};
+use mailmig_core::migrate::runs;
 use mailmig_core::migrate::{
     validate_user, Location, Plan, PlannedEdit, PlannedStep, StepKind, Strategy,
 };
 use mailmig_core::postfix::{postconf, Address, MapType, ParseOptions, Table, VirtualMap};
 use mailmig_core::process::{Argv, Runner};
+use mailmig_core::state::StateDir;
 use serde::{Deserialize, Serialize};
 
 use super::super::aliases::{alias_setup, chain, location, reason_text};
@@ -36,6 +39,13 @@ pub(crate) struct RunOptions {
     pub(crate) hold_keys: Vec<String>,
     pub(crate) smtputf8: bool,
     pub(crate) auth_cache: bool,
+    /// The longest the user's mail may stay held (seconds); older journals: the default.
+    #[serde(default = "default_max_hold")]
+    pub(crate) max_hold_secs: u64,
+}
+
+fn default_max_hold() -> u64 {
+    900
 }
 
 /// The server's configuration, read once for all users.
@@ -51,6 +61,7 @@ pub(crate) struct Setup {
     pub(crate) hold_action: HoldAction,
     pub(crate) reason: String,
     pub(crate) presync: bool,
+    pub(crate) max_hold_secs: u64,
 }
 
 pub(crate) fn strategy(arg: StrategyArg) -> Strategy {
@@ -147,6 +158,7 @@ pub(crate) fn setup(ctx: &Context<'_>, opts: &MigrationOptions) -> Result<Setup,
         },
         reason: opts.reason.trim().to_string(),
         presync: !opts.no_presync || strategy == Strategy::Live,
+        max_hold_secs: opts.max_hold.as_secs().max(1),
     })
 }
 
@@ -290,7 +302,10 @@ pub(crate) fn user_field(
         code => Err(Failure::new(
             exit::UNAVAILABLE,
             format!(
-                "error: `doveadm user {user}` failed ({code:?}): {}",
+                "error: `doveadm user {user}` failed ({}): {}",
+                code.map_or("killed by a signal".to_string(), |c| format!(
+                    "exit code {c}"
+                )),
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
         )),
@@ -301,7 +316,7 @@ pub(crate) fn user_field(
 pub(crate) fn preflight_user(
     runner: &dyn Runner,
     setup: &Setup,
-    state_dir: &Utf8Path,
+    state: &StateDir,
     inputs: &PlanInputs<'_>,
     user: &str,
     to: &str,
@@ -310,15 +325,16 @@ pub(crate) fn preflight_user(
     let data = |m: String| Failure::new(exit::DATAERR, format!("error: {m}"));
     validate_user(user).map_err(|e| data(e.to_string()))?;
     let to = Location::parse(to).map_err(|e| data(e.to_string()))?;
-    super::clear_stale_marker(state_dir, user);
-    if let Ok(run) = fs_err::read_to_string(super::marker_path(state_dir, user)) {
+    runs::clear_stale_marker(state, user).map_err(|e| super::runs_failure(&e))?;
+    if let Some(run) = runs::marker(state, user).map_err(|e| super::runs_failure(&e))? {
         return Err(Failure::new(
             exit::TEMPFAIL,
             format!("error: {user} has an unfinished run {run}: `mailmig resume {run}` or `mailmig rollback {run}` first"),
         ));
     }
-    let lock_state = mailmig_core::login::state_file(state_dir, user);
-    if lock_state.exists() {
+    let key = login::state_key(user, &PasswdOptions::default()).map_err(|e| data(e.to_string()))?;
+    let lock_state = login::state_file(state, &key);
+    if login::is_disabled(state, &key).map_err(|e| data(e.to_string()))? {
         return Err(data(format!(
             "{user} is locked out by `mailmig login disable` ({lock_state}); `mailmig login enable {user}` first (a migration restores the logins it finds)"
         )));
@@ -429,6 +445,7 @@ impl Setup {
             hold_action: self.hold_action,
             reason: self.reason.clone(),
             presync: self.presync,
+            max_hold_secs: self.max_hold_secs,
             home: facts.home.clone(),
             delimiters: self.delimiters.clone(),
             hold_keys: facts.hold_keys.clone(),
@@ -549,15 +566,16 @@ pub(crate) fn build_plan(
             .map_or(Vec::new(), |l| l.raw().to_vec())
     };
     let original_line = line_at(files.passwd, number);
-    let before = if number > 1 {
-        line_at(files.passwd, number - 1)
-    } else {
-        Vec::new()
-    };
-    let after = line_at(files.passwd, number + 1);
-    let first_line = number.saturating_sub(usize::from(number > 1));
+    // Only the user's own line, its password masked: plans are recorded in the journal, which
+    // must hold no password hash and no other user's line.
     let passwd_diff = |old: &[u8], new: &[u8]| {
-        window_diff(&opts.passwd_file, &before, (old, new), &after, first_line)
+        window_diff(
+            &opts.passwd_file,
+            b"",
+            (&mask_line(old), &mask_line(new)),
+            b"",
+            number,
+        )
     };
     let reason = opts.reason.replace(' ', "_");
     let lock_fields: Vec<(&str, Option<&str>)> = match opts.lock {
@@ -792,6 +810,7 @@ mod tests {
             hold_action: HoldAction::Hold,
             reason: "Mailbox maintenance".into(),
             presync: true,
+            max_hold_secs: 900,
             home: "/srv/mail/alice".into(),
             delimiters: "+".into(),
             hold_keys: vec![],
@@ -915,7 +934,7 @@ mod tests {
         let switch = &plan.steps[2];
         assert_eq!(switch.step, StepKind::Switch);
         assert!(
-            switch.edits[0].diff.contains("+alice@example.test:{PLAIN}x:vmail:vmail::/srv/mail/alice::userdb_mail=mdbox:~/mdbox"),
+            switch.edits[0].diff.contains("+alice@example.test:{PLAIN}…:vmail:vmail::/srv/mail/alice::userdb_mail=mdbox:~/mdbox"),
             "{}",
             switch.edits[0].diff
         );
