@@ -732,4 +732,225 @@ mod tests {
             "userdb static without allow_all_users"
         );
     }
+
+    /// A Dovecot that reads the passwd-file like the real one for the answers `disable` and
+    /// `enable` wait for: a record with `allow_nets=` (empty) is refused (67), `nologin` shows.
+    struct FakeDovecot(Utf8PathBuf);
+
+    impl Runner for FakeDovecot {
+        fn run(&self, argv: &Argv, _: Option<&[u8]>) -> Result<Output, RunError> {
+            let args: Vec<String> = argv
+                .0
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let ok = |stdout: &str, code: i32| {
+                Ok(Output {
+                    code: Some(code),
+                    stdout: stdout.as_bytes().to_vec(),
+                    stderr: Vec::new(),
+                })
+            };
+            match args
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
+                ["doveconf", .., "auth_cache_size"] => ok("0\n", 0),
+                ["doveconf", ..] => ok("", 0),
+                ["doveadm", _, _, "auth", "lookup", user] => {
+                    let file = PasswdFile::parse(
+                        fs_err::read(&self.0).expect("read"),
+                        &PasswdOptions::default(),
+                    );
+                    let Some(e) = file.lookup(user.as_bytes(), &crate::dovecot::NumericIds) else {
+                        return ok("", 67);
+                    };
+                    let extra = e.extra();
+                    let has = |k: &str, empty: bool| {
+                        extra.iter().any(|f| {
+                            f.key.as_ref() == k.as_bytes()
+                                && (!empty || f.value.as_deref() == Some(b"".as_slice()))
+                        })
+                    };
+                    if has("allow_nets", true) {
+                        ok("", 67)
+                    } else if has("nologin", false) {
+                        ok("  nologin  : y\n", 0)
+                    } else {
+                        ok("  user  : x\n", 0)
+                    }
+                }
+                ["doveadm", _, _, "kick", ..] => ok("", 68),
+                ["doveadm", ..] => ok("username\tproto\n", 0),
+                _ => ok("", 1),
+            }
+        }
+    }
+
+    const PASSWD: &str = "alice@x.test:{SHA512-CRYPT}$6$secret:1000:1000::/h/a::\nbob@x.test:{PLAIN}bobpw:1000:1000::/h/b::\n";
+
+    fn setup() -> (tempfile::TempDir, Utf8PathBuf, StateDir) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = Utf8PathBuf::try_from(tmp.path().to_path_buf()).expect("utf8");
+        let users = dir.join("users");
+        fs_err::write(&users, PASSWD).expect("write");
+        let state = StateDir::open(&dir.join("state")).expect("state");
+        (tmp, users, state)
+    }
+
+    fn request<'a>(users: &'a Utf8Path, user: &'a str, method: LockMethod) -> DisableRequest<'a> {
+        DisableRequest {
+            passwd_file: users,
+            options: &OPTIONS,
+            ids: &crate::dovecot::NumericIds,
+            user,
+            method,
+            reason: "maintenance",
+        }
+    }
+
+    static OPTIONS: PasswdOptions = PasswdOptions {
+        userdb: true,
+        single_userdb: true,
+        legacy_mail_field: true,
+        lowercase_requests: true,
+    };
+
+    /// Regression (reproduced): `login disable ALICE@EXAMPLE.TEST` exited 67 but left a state
+    /// file with alice's line that `login enable` could not clear. The record Dovecot uses is
+    /// found first; the state is keyed and the edit made under its name.
+    #[test]
+    fn an_uppercase_request_locks_out_the_record_dovecot_uses() {
+        let (_t, users, state) = setup();
+        let fake = FakeDovecot(users.clone());
+        let d = Dovecot {
+            config: "/x".into(),
+            runner: &fake,
+        };
+        let r = disable(
+            &d,
+            &state,
+            &request(&users, "ALICE@X.TEST", LockMethod::AllowNets),
+        )
+        .expect("disabled");
+        assert_eq!(r.user, "alice@x.test");
+        let json =
+            fs_err::read_to_string(state.file_path("login", "alice@x.test.json")).expect("state");
+        assert!(
+            !json.contains("secret") && !json.contains("bobpw"),
+            "{json}"
+        );
+        let e = enable(
+            &d,
+            &state,
+            &OPTIONS,
+            &crate::dovecot::NumericIds,
+            "Alice@X.test",
+            None,
+        )
+        .expect("enabled");
+        assert!(matches!(e, Enabled::Restored { exact: true, .. }), "{e:?}");
+        assert_eq!(fs_err::read_to_string(&users).expect("read"), PASSWD);
+        assert!(state.names("login").expect("names").is_empty());
+        // A user Dovecot does not know leaves nothing behind.
+        assert!(matches!(
+            disable(
+                &d,
+                &state,
+                &request(&users, "nobody@x.test", LockMethod::AllowNets)
+            ),
+            Err(LoginError::Edit(PasswdEditError::NoSuchUser { .. }))
+        ));
+        assert!(state.names("login").expect("names").is_empty());
+    }
+
+    /// Regression (reproduced): `login disable --method nologin` on a user already disabled
+    /// with allow_nets overwrote the saved record, and `login enable` could not restore it.
+    #[test]
+    fn a_second_lock_out_with_another_method_is_refused() {
+        let (_t, users, state) = setup();
+        let fake = FakeDovecot(users.clone());
+        let d = Dovecot {
+            config: "/x".into(),
+            runner: &fake,
+        };
+        disable(
+            &d,
+            &state,
+            &request(&users, "alice@x.test", LockMethod::AllowNets),
+        )
+        .expect("disabled");
+        let saved = state.read("login", "alice@x.test.json").expect("read");
+        assert!(matches!(
+            disable(
+                &d,
+                &state,
+                &request(&users, "alice@x.test", LockMethod::Nologin)
+            ),
+            Err(LoginError::AlreadyDisabled { .. })
+        ));
+        assert_eq!(
+            state.read("login", "alice@x.test.json").expect("read"),
+            saved
+        );
+        // The same method again (an interrupted run resumed) keeps the first record.
+        disable(
+            &d,
+            &state,
+            &request(&users, "alice@x.test", LockMethod::AllowNets),
+        )
+        .expect("again");
+        enable(
+            &d,
+            &state,
+            &OPTIONS,
+            &crate::dovecot::NumericIds,
+            "alice@x.test",
+            None,
+        )
+        .expect("enabled");
+        assert_eq!(fs_err::read_to_string(&users).expect("read"), PASSWD);
+    }
+
+    /// Regression (reproduced): ENOSPC while the state file was written left a 0-byte file and
+    /// every later `enable`/`rollback`/`resume` failed. An unreadable state file guards an edit
+    /// that did not happen: it is cleared — unless the record carries a lock-out field.
+    #[test]
+    fn an_unreadable_state_file_means_the_lock_out_never_happened() {
+        let (_t, users, state) = setup();
+        let fake = FakeDovecot(users.clone());
+        let d = Dovecot {
+            config: "/x".into(),
+            runner: &fake,
+        };
+        let ids = crate::dovecot::NumericIds;
+        state
+            .write("login", "alice@x.test.json", b"")
+            .expect("write");
+        let e = enable(&d, &state, &OPTIONS, &ids, "alice@x.test", Some(&users)).expect("ok");
+        assert!(matches!(e, Enabled::NeverLockedOut { .. }), "{e:?}");
+        assert!(!is_disabled(&state, "alice@x.test").expect("read"));
+        // With the lock-out field in the record, the admin must look.
+        let locked = PASSWD.replace("/h/a::", "/h/a::allow_nets=");
+        fs_err::write(&users, &locked).expect("write");
+        state
+            .write("login", "alice@x.test.json", b"{")
+            .expect("write");
+        assert!(matches!(
+            enable(&d, &state, &OPTIONS, &ids, "alice@x.test", Some(&users)),
+            Err(LoginError::StateUnreadable { .. })
+        ));
+        // `disable` over an unreadable record takes a fresh one.
+        fs_err::write(&users, PASSWD).expect("write");
+        disable(
+            &d,
+            &state,
+            &request(&users, "alice@x.test", LockMethod::Nologin),
+        )
+        .expect("disabled");
+        enable(&d, &state, &OPTIONS, &ids, "alice@x.test", Some(&users)).expect("enabled");
+        assert_eq!(fs_err::read_to_string(&users).expect("read"), PASSWD);
+    }
 }

@@ -92,6 +92,13 @@ fn io_at(path: &Utf8Path) -> impl FnOnce(rustix::io::Errno) -> SafeFsError + '_ 
     }
 }
 
+/// An `openat` result as a file that names its path in errors. The one place a raw descriptor
+/// becomes a file: `fs_err::File` has no constructor from a descriptor of its own.
+#[allow(clippy::disallowed_types)]
+fn file_from(fd: OwnedFd, path: &Utf8Path) -> fs_err::File {
+    fs_err::File::from_parts(std::fs::File::from(fd), path)
+}
+
 /// Whether a link or file owned by `uid` was made by an administrator (root or us).
 pub fn trusted_owner(uid: u32) -> bool {
     uid == 0 || uid == rustix::process::geteuid().as_raw()
@@ -178,7 +185,7 @@ fn lstat_at(
         OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     ) {
-        Ok(h) => std::fs::File::from(h)
+        Ok(h) => file_from(h, path)
             .metadata()
             .map(Some)
             .map_err(|source| SafeFsError::Io {
@@ -304,7 +311,7 @@ pub fn read_regular(path: &Utf8Path) -> Result<Vec<u8>, SafeFsError> {
         Mode::empty(),
     )
     .map_err(io_at(path))?;
-    let mut file = std::fs::File::from(fd);
+    let mut file = file_from(fd, path);
     let meta = file.metadata().map_err(err)?;
     if !meta.is_file() {
         return Err(SafeFsError::NotRegular {
@@ -344,15 +351,16 @@ impl Dir {
 
     /// The directory's own metadata.
     pub fn metadata(&self) -> Result<std::fs::Metadata, SafeFsError> {
-        std::fs::File::from(self.fd.try_clone().map_err(|source| SafeFsError::Io {
+        let fd = self.fd.try_clone().map_err(|source| SafeFsError::Io {
             path: self.path.clone(),
             source,
-        })?)
-        .metadata()
-        .map_err(|source| SafeFsError::Io {
-            path: self.path.clone(),
-            source,
-        })
+        })?;
+        file_from(fd, &self.path)
+            .metadata()
+            .map_err(|source| SafeFsError::Io {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     /// Open the subdirectory `name` (never a link).
@@ -402,7 +410,7 @@ impl Dir {
                 io_at(&path)(e)
             }
         })?;
-        let file = std::fs::File::from(fd);
+        let file = file_from(fd, &path);
         let meta = file.metadata().map_err(|source| SafeFsError::Io {
             path: path.clone(),
             source,
@@ -414,12 +422,9 @@ impl Dir {
             });
         }
         // Back to blocking I/O for regular files (O_NONBLOCK only guarded the open).
-        rustix::fs::fcntl_setfl(
-            &file,
-            rustix::fs::fcntl_getfl(&file).map_err(io_at(&path))? - OFlags::NONBLOCK,
-        )
-        .map_err(io_at(&path))?;
-        Ok(fs_err::File::from_parts(file, path))
+        let flags = rustix::fs::fcntl_getfl(file.file()).map_err(io_at(&path))?;
+        rustix::fs::fcntl_setfl(file.file(), flags - OFlags::NONBLOCK).map_err(io_at(&path))?;
+        Ok(file)
     }
 
     /// Open the regular file `name` for reading (never through a link).
@@ -458,10 +463,7 @@ impl Dir {
         };
         // Ours: exactly the mode asked for, whatever the umask.
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io_at(&path))?;
-        Ok(Some(fs_err::File::from_parts(
-            std::fs::File::from(fd),
-            path,
-        )))
+        Ok(Some(file_from(fd, &path)))
     }
 
     /// Rename `from` to `to`, both in this directory (links are renamed, never followed).

@@ -224,7 +224,8 @@ fn dry_run_prints_a_diff_and_writes_nothing() {
     assert_eq!(r.code, 0, "{}", r.err());
     assert!(r.out().contains("-a@x b@x\n+a@x c@x\n"), "{}", r.out());
     let users = dir.join("users");
-    fs_err::write(&users, "u:{PLAIN}x:999:995::/h::\n").expect("write");
+    let passwd = "t:{SHA512-CRYPT}$6$neighbour:999:995::/t::\nu:{PLAIN}x:999:995::/h::\nv:secretv:999:995::/v::\n";
+    fs_err::write(&users, passwd).expect("write");
     let r = mailmig(&[
         "passwd",
         "set",
@@ -233,16 +234,19 @@ fn dry_run_prints_a_diff_and_writes_nothing() {
         "u",
         "allow_nets=",
     ]);
+    // The user's line only, its password masked (regression: the diff showed passwords and the
+    // neighbours' lines as context).
     assert!(
-        r.out().contains("+u:{PLAIN}x:999:995::/h::allow_nets=\n"),
+        r.out()
+            .contains("-u:{PLAIN}…:999:995::/h::\n+u:{PLAIN}…:999:995::/h::allow_nets=\n"),
         "{}",
         r.out()
     );
+    for secret in ["$6$neighbour", "secretv", "{PLAIN}x", "t:", "v:"] {
+        assert!(!r.out().contains(secret), "{secret} shown: {}", r.out());
+    }
     assert_eq!(fs_err::read_to_string(&map).expect("read"), "a@x b@x\n");
-    assert_eq!(
-        fs_err::read_to_string(&users).expect("read"),
-        "u:{PLAIN}x:999:995::/h::\n"
-    );
+    assert_eq!(fs_err::read_to_string(&users).expect("read"), passwd);
     assert!(!temp_path_for(&map).exists() && !temp_path_for(&users).exists());
 }
 

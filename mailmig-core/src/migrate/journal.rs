@@ -430,9 +430,9 @@ mod tests {
         .expect("append");
         let (_, records) = read(&state, "r1").expect("read");
         assert_eq!(records.len(), 3);
-        let state = RunState::of(&records);
-        assert_eq!(state.done, [StepKind::Hold]);
-        assert_eq!(state.started, [StepKind::Hold, StepKind::LockOut]);
+        let run_state = RunState::of(&records);
+        assert_eq!(run_state.done, [StepKind::Hold]);
+        assert_eq!(run_state.started, [StepKind::Hold, StepKind::LockOut]);
         assert_eq!(
             data_of(&records, StepKind::Hold, Event::Start).expect("data")["keys"][0],
             "a@x"
@@ -445,5 +445,12 @@ mod tests {
             read(&state, "r1"),
             Err(JournalError::Corrupt { line: 1, .. })
         ));
+        // Private, whatever the umask: 0700 directories, a 0600 journal.
+        use std::os::unix::fs::MetadataExt as _;
+        let mode = |p: &Utf8Path| fs_err::metadata(p).expect("meta").mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().expect("run dir")), 0o700);
+        assert_eq!(mode(&root.join(RUNS)), 0o700);
+        assert_eq!(mode(&root), 0o700);
     }
 }

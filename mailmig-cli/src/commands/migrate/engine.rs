@@ -516,7 +516,7 @@ impl Engine<'_> {
             }
         }
         for name in self.state.names(HANDOVER)? {
-            if queue::is_queue_id(&name) && !ids.iter().any(|i| *i == name) {
+            if queue::is_queue_id(&name) && !ids.contains(&name) {
                 ids.push(name);
             }
         }
