@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+tracked_before=$(git status --porcelain --untracked-files=no 2>/dev/null || true)
 step() { printf '\n==> %s\n' "$*"; }
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -49,6 +50,9 @@ MAILMIG_REQUIRE_DAEMONS=1 CI=${CI:-true} bash tests/sandbox/sandbox.sh netns \
 read -r passed failed < <(awk '/^test result:/ {p += $4; f += $6} END {print p + 0, f + 0}' "$test_log")
 
 step "fuzz targets: build and smoke-run ${FUZZ_SECONDS}s each"
+# The fuzz workspace's lock file is committed and must already be in sync (nothing rewrites it).
+(cd fuzz && cargo metadata --locked --offline --format-version 1 >/dev/null 2>&1 \
+  || cargo metadata --locked --format-version 1 >/dev/null)
 for target in $(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz list); do
   mkdir -p "fuzz/corpus/$target"
   (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" "../tests/fixtures/fuzzed/$target" -- \
@@ -58,6 +62,13 @@ done
 
 step "benchmarks build"
 cargo bench --workspace --locked --no-run --quiet
+
+step "the suite changed no tracked file"
+tracked_after=$(git status --porcelain --untracked-files=no 2>/dev/null || true)
+if [[ $tracked_after != "$tracked_before" ]]; then
+  printf 'tests/run-all.sh changed tracked files:\n%s\n' "$tracked_after" >&2
+  exit 1
+fi
 
 printf '\nall checks passed\n'
 printf 'tests: %d passed, %d failed\n' "$passed" "$failed"

@@ -3,6 +3,7 @@
 
 use camino::Utf8Path;
 use mailmig_core::dovecot::mask::mask_file;
+use mailmig_core::safe_fs::SafeFsError;
 use mailmig_core::transaction::{CommitOptions, CommitReport, FileTransaction, TransactionError};
 
 use crate::args::EditFlags;
@@ -17,7 +18,14 @@ pub(crate) fn failure(e: &TransactionError) -> Failure {
             exit::NOINPUT
         }
         TransactionError::Temp { .. } => exit::CANTCREAT,
-        TransactionError::Changed { .. } => exit::TEMPFAIL,
+        TransactionError::Changed { .. } | TransactionError::Locked { .. } => exit::TEMPFAIL,
+        TransactionError::Unsafe(
+            SafeFsError::UntrustedLink { .. }
+            | SafeFsError::Unsafe { .. }
+            | SafeFsError::BadLink { .. },
+        ) => exit::NOPERM,
+        TransactionError::NotAFile { .. }
+        | TransactionError::Unsafe(SafeFsError::NotRegular { .. }) => exit::NOINPUT,
         _ => exit::IOERR,
     };
     Failure::new(code, format!("error: {e}"))
