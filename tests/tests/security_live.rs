@@ -268,3 +268,27 @@ fn an_empty_lock_out_record_does_not_strand_the_user() {
     assert!(pre.iter().all(|t| counts.get(t) == Some(&1)));
     Imap::login(sb.get("IMAP_PORT"), alice, "alicepw").expect("login works");
 }
+
+/// Regression (reproduced): `queue hold|release --user /abs/x` or `--user ../../x` deleted
+/// `x.json` outside the state directory and exited 0.
+#[test]
+fn queue_user_names_never_become_paths_outside_the_state_dir() {
+    let Some(sb) = Sandbox::start() else { return };
+    // STATE/queue/../../x.json is the sandbox root's x.json.
+    let relative = sb.root().join("x.json");
+    let absolute = sb.root().join("abs.json");
+    for f in [&relative, &absolute] {
+        fs_err::write(f, b"[]").expect("write");
+    }
+    let abs_user = absolute.as_str().trim_end_matches(".json").to_string();
+    for user in ["../../x", abs_user.as_str()] {
+        for verb in ["hold", "release"] {
+            let r = sb.mailmig(&["queue", verb, "--user", user]);
+            assert_eq!(r.code, 64, "queue {verb} --user {user}: {}", r.err());
+            assert!(
+                relative.exists() && absolute.exists(),
+                "queue {verb} --user {user}"
+            );
+        }
+    }
+}
