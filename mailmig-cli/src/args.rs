@@ -2,6 +2,9 @@
 
 use camino::Utf8PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use mailmig_core::hold::HoldAction;
+use mailmig_core::login::LockMethod;
+use mailmig_core::migrate::Strategy;
 
 /// Convert Dovecot mailboxes between storage formats on a live Postfix + Dovecot server, and
 /// read and edit the Postfix and Dovecot files involved exactly as the daemons read them.
@@ -88,17 +91,17 @@ pub(crate) struct MigrationOptions {
     pub(crate) to: String,
     /// `hold`: hold mail and lock logins out during the final sync (default); `live`: Dovecot's
     /// hold-free conversion (sync, switch, kick, final sync against the old location).
-    #[arg(long, value_enum, default_value_t = StrategyArg::Hold)]
-    pub(crate) strategy: StrategyArg,
+    #[arg(long, value_enum, default_value_t = Strategy::Hold)]
+    pub(crate) strategy: Strategy,
     /// Skip the presync (hold strategy): the whole copy then happens while mail is held.
     #[arg(long)]
     pub(crate) no_presync: bool,
     /// How logins are refused (hold strategy).
-    #[arg(long, value_enum, default_value_t = LockMethodArg::AllowNets)]
-    pub(crate) lock: LockMethodArg,
+    #[arg(long, value_enum, default_value_t = LockMethod::AllowNets)]
+    pub(crate) lock: LockMethod,
     /// HOLD (queue the mail, default) or DEFER (make senders retry) at Postfix.
-    #[arg(long, value_enum, default_value_t = HoldActionArg::Hold)]
-    pub(crate) hold_action: HoldActionArg,
+    #[arg(long, value_enum, default_value_t = HoldAction::Hold)]
+    pub(crate) hold_action: HoldAction,
     /// The reason recorded in the access map and shown by `nologin`.
     #[arg(long, default_value = "Mailbox maintenance")]
     pub(crate) reason: String,
@@ -159,13 +162,6 @@ pub(crate) struct StatusArgs {
     pub(crate) json: bool,
 }
 
-/// Migration procedure.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub(crate) enum StrategyArg {
-    Hold,
-    Live,
-}
-
 #[derive(Debug, Subcommand)]
 pub(crate) enum QueueCommand {
     /// Messages in the queue (`postqueue -j`), those with a recipient that is USER with --user.
@@ -216,21 +212,14 @@ pub(crate) enum LoginCommand {
     Enable(LoginEnableArgs),
 }
 
-/// allow-nets or nologin.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub(crate) enum LockMethodArg {
-    AllowNets,
-    Nologin,
-}
-
 #[derive(Debug, Args)]
 pub(crate) struct LoginDisableArgs {
     /// The passwd-file (default: the passwd-file passdb of --dovecot-config).
     #[arg(long, value_name = "FILE")]
     pub(crate) passwd_file: Option<Utf8PathBuf>,
     /// `allow-nets`: every authentication fails; `nologin`: login processes refuse with the reason.
-    #[arg(long, value_enum, default_value_t = LockMethodArg::AllowNets)]
-    pub(crate) method: LockMethodArg,
+    #[arg(long, value_enum, default_value_t = LockMethod::AllowNets)]
+    pub(crate) method: LockMethod,
     /// The reason shown by `nologin` (spaces become `_`: passwd-files cannot hold them).
     #[arg(long, default_value = "Mailbox maintenance, back soon")]
     pub(crate) reason: String,
@@ -285,21 +274,14 @@ pub(crate) struct HoldAddArgs {
     pub(crate) reason: String,
     /// HOLD keeps the whole message (all recipients) in the hold queue; DEFER refuses only this
     /// recipient with a temporary error and the sender retries.
-    #[arg(long, value_enum, default_value_t = HoldActionArg::Hold)]
-    pub(crate) action: HoldActionArg,
+    #[arg(long, value_enum, default_value_t = HoldAction::Hold)]
+    pub(crate) action: HoldAction,
     /// Do not run postmap after the edit.
     #[arg(long)]
     pub(crate) no_postmap: bool,
     /// The mailboxes to hold.
     #[arg(required = true, value_name = "ADDRESS")]
     pub(crate) addresses: Vec<String>,
-}
-
-/// hold or defer.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub(crate) enum HoldActionArg {
-    Hold,
-    Defer,
 }
 
 #[derive(Debug, Args)]

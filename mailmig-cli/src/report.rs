@@ -86,6 +86,25 @@ pub(crate) fn located(
     format!("{header}\n{}", body.join("\n"))
 }
 
+/// Records postmap drops are worth a warning on stderr wherever a table is read: the location,
+/// the message, and the offending line with a caret.
+pub(crate) fn warn_unparsed(file: &Utf8Path, table: &mailmig_core::postfix::Table) {
+    let mut source = None;
+    for d in table.diagnostics(true) {
+        if d.severity() == mailmig_core::postfix::Severity::Error {
+            let source = source.get_or_insert_with(|| table.render());
+            output::stderr_line(&located(
+                file,
+                source,
+                d.line,
+                d.column,
+                "warning",
+                &format!("{} (record ignored, as postmap does)", d.kind),
+            ));
+        }
+    }
+}
+
 /// One physical line of the source, without its line end.
 fn raw_line(source: &[u8], line: usize) -> Option<&[u8]> {
     let raw = source.split(|&b| b == b'\n').nth(line.checked_sub(1)?)?;

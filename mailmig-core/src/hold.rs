@@ -18,6 +18,7 @@ use crate::postfix::{
 
 /// What the access line does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum HoldAction {
     /// `HOLD`: the whole message (every recipient) waits in the hold queue.

@@ -18,6 +18,7 @@ use crate::transaction::{CommitOptions, FileTransaction, TransactionError};
 
 /// How logins are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum LockMethod {
     /// `allow_nets=` (empty): every authentication fails, as for a wrong password (IMAP, POP3,
@@ -172,6 +173,12 @@ pub enum LoginError {
     /// The user name cannot be used.
     #[error(transparent)]
     User(#[from] crate::migrate::InputError),
+    /// Not exactly one passwd-file passdb.
+    #[error("this Dovecot has {count} passwd-file passdbs; give the passwd-file (--passwd-file)")]
+    PasswdFiles {
+        /// How many.
+        count: usize,
+    },
     /// The state directory cannot be used.
     #[error(transparent)]
     StateDir(#[from] crate::state::StateError),
@@ -364,6 +371,15 @@ impl Dovecot<'_> {
                     .map(Utf8PathBuf::from)
             })
             .collect())
+    }
+
+    /// The passwd-file of the one passwd-file passdb ([`LoginError::PasswdFiles`] when there is
+    /// none or several).
+    pub fn the_passwd_file(&self) -> Result<Utf8PathBuf, LoginError> {
+        match self.passwd_files()?.as_slice() {
+            [one] => Ok(one.clone()),
+            files => Err(LoginError::PasswdFiles { count: files.len() }),
+        }
     }
 
     /// Whether a userdb setup would make LMTP do passdb lookups (`userdb static` without

@@ -274,6 +274,59 @@ pub fn release(
     Ok((released, kept))
 }
 
+/// Why the record of held messages cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeldStateError {
+    /// The user name cannot name a state file.
+    #[error(transparent)]
+    User(#[from] crate::migrate::InputError),
+    /// The state directory refused.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// The record is not a list of queue IDs.
+    #[error("{path}: not a list of queue IDs ({reason})")]
+    Corrupt {
+        /// The file.
+        path: camino::Utf8PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The queue IDs [`record_holds`] recorded for `user` (`STATE/queue/USER.json`).
+pub fn recorded_holds(
+    state: &crate::state::StateDir,
+    user: &str,
+) -> Result<Vec<String>, HeldStateError> {
+    crate::migrate::validate_user(user)?;
+    let name = format!("{user}.json");
+    match state.read("queue", &name)? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| HeldStateError::Corrupt {
+            path: state.file_path("queue", &name),
+            reason: e.to_string(),
+        }),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Record the queue IDs mailmig holds for `user` (none: the record is removed).
+pub fn record_holds(
+    state: &crate::state::StateDir,
+    user: &str,
+    ids: &[String],
+) -> Result<(), HeldStateError> {
+    crate::migrate::validate_user(user)?;
+    let name = format!("{user}.json");
+    if ids.is_empty() {
+        state.remove("queue", &name)?;
+        return Ok(());
+    }
+    let json = serde_json::to_vec_pretty(ids).unwrap_or_default();
+    state.write("queue", &name, &json)?;
+    Ok(())
+}
+
 /// Whether `id` has the shape of a Postfix queue ID (short hexadecimal or long base-52 form:
 /// letters and digits only), so that it can name a file.
 pub fn is_queue_id(id: &str) -> bool {

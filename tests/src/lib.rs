@@ -40,7 +40,8 @@ pub fn fixtures_in(dir: &str) -> Vec<Utf8PathBuf> {
     out
 }
 
-/// The `mailmig` binary, built once per test process with the same profile as the tests.
+/// The `mailmig` binary, built once per test process with the same profile as the tests and the
+/// `failpoints` feature (the `MAILMIG_FAILPOINT` / `MAILMIG_PAUSE` hooks the live tests use).
 pub fn mailmig_bin() -> &'static Utf8Path {
     static BIN: OnceLock<Utf8PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -51,7 +52,16 @@ pub fn mailmig_bin() -> &'static Utf8Path {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = duct::cmd(
             &cargo,
-            ["build", "--quiet", "-p", "mailmig-cli", "--bin", "mailmig"],
+            [
+                "build",
+                "--quiet",
+                "-p",
+                "mailmig-cli",
+                "--bin",
+                "mailmig",
+                "--features",
+                "failpoints",
+            ],
         )
         .dir(&root)
         .unchecked()

@@ -5,8 +5,10 @@
 use std::os::unix::fs::MetadataExt as _;
 
 use camino::{Utf8Path, Utf8PathBuf};
+use mailmig_core::hold::HoldAction;
+use mailmig_core::login::LockMethod;
 use mailmig_core::migrate::journal::{Journal, RunHeader};
-use mailmig_core::migrate::{runs, Location, Plan, Strategy};
+use mailmig_core::migrate::{runs, Location, Plan, RunOptions, Strategy};
 use mailmig_core::state::StateDir;
 
 fn mode(p: &Utf8Path) -> u32 {
@@ -15,6 +17,7 @@ fn mode(p: &Utf8Path) -> u32 {
 
 fn header(run: &str) -> RunHeader {
     RunHeader {
+        format: mailmig_core::migrate::journal::FORMAT,
         run: run.into(),
         created: "2026-12-02T00:00:00Z".into(),
         plan: Plan {
@@ -25,7 +28,23 @@ fn header(run: &str) -> RunHeader {
             warnings: vec![],
             steps: vec![],
         },
-        options: serde_json::json!({}),
+        options: RunOptions {
+            dovecot_config: "/etc/dovecot/dovecot.conf".into(),
+            postfix_config: None,
+            access_map: None,
+            map_type: None,
+            passwd_file: "/etc/dovecot/users".into(),
+            lock: LockMethod::AllowNets,
+            hold_action: HoldAction::Hold,
+            reason: String::new(),
+            presync: true,
+            home: "/home/alice".into(),
+            delimiters: String::new(),
+            hold_keys: vec![],
+            smtputf8: true,
+            auth_cache: false,
+            max_hold_secs: 900,
+        },
     }
 }
 

@@ -6,10 +6,12 @@ use mailmig_core::dovecot::mask::mask_file;
 use mailmig_core::safe_fs::SafeFsError;
 use mailmig_core::transaction::{CommitOptions, CommitReport, FileTransaction, TransactionError};
 
-use crate::args::EditFlags;
+use super::Context;
+use crate::args::{EditFlags, PostmapFlags};
 use crate::exit;
 use crate::output;
 use crate::report::Failure;
+use mailmig_core::postfix::{postmap_rebuild, MapType};
 
 /// A failed transaction as a CLI failure with the right exit code.
 pub(crate) fn failure(e: &TransactionError) -> Failure {
@@ -81,4 +83,43 @@ pub(crate) fn apply<T>(
         ));
     }
     Ok((Some(report), extra))
+}
+
+/// Rebuild the indexed file after an edit, as the flags say.
+pub(crate) fn rebuild(
+    ctx: &Context<'_>,
+    file: &Utf8Path,
+    flags: &PostmapFlags,
+) -> Result<(), Failure> {
+    if flags.no_postmap {
+        return Ok(());
+    }
+    let map_type = match &flags.map_type {
+        Some(t) => t
+            .parse::<MapType>()
+            .map_err(|e| Failure::new(exit::USAGE, format!("error: --type: {e}")))?,
+        None => MapType::detect(file),
+    };
+    if !map_type.needs_postmap() {
+        output::stderr_line(&format!(
+            "note: {map_type}:{file} is read when a daemon starts: run `postfix reload` for running daemons to see the change"
+        ));
+        return Ok(());
+    }
+    let warnings = postmap_rebuild(
+        &ctx.runner,
+        ctx.global.postfix_config.as_deref(),
+        map_type,
+        file,
+    )
+    .map_err(|e| {
+        Failure::new(
+            exit::UNAVAILABLE,
+            format!("error: {file} was written, but rebuilding {map_type}:{file} failed: {e}"),
+        )
+    })?;
+    for w in warnings {
+        output::stderr_line(&w);
+    }
+    Ok(())
 }

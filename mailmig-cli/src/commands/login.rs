@@ -1,12 +1,11 @@
 //! `mailmig login disable|enable`.
 
-use camino::Utf8PathBuf;
 use mailmig_core::dovecot::PasswdOptions;
-use mailmig_core::login::{self, Dovecot, Enabled, LockMethod, LoginError};
+use mailmig_core::login::{self, Dovecot, Enabled, LoginError};
 
-use super::passwd::ids;
+use super::ids;
 use super::Context;
-use crate::args::{LockMethodArg, LoginDisableArgs, LoginEnableArgs};
+use crate::args::{LoginDisableArgs, LoginEnableArgs};
 use crate::exit;
 use crate::output;
 use crate::report::Failure;
@@ -33,6 +32,8 @@ fn failure(e: &LoginError) -> Failure {
         | LoginError::AlreadyDisabled { .. }
         | LoginError::User(_) => exit::DATAERR,
         LoginError::NotDisabled { .. } => exit::NOINPUT,
+        LoginError::PasswdFiles { count: 0 } => exit::DATAERR,
+        LoginError::PasswdFiles { .. } => exit::USAGE,
         LoginError::StateUnreadable { .. } => exit::SOFTWARE,
         LoginError::StateDir(e) => return super::state_failure(e),
         LoginError::NotConfirmed { .. } => exit::TEMPFAIL,
@@ -44,32 +45,11 @@ fn failure(e: &LoginError) -> Failure {
 
 pub(crate) fn disable(ctx: &Context<'_>, args: &LoginDisableArgs) -> Result<u8, Failure> {
     let dovecot = dovecot(ctx)?;
-    let passwd_file: Utf8PathBuf =
-        match &args.passwd_file {
-            Some(f) => f.clone(),
-            None => {
-                let files = dovecot
-                    .passwd_files()
-                    .map_err(|e| Failure::new(exit::UNAVAILABLE, format!("error: {e}")))?;
-                match files.as_slice() {
-                    [one] => one.clone(),
-                    [] => {
-                        return Err(Failure::new(
-                            exit::DATAERR,
-                            "error: this Dovecot has no passwd-file passdb; give --passwd-file",
-                        ))
-                    }
-                    _ => return Err(Failure::new(
-                        exit::USAGE,
-                        "error: this Dovecot has several passwd-file passdbs; give --passwd-file",
-                    )),
-                }
-            }
-        };
-    let method = match args.method {
-        LockMethodArg::AllowNets => LockMethod::AllowNets,
-        LockMethodArg::Nologin => LockMethod::Nologin,
+    let passwd_file = match &args.passwd_file {
+        Some(f) => f.clone(),
+        None => dovecot.the_passwd_file().map_err(|e| failure(&e))?,
     };
+    let method = args.method;
     let ids = ids();
     let state = ctx.state()?;
     let options = PasswdOptions::default();

@@ -2,14 +2,12 @@
 
 use camino::Utf8Path;
 use mailmig_core::postfix::{
-    fold_key, parse_address_list, postmap_rebuild, AccessRule, Diagnostic, DiagnosticKind,
-    ItemKind, MapType, Severity, Table, TableEditError,
+    fold_key, parse_address_list, AccessRule, Diagnostic, DiagnosticKind, ItemKind, Table,
+    TableEditError,
 };
 
 use super::{edit, Context};
-use crate::args::{
-    MapCheckArgs, MapDelArgs, MapDumpArgs, MapGetArgs, MapKind, MapSetArgs, PostmapFlags,
-};
+use crate::args::{MapCheckArgs, MapDelArgs, MapDumpArgs, MapGetArgs, MapKind, MapSetArgs};
 use crate::exit;
 use crate::output;
 use crate::report::{self, Failure};
@@ -73,7 +71,7 @@ pub(crate) fn dump(ctx: &Context<'_>, args: &MapDumpArgs) -> Result<u8, Failure>
         text.extend_from_slice(entry.value());
         text.push(b'\n');
     }
-    warn_unparsed(&args.file, &table);
+    crate::report::warn_unparsed(&args.file, &table);
     output::stdout(&text)?;
     Ok(exit::OK)
 }
@@ -88,25 +86,6 @@ pub(crate) fn get(ctx: &Context<'_>, args: &MapGetArgs) -> Result<u8, Failure> {
             Ok(exit::OK)
         }
         None => Ok(exit::NOT_FOUND),
-    }
-}
-
-/// Records postmap drops are worth a warning on stderr wherever a table is read: the location,
-/// the message, and the offending line with a caret.
-pub(crate) fn warn_unparsed(file: &camino::Utf8Path, table: &Table) {
-    let mut source = None;
-    for d in table.diagnostics(true) {
-        if d.severity() == Severity::Error {
-            let source = source.get_or_insert_with(|| table.render());
-            output::stderr_line(&report::located(
-                file,
-                source,
-                d.line,
-                d.column,
-                "warning",
-                &format!("{} (record ignored, as postmap does)", d.kind),
-            ));
-        }
     }
 }
 
@@ -151,45 +130,6 @@ fn edit_error(file: &Utf8Path, e: &TableEditError) -> Failure {
     )
 }
 
-/// Rebuild the indexed file after an edit, as the flags say.
-pub(crate) fn rebuild(
-    ctx: &Context<'_>,
-    file: &Utf8Path,
-    flags: &PostmapFlags,
-) -> Result<(), Failure> {
-    if flags.no_postmap {
-        return Ok(());
-    }
-    let map_type = match &flags.map_type {
-        Some(t) => t
-            .parse::<MapType>()
-            .map_err(|e| Failure::new(exit::USAGE, format!("error: --type: {e}")))?,
-        None => MapType::detect(file),
-    };
-    if !map_type.needs_postmap() {
-        output::stderr_line(&format!(
-            "note: {map_type}:{file} is read when a daemon starts: run `postfix reload` for running daemons to see the change"
-        ));
-        return Ok(());
-    }
-    let warnings = postmap_rebuild(
-        &ctx.runner,
-        ctx.global.postfix_config.as_deref(),
-        map_type,
-        file,
-    )
-    .map_err(|e| {
-        Failure::new(
-            exit::UNAVAILABLE,
-            format!("error: {file} was written, but rebuilding {map_type}:{file} failed: {e}"),
-        )
-    })?;
-    for w in warnings {
-        output::stderr_line(&w);
-    }
-    Ok(())
-}
-
 pub(crate) fn set(ctx: &Context<'_>, args: &MapSetArgs) -> Result<u8, Failure> {
     let options = ctx.options;
     let (report, ()) = edit::apply(&args.file, &args.edit, edit::Secrets::None, |original| {
@@ -202,7 +142,7 @@ pub(crate) fn set(ctx: &Context<'_>, args: &MapSetArgs) -> Result<u8, Failure> {
     })?;
     if let Some(report) = report {
         if report.changed {
-            rebuild(ctx, &report.path, &args.postmap)?;
+            edit::rebuild(ctx, &report.path, &args.postmap)?;
         }
     }
     Ok(exit::OK)
@@ -225,7 +165,7 @@ pub(crate) fn del(ctx: &Context<'_>, args: &MapDelArgs) -> Result<u8, Failure> {
         return Ok(exit::NOT_FOUND);
     }
     if let Some(report) = report {
-        rebuild(ctx, &report.path, &args.postmap)?;
+        edit::rebuild(ctx, &report.path, &args.postmap)?;
     }
     Ok(exit::OK)
 }

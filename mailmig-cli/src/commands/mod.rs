@@ -10,18 +10,22 @@ mod migrate;
 mod passwd;
 mod queue;
 
-use camino::Utf8Path;
+use camino::{Utf8Path, Utf8PathBuf};
+use mailmig_core::dovecot::{IdResolver, NumericIds, SystemIds};
+use mailmig_core::postfix::discover::{self, AliasMaps, DiscoverError};
+use mailmig_core::postfix::MapType;
 use mailmig_core::postfix::{self, ParseOptions, PostfixVersion, Table};
 use mailmig_core::process::SystemRunner;
 use mailmig_core::safe_fs::{self, SafeFsError};
 use mailmig_core::state::{StateDir, StateError};
 
 use crate::args::{
-    Cli, Command, GlobalArgs, HoldCommand, LoginCommand, MapCommand, PasswdCommand, QueueCommand,
-    YesNo,
+    Cli, Command, GlobalArgs, HoldCommand, HoldMapArgs, LoginCommand, MapCommand, PasswdCommand,
+    QueueCommand, YesNo,
 };
 use crate::exit;
-use crate::report::Failure;
+use crate::output;
+use crate::report::{warn_unparsed, Failure};
 
 pub(crate) fn run(cli: Cli) -> Result<u8, Failure> {
     let ctx = Context::new(&cli.global)?;
@@ -102,6 +106,80 @@ pub(crate) fn read_input(path: &Utf8Path) -> Result<Vec<u8>, Failure> {
         SafeFsError::Io { source, .. } => Failure::io(path.as_str(), &source),
         other => Failure::new(exit::NOINPUT, format!("error: {other}")),
     })
+}
+
+/// System user and group names (for uid/gid fields such as `vmail`).
+pub(crate) fn ids() -> Box<dyn IdResolver + Sync> {
+    match SystemIds::load() {
+        Ok(ids) => Box::new(ids),
+        Err(e) => {
+            output::stderr_line(&format!(
+                "warning: cannot read /etc/passwd or /etc/group ({e}); only numeric uid/gid fields are understood"
+            ));
+            Box::new(NumericIds)
+        }
+    }
+}
+
+/// The map given, or the first `check_recipient_access` file map of smtpd_recipient_restrictions,
+/// with its type (unknown when given).
+pub(crate) fn access_map(
+    ctx: &Context<'_>,
+    args: &HoldMapArgs,
+) -> Result<(Utf8PathBuf, Option<MapType>), Failure> {
+    if let Some(m) = &args.map {
+        return Ok((m.clone(), None));
+    }
+    let Some(dir) = &ctx.global.postfix_config else {
+        return Err(Failure::new(
+            exit::USAGE,
+            "error: no access map: give --map FILE or --postfix-config DIR",
+        ));
+    };
+    discover::access_map(&ctx.runner, dir)
+        .map(|(m, t)| (m, Some(t)))
+        .map_err(|e| discover_failure(&e))
+}
+
+/// The virtual alias maps (given, or `virtual_alias_maps` from --postfix-config), read; their
+/// unreadable entries and the records postmap skips are warned about on stderr.
+pub(crate) fn alias_maps(
+    ctx: &Context<'_>,
+    given: &[Utf8PathBuf],
+    recipient_delimiter: Option<&str>,
+) -> Result<AliasMaps, Failure> {
+    let maps = discover::alias_maps(
+        &ctx.runner,
+        ctx.global.postfix_config.as_deref(),
+        given,
+        recipient_delimiter,
+        &ctx.options,
+    )
+    .map_err(|e| discover_failure(&e))?;
+    for map in &maps.unreadable {
+        output::stderr_line(&format!(
+            "warning: virtual_alias_maps entry `{map}` is not a file mailmig can read; its aliases are not included"
+        ));
+    }
+    for (file, table) in maps.files.iter().zip(&maps.tables) {
+        warn_unparsed(file, table);
+    }
+    Ok(maps)
+}
+
+/// The exit code and message of an error reading Postfix's configuration.
+pub(crate) fn discover_failure(e: &DiscoverError) -> Failure {
+    let code = match e {
+        DiscoverError::Postconf(_) => exit::UNAVAILABLE,
+        DiscoverError::NoAliasMap => exit::USAGE,
+        DiscoverError::NoAccessMap => exit::DATAERR,
+        DiscoverError::Read { source, .. } => match source {
+            SafeFsError::Io { source, .. } => return Failure::io(&e.to_string(), source),
+            _ => exit::NOINPUT,
+        },
+        _ => exit::DATAERR,
+    };
+    Failure::new(code, format!("error: {e}"))
 }
 
 /// The exit code and message of a state-directory error.

@@ -1,12 +1,10 @@
 //! `mailmig passwd check|show`.
 
 use camino::Utf8Path;
-use mailmig_core::dovecot::{
-    IdResolver, LoadStatus, NumericIds, PasswdEditError, PasswdFile, PasswdOptions, SystemIds,
-};
+use mailmig_core::dovecot::{PasswdEditError, PasswdFile, PasswdOptions};
 use serde_json::{json, Map, Value};
 
-use super::edit;
+use super::{edit, ids};
 use crate::args::{PasswdCheckArgs, PasswdSetArgs, PasswdSetup, PasswdShowArgs, PasswdUnsetArgs};
 use crate::exit;
 use crate::output;
@@ -29,19 +27,6 @@ fn options(setup: &PasswdSetup) -> Result<PasswdOptions, Failure> {
         legacy_mail_field: legacy,
         lowercase_requests: !setup.keep_case,
     })
-}
-
-/// System user and group names (for uid/gid fields such as `vmail`).
-pub(crate) fn ids() -> Box<dyn IdResolver> {
-    match SystemIds::load() {
-        Ok(ids) => Box::new(ids),
-        Err(e) => {
-            output::stderr_line(&format!(
-                "warning: cannot read /etc/passwd or /etc/group ({e}); only numeric uid/gid fields are understood"
-            ));
-            Box::new(NumericIds)
-        }
-    }
 }
 
 fn read(path: &Utf8Path, options: &PasswdOptions) -> Result<PasswdFile, Failure> {
@@ -101,34 +86,7 @@ pub(crate) fn show(args: &PasswdShowArgs) -> Result<u8, Failure> {
     let ids = ids();
     let passwd = read(&args.file, &options)?;
     let Some(entry) = passwd.lookup(args.user.as_bytes(), ids.as_ref()) else {
-        let why = match passwd.request_key(args.user.as_bytes()) {
-            None => "the name has characters outside auth_username_chars".to_string(),
-            Some(key) => {
-                let loaded = passwd.load(ids.as_ref());
-                let lines: Vec<String> = passwd
-                    .records()
-                    .filter(|e| e.user() == key.as_slice())
-                    .map(|e| {
-                        let status = loaded
-                            .statuses()
-                            .iter()
-                            .find(|(i, _)| *i + 1 == e.line())
-                            .map(|(_, s)| s.clone());
-                        match status {
-                            Some(LoadStatus::Dropped { reason }) => {
-                                format!("line {} is dropped: {reason}", e.line())
-                            }
-                            _ => format!("line {}", e.line()),
-                        }
-                    })
-                    .collect();
-                if lines.is_empty() {
-                    format!("no line for `{}`", text(&key))
-                } else {
-                    lines.join("; ")
-                }
-            }
-        };
+        let why = passwd.explain_missing(args.user.as_bytes(), ids.as_ref());
         output::stderr_line(&format!(
             "{}: user `{}` has no record Dovecot would use ({why})",
             args.file, args.user

@@ -3,9 +3,9 @@
 use camino::Utf8PathBuf;
 use mailmig_core::hold::list_holds;
 use mailmig_core::postfix::postconf;
-use mailmig_core::queue::{self, QueueError};
+use mailmig_core::queue::{self, HeldStateError, QueueError};
 
-use super::hold::access_map;
+use super::access_map;
 use super::Context;
 use crate::args::{HoldMapArgs, QueueListArgs, QueueReleaseArgs, QueueUserArgs};
 use crate::exit;
@@ -31,42 +31,24 @@ fn failure(e: &QueueError) -> Failure {
     Failure::new(exit::UNAVAILABLE, format!("error: {e}"))
 }
 
-/// The state file of a user's held messages: `queue/USER.json`, the name validated.
-fn state_name(user: &str) -> Result<String, Failure> {
-    mailmig_core::migrate::validate_user(user)
-        .map_err(|e| Failure::new(exit::USAGE, format!("error: --user: {e}")))?;
-    Ok(format!("{user}.json"))
+fn state_failure(e: &HeldStateError) -> Failure {
+    match e {
+        HeldStateError::User(u) => Failure::new(exit::USAGE, format!("error: --user: {u}")),
+        HeldStateError::State(s) => super::state_failure(s),
+        _ => Failure::new(exit::DATAERR, format!("error: {e}")),
+    }
+}
+
+fn state_name(user: &str) -> Result<(), Failure> {
+    mailmig_core::migrate::validate_user(user).map_err(|e| state_failure(&HeldStateError::User(e)))
 }
 
 fn recorded(ctx: &Context<'_>, user: &str) -> Result<Vec<String>, Failure> {
-    let name = state_name(user)?;
-    let state = ctx.state()?;
-    match state
-        .read("queue", &name)
-        .map_err(|e| super::state_failure(&e))?
-    {
-        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            Failure::new(
-                exit::DATAERR,
-                format!("error: {}: {e}", state.file_path("queue", &name)),
-            )
-        }),
-        None => Ok(Vec::new()),
-    }
+    queue::recorded_holds(&ctx.state()?, user).map_err(|e| state_failure(&e))
 }
 
 fn record(ctx: &Context<'_>, user: &str, ids: &[String]) -> Result<(), Failure> {
-    let name = state_name(user)?;
-    let state = ctx.state()?;
-    if ids.is_empty() {
-        return state
-            .remove("queue", &name)
-            .map_err(|e| super::state_failure(&e));
-    }
-    let json = serde_json::to_vec_pretty(ids).unwrap_or_default();
-    state
-        .write("queue", &name, &json)
-        .map_err(|e| super::state_failure(&e))
+    queue::record_holds(&ctx.state()?, user, ids).map_err(|e| state_failure(&e))
 }
 
 pub(crate) fn list(ctx: &Context<'_>, args: &QueueListArgs) -> Result<u8, Failure> {

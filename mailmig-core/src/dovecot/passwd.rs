@@ -1040,6 +1040,37 @@ impl PasswdFile {
         })
     }
 
+    /// Why `name` has no record Dovecot would use, in words: characters outside
+    /// `auth_username_chars`, no line for it, or which of its lines are dropped and why.
+    pub fn explain_missing(&self, name: &[u8], ids: &dyn IdResolver) -> String {
+        let Some(key) = self.request_key(name) else {
+            return "the name has characters outside auth_username_chars".to_string();
+        };
+        let loaded = self.load(ids);
+        let lines: Vec<String> = self
+            .records()
+            .filter(|e| e.user() == key.as_slice())
+            .map(|e| {
+                let status = loaded
+                    .statuses()
+                    .iter()
+                    .find(|(i, _)| *i + 1 == e.line())
+                    .map(|(_, s)| s.clone());
+                match status {
+                    Some(LoadStatus::Dropped { reason }) => {
+                        format!("line {} is dropped: {reason}", e.line())
+                    }
+                    _ => format!("line {}", e.line()),
+                }
+            })
+            .collect();
+        if lines.is_empty() {
+            format!("no line for `{}`", String::from_utf8_lossy(&key))
+        } else {
+            lines.join("; ")
+        }
+    }
+
     /// The record Dovecot uses when `name` is requested (after lowercasing with `%Lu`), if any.
     pub fn lookup(&self, name: &[u8], ids: &dyn IdResolver) -> Option<PasswdEntry<'_>> {
         let key = self.request_key(name)?;

@@ -13,25 +13,130 @@ use std::io::{Read as _, Write as _};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 
-use super::{Plan, StepKind};
+use super::{Plan, RunOptions, StepKind};
 use crate::safe_fs::Dir;
 use crate::state::StateDir;
 
 /// The journal's file name inside the run directory.
 pub const FILE: &str = "journal.jsonl";
 
+/// The journal format this build writes. Format 1 (mailmig 0.1, untyped step data) is refused
+/// with a message saying so.
+pub const FORMAT: u32 = 2;
+
+fn format_1() -> u32 {
+    1
+}
+
 /// The first line of a journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunHeader {
+    /// The journal format ([`FORMAT`]); absent in format 1.
+    #[serde(default = "format_1")]
+    pub format: u32,
     /// The run's id (its directory name).
     pub run: String,
     /// When the run was created (RFC 3339, UTC).
     pub created: String,
     /// The plan as made at the start (user, locations, strategy, steps).
     pub plan: Plan,
-    /// Options the run needs to continue after a crash (lock method, reason, paths found by
-    /// the preflight...).
-    pub options: serde_json::Value,
+    /// What the run needs to continue after a crash (lock method, reason, paths found by the
+    /// preflight...).
+    pub options: RunOptions,
+}
+
+/// What a step records: pre-images in its `start` record, results in its `done` record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum StepData {
+    /// The preflight passed (`done`).
+    Checked {
+        /// The current location.
+        from: String,
+        /// The target.
+        to: String,
+    },
+    /// A copy ran (`done` of presync and final sync).
+    Copied {
+        /// How long it took.
+        ms: u64,
+    },
+    /// The hold's pre-image (`start`): the keys it adds or shares, those already held, when.
+    HoldPlanned {
+        /// Keys this run adds or shares (removed by its undo).
+        keys: Vec<String>,
+        /// Keys already held for the user before the run (kept).
+        already: Vec<String>,
+        /// Seconds since the epoch when the hold was written.
+        since_epoch: u64,
+    },
+    /// The hold is in place (`done`).
+    Held {
+        /// Addresses held.
+        addresses: usize,
+        /// Queued messages put on hold.
+        queued_held: usize,
+        /// Milliseconds into the run.
+        at_ms: u64,
+    },
+    /// Queued messages about to be put on hold (`start`, journaled before postsuper).
+    QueueIds {
+        /// The queue IDs.
+        queue_ids: Vec<String>,
+    },
+    /// Where the lock-out's record is (`start`).
+    LockOutRecord {
+        /// The state file.
+        state_file: Utf8PathBuf,
+    },
+    /// The location field before the switch (`start`).
+    PreviousLocation {
+        /// `userdb_mail` in the record before the switch.
+        previous: crate::login::FieldBefore,
+    },
+    /// The verification passed (`done`).
+    Verified {
+        /// Mailboxes compared.
+        mailboxes: usize,
+        /// Messages in the source.
+        messages: u64,
+        /// Messages in the target.
+        target_messages: u64,
+    },
+    /// The catch-up passed (`done`).
+    CaughtUp {
+        /// How many carry-over syncs ran.
+        carried_over_passes: u32,
+        /// Messages in the new location.
+        messages: u64,
+    },
+    /// The release is done (`done`).
+    Released {
+        /// Messages released.
+        released: usize,
+        /// Messages handed over to other runs.
+        kept_for_other_runs: usize,
+        /// Milliseconds into the run.
+        at_ms: u64,
+    },
+    /// The run's figures (`done` of the last step).
+    Finished(RunFigures),
+}
+
+/// How long a run took, and how long the user's mail was held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunFigures {
+    /// The whole run.
+    pub total_ms: u64,
+    /// Spent in doveadm.
+    pub doveadm_ms: u64,
+    /// From the hold to the release.
+    pub held_ms: Option<u64>,
+    /// The presync's copy.
+    pub presync_ms: Option<u64>,
+    /// The final sync.
+    pub final_sync_ms: Option<u64>,
 }
 
 /// What a record says.
@@ -85,8 +190,8 @@ pub struct Record {
     /// What happened.
     pub event: Event,
     /// Step data: pre-images at start, results when done.
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    pub data: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<StepData>,
     /// A message (failures, outcome details).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -97,7 +202,7 @@ pub struct Record {
 
 impl Record {
     /// A record for `step`, stamped now.
-    pub fn new(step: StepKind, event: Event, data: serde_json::Value) -> Self {
+    pub fn new(step: StepKind, event: Event, data: Option<StepData>) -> Self {
         Self {
             time: crate::transaction::utc_now_rfc3339(),
             step: Some(step),
@@ -135,6 +240,14 @@ pub enum JournalError {
     /// A run with this id exists already.
     #[error("run directory {0} exists already")]
     Exists(Utf8PathBuf),
+    /// A journal written in another format.
+    #[error("journal {path} is in format {format}; this mailmig reads format {FORMAT} (finish the run with the mailmig that started it)")]
+    Format {
+        /// The file.
+        path: Utf8PathBuf,
+        /// Its format.
+        format: u32,
+    },
     /// No journal for this run.
     #[error("no run {run} in {runs}")]
     NoRun {
@@ -298,6 +411,21 @@ pub fn parse(path: &Utf8Path, bytes: &[u8]) -> Result<(RunHeader, Vec<Record>, u
             reason: "no header (the run was interrupted while it was being created)".into(),
         });
     };
+    // The format first: an older journal is refused by what it is, not by a field it lacks.
+    #[derive(Deserialize)]
+    struct Format {
+        #[serde(default = "format_1")]
+        format: u32,
+    }
+    let format = serde_json::from_slice::<Format>(first)
+        .map_err(|e| corrupt(1, e))?
+        .format;
+    if format != FORMAT {
+        return Err(JournalError::Format {
+            path: path.to_owned(),
+            format,
+        });
+    }
     let header: RunHeader = serde_json::from_slice(first).map_err(|e| corrupt(1, e))?;
     let records = lines
         .map(|(i, l)| serde_json::from_slice(l).map_err(|e| corrupt(i + 1, e)))
@@ -354,12 +482,12 @@ impl RunState {
 }
 
 /// The data of the last record of `step` with `event`.
-pub fn data_of(records: &[Record], step: StepKind, event: Event) -> Option<&serde_json::Value> {
+pub fn data_of(records: &[Record], step: StepKind, event: Event) -> Option<&StepData> {
     records
         .iter()
         .rev()
         .find(|r| r.step == Some(step) && r.event == event)
-        .map(|r| &r.data)
+        .and_then(|r| r.data.as_ref())
 }
 
 #[cfg(test)]
@@ -369,6 +497,7 @@ mod tests {
 
     fn header() -> RunHeader {
         RunHeader {
+            format: FORMAT,
             run: "r1".into(),
             created: "2026-11-29T00:00:00Z".into(),
             plan: Plan {
@@ -379,7 +508,7 @@ mod tests {
                 warnings: vec![],
                 steps: vec![],
             },
-            options: serde_json::json!({"k": 1}),
+            options: crate::migrate::plan::tests_support::options(),
         }
     }
 
@@ -403,15 +532,15 @@ mod tests {
         j.append(&Record::new(
             StepKind::Hold,
             Event::Start,
-            serde_json::json!({"keys": ["a@x"]}),
+            Some(StepData::HoldPlanned {
+                keys: vec!["a@x".into()],
+                already: vec![],
+                since_epoch: 0,
+            }),
         ))
         .expect("append");
-        j.append(&Record::new(
-            StepKind::Hold,
-            Event::Done,
-            serde_json::Value::Null,
-        ))
-        .expect("append");
+        j.append(&Record::new(StepKind::Hold, Event::Done, None))
+            .expect("append");
         let path = j.path().to_owned();
         drop(j);
         // A torn record (the crash hit the write) is not part of the journal.
@@ -422,21 +551,17 @@ mod tests {
         assert_eq!(h, header());
         assert_eq!(records.len(), 2);
         let (mut j, _, _) = Journal::open(&state, "r1").expect("open");
-        j.append(&Record::new(
-            StepKind::LockOut,
-            Event::Start,
-            serde_json::Value::Null,
-        ))
-        .expect("append");
+        j.append(&Record::new(StepKind::LockOut, Event::Start, None))
+            .expect("append");
         let (_, records) = read(&state, "r1").expect("read");
         assert_eq!(records.len(), 3);
         let run_state = RunState::of(&records);
         assert_eq!(run_state.done, [StepKind::Hold]);
         assert_eq!(run_state.started, [StepKind::Hold, StepKind::LockOut]);
-        assert_eq!(
-            data_of(&records, StepKind::Hold, Event::Start).expect("data")["keys"][0],
-            "a@x"
-        );
+        assert!(matches!(
+            data_of(&records, StepKind::Hold, Event::Start),
+            Some(StepData::HoldPlanned { keys, .. }) if keys == &["a@x"]
+        ));
         // A corrupt line in the middle is an error, not ignored.
         let mut bytes = fs_err::read(&path).expect("read");
         bytes.splice(0..0, b"garbage\n".iter().copied());

@@ -1,16 +1,58 @@
-//! The migration of one user's mail to another storage format, as data: the validated inputs
-//! ([`Location`], [`validate_user`]), the [`Plan`] (typed steps with the argument vectors they
-//! run and the file edits they make), the durable [`journal`] a run writes, and the
-//! [`verify`] comparison of two mail locations.
+//! The migration of users' mail to another storage format, on a live server: discover the
+//! server, prepare (preflight and plan) each user, run with a reporter, get a typed outcome;
+//! resume, roll back and inspect runs the same way.
 //!
-//! The steps themselves are executed by `mailmig-cli` (they compose Postfix and Dovecot
-//! configuration discovery with the [`crate::hold`], [`crate::queue`] and [`crate::login`]
-//! building blocks); everything a run decides and records is defined here so that other tools
-//! can read a plan or a journal.
+//! ```no_run
+//! use mailmig_core::dovecot::SystemIds;
+//! use mailmig_core::migrate::{self, MigrationOptions, RunContext, Server, ServerConfig, Silent};
+//! use mailmig_core::process::SystemRunner;
+//! use mailmig_core::state::StateDir;
+//!
+//! let runner = SystemRunner;
+//! let config = ServerConfig {
+//!     dovecot_config: "/etc/dovecot/dovecot.conf".into(),
+//!     postfix_config: Some("/etc/postfix".into()),
+//!     parse: mailmig_core::postfix::parse_options_from_postconf(&runner, "/etc/postfix".into())?,
+//! };
+//! let server = Server::discover(&runner, config, MigrationOptions::default())?;
+//! let state = StateDir::open("/var/lib/mailmig".into())?;
+//! let ids = SystemIds::load()?;
+//! let users = ["alice@example.com".to_string()];
+//! let prepared = server.prepare(&runner, &state, &ids, &users, "mdbox:~/mdbox")?;
+//! let ctx = RunContext { runner: &runner, state: &state, ids: &ids, reporter: &Silent };
+//! for p in prepared {
+//!     let outcome = migrate::start(&ctx, p?, server.config.parse, None)?;
+//!     println!("{}", outcome.message());
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Inside: the validated inputs ([`Location`], [`validate_user`]), the [`Plan`] (typed steps
+//! with the argument vectors they run and the file edits they make), the durable [`journal`] a
+//! run writes (typed [`journal::StepData`]), the [`verify`] comparison of two mail locations,
+//! and the steps (forward and undo side by side) the engine runs through one
+//! [`crate::process::Runner`].
 
+pub mod argv;
+mod engine;
+mod error;
 pub mod journal;
+mod options;
+pub mod plan;
+mod report;
 pub mod runs;
+mod server;
+mod steps;
 pub mod verify;
+
+pub use engine::{
+    failpoint, resume, rollback, run_all, start, status, unfinished_runs, BatchResult, MapBatcher,
+    NeverStarted, RunContext, RunLabel, RunOutcome, RunStatus, TimedRunner, UnfinishedRuns,
+};
+pub use error::{MigrateError, Refusal, StepError};
+pub use options::{MigrationOptions, RunOptions};
+pub use report::{Event, EventKind, Reporter, Silent};
+pub use server::{HoldKeys, PreparedRun, Server, ServerConfig, UserFacts};
 
 use std::fmt;
 
@@ -174,6 +216,7 @@ fn char_name(c: char) -> String {
 
 /// Which procedure a run follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// Hold the user's mail at Postfix and lock logins out while the final sync, the

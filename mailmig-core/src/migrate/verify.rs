@@ -138,46 +138,152 @@ pub enum Expect {
     Contains,
 }
 
-/// What differs, one line per finding (empty: as expected).
-pub fn compare(source: &MailState, target: &MailState, expect: Expect) -> Vec<String> {
+/// One difference between two locations.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "finding", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Finding {
+    /// A mailbox of the source is not in the target.
+    MissingMailbox {
+        /// The mailbox.
+        mailbox: String,
+    },
+    /// A mailbox exists only in the target.
+    ExtraMailbox {
+        /// The mailbox.
+        mailbox: String,
+    },
+    /// The UIDVALIDITY differs.
+    Uidvalidity {
+        /// The mailbox.
+        mailbox: String,
+        /// In the source.
+        source: u64,
+        /// In the target.
+        target: u64,
+    },
+    /// Messages of the source are not in the target.
+    MissingMessages {
+        /// The mailbox.
+        mailbox: String,
+        /// How many.
+        count: usize,
+        /// The first one's GUID.
+        first: String,
+    },
+    /// The target has messages the source lacks.
+    ExtraMessages {
+        /// The mailbox.
+        mailbox: String,
+        /// How many.
+        count: usize,
+    },
+    /// Message count, UIDNEXT or mailbox GUID differ.
+    Counters {
+        /// The mailbox.
+        mailbox: String,
+        /// In the source.
+        source: Counters,
+        /// In the target.
+        target: Counters,
+    },
+}
+
+/// A mailbox's message count, UIDNEXT and GUID.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Counters {
+    /// Number of messages.
+    pub messages: u64,
+    /// UIDNEXT.
+    pub uidnext: u64,
+    /// The mailbox GUID.
+    pub guid: String,
+}
+
+impl Counters {
+    fn of(m: &MailboxState) -> Self {
+        Self {
+            messages: m.messages,
+            uidnext: m.uidnext,
+            guid: m.guid.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::MissingMailbox { mailbox } => {
+                write!(f, "mailbox `{mailbox}` is missing in the target")
+            }
+            Self::ExtraMailbox { mailbox } => write!(f, "mailbox `{mailbox}` exists only in the target"),
+            Self::Uidvalidity { mailbox, source, target } => write!(
+                f,
+                "mailbox `{mailbox}`: UIDVALIDITY {source} in the source, {target} in the target"
+            ),
+            Self::MissingMessages { mailbox, count, first } => write!(
+                f,
+                "mailbox `{mailbox}`: {count} message(s) of the source missing in the target (first: {first})"
+            ),
+            Self::ExtraMessages { mailbox, count } => write!(
+                f,
+                "mailbox `{mailbox}`: {count} message(s) in the target that the source lacks"
+            ),
+            Self::Counters { mailbox, source, target } => write!(
+                f,
+                "mailbox `{mailbox}`: messages/uidnext/guid {}/{}/{} in the source, {}/{}/{} in the target",
+                source.messages, source.uidnext, source.guid, target.messages, target.uidnext, target.guid
+            ),
+        }
+    }
+}
+
+/// What differs (empty: as expected).
+pub fn compare(source: &MailState, target: &MailState, expect: Expect) -> Vec<Finding> {
     let mut out = Vec::new();
     for (name, s) in source {
+        let mailbox = name.clone();
         let Some(t) = target.get(name) else {
-            out.push(format!("mailbox `{name}` is missing in the target"));
+            out.push(Finding::MissingMailbox { mailbox });
             continue;
         };
         if s.uidvalidity != t.uidvalidity {
-            out.push(format!(
-                "mailbox `{name}`: UIDVALIDITY {} in the source, {} in the target",
-                s.uidvalidity, t.uidvalidity
-            ));
+            out.push(Finding::Uidvalidity {
+                mailbox: mailbox.clone(),
+                source: s.uidvalidity,
+                target: t.uidvalidity,
+            });
         }
         let missing: Vec<&String> = s.message_guids.difference(&t.message_guids).collect();
-        if !missing.is_empty() {
-            out.push(format!(
-                "mailbox `{name}`: {} message(s) of the source missing in the target (first: {})",
-                missing.len(),
-                missing[0]
-            ));
+        if let Some(first) = missing.first() {
+            out.push(Finding::MissingMessages {
+                mailbox: mailbox.clone(),
+                count: missing.len(),
+                first: (*first).clone(),
+            });
         }
         if expect == Expect::Equal {
             if s.messages != t.messages || s.uidnext != t.uidnext || s.guid != t.guid {
-                out.push(format!(
-                    "mailbox `{name}`: messages/uidnext/guid {}/{}/{} in the source, {}/{}/{} in the target",
-                    s.messages, s.uidnext, s.guid, t.messages, t.uidnext, t.guid
-                ));
+                out.push(Finding::Counters {
+                    mailbox: mailbox.clone(),
+                    source: Counters::of(s),
+                    target: Counters::of(t),
+                });
             }
             let extra = t.message_guids.difference(&s.message_guids).count();
             if extra > 0 {
-                out.push(format!(
-                    "mailbox `{name}`: {extra} message(s) in the target that the source lacks"
-                ));
+                out.push(Finding::ExtraMessages {
+                    mailbox,
+                    count: extra,
+                });
             }
         }
     }
     if expect == Expect::Equal {
         for name in target.keys().filter(|n| !source.contains_key(*n)) {
-            out.push(format!("mailbox `{name}` exists only in the target"));
+            out.push(Finding::ExtraMailbox {
+                mailbox: name.clone(),
+            });
         }
     }
     out

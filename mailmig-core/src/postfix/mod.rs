@@ -19,6 +19,7 @@
 mod access;
 mod address;
 mod diag;
+pub mod discover;
 pub use access::{AccessAction, AccessRule};
 pub use address::{canonicalize, parse_address_list, quote_local, Address, AddressList};
 mod fold;

@@ -8,7 +8,8 @@ use camino::Utf8Path;
 use crate::process::{Argv, RunError, Runner};
 
 /// A Postfix lookup-table type whose source file mailmig edits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum MapType {
     /// `hash:` (Berkeley DB, `FILE.db`).

@@ -1,0 +1,496 @@
+//! `mailmig plan|migrate|resume|rollback|status`: flags into `mailmig_core::migrate` calls,
+//! its events and outcomes into text, JSON lines or a progress bar, and exit codes.
+
+use std::io::IsTerminal as _;
+use std::sync::Mutex;
+
+use mailmig_core::migrate::runs::RunsError;
+use mailmig_core::migrate::{
+    self, Event, EventKind, MigrateError, MigrationOptions as CoreOptions, Refusal, Reporter,
+    RunContext, RunOutcome, Server, ServerConfig, StepKind,
+};
+use mailmig_core::state::StateDir;
+
+use super::Context;
+use crate::args::{MigrateArgs, MigrationOptions, PlanArgs, RunArgs, StatusArgs};
+use crate::exit;
+use crate::output;
+use crate::report::Failure;
+
+/// The exit code of an error that kept a run from starting.
+fn code_of(e: &MigrateError) -> u8 {
+    match e {
+        MigrateError::Missing(_) => exit::USAGE,
+        MigrateError::UnknownUser { .. } | MigrateError::NoRecord { .. } => exit::NOUSER,
+        MigrateError::Unfinished { .. } => exit::TEMPFAIL,
+        MigrateError::Runs(RunsError::Busy { .. }) => exit::TEMPFAIL,
+        MigrateError::Command(_) | MigrateError::Postfix(_) => exit::UNAVAILABLE,
+        MigrateError::State(s) | MigrateError::Runs(RunsError::State(s)) => {
+            super::state_failure(s).code
+        }
+        MigrateError::Journal(migrate::journal::JournalError::NoRun { .. }) => exit::NOINPUT,
+        MigrateError::Read { .. } => exit::NOINPUT,
+        MigrateError::Journal(_) => exit::CANTCREAT,
+        _ => exit::DATAERR,
+    }
+}
+
+fn failure(e: &MigrateError) -> Failure {
+    Failure::new(code_of(e), format!("error: {e}"))
+}
+
+/// The exit code of a run's outcome.
+fn code_of_outcome(o: &RunOutcome) -> u8 {
+    match o {
+        RunOutcome::RolledBack {
+            after_failure: true,
+            ..
+        } => exit::TEMPFAIL,
+        RunOutcome::NeedsAdmin { .. } => exit::SOFTWARE,
+        _ => exit::OK,
+    }
+}
+
+/// Discover the server for a migration with these options.
+fn server(ctx: &Context<'_>, opts: &MigrationOptions) -> Result<Server, Failure> {
+    let dovecot_config = ctx.global.dovecot_config.clone().ok_or_else(|| {
+        Failure::new(
+            exit::USAGE,
+            "error: a migration talks to the running Dovecot: give --dovecot-config FILE",
+        )
+    })?;
+    let config = ServerConfig {
+        dovecot_config,
+        postfix_config: ctx.global.postfix_config.clone(),
+        parse: ctx.options,
+    };
+    let options = CoreOptions {
+        strategy: opts.strategy,
+        presync: !opts.no_presync,
+        lock: opts.lock,
+        hold_action: opts.hold_action,
+        reason: opts.reason.clone(),
+        max_hold: opts.max_hold,
+    };
+    let server = Server::discover(&ctx.runner, config, options).map_err(|e| failure(&e))?;
+    if let Some(aliases) = &server.aliases {
+        for map in &aliases.unreadable {
+            output::stderr_line(&format!("warning: virtual_alias_maps entry `{map}` is not a file mailmig can read; its aliases are not included"));
+        }
+        for (file, table) in aliases.files.iter().zip(&aliases.tables) {
+            super::warn_unparsed(file, table);
+        }
+    }
+    Ok(server)
+}
+
+pub(crate) fn plan(ctx: &Context<'_>, args: &PlanArgs) -> Result<u8, Failure> {
+    let server = server(ctx, &args.options)?;
+    let state = ctx.state()?;
+    let ids = super::ids();
+    let mut prepared = server
+        .prepare(
+            &ctx.runner,
+            &state,
+            ids.as_ref(),
+            std::slice::from_ref(&args.user),
+            &args.options.to,
+        )
+        .map_err(|e| failure(&e))?;
+    let p = prepared
+        .pop()
+        .ok_or_else(|| Failure::new(exit::SOFTWARE, "error: nothing prepared"))?
+        .map_err(|e| failure(&e))?;
+    show_plan(&p.plan, args.options.json)?;
+    Ok(exit::OK)
+}
+
+fn show_plan(plan: &migrate::Plan, json: bool) -> Result<(), Failure> {
+    if json {
+        let text = serde_json::to_string_pretty(plan)
+            .map_err(|e| Failure::new(exit::IOERR, e.to_string()))?;
+        output::stdout(format!("{text}\n").as_bytes())
+    } else {
+        output::stdout(plan.render().as_bytes())
+    }
+}
+
+fn users_of(args: &MigrateArgs) -> Result<Vec<String>, Failure> {
+    let users: Vec<String> = match (&args.users_from, &args.user) {
+        (Some(file), _) => String::from_utf8_lossy(&super::read_input(file)?)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect(),
+        (None, Some(u)) => vec![u.clone()],
+        (None, None) => {
+            return Err(Failure::new(
+                exit::USAGE,
+                "error: give USER or --users-from FILE",
+            ))
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = users.iter().find(|u| !seen.insert(u.to_ascii_lowercase())) {
+        return Err(failure(&Refusal::Duplicate(dup.clone()).into()));
+    }
+    Ok(users)
+}
+
+pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failure> {
+    let users = users_of(args)?;
+    let server = server(ctx, &args.options)?;
+    let state = ctx.state()?;
+    let ids = super::ids();
+    let prepared = server
+        .prepare(&ctx.runner, &state, ids.as_ref(), &users, &args.options.to)
+        .map_err(|e| failure(&e))?;
+    if args.dry_run {
+        let mut code = exit::OK;
+        for p in prepared {
+            match p {
+                Ok(p) => show_plan(&p.plan, args.options.json)?,
+                Err(e) => {
+                    output::stderr_line(&format!("error: {e}"));
+                    code = code.max(code_of(&e));
+                }
+            }
+        }
+        return Ok(code);
+    }
+    let reporter = reporter(args.options.json, users.len());
+    let mut endings = Vec::new();
+    let mut ready = Vec::new();
+    for (user, p) in users.iter().zip(prepared) {
+        match p {
+            Ok(p) => ready.push(p),
+            Err(e) => {
+                reporter.event(&Event {
+                    user,
+                    run: "",
+                    kind: EventKind::Refused(&e),
+                });
+                endings.push(Ending::of_error(&e));
+            }
+        }
+    }
+    let run_ctx = RunContext {
+        runner: &ctx.runner,
+        state: &state,
+        ids: ids.as_ref(),
+        reporter: reporter.as_ref(),
+    };
+    for r in migrate::run_all(&run_ctx, ready, server.config.parse, usize::from(args.jobs)) {
+        endings.push(match r.outcome {
+            Ok(o) => Ending::of(&o),
+            Err(e) => Ending::of_error(&e),
+        });
+    }
+    finish(&endings, args.options.json)
+}
+
+/// How one run ended, for printing.
+struct Ending {
+    code: u8,
+    message: String,
+}
+
+impl Ending {
+    fn of(o: &RunOutcome) -> Self {
+        Self {
+            code: code_of_outcome(o),
+            message: o.message(),
+        }
+    }
+
+    fn of_error(e: &MigrateError) -> Self {
+        Self {
+            code: code_of(e),
+            message: format!("error: {e}"),
+        }
+    }
+}
+
+/// Print each run's ending; the exit code is the most serious one (70 > 75 > others > 0).
+fn finish(endings: &[Ending], json: bool) -> Result<u8, Failure> {
+    let rank = |c: u8| match c {
+        exit::SOFTWARE => 4,
+        exit::TEMPFAIL => 3,
+        0 => 0,
+        _ => 2,
+    };
+    let mut code = exit::OK;
+    for e in endings {
+        if !json {
+            if e.code == exit::OK {
+                output::stdout(format!("{}\n", e.message).as_bytes())?;
+            } else {
+                output::stderr_line(&e.message);
+            }
+        }
+        if rank(e.code) > rank(code) {
+            code = e.code;
+        }
+    }
+    Ok(code)
+}
+
+fn continue_runs(ctx: &Context<'_>, args: &RunArgs, rollback: bool) -> Result<u8, Failure> {
+    let Some(state) =
+        StateDir::open_existing(&ctx.global.state_dir).map_err(|e| super::state_failure(&e))?
+    else {
+        output::stderr_line("no unfinished runs");
+        return Ok(exit::OK);
+    };
+    let selected = match &args.run {
+        Some(r) => {
+            if mailmig_core::state::file_name(r).is_err() {
+                return Err(Failure::new(
+                    exit::USAGE,
+                    format!("error: `{r}` is not a run id"),
+                ));
+            }
+            vec![r.clone()]
+        }
+        None => {
+            let u = migrate::unfinished_runs(&state).map_err(|e| failure(&e))?;
+            for n in &u.never_started {
+                output::stderr_line(&format!(
+                    "run {} of {} never started (interrupted before its journal was written); cleared",
+                    n.run, n.user
+                ));
+            }
+            u.runs
+        }
+    };
+    if selected.is_empty() {
+        output::stderr_line("no unfinished runs");
+        return Ok(exit::OK);
+    }
+    let reporter = reporter(args.json, selected.len());
+    let ids = super::ids();
+    let run_ctx = RunContext {
+        runner: &ctx.runner,
+        state: &state,
+        ids: ids.as_ref(),
+        reporter: reporter.as_ref(),
+    };
+    let endings: Vec<Ending> = selected
+        .iter()
+        .map(|r| {
+            let outcome = if rollback {
+                migrate::rollback(&run_ctx, r)
+            } else {
+                migrate::resume(&run_ctx, r)
+            };
+            match outcome {
+                Ok(o) => Ending::of(&o),
+                Err(e) => Ending::of_error(&e),
+            }
+        })
+        .collect();
+    finish(&endings, args.json)
+}
+
+pub(crate) fn resume(ctx: &Context<'_>, args: &RunArgs) -> Result<u8, Failure> {
+    continue_runs(ctx, args, false)
+}
+
+pub(crate) fn rollback(ctx: &Context<'_>, args: &RunArgs) -> Result<u8, Failure> {
+    continue_runs(ctx, args, true)
+}
+
+pub(crate) fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<u8, Failure> {
+    let runs_dir = ctx.global.state_dir.join(migrate::journal::RUNS);
+    let Some(state) =
+        StateDir::open_existing(&ctx.global.state_dir).map_err(|e| super::state_failure(&e))?
+    else {
+        if let Some(r) = &args.run {
+            return Err(Failure::new(
+                exit::NOINPUT,
+                format!("error: no run {r} in {runs_dir}"),
+            ));
+        }
+        let text = if args.json {
+            "[]\n".to_string()
+        } else {
+            format!("no runs in {runs_dir}\n")
+        };
+        output::stdout(text.as_bytes())?;
+        return Ok(exit::OK);
+    };
+    let mut rows = Vec::new();
+    for r in migrate::status(&state, args.run.as_deref()).map_err(|e| failure(&e))? {
+        match r {
+            Ok(s) => rows.push(s),
+            Err(e) => output::stderr_line(&format!("warning: {e}")),
+        }
+    }
+    let code = if rows.iter().any(|r| {
+        matches!(
+            r.state,
+            migrate::RunLabel::NeedsAdmin | migrate::RunLabel::Interrupted
+        )
+    }) {
+        exit::NOT_FOUND
+    } else {
+        exit::OK
+    };
+    if args.json {
+        let text = serde_json::to_string_pretty(&rows)
+            .map_err(|e| Failure::new(exit::IOERR, e.to_string()))?;
+        output::stdout(format!("{text}\n").as_bytes())?;
+        return Ok(code);
+    }
+    let mut out = String::new();
+    for r in &rows {
+        let label = serde_json::to_value(r.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{}\t{}\t{} -> {}\t{label}\tlast step done: {}{}\n",
+            r.run,
+            r.user,
+            r.from,
+            r.to,
+            r.last_step_done.map_or("-".to_string(), |s| s.to_string()),
+            r.message
+                .as_deref()
+                .map(|m| format!("\t{m}"))
+                .unwrap_or_default()
+        ));
+    }
+    if rows.is_empty() {
+        out.push_str(&format!("no runs in {runs_dir}\n"));
+    }
+    output::stdout(out.as_bytes())?;
+    Ok(code)
+}
+
+// ---------------------------------------------------------------------- reporters
+
+/// The event's name and detail, as the text and JSON outputs show them.
+fn describe(kind: &EventKind<'_>) -> (&'static str, Option<StepKind>, serde_json::Value) {
+    use serde_json::{json, Value};
+    let findings = |f: &[migrate::verify::Finding]| {
+        Value::String(
+            f.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    };
+    match kind {
+        EventKind::Started(s) => ("start", Some(*s), Value::Null),
+        EventKind::Done(s, data) => (
+            "done",
+            Some(*s),
+            data.and_then(|d| serde_json::to_value(d).ok())
+                .unwrap_or(Value::Null),
+        ),
+        EventKind::Failed(s, e) => ("failed", Some(*s), Value::String(e.to_string())),
+        EventKind::Retry(s, f) => ("retry", Some(*s), findings(f)),
+        EventKind::CarryOver(s, f) => ("carry-over", Some(*s), findings(f)),
+        EventKind::Warning(s, m) => ("warning", *s, Value::String((*m).to_string())),
+        EventKind::Undone(s) => ("undone", Some(*s), Value::Null),
+        EventKind::MovedAside(s, p) => ("moved-aside", Some(*s), Value::String(p.to_string())),
+        EventKind::Completing => (
+            "completing",
+            None,
+            Value::String(
+                "the release had started: completing the migration instead of rolling back".into(),
+            ),
+        ),
+        EventKind::Migrated(m, _) => ("migrated", None, Value::String((*m).to_string())),
+        EventKind::RolledBack(m) => ("rolled-back", None, Value::String((*m).to_string())),
+        EventKind::NeedsAdmin(m) => ("needs-admin", None, Value::String((*m).to_string())),
+        EventKind::Refused(e) => ("refused", None, Value::String(format!("error: {e}"))),
+        EventKind::MapEdits {
+            edits,
+            transactions,
+        } => (
+            "map-edits",
+            None,
+            json!({ "edits": edits, "transactions": transactions }),
+        ),
+        _ => ("event", None, Value::Null),
+    }
+}
+
+struct TextReporter;
+
+impl Reporter for TextReporter {
+    fn event(&self, event: &Event<'_>) {
+        let (what, step, detail) = describe(&event.kind);
+        // The run's ending is printed once, at the end.
+        if matches!(what, "migrated" | "rolled-back" | "refused") || step == Some(StepKind::Done) {
+            return;
+        }
+        let step = step.map(|s| format!(" {s}")).unwrap_or_default();
+        let detail = match detail {
+            serde_json::Value::Null => String::new(),
+            serde_json::Value::String(s) => format!(": {s}"),
+            v => format!(": {v}"),
+        };
+        output::stderr_line(&format!("{}:{step} {what}{detail}", event.user));
+    }
+}
+
+struct JsonReporter(Mutex<()>);
+
+impl Reporter for JsonReporter {
+    fn event(&self, event: &Event<'_>) {
+        let (what, step, detail) = describe(&event.kind);
+        let line = serde_json::json!({
+            "time": mailmig_core::transaction::utc_now_rfc3339(),
+            "user": event.user,
+            "run": event.run,
+            "step": step,
+            "event": what,
+            "detail": detail,
+        });
+        let _guard = self.0.lock();
+        let _ = output::stdout(format!("{line}\n").as_bytes());
+    }
+}
+
+struct ProgressReporter(indicatif::ProgressBar);
+
+impl Reporter for ProgressReporter {
+    fn event(&self, event: &Event<'_>) {
+        let (what, step, detail) = describe(&event.kind);
+        let detail = detail.as_str().map(str::to_string).unwrap_or_default();
+        match what {
+            "migrated" | "rolled-back" | "needs-admin" | "refused" => {
+                self.0.inc(1);
+                if what != "migrated" {
+                    self.0.println(format!("{}: {what}: {detail}", event.user));
+                }
+            }
+            "failed" | "warning" => self.0.println(format!("{}: {what}: {detail}", event.user)),
+            _ => {}
+        }
+        if let Some(s) = step {
+            self.0.set_message(format!("{}: {s} {what}", event.user));
+        }
+    }
+}
+
+fn reporter(json: bool, total: usize) -> Box<dyn Reporter> {
+    if json {
+        Box::new(JsonReporter(Mutex::new(())))
+    } else if total > 1 && std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(total as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} users  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Box::new(ProgressReporter(bar))
+    } else {
+        Box::new(TextReporter)
+    }
+}

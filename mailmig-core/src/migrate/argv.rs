@@ -1,0 +1,70 @@
+//! The commands a run sends to Dovecot: built here only, so that the plan shows exactly what
+//! the engine runs.
+
+use camino::Utf8Path;
+
+use super::verify::STATUS_FIELDS;
+use crate::process::Argv;
+
+/// `doveadm sync|backup -l SECONDS`: the per-user dsync lock, so that a sync left running by a
+/// killed run and the resumed run's sync never work on one user at once.
+pub const DSYNC_LOCK: &str = "30";
+
+/// `doveadm -c CONFIG ARGS...`.
+pub fn doveadm(config: &Utf8Path, args: &[&str]) -> Argv {
+    let mut v = vec!["doveadm", "-c", config.as_str()];
+    v.extend_from_slice(args);
+    Argv::new(v)
+}
+
+/// `doveadm sync|backup [FLAGS] -l 30 -u USER DEST` (`verb` is `["backup"]`, `["sync"]` or
+/// `["sync", "-1", "-R"]`).
+pub fn dsync(config: &Utf8Path, verb: &[&str], user: &str, dest: &str) -> Argv {
+    let mut args = verb.to_vec();
+    args.extend(["-l", DSYNC_LOCK, "-u", user, dest]);
+    doveadm(config, &args)
+}
+
+/// `doveadm -o mail_location=LOCATION -f tab mailbox status -u USER FIELDS '*'`.
+pub fn mailbox_status(config: &Utf8Path, user: &str, location: &str) -> Argv {
+    let loc = format!("mail_location={location}");
+    doveadm(
+        config,
+        &[
+            "-o",
+            &loc,
+            "-f",
+            "tab",
+            "mailbox",
+            "status",
+            "-u",
+            user,
+            STATUS_FIELDS,
+            "*",
+        ],
+    )
+}
+
+/// `doveadm -o mail_location=LOCATION -f tab fetch -u USER 'mailbox guid' ALL`.
+pub fn message_guids(config: &Utf8Path, user: &str, location: &str) -> Argv {
+    let loc = format!("mail_location={location}");
+    doveadm(
+        config,
+        &[
+            "-o",
+            &loc,
+            "-f",
+            "tab",
+            "fetch",
+            "-u",
+            user,
+            "mailbox guid",
+            "ALL",
+        ],
+    )
+}
+
+/// `doveadm user -f FIELD USER`.
+pub fn user_field(config: &Utf8Path, user: &str, field: &str) -> Argv {
+    doveadm(config, &["user", "-f", field, user])
+}

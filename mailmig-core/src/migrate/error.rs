@@ -1,0 +1,325 @@
+//! What can go wrong before and during a migration, as data: the CLI maps these to exit codes,
+//! an embedder matches on them.
+
+use camino::Utf8PathBuf;
+
+use super::journal::JournalError;
+use super::runs::RunsError;
+use super::verify::Finding;
+use super::{InputError, StepKind};
+use crate::dovecot::PasswdEditError;
+use crate::hold::HoldError;
+use crate::login::LoginError;
+use crate::postfix::discover::DiscoverError;
+use crate::postfix::TableEditError;
+use crate::process::RunError;
+use crate::queue::QueueError;
+use crate::safe_fs::SafeFsError;
+use crate::state::StateError;
+use crate::transaction::TransactionError;
+
+/// Why a migration cannot be planned or started. Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MigrateError {
+    /// Something the migration needs was not given (the Dovecot or Postfix configuration).
+    #[error("{0}")]
+    Missing(&'static str),
+    /// The preflight refused: the message names the setting and what to change.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// Dovecot's userdb does not know the user.
+    #[error("{user}: Dovecot's userdb does not know this user")]
+    UnknownUser {
+        /// The user.
+        user: String,
+    },
+    /// The passwd-file has no record for the user.
+    #[error("{user} has no record in {passwd_file}; mailmig switches the mail location there")]
+    NoRecord {
+        /// The user.
+        user: String,
+        /// The passwd-file.
+        passwd_file: Utf8PathBuf,
+    },
+    /// The user has an unfinished run.
+    #[error("{user} has an unfinished run {run}: `mailmig resume {run}` or `mailmig rollback {run}` first")]
+    Unfinished {
+        /// The user.
+        user: String,
+        /// The run.
+        run: String,
+    },
+    /// The run finished: a finished migration is not undone.
+    #[error("run {run} finished: {user} is on {to}; mailmig does not undo a finished migration (migrate back instead)")]
+    Finished {
+        /// The run.
+        run: String,
+        /// The user.
+        user: String,
+        /// Where the user is now.
+        to: String,
+    },
+    /// A user name, location or run id cannot be used.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Reading Postfix's configuration failed.
+    #[error(transparent)]
+    Postfix(#[from] DiscoverError),
+    /// A command (doveconf, doveadm, postconf) failed.
+    #[error(transparent)]
+    Command(#[from] RunError),
+    /// An input file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: Utf8PathBuf,
+        /// Why.
+        #[source]
+        source: SafeFsError,
+    },
+    /// The state directory refused.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Run bookkeeping failed (another process works on the user, ...).
+    #[error(transparent)]
+    Runs(#[from] RunsError),
+    /// A journal cannot be read or written.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// A planned edit of the passwd-file is refused.
+    #[error("{passwd_file}: {source}")]
+    Edit {
+        /// The passwd-file.
+        passwd_file: Utf8PathBuf,
+        /// Why.
+        #[source]
+        source: PasswdEditError,
+    },
+    /// A planned hold is refused.
+    #[error(transparent)]
+    Hold(#[from] HoldError),
+    /// The lock-out records cannot be read.
+    #[error(transparent)]
+    Login(#[from] LoginError),
+}
+
+/// What the preflight refuses, each with the facts that make it unsafe.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// No passwd-file passdb/userdb.
+    #[error("this Dovecot has no passwd-file passdb/userdb: mailmig switches the mail location in a passwd-file")]
+    NoPasswdFile,
+    /// Several passwd-files.
+    #[error("this Dovecot has several passwd-files; mailmig supports one (the user's record is edited there)")]
+    SeveralPasswdFiles,
+    /// The reason text cannot be stored.
+    #[error("--reason `{0}`: `]`, `%` and control characters cannot be stored")]
+    BadReason(String),
+    /// A HOLD in the access map would not hold all SMTP mail.
+    #[error("a HOLD in {map} would not hold all SMTP mail; fix the configuration first (see `mailmig hold check`):\n{}", problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    HoldNotCovering {
+        /// The access map.
+        map: Utf8PathBuf,
+        /// What misses it.
+        problems: Vec<String>,
+    },
+    /// `userdb static` without `allow_all_users=yes` with the allow_nets lock-out.
+    #[error("this Dovecot has `userdb static` without `allow_all_users=yes`: LMTP checks the passdb, so the allow_nets= lock-out would bounce the user's mail; use --lock nologin")]
+    LmtpChecksPassdb,
+    /// The user was locked out by hand.
+    #[error("{user} is locked out by `mailmig login disable` ({state_file}); `mailmig login enable {user}` first (a migration restores the logins it finds)")]
+    LockedOut {
+        /// The user.
+        user: String,
+        /// The lock-out record.
+        state_file: Utf8PathBuf,
+    },
+    /// The current location cannot be migrated.
+    #[error("{user}'s current mail location cannot be migrated by mailmig: {reason}")]
+    BadSource {
+        /// The user.
+        user: String,
+        /// Why.
+        reason: InputError,
+    },
+    /// `~` without a home.
+    #[error("{user} has no absolute home directory, so `~` in a mail location has no meaning")]
+    NoHome {
+        /// The user.
+        user: String,
+    },
+    /// Already there.
+    #[error("{user} is already at {to}")]
+    AlreadyAt {
+        /// The user.
+        user: String,
+        /// The location.
+        to: String,
+    },
+    /// A namespace without separator between formats with different defaults.
+    #[error("a namespace has no explicit hierarchy separator: {from} and {to} default to different ones, and dsync refuses to convert between them (exit 78). Set `separator` in every namespace {{}} block first")]
+    NoSeparator {
+        /// Source format.
+        from: String,
+        /// Target format.
+        to: String,
+    },
+    /// Maildir++ quota with another format.
+    #[error("the Maildir++ quota backend (quota = maildir) works only with Maildir, not {format}; switch to the count or dict backend first")]
+    MaildirQuota {
+        /// The target format.
+        format: String,
+    },
+    /// The target holds something.
+    #[error("the target {target} exists and is not empty; mailmig never overwrites mail (move it away first)")]
+    TargetNotEmpty {
+        /// The target path.
+        target: String,
+    },
+    /// The target exists and is not a directory.
+    #[error("the target {target} exists; mailmig never overwrites mail (move it away first)")]
+    TargetExists {
+        /// The target path.
+        target: String,
+    },
+    /// The record uses the legacy 8th field.
+    #[error("{passwd_file}: {user}'s record sets the mail location in the legacy 8th field; move it to userdb_mail= first")]
+    LegacyMailField {
+        /// The passwd-file.
+        passwd_file: Utf8PathBuf,
+        /// The user.
+        user: String,
+    },
+    /// The access map has other rules for the user's addresses.
+    #[error("{map} already has other rules for addresses of {user} (postmap keeps the first entry, so a HOLD cannot be added): {}", conflicts.join("; "))]
+    HoldConflicts {
+        /// The access map.
+        map: Utf8PathBuf,
+        /// The user.
+        user: String,
+        /// `line N: `key value`` for each.
+        conflicts: Vec<String>,
+    },
+    /// A user listed twice.
+    #[error("{0} is listed twice")]
+    Duplicate(String),
+}
+
+/// Why a step (or its undo) failed; the run then rolls back or needs the admin.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StepError {
+    /// A command could not run, failed or timed out.
+    #[error(transparent)]
+    Command(#[from] RunError),
+    /// doveadm failed (or printed errors with exit 0).
+    #[error("`{argv}` failed ({status}){}", if stderr.is_empty() { String::new() } else { format!(": {stderr}") })]
+    Doveadm {
+        /// The command.
+        argv: String,
+        /// `exit N` or `killed by a signal`.
+        status: String,
+        /// Its standard error, trimmed.
+        stderr: String,
+    },
+    /// A file edit failed.
+    #[error(transparent)]
+    Transaction(#[from] TransactionError),
+    /// A lock-out or its undo failed.
+    #[error(transparent)]
+    Login(#[from] LoginError),
+    /// Holding or releasing queued mail failed.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// A hold line could not be written.
+    #[error(transparent)]
+    Hold(#[from] HoldError),
+    /// An access-map edit was refused.
+    #[error(transparent)]
+    Table(#[from] TableEditError),
+    /// A passwd-file edit was refused.
+    #[error(transparent)]
+    Edit(#[from] PasswdEditError),
+    /// The access map has other rules for the user's addresses now.
+    #[error("the access map has other rules for: {}", .0.join("; "))]
+    HoldConflicts(Vec<String>),
+    /// The verification found differences after every retry.
+    #[error("old and new location differ: {}", join(.0))]
+    Differs(Vec<Finding>),
+    /// Mail in the old location could not be carried over.
+    #[error("mail in the old location could not be carried over: {}", join(.0))]
+    NotCarriedOver(Vec<Finding>),
+    /// Mail that reached the new location could not be carried back.
+    #[error("mail that reached {to} could not be carried back to {from}: {}", join(.findings))]
+    NotCarriedBack {
+        /// The new location.
+        to: String,
+        /// The old location.
+        from: String,
+        /// What is missing.
+        findings: Vec<Finding>,
+    },
+    /// Dovecot's output could not be read.
+    #[error(transparent)]
+    Output(#[from] super::verify::ParseStateError),
+    /// Dovecot does not show the new location in time.
+    #[error("Dovecot does not show mail location {want} for {user} after {seconds} s")]
+    NotShown {
+        /// The location expected.
+        want: String,
+        /// The user.
+        user: String,
+        /// How long mailmig waited.
+        seconds: u64,
+    },
+    /// The target filled up before the run started.
+    #[error("the target {target} exists and is not empty; mailmig never overwrites mail")]
+    TargetNotEmpty {
+        /// The target.
+        target: String,
+    },
+    /// The user's mail has been held longer than `--max-hold`.
+    #[error("step {step} not started: the user's mail has been held longer than --max-hold ({seconds} s)")]
+    MaxHold {
+        /// The step not started.
+        step: StepKind,
+        /// The limit.
+        seconds: u64,
+    },
+    /// A recorded fact the step needs is missing (a journal written by another version).
+    #[error("the run's journal does not record {0}")]
+    NotRecorded(&'static str),
+    /// The user's record is gone from the passwd-file.
+    #[error("{user} has no record in {passwd_file}")]
+    NoRecord {
+        /// The user.
+        user: String,
+        /// The passwd-file.
+        passwd_file: Utf8PathBuf,
+    },
+    /// A shared commit of access-map edits (several runs of a batch) failed.
+    #[error("{0}")]
+    Batch(String),
+    /// The journal could not be written.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The state directory refused.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A file could not be read or moved safely.
+    #[error(transparent)]
+    Fs(#[from] SafeFsError),
+    /// Taking the map lock failed.
+    #[error("cannot lock the state directory's map lock: {0}")]
+    Lock(#[source] std::io::Error),
+}
+
+fn join(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}

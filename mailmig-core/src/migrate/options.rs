@@ -1,0 +1,78 @@
+//! What a migration is asked to do ([`MigrationOptions`]) and what a run records to continue
+//! after a crash ([`RunOptions`], in its journal header).
+
+use std::time::Duration;
+
+use camino::Utf8PathBuf;
+use serde::{Deserialize, Serialize};
+
+use super::Strategy;
+use crate::hold::HoldAction;
+use crate::login::LockMethod;
+use crate::postfix::MapType;
+
+/// How to migrate: the choices an administrator makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationOptions {
+    /// Hold mail and lock logins out during the final sync, or Dovecot's hold-free conversion.
+    pub strategy: Strategy,
+    /// Copy the bulk before the hold (always for the live strategy).
+    pub presync: bool,
+    /// How logins are refused (hold strategy).
+    pub lock: LockMethod,
+    /// HOLD or DEFER at Postfix.
+    pub hold_action: HoldAction,
+    /// The reason recorded in the access map and shown by `nologin`.
+    pub reason: String,
+    /// The longest the user's mail may stay held; a step still running then is killed and the
+    /// run rolled back (past the start of the release, completed).
+    pub max_hold: Duration,
+}
+
+impl Default for MigrationOptions {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::Hold,
+            presync: true,
+            lock: LockMethod::AllowNets,
+            hold_action: HoldAction::Hold,
+            reason: "Mailbox maintenance".into(),
+            max_hold: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// Everything a run needs to continue after a crash, stored in its journal header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// Dovecot's configuration file.
+    pub dovecot_config: Utf8PathBuf,
+    /// Postfix's configuration directory (hold strategy).
+    pub postfix_config: Option<Utf8PathBuf>,
+    /// The access map holds are written to (hold strategy).
+    pub access_map: Option<Utf8PathBuf>,
+    /// Its type.
+    pub map_type: Option<MapType>,
+    /// The passwd-file whose record is edited.
+    pub passwd_file: Utf8PathBuf,
+    /// How logins are refused.
+    pub lock: LockMethod,
+    /// HOLD or DEFER.
+    pub hold_action: HoldAction,
+    /// The reason text.
+    pub reason: String,
+    /// Whether a presync runs.
+    pub presync: bool,
+    /// The user's home (for `~/` locations).
+    pub home: String,
+    /// Postfix's `recipient_delimiter`.
+    pub delimiters: String,
+    /// Every address to hold.
+    pub hold_keys: Vec<String>,
+    /// `smtputf8_enable` when the run started.
+    pub smtputf8: bool,
+    /// Whether Dovecot's auth cache is on (edits flush it).
+    pub auth_cache: bool,
+    /// The longest the user's mail may stay held, in seconds.
+    pub max_hold_secs: u64,
+}

@@ -1,0 +1,434 @@
+//! What a migration needs to know before it starts, found once for all users: the Postfix and
+//! Dovecot configuration ([`Server::discover`]), each user's facts (the preflight), and the plan
+//! built from them ([`Server::prepare`]).
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use super::argv;
+use super::error::{MigrateError, Refusal};
+use super::plan::{build_plan, PlanInputs};
+use super::runs;
+use super::{validate_user, Location, MigrationOptions, Plan, RunOptions, Strategy};
+use crate::dovecot::{IdResolver, PasswdFile, PasswdOptions};
+use crate::hold::plan_hold_keys;
+use crate::login::{self, Dovecot, DovecotSettings};
+use crate::postfix::discover::{self, chain, reason_text, AliasMaps};
+use crate::postfix::{postconf, Address, MapType, ParseOptions, Table, VirtualMap};
+use crate::process::Runner;
+use crate::safe_fs;
+use crate::state::StateDir;
+
+/// Where the server's configuration is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Dovecot's configuration file (`doveconf -c`, `doveadm -c`).
+    pub dovecot_config: Utf8PathBuf,
+    /// Postfix's configuration directory (`postconf -c`); required by the hold strategy.
+    pub postfix_config: Option<Utf8PathBuf>,
+    /// How Postfix reads its tables (from `postconf`: see
+    /// [`crate::postfix::parse_options_from_postconf`]).
+    pub parse: ParseOptions,
+}
+
+/// The server as a migration sees it: found once, used for every user.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Where its configuration is.
+    pub config: ServerConfig,
+    /// What to do.
+    pub options: MigrationOptions,
+    /// The access map holds go to, and its type (hold strategy).
+    pub access_map: Option<(Utf8PathBuf, MapType)>,
+    /// The passwd-file whose records are edited.
+    pub passwd_file: Utf8PathBuf,
+    /// What Dovecot's configuration says.
+    pub settings: DovecotSettings,
+    /// Postfix's `recipient_delimiter`.
+    pub delimiters: String,
+    /// The virtual alias maps (hold strategy): every address reaching a user is held.
+    pub aliases: Option<AliasMaps>,
+}
+
+/// One user's facts, found by the preflight checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserFacts {
+    /// The user.
+    pub user: String,
+    /// The current location.
+    pub from: Location,
+    /// The target.
+    pub to: Location,
+    /// The user's home.
+    pub home: String,
+    /// Every address to hold.
+    pub hold_keys: Vec<String>,
+    /// What the plan warns about (addresses that cannot be held...).
+    pub warnings: Vec<String>,
+}
+
+/// A user's run, ready to start: the facts, what the journal records, the plan.
+#[derive(Debug, Clone)]
+#[must_use = "a prepared run changes nothing until it is started"]
+pub struct PreparedRun {
+    /// The preflight's facts.
+    pub facts: UserFacts,
+    /// What the run records in its journal header.
+    pub options: RunOptions,
+    /// The plan.
+    pub plan: Plan,
+}
+
+/// The addresses to hold for a user, and warnings about what cannot be held.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HoldKeys {
+    /// Every address that reaches the user and can be held.
+    pub keys: Vec<String>,
+    /// What a hold cannot cover, in words.
+    pub warnings: Vec<String>,
+}
+
+fn reason_ok(reason: &str) -> bool {
+    !(reason.contains(']') || reason.contains('%') || reason.chars().any(char::is_control))
+}
+
+impl Server {
+    /// Read Postfix's and Dovecot's configuration and refuse what the migration cannot work
+    /// with (exit 65 in the CLI, naming the setting).
+    pub fn discover(
+        runner: &dyn Runner,
+        config: ServerConfig,
+        mut options: MigrationOptions,
+    ) -> Result<Self, MigrateError> {
+        let dovecot = Dovecot {
+            config: config.dovecot_config.clone(),
+            runner,
+        };
+        let settings = dovecot.settings()?;
+        let passwd_file = match settings.passwd_files.as_slice() {
+            [one] => one.clone(),
+            [] => return Err(Refusal::NoPasswdFile.into()),
+            _ => return Err(Refusal::SeveralPasswdFiles.into()),
+        };
+        if !reason_ok(&options.reason) {
+            return Err(Refusal::BadReason(options.reason.clone()).into());
+        }
+        options.reason = options.reason.trim().to_string();
+        if options.strategy == Strategy::Live {
+            options.presync = true;
+        }
+        let mut server = Self {
+            config,
+            options,
+            access_map: None,
+            passwd_file,
+            settings,
+            delimiters: String::new(),
+            aliases: None,
+        };
+        if server.options.strategy == Strategy::Hold {
+            server.discover_postfix(runner, &dovecot)?;
+        }
+        Ok(server)
+    }
+
+    /// The hold strategy's Postfix side: the access map, that smtpd consults it first, the
+    /// delimiter, the alias maps.
+    fn discover_postfix(
+        &mut self,
+        runner: &dyn Runner,
+        dovecot: &Dovecot<'_>,
+    ) -> Result<(), MigrateError> {
+        let Some(dir) = self.config.postfix_config.clone() else {
+            return Err(MigrateError::Missing(
+                "the hold strategy holds mail at Postfix: give the Postfix configuration directory (--postfix-config DIR)",
+            ));
+        };
+        let (map, map_type) = discover::access_map(runner, &dir)?;
+        let problems = discover::coverage_problems(runner, &dir, &map)?;
+        if !problems.is_empty() {
+            return Err(Refusal::HoldNotCovering { map, problems }.into());
+        }
+        if self.options.lock == login::LockMethod::AllowNets && dovecot.lmtp_checks_passdb()? {
+            return Err(Refusal::LmtpChecksPassdb.into());
+        }
+        self.access_map = Some((map, map_type));
+        self.delimiters = postconf(runner, &dir, &["recipient_delimiter"])?
+            .get("recipient_delimiter")
+            .cloned()
+            .unwrap_or_default();
+        self.aliases = Some(discover::alias_maps(
+            runner,
+            Some(&dir),
+            &[],
+            None,
+            &self.config.parse,
+        )?);
+        Ok(())
+    }
+
+    /// Every address that reaches each user (one pass over the virtual alias maps for all
+    /// users), with warnings for what a hold cannot cover. Empty without alias maps.
+    pub fn hold_keys(&self, users: &[String]) -> Vec<HoldKeys> {
+        let Some(aliases) = &self.aliases else {
+            return users.iter().map(|_| HoldKeys::default()).collect();
+        };
+        let refs: Vec<&Table> = aliases.tables.iter().collect();
+        let vm = VirtualMap::new(&refs, aliases.options.clone());
+        users
+            .iter()
+            .map(|user| {
+                let closure = vm.reverse_closure(&Address(user.as_bytes().to_vec()));
+                let mut keys: Vec<String> = Vec::new();
+                for p in &closure.addresses {
+                    let k = String::from_utf8_lossy(&p.address.external()).into_owned();
+                    if !keys.contains(&k) {
+                        keys.push(k);
+                    }
+                }
+                let mut warnings = Vec::new();
+                if !closure.target_receives_own_mail {
+                    warnings.push(format!("mail addressed to {user} does not reach its mailbox (it is an alias to elsewhere)"));
+                }
+                for u in &closure.uncoverable {
+                    warnings.push(format!(
+                        "{}: `{}` also reaches {user} ({}) and cannot be held: {}; its mail is carried over by the catch-up step",
+                        aliases.location(Some(u.source)),
+                        String::from_utf8_lossy(&u.key),
+                        chain(&u.path),
+                        reason_text(u.reason)
+                    ));
+                }
+                HoldKeys { keys, warnings }
+            })
+            .collect()
+    }
+
+    /// Check and plan a run for each user (changes nothing): the preflight's refusals per user,
+    /// the files read and parsed once for all.
+    pub fn prepare(
+        &self,
+        runner: &dyn Runner,
+        state: &StateDir,
+        ids: &dyn IdResolver,
+        users: &[String],
+        to: &str,
+    ) -> Result<Vec<Result<PreparedRun, MigrateError>>, MigrateError> {
+        let inputs = self.read_inputs()?;
+        let keys = self.hold_keys(users);
+        let since = crate::transaction::utc_now_rfc3339();
+        let plan_inputs = PlanInputs {
+            access: inputs.0.as_ref(),
+            passwd: &inputs.1,
+            ids,
+        };
+        Ok(users
+            .iter()
+            .zip(keys)
+            .map(|(user, keys)| {
+                let facts = self.preflight(runner, state, &plan_inputs, user, to, keys)?;
+                let options = self.run_options(&facts);
+                let plan = build_plan(
+                    &options,
+                    &facts,
+                    self.options.strategy,
+                    &plan_inputs,
+                    &since,
+                )?;
+                Ok(PreparedRun {
+                    facts,
+                    options,
+                    plan,
+                })
+            })
+            .collect())
+    }
+
+    /// The access map (hold strategy) and the passwd-file, read and parsed.
+    fn read_inputs(&self) -> Result<(Option<Table>, PasswdFile), MigrateError> {
+        let read = |path: &Utf8Path| {
+            safe_fs::read_regular(path).map_err(|source| MigrateError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let access = match &self.access_map {
+            Some((m, _)) => Some(Table::parse(read(m)?, &self.config.parse)),
+            None => None,
+        };
+        let passwd = PasswdFile::parse(read(&self.passwd_file)?, &PasswdOptions::default());
+        Ok((access, passwd))
+    }
+
+    /// `doveadm user -f FIELD USER`: the value; an unknown user is an error.
+    fn user_field(
+        &self,
+        runner: &dyn Runner,
+        user: &str,
+        field: &str,
+    ) -> Result<String, MigrateError> {
+        let argv = argv::user_field(&self.config.dovecot_config, user, field);
+        let out = runner.run_expect(&argv, None, &[0, 67])?;
+        if out.code == Some(67) {
+            return Err(MigrateError::UnknownUser {
+                user: user.to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// The checks that change nothing, for one user; the facts the plan needs.
+    fn preflight(
+        &self,
+        runner: &dyn Runner,
+        state: &StateDir,
+        inputs: &PlanInputs<'_>,
+        user: &str,
+        to: &str,
+        keys: HoldKeys,
+    ) -> Result<UserFacts, MigrateError> {
+        validate_user(user)?;
+        let to = Location::parse(to)?;
+        runs::clear_stale_marker(state, user)?;
+        if let Some(run) = runs::marker(state, user)? {
+            return Err(MigrateError::Unfinished {
+                user: user.to_string(),
+                run,
+            });
+        }
+        let key = login::state_key(user, &PasswdOptions::default())?;
+        if login::is_disabled(state, &key)? {
+            return Err(Refusal::LockedOut {
+                user: user.to_string(),
+                state_file: login::state_file(state, &key),
+            }
+            .into());
+        }
+        let mut from = self.user_field(runner, user, "mail")?;
+        if from.is_empty() {
+            from = self.settings.mail_location.clone().unwrap_or_default();
+        }
+        let from = Location::parse(&from).map_err(|reason| Refusal::BadSource {
+            user: user.to_string(),
+            reason,
+        })?;
+        let home = self.user_field(runner, user, "home")?;
+        self.check_locations(user, &from, &to, &home)?;
+        let Some(entry) = inputs.passwd.lookup(user.as_bytes(), inputs.ids) else {
+            return Err(MigrateError::NoRecord {
+                user: user.to_string(),
+                passwd_file: self.passwd_file.clone(),
+            });
+        };
+        if entry.legacy_mail().is_some_and(|m| !m.is_empty()) {
+            return Err(Refusal::LegacyMailField {
+                passwd_file: self.passwd_file.clone(),
+                user: user.to_string(),
+            }
+            .into());
+        }
+        if let (Some((map, _)), Some(table)) = (&self.access_map, inputs.access) {
+            let key_bytes: Vec<Vec<u8>> =
+                keys.keys.iter().map(|k| k.clone().into_bytes()).collect();
+            let plan = plan_hold_keys(table, user, &key_bytes);
+            if !plan.conflicts.is_empty() {
+                return Err(Refusal::HoldConflicts {
+                    map: map.clone(),
+                    user: user.to_string(),
+                    conflicts: plan
+                        .conflicts
+                        .iter()
+                        .map(|(k, v, l)| {
+                            format!(
+                                "line {}: `{} {}`",
+                                l.unwrap_or(0),
+                                String::from_utf8_lossy(k),
+                                String::from_utf8_lossy(v)
+                            )
+                        })
+                        .collect(),
+                }
+                .into());
+            }
+        }
+        Ok(UserFacts {
+            user: user.to_string(),
+            from,
+            to,
+            home,
+            hold_keys: keys.keys,
+            warnings: keys.warnings,
+        })
+    }
+
+    /// The source, the target and the settings dsync needs agree; the target is free.
+    fn check_locations(
+        &self,
+        user: &str,
+        from: &Location,
+        to: &Location,
+        home: &str,
+    ) -> Result<(), MigrateError> {
+        if (from.path().starts_with('~') || to.path().starts_with('~')) && !home.starts_with('/') {
+            return Err(Refusal::NoHome {
+                user: user.to_string(),
+            }
+            .into());
+        }
+        if from.same_storage(to, home) {
+            return Err(Refusal::AlreadyAt {
+                user: user.to_string(),
+                to: to.to_string(),
+            }
+            .into());
+        }
+        if from.format() != to.format()
+            && self
+                .settings
+                .namespace_separators
+                .iter()
+                .any(|(_, sep)| sep.is_empty())
+        {
+            return Err(Refusal::NoSeparator {
+                from: from.format().to_string(),
+                to: to.format().to_string(),
+            }
+            .into());
+        }
+        if self.settings.quota_backend.as_deref() == Some("maildir") && to.format() != "maildir" {
+            return Err(Refusal::MaildirQuota {
+                format: to.format().to_string(),
+            }
+            .into());
+        }
+        let target = to.expanded_path(home);
+        if let Ok(mut entries) = fs_err::read_dir(&target) {
+            if entries.next().is_some() {
+                return Err(Refusal::TargetNotEmpty { target }.into());
+            }
+        } else if Utf8Path::new(&target).exists() {
+            return Err(Refusal::TargetExists { target }.into());
+        }
+        Ok(())
+    }
+
+    /// The options a run of `facts` records in its journal.
+    pub fn run_options(&self, facts: &UserFacts) -> RunOptions {
+        RunOptions {
+            dovecot_config: self.config.dovecot_config.clone(),
+            postfix_config: self.config.postfix_config.clone(),
+            access_map: self.access_map.as_ref().map(|(m, _)| m.clone()),
+            map_type: self.access_map.as_ref().map(|(_, t)| *t),
+            passwd_file: self.passwd_file.clone(),
+            lock: self.options.lock,
+            hold_action: self.options.hold_action,
+            reason: self.options.reason.clone(),
+            presync: self.options.presync,
+            max_hold_secs: self.options.max_hold.as_secs().max(1),
+            home: facts.home.clone(),
+            delimiters: self.delimiters.clone(),
+            hold_keys: facts.hold_keys.clone(),
+            smtputf8: self.config.parse.smtputf8,
+            auth_cache: self.settings.auth_cache_enabled,
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Verify: per mailbox, message count, UIDVALIDITY, UIDNEXT, mailbox GUID and message GUIDs
+//! identical (the live strategy: every source message in the target, UIDVALIDITY equal); on a
+//! difference, sync again, at most three times, then fail (and roll back). Nothing to undo.
+
+use crate::migrate::engine::Engine;
+use crate::migrate::error::StepError;
+use crate::migrate::journal::StepData;
+use crate::migrate::report::EventKind;
+use crate::migrate::verify::{self, Expect};
+use crate::migrate::StepKind;
+
+pub(super) fn forward(e: &mut Engine<'_>) -> Result<StepData, StepError> {
+    let (from, to) = (e.from(), e.to());
+    let expect = if e.live() {
+        Expect::Contains
+    } else {
+        Expect::Equal
+    };
+    let mut attempt = 0;
+    loop {
+        let source = e.mail_state(&from)?;
+        let target = e.mail_state(&to)?;
+        let findings = verify::compare(&source, &target, expect);
+        if findings.is_empty() {
+            return Ok(StepData::Verified {
+                mailboxes: source.len(),
+                messages: verify::total_messages(&source),
+                target_messages: verify::total_messages(&target),
+            });
+        }
+        attempt += 1;
+        if attempt >= 3 {
+            return Err(StepError::Differs(findings));
+        }
+        e.report(EventKind::Retry(StepKind::Verify, &findings));
+        if e.live() {
+            e.doveadm_checked(&e.dsync(&["sync"], &from), 5, None)?;
+        } else {
+            e.doveadm_checked(&e.dsync(&["backup"], &to), 5, None)?;
+        }
+    }
+}

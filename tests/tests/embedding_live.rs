@@ -1,0 +1,108 @@
+//! The embedding example (`mailmig-core/examples/migrate.rs`) on the live sandbox: a program
+//! that uses `mailmig-core` alone — no mailmig binary — migrates alice to mdbox while mail
+//! arrives; every message sent during the run is in the new mailbox exactly once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use camino::Utf8PathBuf;
+use mailmig_tests::mail::send_tagged;
+use mailmig_tests::sandbox::Sandbox;
+
+/// The example's binary, built once with the tests' profile.
+fn example() -> Utf8PathBuf {
+    let root = mailmig_tests::workspace_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = duct::cmd(
+        &cargo,
+        [
+            "build",
+            "--quiet",
+            "-p",
+            "mailmig-core",
+            "--example",
+            "migrate",
+        ],
+    )
+    .dir(&root)
+    .unchecked()
+    .run()
+    .expect("cargo runs");
+    assert!(status.status.success(), "building the example failed");
+    std::env::var("CARGO_TARGET_DIR")
+        .map(Utf8PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"))
+        .join("debug/examples/migrate")
+}
+
+#[test]
+fn the_embedding_example_migrates_a_user_while_mail_arrives() {
+    let Some(sb) = Sandbox::start() else { return };
+    let bin = example();
+    let alice = "alice@example.test";
+    let pre = sb.populate(alice, &[("INBOX", 20), ("Archive", 5)]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let sender = {
+        let (port, stop, sent) = (sb.get("SMTP_PORT").to_string(), stop.clone(), sent.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let tag = format!("embed-{n}");
+                let to: &[&str] = if n % 2 == 0 {
+                    &["alice@example.test"]
+                } else {
+                    &["al@example.test"]
+                };
+                send_tagged(&port, to, &tag).expect("send");
+                sent.lock().expect("lock").push(tag);
+                n += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let state = sb.root().join("state");
+    let r = mailmig_tests::run(
+        bin.as_str(),
+        &[
+            "--postfix-config",
+            sb.get("POSTFIX_CONFIG"),
+            "--dovecot-config",
+            sb.get("DOVECOT_CONFIG"),
+            "--state-dir",
+            state.as_str(),
+            alice,
+            "mdbox:~/mdbox",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    sender.join().expect("sender");
+    assert_eq!(r.code, 0, "{}\n{}", r.out(), r.err());
+    for event in [
+        "preflight: start",
+        "hold: done",
+        "release: done",
+        "outcome: migrated",
+    ] {
+        assert!(r.out().contains(event), "{event}: {}", r.out());
+    }
+    assert!(sb.wait_queue_empty(60), "queue: {:?}", sb.queue_summary());
+    assert_eq!(sb.mail_location(alice), "mdbox:~/mdbox");
+    let sent = sent.lock().expect("lock").clone();
+    assert!(sent.len() > 10, "only {} sent", sent.len());
+    let counts = sb.tag_counts(alice, None);
+    for tag in pre.iter().chain(&sent) {
+        assert_eq!(counts.get(tag), Some(&1), "{tag} in alice's mdbox");
+    }
+    assert_eq!(counts.len(), pre.len() + sent.len(), "extra messages");
+    // The CLI reads what the library wrote.
+    let status = sb.mailmig(&["status", "--json"]);
+    assert!(
+        status.out().contains("\"state\": \"done\""),
+        "{}",
+        status.out()
+    );
+}
