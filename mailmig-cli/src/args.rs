@@ -437,7 +437,7 @@ pub(crate) struct PostmapFlags {
     /// The map type (hash, btree, lmdb, cdb, dbm, sdbm, texthash). Default: from the indexed
     /// file next to FILE, else hash.
     #[arg(long = "type", value_name = "TYPE")]
-    pub(crate) map_type: Option<String>,
+    pub(crate) map_type: Option<mailmig_core::postfix::MapType>,
     /// Do not run postmap after the edit.
     #[arg(long)]
     pub(crate) no_postmap: bool,

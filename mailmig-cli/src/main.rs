@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            report::print_failure(&failure);
+            output::stderr_line(&failure.message);
             ExitCode::from(failure.code)
         }
     }

@@ -39,10 +39,6 @@ impl Failure {
     }
 }
 
-pub(crate) fn print_failure(failure: &Failure) {
-    output::stderr_line(&failure.message);
-}
-
 /// `FILE:LINE:COL: SEVERITY: MESSAGE` followed by the source line and a caret under COL.
 pub(crate) fn located(
     file: &Utf8Path,
@@ -168,34 +164,6 @@ impl Finding<'_> {
                 "{}:{}:{}: {}: {}\n",
                 self.file, self.line, self.column, self.severity, self.message
             )
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Regression: a caret on a line with multi-byte characters panicked (a byte column used as
-    /// a string index inside a character) and pointed at the wrong place.
-    #[test]
-    fn carets_on_multibyte_lines_never_panic_and_point_at_the_character() {
-        let src = "café\n".as_bytes();
-        for col in 0..=8 {
-            let _ = located(Utf8Path::new("f"), src, 1, col, "warning", "m");
-        }
-        let out = located(Utf8Path::new("f"), "xé y\n".as_bytes(), 1, 5, "error", "m");
-        let line = out.lines().find(|l| l.contains('^')).expect("caret line");
-        let text = out
-            .lines()
-            .find(|l| l.contains("xé y"))
-            .expect("source line");
-        let caret = line.chars().position(|c| c == '^').expect("caret");
-        assert_eq!(text.chars().nth(caret), Some('y'), "{out}");
-        for bytes in [&b"\xff\xfe a"[..], b"\xe2\x82 x", b"\t\tz", b""] {
-            for col in 0..=bytes.len() + 2 {
-                let _ = located(Utf8Path::new("f"), bytes, 1, col, "error", "m");
-            }
         }
     }
 }

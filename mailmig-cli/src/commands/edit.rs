@@ -94,12 +94,7 @@ pub(crate) fn rebuild(
     if flags.no_postmap {
         return Ok(());
     }
-    let map_type = match &flags.map_type {
-        Some(t) => t
-            .parse::<MapType>()
-            .map_err(|e| Failure::new(exit::USAGE, format!("error: --type: {e}")))?,
-        None => MapType::detect(file),
-    };
+    let map_type = flags.map_type.unwrap_or_else(|| MapType::detect(file));
     if !map_type.needs_postmap() {
         output::stderr_line(&format!(
             "note: {map_type}:{file} is read when a daemon starts: run `postfix reload` for running daemons to see the change"

@@ -97,7 +97,7 @@ pub(crate) fn add(ctx: &Context<'_>, args: &HoldAddArgs) -> Result<u8, Failure> 
     if let Some(report) = report {
         if report.changed && !args.no_postmap {
             let flags = PostmapFlags {
-                map_type: map_type.map(|t| t.to_string()),
+                map_type,
                 no_postmap: false,
             };
             edit::rebuild(ctx, &report.path, &flags)?;
@@ -133,7 +133,7 @@ pub(crate) fn remove(ctx: &Context<'_>, args: &HoldRemoveArgs) -> Result<u8, Fai
     if let Some(report) = report {
         if !args.no_postmap {
             let flags = PostmapFlags {
-                map_type: map_type.map(|t| t.to_string()),
+                map_type,
                 no_postmap: false,
             };
             edit::rebuild(ctx, &report.path, &flags)?;

@@ -2,8 +2,7 @@
 
 use camino::Utf8Path;
 use mailmig_core::postfix::{
-    fold_key, parse_address_list, AccessRule, Diagnostic, DiagnosticKind, ItemKind, Table,
-    TableEditError,
+    parse_address_list, AccessRule, Diagnostic, DiagnosticKind, Table, TableEditError,
 };
 
 use super::{edit, Context};
@@ -92,35 +91,15 @@ pub(crate) fn get(ctx: &Context<'_>, args: &MapGetArgs) -> Result<u8, Failure> {
 /// Refuse to edit KEY when a record postmap skips starts with it: the admin must fix that
 /// record first (or mailmig would add a second one beside it).
 fn refuse_unparsed_key(file: &Utf8Path, table: &Table, key: &[u8]) -> Result<(), Failure> {
-    let wanted = fold_key(key, table.options().smtputf8);
-    for item in table.items() {
-        if let ItemKind::Unparsed(u) = item.kind() {
-            let raw = u.raw();
-            let first = raw
-                .split(|b| b.is_ascii_whitespace())
-                .next()
-                .unwrap_or_default();
-            let first = first.strip_suffix(b":").unwrap_or(first);
-            if fold_key(first, table.options().smtputf8) == wanted {
-                let d = u.diagnostic();
-                return Err(Failure::new(
-                    exit::DATAERR,
-                    report::located(
-                        file,
-                        &table.render(),
-                        d.line,
-                        d.column,
-                        "error",
-                        &format!(
-                            "the record for this key is one postmap skips ({}); fix it by hand first, nothing was written",
-                            d.kind
-                        ),
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
+    let Some(d) = table.unparsed_record_for(key) else {
+        return Ok(());
+    };
+    let message = format!(
+        "the record for this key is one postmap skips ({}); fix it by hand first, nothing was written",
+        d.kind
+    );
+    let text = report::located(file, &table.render(), d.line, d.column, "error", &message);
+    Err(Failure::new(exit::DATAERR, text))
 }
 
 fn edit_error(file: &Utf8Path, e: &TableEditError) -> Failure {

@@ -74,12 +74,7 @@ fn server(ctx: &Context<'_>, opts: &MigrationOptions) -> Result<Server, Failure>
     };
     let server = Server::discover(&ctx.runner, config, options).map_err(|e| failure(&e))?;
     if let Some(aliases) = &server.aliases {
-        for map in &aliases.unreadable {
-            output::stderr_line(&format!("warning: virtual_alias_maps entry `{map}` is not a file mailmig can read; its aliases are not included"));
-        }
-        for (file, table) in aliases.files.iter().zip(&aliases.tables) {
-            super::warn_unparsed(file, table);
-        }
+        super::warn_alias_maps(aliases);
     }
     Ok(server)
 }
@@ -345,16 +340,13 @@ pub(crate) fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<u8, Failure
     }
     let mut out = String::new();
     for r in &rows {
-        let label = serde_json::to_value(r.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
         out.push_str(&format!(
-            "{}\t{}\t{} -> {}\t{label}\tlast step done: {}{}\n",
+            "{}\t{}\t{} -> {}\t{}\tlast step done: {}{}\n",
             r.run,
             r.user,
             r.from,
             r.to,
+            r.state,
             r.last_step_done.map_or("-".to_string(), |s| s.to_string()),
             r.message
                 .as_deref()
@@ -371,52 +363,17 @@ pub(crate) fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<u8, Failure
 
 // ---------------------------------------------------------------------- reporters
 
-/// The event's name and detail, as the text and JSON outputs show them.
+/// The event's name, step and detail (a step's results and the batch figures as JSON objects).
 fn describe(kind: &EventKind<'_>) -> (&'static str, Option<StepKind>, serde_json::Value) {
-    use serde_json::{json, Value};
-    let findings = |f: &[migrate::verify::Finding]| {
-        Value::String(
-            f.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    };
-    match kind {
-        EventKind::Started(s) => ("start", Some(*s), Value::Null),
-        EventKind::Done(s, data) => (
-            "done",
-            Some(*s),
-            data.and_then(|d| serde_json::to_value(d).ok())
-                .unwrap_or(Value::Null),
-        ),
-        EventKind::Failed(s, e) => ("failed", Some(*s), Value::String(e.to_string())),
-        EventKind::Retry(s, f) => ("retry", Some(*s), findings(f)),
-        EventKind::CarryOver(s, f) => ("carry-over", Some(*s), findings(f)),
-        EventKind::Warning(s, m) => ("warning", *s, Value::String((*m).to_string())),
-        EventKind::Undone(s) => ("undone", Some(*s), Value::Null),
-        EventKind::MovedAside(s, p) => ("moved-aside", Some(*s), Value::String(p.to_string())),
-        EventKind::Completing => (
-            "completing",
-            None,
-            Value::String(
-                "the release had started: completing the migration instead of rolling back".into(),
-            ),
-        ),
-        EventKind::Migrated(m, _) => ("migrated", None, Value::String((*m).to_string())),
-        EventKind::RolledBack(m) => ("rolled-back", None, Value::String((*m).to_string())),
-        EventKind::NeedsAdmin(m) => ("needs-admin", None, Value::String((*m).to_string())),
-        EventKind::Refused(e) => ("refused", None, Value::String(format!("error: {e}"))),
+    let detail = match kind {
+        EventKind::Done(_, Some(data)) => serde_json::to_value(data).unwrap_or_default(),
         EventKind::MapEdits {
             edits,
             transactions,
-        } => (
-            "map-edits",
-            None,
-            json!({ "edits": edits, "transactions": transactions }),
-        ),
-        _ => ("event", None, Value::Null),
-    }
+        } => serde_json::json!({ "edits": edits, "transactions": transactions }),
+        other => other.text().map_or(serde_json::Value::Null, Into::into),
+    };
+    (kind.name(), kind.step(), detail)
 }
 
 struct TextReporter;

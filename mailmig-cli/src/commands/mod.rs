@@ -156,6 +156,12 @@ pub(crate) fn alias_maps(
         &ctx.options,
     )
     .map_err(|e| discover_failure(&e))?;
+    warn_alias_maps(&maps);
+    Ok(maps)
+}
+
+/// Warn about alias map entries mailmig cannot read and records postmap skips.
+pub(crate) fn warn_alias_maps(maps: &AliasMaps) {
     for map in &maps.unreadable {
         output::stderr_line(&format!(
             "warning: virtual_alias_maps entry `{map}` is not a file mailmig can read; its aliases are not included"
@@ -164,7 +170,6 @@ pub(crate) fn alias_maps(
     for (file, table) in maps.files.iter().zip(&maps.tables) {
         warn_unparsed(file, table);
     }
-    Ok(maps)
 }
 
 /// The exit code and message of an error reading Postfix's configuration.

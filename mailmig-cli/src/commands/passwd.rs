@@ -1,8 +1,7 @@
 //! `mailmig passwd check|show`.
 
 use camino::Utf8Path;
-use mailmig_core::dovecot::{PasswdEditError, PasswdFile, PasswdOptions};
-use serde_json::{json, Map, Value};
+use mailmig_core::dovecot::{PasswdEditError, PasswdFile, PasswdOptions, RecordReport};
 
 use super::{edit, ids};
 use crate::args::{PasswdCheckArgs, PasswdSetArgs, PasswdSetup, PasswdShowArgs, PasswdUnsetArgs};
@@ -34,10 +33,6 @@ fn read(path: &Utf8Path, options: &PasswdOptions) -> Result<PasswdFile, Failure>
     Ok(PasswdFile::parse(bytes, options))
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 pub(crate) fn check(args: &PasswdCheckArgs) -> Result<u8, Failure> {
     let options = options(&args.setup)?;
     let ids = ids();
@@ -62,25 +57,6 @@ pub(crate) fn check(args: &PasswdCheckArgs) -> Result<u8, Failure> {
     Ok(if found { exit::DATAERR } else { exit::OK })
 }
 
-fn fields_object(fields: &[(Vec<u8>, Option<Vec<u8>>)]) -> Value {
-    let mut map = Map::new();
-    for (k, v) in fields {
-        map.insert(
-            text(k),
-            v.as_ref().map_or(Value::Null, |v| Value::String(text(v))),
-        );
-    }
-    Value::Object(map)
-}
-
-/// A uid or gid from the userdb view, as a number.
-fn id_value(userdb: Option<&Map<String, Value>>, key: &str) -> Value {
-    match userdb.and_then(|u| u.get(key)) {
-        Some(Value::String(s)) => s.parse::<u64>().map_or(Value::Null, Value::from),
-        _ => Value::Null,
-    }
-}
-
 pub(crate) fn show(args: &PasswdShowArgs) -> Result<u8, Failure> {
     let options = options(&args.setup)?;
     let ids = ids();
@@ -93,97 +69,16 @@ pub(crate) fn show(args: &PasswdShowArgs) -> Result<u8, Failure> {
         ));
         return Ok(exit::NOUSER);
     };
-    let passdb = entry.passdb();
-    let userdb = entry.userdb(ids.as_ref());
-    let userdb_value = match &userdb {
-        Ok(Some(u)) => fields_object(&u.fields),
-        Ok(None) => Value::Null,
-        Err(_) => Value::Null,
-    };
-    let passdb_value = match &passdb {
-        Ok(p) => fields_object(&p.fields),
-        Err(_) => Value::Null,
-    };
-    let extra: Vec<Value> = entry
-        .extra()
-        .iter()
-        .map(|f| {
-            json!([
-                text(&f.key),
-                f.value
-                    .as_ref()
-                    .map_or(Value::Null, |v| Value::String(text(v)))
-            ])
-        })
-        .collect();
-    let user_map = userdb_value.as_object();
-    let home = entry
-        .home_field()
-        .filter(|h| !h.is_empty() && options.userdb)
-        .map_or(Value::Null, |h| Value::String(text(h)));
-    let mut obj = json!({
-        "user": text(entry.user()),
-        "line": entry.line(),
-        "password": passdb.as_ref().ok().and_then(|p| p.password.as_ref()).map(|p| text(p)),
-        "uid": id_value(user_map, "uid"),
-        "gid": id_value(user_map, "gid"),
-        "home": home,
-        "extra": extra,
-        "passdb": passdb_value,
-        "userdb": userdb_value,
-    });
-    if let Err(e) = &passdb {
-        obj["passdb_error"] = Value::String(e.to_string());
-    }
-    if let Err(e) = &userdb {
-        obj["userdb_error"] = Value::String(e.to_string());
-    }
-    if let Ok(p) = &passdb {
-        if !p.userdb_prefetch.is_empty() {
-            obj["passdb_userdb_prefetch"] = fields_object(&p.userdb_prefetch);
-        }
-    }
+    let report = RecordReport::of(&entry, &options, ids.as_ref());
     let rendered = if args.json {
-        format!("{obj}\n")
+        let json =
+            serde_json::to_string(&report).map_err(|e| Failure::new(exit::IOERR, e.to_string()))?;
+        format!("{json}\n")
     } else {
-        human(&obj)
+        report.human()
     };
     output::stdout(rendered.as_bytes())?;
     Ok(exit::OK)
-}
-
-fn human(obj: &Value) -> String {
-    let mut out = String::new();
-    let scalar = |v: &Value| match v {
-        Value::Null => "-".to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    for key in ["user", "line", "password", "uid", "gid", "home"] {
-        out.push_str(&format!("{key:<9} {}\n", scalar(&obj[key])));
-    }
-    let pairs = |v: &Value| -> String {
-        match v {
-            Value::Object(m) if m.is_empty() => "(no fields)".into(),
-            Value::Object(m) => m
-                .iter()
-                .map(|(k, v)| match v {
-                    Value::Null => k.clone(),
-                    v => format!("{k}={}", scalar(v)),
-                })
-                .collect::<Vec<_>>()
-                .join(" "),
-            _ => "(none: unknown user to this lookup)".into(),
-        }
-    };
-    out.push_str(&format!("passdb    {}\n", pairs(&obj["passdb"])));
-    out.push_str(&format!("userdb    {}\n", pairs(&obj["userdb"])));
-    for key in ["passdb_error", "userdb_error"] {
-        if let Value::String(e) = &obj[key] {
-            out.push_str(&format!("{key} {e}\n"));
-        }
-    }
-    out
 }
 
 fn edit_failure(file: &Utf8Path, e: &PasswdEditError) -> Failure {

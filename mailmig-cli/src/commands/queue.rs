@@ -39,10 +39,6 @@ fn state_failure(e: &HeldStateError) -> Failure {
     }
 }
 
-fn state_name(user: &str) -> Result<(), Failure> {
-    mailmig_core::migrate::validate_user(user).map_err(|e| state_failure(&HeldStateError::User(e)))
-}
-
 fn recorded(ctx: &Context<'_>, user: &str) -> Result<Vec<String>, Failure> {
     queue::recorded_holds(&ctx.state()?, user).map_err(|e| state_failure(&e))
 }
@@ -83,11 +79,11 @@ pub(crate) fn list(ctx: &Context<'_>, args: &QueueListArgs) -> Result<u8, Failur
 }
 
 pub(crate) fn hold(ctx: &Context<'_>, args: &QueueUserArgs) -> Result<u8, Failure> {
-    state_name(&args.user)?;
+    // Read first: the name is validated before anything is held.
+    let mut all = recorded(ctx, &args.user)?;
     let dir = config_dir(ctx)?;
     let delims = delimiters(ctx, &dir)?;
     let held = queue::hold_user(&ctx.runner, &dir, &args.user, &delims).map_err(|e| failure(&e))?;
-    let mut all = recorded(ctx, &args.user)?;
     for id in &held {
         if !all.contains(id) {
             all.push(id.clone());
@@ -100,7 +96,7 @@ pub(crate) fn hold(ctx: &Context<'_>, args: &QueueUserArgs) -> Result<u8, Failur
 }
 
 pub(crate) fn release(ctx: &Context<'_>, args: &QueueReleaseArgs) -> Result<u8, Failure> {
-    state_name(&args.user)?;
+    let recorded_ids = recorded(ctx, &args.user)?;
     let dir = config_dir(ctx)?;
     let delims = delimiters(ctx, &dir)?;
     let ids: Vec<String> = match &args.ids {
@@ -109,7 +105,7 @@ pub(crate) fn release(ctx: &Context<'_>, args: &QueueReleaseArgs) -> Result<u8, 
             .map(|l| l.trim().to_string())
             .filter(|l| !l.is_empty())
             .collect(),
-        None => recorded(ctx, &args.user)?,
+        None => recorded_ids,
     };
     // Users other mailmig holds are still active for: their mail stays on hold.
     let others: Vec<String> = match access_map(

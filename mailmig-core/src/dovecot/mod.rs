@@ -21,6 +21,7 @@ mod expand;
 mod ids;
 pub mod mask;
 mod passwd;
+mod report;
 
 pub use expand::ExpandError;
 pub use ids::{IdResolver, NumericIds, SystemIds};
@@ -29,3 +30,4 @@ pub use passwd::{
     PasswdDiagnostic, PasswdDiagnosticKind, PasswdEditError, PasswdEntry, PasswdFile,
     PasswdOptions, UserdbView,
 };
+pub use report::{Extra, Fields, RecordReport};

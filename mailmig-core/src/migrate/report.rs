@@ -58,6 +58,67 @@ pub enum EventKind<'a> {
     },
 }
 
+impl EventKind<'_> {
+    /// The event's name in mailmig's outputs (`start`, `done`, `failed`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Started(_) => "start",
+            Self::Done(..) => "done",
+            Self::Failed(..) => "failed",
+            Self::Retry(..) => "retry",
+            Self::CarryOver(..) => "carry-over",
+            Self::Warning(..) => "warning",
+            Self::Undone(_) => "undone",
+            Self::MovedAside(..) => "moved-aside",
+            Self::Completing => "completing",
+            Self::Migrated(..) => "migrated",
+            Self::RolledBack(_) => "rolled-back",
+            Self::NeedsAdmin(_) => "needs-admin",
+            Self::Refused(_) => "refused",
+            Self::MapEdits { .. } => "map-edits",
+        }
+    }
+
+    /// The step it is about, if any.
+    pub fn step(&self) -> Option<StepKind> {
+        match self {
+            Self::Started(s)
+            | Self::Done(s, _)
+            | Self::Failed(s, _)
+            | Self::Retry(s, _)
+            | Self::CarryOver(s, _)
+            | Self::Undone(s)
+            | Self::MovedAside(s, _) => Some(*s),
+            Self::Warning(s, _) => *s,
+            _ => None,
+        }
+    }
+
+    /// What it says, in words (`None` when the name says it all or the detail is data).
+    pub fn text(&self) -> Option<String> {
+        let findings = |f: &[Finding]| {
+            f.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        match self {
+            Self::Failed(_, e) => Some(e.to_string()),
+            Self::Retry(_, f) | Self::CarryOver(_, f) => Some(findings(f)),
+            Self::Warning(_, m)
+            | Self::Migrated(m, _)
+            | Self::RolledBack(m)
+            | Self::NeedsAdmin(m) => Some((*m).to_string()),
+            Self::MovedAside(_, p) => Some(p.to_string()),
+            Self::Completing => Some(
+                "the release had started: completing the migration instead of rolling back".into(),
+            ),
+            Self::Refused(e) => Some(format!("error: {e}")),
+            _ => None,
+        }
+    }
+}
+
 /// Receives a run's events. Implemented by the caller; called from the threads of a batch.
 pub trait Reporter: Sync {
     /// One event.

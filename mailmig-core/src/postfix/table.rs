@@ -290,6 +290,24 @@ impl Table {
             .map(move |data| Item { table: self, data })
     }
 
+    /// The diagnostic of a record postmap skips whose first word is `key` (after folding): an
+    /// edit of `key` would add a second record beside it, so editors refuse it.
+    pub fn unparsed_record_for(&self, key: &[u8]) -> Option<Diagnostic> {
+        let wanted = fold_key(key, self.options.smtputf8);
+        self.items().find_map(|item| {
+            let ItemKind::Unparsed(u) = item.kind() else {
+                return None;
+            };
+            let raw = u.raw();
+            let first = raw
+                .split(|b| b.is_ascii_whitespace())
+                .next()
+                .unwrap_or_default();
+            let first = first.strip_suffix(b":").unwrap_or(first);
+            (fold_key(first, self.options.smtputf8) == wanted).then(|| u.diagnostic())
+        })
+    }
+
     /// Every entry (stored record), in file order, duplicates included.
     pub fn entries(&self) -> impl Iterator<Item = Entry<'_>> + '_ {
         self.items

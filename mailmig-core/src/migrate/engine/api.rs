@@ -267,6 +267,18 @@ pub enum RunLabel {
     Interrupted,
 }
 
+impl std::fmt::Display for RunLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::RolledBack => "rolled-back",
+            Self::NeedsAdmin => "needs-admin",
+            Self::Interrupted => "interrupted",
+        })
+    }
+}
+
 /// One run, for `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RunStatus {
