@@ -39,6 +39,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+/// `camino`, whose UTF-8 paths appear throughout this crate's signatures.
+pub use camino;
+
 pub mod dovecot;
 pub mod hold;
 pub mod login;

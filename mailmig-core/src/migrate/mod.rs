@@ -328,6 +328,7 @@ pub struct PlannedStep {
 }
 
 /// The whole plan for one user.
+#[must_use = "a plan changes nothing; start a run with it"]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     /// The user (as the userdb knows them).

@@ -1,0 +1,489 @@
+//! Reading table source bytes into items: logical lines, keys and values, as postmap does,
+//! in two halves for large files.
+
+use super::*;
+
+#[cfg(test)]
+pub(super) fn is_record_start(src: &[u8], at: usize) -> bool {
+    at > 0 && at < src.len() && src[at - 1] == b'\n' && !is_space(src[at]) && src[at] != b'#'
+}
+
+/// Files at least this large are read in two halves at once.
+pub(super) const PARALLEL_MIN: usize = 4 << 20;
+
+/// Where to split a large file for reading in two halves: the start of a line that starts a
+/// record (first byte neither whitespace nor `#`), near the middle. `None` for small files or
+/// when the machine has one core.
+pub(super) fn parallel_split(src: &[u8]) -> Option<usize> {
+    if src.len() < PARALLEL_MIN || std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return None;
+    }
+    let mut at = src.len() / 2;
+    while let Some(nl) = memchr::memchr(b'\n', &src[at..]) {
+        let next = at + nl + 1;
+        match src.get(next) {
+            Some(&b) if !is_space(b) && b != b'#' => return Some(next),
+            Some(_) => at = next,
+            None => return None,
+        }
+    }
+    None
+}
+
+/// The items of a table, in file order, in one or more parts (one per half of a file read in
+/// parallel, so that the halves never have to be copied together).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Items {
+    parts: Vec<Vec<ItemData>>,
+}
+
+impl Items {
+    pub(super) fn iter(&self) -> impl DoubleEndedIterator<Item = &ItemData> + '_ {
+        self.parts.iter().flatten()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.parts.iter().map(Vec::len).sum()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.parts.iter().all(Vec::is_empty)
+    }
+
+    /// The part and the index in it of item `i`; `i == len()` is the end of the last part.
+    pub(super) fn locate(&self, mut i: usize) -> (usize, usize) {
+        for (p, part) in self.parts.iter().enumerate() {
+            if i < part.len() {
+                return (p, i);
+            }
+            i -= part.len();
+        }
+        let last = self.parts.len().saturating_sub(1);
+        (last, self.parts.get(last).map_or(0, Vec::len))
+    }
+
+    pub(super) fn last(&self) -> Option<&ItemData> {
+        self.parts.iter().rev().find_map(|p| p.last())
+    }
+
+    pub(super) fn push(&mut self, item: ItemData) {
+        match self.parts.last_mut() {
+            Some(part) => part.push(item),
+            None => self.parts.push(vec![item]),
+        }
+    }
+
+    pub(super) fn insert(&mut self, i: usize, item: ItemData) {
+        if self.parts.is_empty() {
+            self.parts.push(Vec::new());
+        }
+        let (p, j) = self.locate(i);
+        self.parts[p].insert(j, item);
+    }
+
+    pub(super) fn remove(&mut self, i: usize) -> ItemData {
+        let (p, j) = self.locate(i);
+        self.parts[p].remove(j)
+    }
+}
+
+impl std::ops::Index<usize> for Items {
+    type Output = ItemData;
+
+    fn index(&self, i: usize) -> &ItemData {
+        let (p, j) = self.locate(i);
+        &self.parts[p][j]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Items {
+    fn index_mut(&mut self, i: usize) -> &mut ItemData {
+        let (p, j) = self.locate(i);
+        &mut self.parts[p][j]
+    }
+}
+
+/// Reads one range of a file into items (`readllines()` + `postmap()`), with its own side
+/// buffer and aux records. Source spans are absolute offsets into the whole file.
+pub(super) struct Chunk<'s> {
+    src: &'s [u8],
+    options: ParseOptions,
+    items: Vec<ItemData>,
+    side: Vec<u8>,
+    aux: Vec<Aux>,
+    next_id: u32,
+    /// Physical lines read.
+    lines: usize,
+    builder: Builder,
+}
+
+impl<'s> Chunk<'s> {
+    pub(super) fn parse(
+        src: &'s [u8],
+        start: usize,
+        end: usize,
+        first_line: usize,
+        options: &ParseOptions,
+    ) -> Self {
+        let mut chunk = Chunk {
+            src,
+            options: *options,
+            // About one item a line; reserving generously costs only address space.
+            items: Vec::with_capacity((end - start) / 32 + 1),
+            side: Vec::new(),
+            aux: Vec::new(),
+            next_id: u32::try_from(first_line)
+                .unwrap_or(u32::MAX)
+                .saturating_sub(1),
+            lines: 0,
+            builder: Builder::default(),
+        };
+        chunk.run(start, end, first_line);
+        chunk
+    }
+
+    pub(super) fn run(&mut self, start: usize, end_of_range: usize, first_line: usize) {
+        let src = self.src;
+        let mut pos = start;
+        let mut line_no = first_line - 1;
+        let mut newlines = memchr::memchr_iter(b'\n', &src[start..end_of_range]);
+        while pos < end_of_range {
+            line_no += 1;
+            let (content_end, end) = match newlines.next() {
+                Some(i) => (start + i, start + i + 1),
+                None => (end_of_range, end_of_range),
+            };
+            let class = classify(&src[pos..content_end]);
+            match class {
+                LineClass::Start => {
+                    self.close_record();
+                    self.builder.rec = Some(Rec {
+                        orphan: false,
+                        line: line_no,
+                        start: pos,
+                        end,
+                    });
+                    self.builder.content.push((pos, content_end));
+                }
+                LineClass::Continuation => {
+                    let b = &mut self.builder;
+                    match &mut b.rec {
+                        Some(rec) => {
+                            rec.end = end;
+                            b.pending.clear();
+                        }
+                        None => {
+                            b.rec = Some(Rec {
+                                orphan: true,
+                                line: line_no,
+                                start: pos,
+                                end,
+                            });
+                        }
+                    }
+                    b.content.push((pos, content_end));
+                }
+                LineClass::Blank | LineClass::Comment => {
+                    if self.builder.rec.is_some() {
+                        self.builder.pending.push((line_no, pos, end, class));
+                    } else {
+                        self.items
+                            .push(ItemData::plain(Span::src(pos, end), line_no, class));
+                    }
+                }
+            }
+            pos = end;
+        }
+        self.close_record();
+        self.lines = line_no + 1 - first_line;
+    }
+
+    pub(super) fn close_record(&mut self) {
+        let Some(rec) = self.builder.rec.take() else {
+            return;
+        };
+        let src = self.src;
+        let content = &self.builder.content;
+        let single_line = content.len() == 1;
+        let logical = if single_line {
+            Span::src(content[0].0, content[0].1)
+        } else {
+            let start = self.side.len();
+            for &(s, e) in content {
+                self.side.extend_from_slice(&src[s..e]);
+            }
+            Span::side(start, self.side.len())
+        };
+        let text = match logical.buf() {
+            Buf::Src => &src[logical.begin()..logical.end],
+            Buf::Side => &self.side[logical.begin()..logical.end],
+        };
+        let first_line_len = content[0].1 - content[0].0;
+        let parsed = parse_logical(text, first_line_len, rec.orphan, &self.options);
+        let mut item = ItemData::plain(Span::src(rec.start, rec.end), rec.line, LineClass::Start);
+        match parsed {
+            Parsed::Unparsed(data) => {
+                item.tag = Tag::Unparsed;
+                item.aux = push_aux(
+                    &mut self.aux,
+                    Aux::rare(AuxRare {
+                        unparsed: Some(data),
+                        ..AuxRare::default()
+                    }),
+                );
+            }
+            Parsed::Entry {
+                key_end,
+                value,
+                warnings,
+            } => {
+                item.tag = Tag::Entry;
+                self.next_id = self.next_id.saturating_add(1);
+                item.id = self.next_id;
+                if !single_line {
+                    item.aux = push_aux(
+                        &mut self.aux,
+                        Aux {
+                            spans: Some((logical.sub(0, key_end), logical.sub(value.0, value.1))),
+                            value_offset_in_first_line: (value.0 < first_line_len)
+                                .then_some(value.0),
+                            rare: (!warnings.is_empty()).then(|| {
+                                Box::new(AuxRare {
+                                    warnings,
+                                    ..AuxRare::default()
+                                })
+                            }),
+                        },
+                    );
+                } else if !warnings.is_empty() {
+                    item.aux = push_aux(
+                        &mut self.aux,
+                        Aux::rare(AuxRare {
+                            warnings,
+                            ..AuxRare::default()
+                        }),
+                    );
+                }
+            }
+        }
+        self.items.push(item);
+        self.builder.content.clear();
+        for (line, start, end, class) in self.builder.pending.drain(..) {
+            self.items
+                .push(ItemData::plain(Span::src(start, end), line, class));
+        }
+    }
+
+    /// The parsed chunk as a table's items, side buffer, aux records and last entry id.
+    pub(super) fn into_parts(self) -> (Items, Vec<u8>, Vec<Aux>, u32) {
+        (
+            Items {
+                parts: vec![self.items],
+            },
+            self.side,
+            self.aux,
+            self.next_id,
+        )
+    }
+
+    /// The parts of two consecutive chunks: the second's aux indices and side-buffer spans are
+    /// moved past the first's.
+    pub(super) fn join(self, second: Chunk<'_>) -> (Items, Vec<u8>, Vec<Aux>, u32) {
+        let first_lines = u32::try_from(self.lines).unwrap_or(u32::MAX);
+        let (mut items, mut side, mut aux, first_id) = self.into_parts();
+        let aux_base = aux.len();
+        let side_base = side.len();
+        let mut second_items = second.items;
+        for item in &mut second_items {
+            item.line = item.line.saturating_add(first_lines);
+            if item.tag == Tag::Entry {
+                item.id = item.id.saturating_add(first_id);
+            }
+            if item.aux != NO_AUX {
+                item.aux = u32::try_from(item.aux as usize + aux_base).unwrap_or(NO_AUX);
+            }
+        }
+        let shift = |span: Span| match span.buf() {
+            Buf::Side => Span::side(span.begin() + side_base, span.end + side_base),
+            Buf::Src => span,
+        };
+        for mut a in second.aux {
+            a.spans = a.spans.map(|(k, v)| (shift(k), shift(v)));
+            if let Some(rare) = &mut a.rare {
+                rare.restore_prev = rare.restore_prev.map(shift);
+            }
+            aux.push(a);
+        }
+        side.extend_from_slice(&second.side);
+        items.parts.push(second_items);
+        (items, side, aux, first_id.saturating_add(second.next_id))
+    }
+}
+
+/// Append an aux record; its index (saturating: four billion records do not fit in memory).
+pub(super) fn push_aux(aux: &mut Vec<Aux>, record: Aux) -> u32 {
+    aux.push(record);
+    u32::try_from(aux.len() - 1).unwrap_or(NO_AUX)
+}
+
+/// A line's role in `readllines()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LineClass {
+    /// Empty or whitespace only: skipped, does not end a record.
+    Blank,
+    /// First non-blank byte `#`: skipped, does not end a record.
+    Comment,
+    /// Starts with whitespace and has content: continues the record before it.
+    Continuation,
+    /// Starts with a byte that is neither whitespace nor `#`: starts a record.
+    Start,
+}
+
+pub(super) fn classify(content: &[u8]) -> LineClass {
+    match content.first() {
+        None => LineClass::Blank,
+        Some(&b) if !is_space(b) && b != b'#' => LineClass::Start,
+        Some(_) => match content.iter().find(|&&b| !is_space(b)) {
+            None => LineClass::Blank,
+            Some(b'#') => LineClass::Comment,
+            Some(_) => LineClass::Continuation,
+        },
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Builder {
+    rec: Option<Rec>,
+    /// Comment and blank lines seen after the open record's last content line.
+    pending: Vec<(usize, usize, usize, LineClass)>,
+    /// The open record's content lines (start, end without `\n`).
+    content: Vec<(usize, usize)>,
+}
+
+pub(super) struct Rec {
+    orphan: bool,
+    line: usize,
+    start: usize,
+    end: usize,
+}
+
+pub(super) enum Parsed {
+    Entry {
+        key_end: usize,
+        value: (usize, usize),
+        warnings: Vec<(usize, DiagnosticKind)>,
+    },
+    Unparsed(UnparsedData),
+}
+
+/// Scan a key as `postmap` does: up to the first unquoted whitespace byte; with `quoting`
+/// (Postfix ≥ 3.2) `\` escapes the next byte and `"` toggles quoting. Returns the key's length and
+/// whether a quote was left open.
+pub(super) fn scan_key(s: &[u8], quoting: bool) -> (usize, bool) {
+    let mut in_quotes = false;
+    let mut i = 0;
+    while i < s.len() {
+        let c = s[i];
+        if !KEY_SPECIAL[usize::from(c)] {
+            i += 1;
+            continue;
+        }
+        if quoting && c == b'\\' {
+            i += 1;
+            if i >= s.len() {
+                break;
+            }
+        } else if is_space(c) {
+            if !in_quotes {
+                break;
+            }
+        } else if quoting && c == b'"' {
+            in_quotes = !in_quotes;
+        }
+        i += 1;
+    }
+    (i.min(s.len()), in_quotes)
+}
+
+/// Bytes that can end or change the key scan: whitespace, `"` and `\\`.
+pub(super) const KEY_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let specials = *b" \t\n\x0b\x0c\r\"\\";
+    let mut i = 0;
+    while i < specials.len() {
+        t[specials[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Split one logical line (content lines joined) as `postmap()` does.
+pub(super) fn parse_logical(
+    text: &[u8],
+    first_line_len: usize,
+    orphan: bool,
+    opts: &ParseOptions,
+) -> Parsed {
+    let nul = memchr::memchr(0, text);
+    let cstr = &text[..nul.unwrap_or(text.len())];
+    let unparsed =
+        |column: usize, kind: DiagnosticKind| Parsed::Unparsed(UnparsedData { column, kind });
+    if orphan {
+        const MAX: usize = 30;
+        return unparsed(
+            1,
+            DiagnosticKind::LeadingWhitespace {
+                excerpt: cstr[..cstr.len().min(MAX)].to_vec(),
+                truncated: text.len() > MAX,
+            },
+        );
+    }
+    let mut warnings = Vec::new();
+    if let Some(at) = nul {
+        let column = if at < first_line_len { at + 1 } else { 1 };
+        warnings.push((
+            column,
+            DiagnosticKind::NulByte {
+                postmap_warns: opts.version.warns_on_nul(),
+            },
+        ));
+    }
+    if opts.smtputf8 && !cstr.is_ascii() && std::str::from_utf8(text).is_err() {
+        return unparsed(
+            1,
+            DiagnosticKind::NonUtf8 {
+                line: cstr.to_vec(),
+            },
+        );
+    }
+    let (key_end, in_quotes) = scan_key(cstr, opts.version.quoted_keys());
+    if in_quotes {
+        return unparsed(
+            1,
+            DiagnosticKind::UnbalancedQuote {
+                line: cstr.to_vec(),
+            },
+        );
+    }
+    let rest_start = (key_end + 1).min(cstr.len());
+    let rest = &cstr[rest_start..];
+    let lead = rest.iter().take_while(|&&b| is_space(b)).count();
+    let value = trim_space(rest);
+    if key_end == 0 || value.is_empty() {
+        let column = if key_end == 0 {
+            1
+        } else {
+            (key_end + 1).min(first_line_len.max(1))
+        };
+        return unparsed(column, DiagnosticKind::ExpectedKeyValue);
+    }
+    let value_start = rest_start + lead;
+    if cstr[key_end - 1] == b':' {
+        warnings.push((key_end.min(first_line_len).max(1), DiagnosticKind::ColonKey));
+    }
+    Parsed::Entry {
+        key_end,
+        value: (value_start, value_start + value.len()),
+        warnings,
+    }
+}
