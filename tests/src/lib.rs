@@ -48,30 +48,11 @@ pub fn mailmig_bin() -> &'static Utf8Path {
         if let Ok(bin) = std::env::var("MAILMIG_BIN") {
             return Utf8PathBuf::from(bin);
         }
-        let root = workspace_root();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = duct::cmd(
-            &cargo,
-            [
-                "build",
-                "--quiet",
-                "-p",
-                "mailmig-cli",
-                "--bin",
-                "mailmig",
-                "--features",
-                "failpoints",
-            ],
+        cargo_build(
+            "mailmig-cli",
+            &["--bin", "mailmig", "--features", "failpoints"],
         )
-        .dir(&root)
-        .unchecked()
-        .run()
-        .expect("cargo runs");
-        assert!(status.status.success(), "building mailmig failed");
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .map(Utf8PathBuf::from)
-            .unwrap_or_else(|_| root.join("target"));
-        target.join("debug/mailmig")
+        .join("debug/mailmig")
     })
 }
 
@@ -125,6 +106,52 @@ pub fn run_stdin<S: AsRef<std::ffi::OsStr>>(
         stdout: out.stdout,
         stderr: out.stderr,
     }
+}
+
+/// Wait for a started command at most `limit`: its output, or `None` after killing it (a hang is
+/// a test failure the caller reports, never a stuck suite).
+pub fn wait_bounded(handle: &duct::Handle, limit: std::time::Duration) -> Option<Run> {
+    match handle.wait_timeout(limit).expect("wait") {
+        Some(out) => Some(Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: out.stdout.clone(),
+            stderr: out.stderr.clone(),
+        }),
+        None => {
+            let _ = handle.kill();
+            None
+        }
+    }
+}
+
+/// Run `mailmig` with arguments, killed after `limit` (`None` then).
+pub fn mailmig_bounded(args: &[&str], limit: std::time::Duration) -> Option<Run> {
+    let handle = duct::cmd(mailmig_bin().as_str(), args)
+        .stdout_capture()
+        .stderr_capture()
+        .stdin_null()
+        .unchecked()
+        .start()
+        .expect("start mailmig");
+    wait_bounded(&handle, limit)
+}
+
+/// Build a package's target with the tests' profile: `cargo build -p PACKAGE ARGS...`; returns
+/// the target directory.
+pub fn cargo_build(package: &str, args: &[&str]) -> Utf8PathBuf {
+    let root = workspace_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut all = vec!["build", "--quiet", "-p", package];
+    all.extend_from_slice(args);
+    let status = duct::cmd(&cargo, &all)
+        .dir(&root)
+        .unchecked()
+        .run()
+        .expect("cargo runs");
+    assert!(status.status.success(), "cargo {all:?} failed");
+    std::env::var("CARGO_TARGET_DIR")
+        .map(Utf8PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"))
 }
 
 /// Run `mailmig` with arguments.

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use camino::Utf8PathBuf;
-use mailmig_tests::{mailmig_bin, Run};
+use mailmig_tests::{mailmig_bounded, Run};
 use proptest::prelude::*;
 
 /// Pieces that exercise the parsers' corners; glued together at random.
@@ -57,24 +57,8 @@ fn argument() -> impl Strategy<Value = String> {
 }
 
 fn bounded(args: &[&str]) -> Run {
-    let handle = duct::cmd(mailmig_bin().as_str(), args)
-        .stdout_capture()
-        .stderr_capture()
-        .stdin_null()
-        .unchecked()
-        .start()
-        .expect("start");
-    match handle.wait_timeout(Duration::from_secs(30)).expect("wait") {
-        Some(out) => Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: out.stdout.clone(),
-            stderr: out.stderr.clone(),
-        },
-        None => {
-            let _ = handle.kill();
-            panic!("mailmig {args:?} hung");
-        }
-    }
+    mailmig_bounded(args, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("mailmig {args:?} hung"))
 }
 
 fn commands<'a>(file: &'a str, state: &'a str, arg: &'a str) -> Vec<Vec<&'a str>> {

@@ -10,29 +10,9 @@ use camino::Utf8PathBuf;
 use mailmig_tests::mail::send_tagged;
 use mailmig_tests::sandbox::Sandbox;
 
-/// The example's binary, built once with the tests' profile.
+/// The example's binary, built with the tests' profile.
 fn example() -> Utf8PathBuf {
-    let root = mailmig_tests::workspace_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = duct::cmd(
-        &cargo,
-        [
-            "build",
-            "--quiet",
-            "-p",
-            "mailmig-core",
-            "--example",
-            "migrate",
-        ],
-    )
-    .dir(&root)
-    .unchecked()
-    .run()
-    .expect("cargo runs");
-    assert!(status.status.success(), "building the example failed");
-    std::env::var("CARGO_TARGET_DIR")
-        .map(Utf8PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"))
+    mailmig_tests::cargo_build("mailmig-core", &["--example", "migrate"])
         .join("debug/examples/migrate")
 }
 

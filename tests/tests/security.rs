@@ -7,7 +7,7 @@ use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
-use mailmig_tests::{mailmig, mailmig_bin, Run};
+use mailmig_tests::{mailmig, mailmig_bounded, Run};
 
 const NOBODY: u32 = 65_534;
 
@@ -265,28 +265,6 @@ fn hold_add_refuses_addresses_it_cannot_manage() {
         ]);
         assert_eq!(r.code, 64, "{bad:?}: {} {}", r.out(), r.err());
         assert_eq!(fs_err::read(&access).expect("read"), b"# access\n");
-    }
-}
-
-/// Run mailmig, killed after `limit`: a hang is a failure of the test, not of the suite.
-fn mailmig_bounded(args: &[&str], limit: Duration) -> Option<Run> {
-    let handle = duct::cmd(mailmig_bin().as_str(), args)
-        .stdout_capture()
-        .stderr_capture()
-        .stdin_null()
-        .unchecked()
-        .start()
-        .expect("start");
-    match handle.wait_timeout(limit).expect("wait") {
-        Some(out) => Some(Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: out.stdout.clone(),
-            stderr: out.stderr.clone(),
-        }),
-        None => {
-            let _ = handle.kill();
-            None
-        }
     }
 }
 

@@ -36,17 +36,8 @@ fn path_with(dir: &Utf8Path) -> String {
 /// mailmig with a wrapper first on PATH, killed (a test failure) after `limit`.
 fn mailmig_wrapped(sb: &Sandbox, args: &[&str], path: &str, limit: Duration) -> Run {
     let handle = sb.spawn_mailmig(args, &[("PATH", path)]);
-    match handle.wait_timeout(limit).expect("wait") {
-        Some(out) => Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: out.stdout.clone(),
-            stderr: out.stderr.clone(),
-        },
-        None => {
-            let _ = handle.kill();
-            panic!("mailmig {args:?} did not end within {limit:?}");
-        }
-    }
+    mailmig_tests::wait_bounded(&handle, limit)
+        .unwrap_or_else(|| panic!("mailmig {args:?} did not end within {limit:?}"))
 }
 
 /// Regression (reproduced): when the hold step failed before writing anything (postmap failing,
