@@ -42,6 +42,24 @@
 /// `camino`, whose UTF-8 paths appear throughout this crate's signatures.
 pub use camino;
 
+/// An error and its causes on one line: `top: cause: cause`. mailmig's errors do not repeat
+/// their `source()` in their `Display`; this is how they are shown whole. A cause whose text
+/// the line already ends with (an error of another crate that includes its source) is not
+/// repeated.
+pub fn display_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let t = cause.to_string();
+        if !t.is_empty() && !text.ends_with(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        next = cause.source();
+    }
+    text
+}
+
 pub mod dovecot;
 pub mod hold;
 pub mod login;

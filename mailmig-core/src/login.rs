@@ -675,7 +675,7 @@ fn forget_unreadable(
     if let Some(file) = passwd_file {
         let bytes = crate::safe_fs::read_regular(file).map_err(|e| LoginError::State {
             path: file.to_owned(),
-            reason: e.to_string(),
+            reason: crate::display_chain(&e),
         })?;
         let parsed = PasswdFile::parse(bytes, options);
         if let Some(entry) = parsed.lookup(user.as_bytes(), ids) {

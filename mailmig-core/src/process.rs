@@ -64,7 +64,7 @@ pub struct Output {
 #[non_exhaustive]
 pub enum RunError {
     /// The program could not be started.
-    #[error("could not run `{argv}`: {source}")]
+    #[error("could not run `{argv}`")]
     Spawn {
         /// The command.
         argv: Argv,

@@ -65,7 +65,7 @@ pub enum SafeFsError {
         reason: String,
     },
     /// An operating-system error on a path.
-    #[error("`{path}`: {source}")]
+    #[error("`{path}`")]
     Io {
         /// The path.
         path: Utf8PathBuf,

@@ -57,7 +57,7 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(60);
 #[non_exhaustive]
 pub enum TransactionError {
     /// The target cannot be read (missing, not a regular file, permissions).
-    #[error("cannot read `{path}`: {source}")]
+    #[error("cannot read `{path}`")]
     Read {
         /// The file.
         path: Utf8PathBuf,
@@ -75,9 +75,7 @@ pub enum TransactionError {
     #[error(transparent)]
     Unsafe(#[from] SafeFsError),
     /// The temporary file (and lock) cannot be created in the target's directory.
-    #[error(
-        "cannot create the temporary file `{path}` (the directory must be writable): {source}"
-    )]
+    #[error("cannot create the temporary file `{path}` (the directory must be writable)")]
     Temp {
         /// The temporary file.
         path: Utf8PathBuf,
@@ -100,7 +98,7 @@ pub enum TransactionError {
         path: Utf8PathBuf,
     },
     /// The owner, group or mode of the original cannot be given to the new file.
-    #[error("cannot give `{path}` the original owner {uid}:{gid} and mode {mode:o}: {source}")]
+    #[error("cannot give `{path}` the original owner {uid}:{gid} and mode {mode:o}")]
     Ownership {
         /// The temporary file.
         path: Utf8PathBuf,
@@ -115,7 +113,7 @@ pub enum TransactionError {
         source: std::io::Error,
     },
     /// Writing, syncing or renaming failed.
-    #[error("cannot write `{path}`: {source}")]
+    #[error("cannot write `{path}`")]
     Write {
         /// The file.
         path: Utf8PathBuf,
@@ -124,7 +122,7 @@ pub enum TransactionError {
         source: std::io::Error,
     },
     /// The target cannot be replaced by rename (a single-file bind mount).
-    #[error("cannot replace `{path}` by rename ({source}); it is probably a single-file bind mount: use the copy-in-place fallback if you accept a non-atomic write")]
+    #[error("cannot replace `{path}` by rename; it is probably a single-file bind mount: use the copy-in-place fallback if you accept a non-atomic write")]
     RenameImpossible {
         /// The file.
         path: Utf8PathBuf,
@@ -638,6 +636,21 @@ mod tests {
         assert_eq!(
             fs_err::read(r.backup.expect("backup")).expect("read"),
             b"x\n"
+        );
+    }
+
+    /// An error's Display does not repeat its source; `display_chain` shows both once.
+    #[test]
+    fn errors_show_their_cause_once() {
+        let e = TransactionError::Write {
+            path: "/x".into(),
+            source: std::io::Error::other("disk on fire"),
+        };
+        assert!(!e.to_string().contains("disk on fire"), "{e}");
+        let wrapped = crate::migrate::StepError::from(e);
+        assert_eq!(
+            crate::display_chain(&wrapped),
+            "cannot write `/x`: disk on fire"
         );
     }
 

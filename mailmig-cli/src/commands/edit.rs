@@ -30,7 +30,7 @@ pub(crate) fn failure(e: &TransactionError) -> Failure {
         | TransactionError::Unsafe(SafeFsError::NotRegular { .. }) => exit::NOINPUT,
         _ => exit::IOERR,
     };
-    Failure::new(code, format!("error: {e}"))
+    Failure::new(code, format!("error: {}", mailmig_core::display_chain(&e)))
 }
 
 /// Whether a file's lines carry secrets a diff must not show.
@@ -110,7 +110,10 @@ pub(crate) fn rebuild(
     .map_err(|e| {
         Failure::new(
             exit::UNAVAILABLE,
-            format!("error: {file} was written, but rebuilding {map_type}:{file} failed: {e}"),
+            format!(
+                "error: {file} was written, but rebuilding {map_type}:{file} failed: {chain}",
+                chain = mailmig_core::display_chain(&e)
+            ),
         )
     })?;
     for w in warnings {

@@ -105,7 +105,10 @@ fn refuse_unparsed_key(file: &Utf8Path, table: &Table, key: &[u8]) -> Result<(),
 fn edit_error(file: &Utf8Path, e: &TableEditError) -> Failure {
     Failure::new(
         exit::DATAERR,
-        format!("{file}: error: {e}; nothing was written"),
+        format!(
+            "{file}: error: {chain}; nothing was written",
+            chain = mailmig_core::display_chain(&e)
+        ),
     )
 }
 

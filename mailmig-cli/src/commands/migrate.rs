@@ -36,7 +36,10 @@ fn code_of(e: &MigrateError) -> u8 {
 }
 
 fn failure(e: &MigrateError) -> Failure {
-    Failure::new(code_of(e), format!("error: {e}"))
+    Failure::new(
+        code_of(e),
+        format!("error: {}", mailmig_core::display_chain(&e)),
+    )
 }
 
 /// The exit code of a run's outcome.
@@ -147,7 +150,7 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
             match p {
                 Ok(p) => show_plan(&p.plan, args.options.json)?,
                 Err(e) => {
-                    output::stderr_line(&format!("error: {e}"));
+                    output::stderr_line(&format!("error: {}", mailmig_core::display_chain(&e)));
                     code = code.max(code_of(&e));
                 }
             }
@@ -202,7 +205,7 @@ impl Ending {
     fn of_error(e: &MigrateError) -> Self {
         Self {
             code: code_of(e),
-            message: format!("error: {e}"),
+            message: format!("error: {}", mailmig_core::display_chain(&e)),
         }
     }
 }
@@ -319,7 +322,7 @@ pub(crate) fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<u8, Failure
     for r in migrate::status(&state, args.run.as_deref()).map_err(|e| failure(&e))? {
         match r {
             Ok(s) => rows.push(s),
-            Err(e) => output::stderr_line(&format!("warning: {e}")),
+            Err(e) => output::stderr_line(&format!("warning: {}", mailmig_core::display_chain(&e))),
         }
     }
     let code = if rows.iter().any(|r| {

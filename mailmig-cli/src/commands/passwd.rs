@@ -86,7 +86,13 @@ fn edit_failure(file: &Utf8Path, e: &PasswdEditError) -> Failure {
         PasswdEditError::NoSuchUser { .. } => exit::NOUSER,
         _ => exit::DATAERR,
     };
-    Failure::new(code, format!("{file}: error: {e}; nothing was written"))
+    Failure::new(
+        code,
+        format!(
+            "{file}: error: {chain}; nothing was written",
+            chain = mailmig_core::display_chain(&e)
+        ),
+    )
 }
 
 pub(crate) fn set(args: &PasswdSetArgs) -> Result<u8, Failure> {

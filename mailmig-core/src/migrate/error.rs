@@ -70,7 +70,7 @@ pub enum MigrateError {
     #[error(transparent)]
     Command(#[from] RunError),
     /// An input file cannot be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The file.
         path: Utf8PathBuf,
@@ -88,7 +88,7 @@ pub enum MigrateError {
     #[error(transparent)]
     Journal(#[from] JournalError),
     /// A planned edit of the passwd-file is refused.
-    #[error("{passwd_file}: {source}")]
+    #[error("{passwd_file}")]
     Edit {
         /// The passwd-file.
         passwd_file: Utf8PathBuf,
@@ -312,7 +312,7 @@ pub enum StepError {
     #[error(transparent)]
     Fs(#[from] SafeFsError),
     /// Taking the map lock failed.
-    #[error("cannot lock the state directory's map lock: {0}")]
+    #[error("cannot lock the state directory's map lock")]
     Lock(#[source] std::io::Error),
 }
 

@@ -219,7 +219,7 @@ impl Record {
 #[non_exhaustive]
 pub enum JournalError {
     /// The file system refused.
-    #[error("journal {path}: {source}")]
+    #[error("journal {path}")]
     Io {
         /// The file or directory.
         path: Utf8PathBuf,

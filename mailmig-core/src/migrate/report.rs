@@ -103,7 +103,7 @@ impl EventKind<'_> {
                 .join("; ")
         };
         match self {
-            Self::Failed(_, e) => Some(e.to_string()),
+            Self::Failed(_, e) => Some(crate::display_chain(*e)),
             Self::Retry(_, f) | Self::CarryOver(_, f) => Some(findings(f)),
             Self::Warning(_, m)
             | Self::Migrated(m, _)
@@ -113,7 +113,7 @@ impl EventKind<'_> {
             Self::Completing => Some(
                 "the release had started: completing the migration instead of rolling back".into(),
             ),
-            Self::Refused(e) => Some(format!("error: {e}")),
+            Self::Refused(e) => Some(format!("error: {}", crate::display_chain(*e))),
             _ => None,
         }
     }

@@ -38,7 +38,7 @@ pub enum RunsError {
         path: Utf8PathBuf,
     },
     /// Taking the lock failed.
-    #[error("cannot lock {path}: {source}")]
+    #[error("cannot lock {path}")]
     Lock {
         /// The lock file.
         path: Utf8PathBuf,

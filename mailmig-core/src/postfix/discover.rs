@@ -20,7 +20,7 @@ pub enum DiscoverError {
     #[error(transparent)]
     Postconf(#[from] RunError),
     /// A map file cannot be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The file.
         path: Utf8PathBuf,

@@ -114,7 +114,7 @@ impl Engine<'_> {
         let n = edits.len();
         let all = |e: &StepError| {
             (0..n)
-                .map(|_| Err(StepError::Batch(e.to_string())))
+                .map(|_| Err(StepError::Batch(crate::display_chain(e))))
                 .collect()
         };
         let mut results = Vec::with_capacity(n);

@@ -355,7 +355,10 @@ impl<'a> Engine<'a> {
             match result {
                 Ok(data) => {
                     if let Err(e) = self.record(Some(step), Event::Done, data.clone(), None) {
-                        return self.needs_admin(&format!("cannot write the journal: {e}"));
+                        return self.needs_admin(&format!(
+                            "cannot write the journal: {}",
+                            crate::display_chain(&e)
+                        ));
                     }
                     self.report(EventKind::Done(step, data.as_ref()));
                     failpoint(&format!("{step}:done"));
@@ -377,7 +380,7 @@ impl<'a> Engine<'a> {
     /// A step failed: journal it, then roll back — or, past the start of the release, stop and
     /// say how to finish.
     fn step_failed(&mut self, step: StepKind, e: &StepError) -> RunOutcome {
-        let msg = format!("step {step} failed: {e}");
+        let msg = format!("step {step} failed: {}", crate::display_chain(e));
         let _ = self.record(Some(step), Event::Failed, None, Some(msg.clone()));
         self.report(EventKind::Failed(step, e));
         if self.state_now().started.contains(&StepKind::Release) {
@@ -495,13 +498,17 @@ impl<'a> Engine<'a> {
             match undo {
                 Ok(()) => {
                     if let Err(e) = self.record(Some(step), Event::Undone, None, None) {
-                        return self.needs_admin(&format!("cannot write the journal: {e}"));
+                        return self.needs_admin(&format!(
+                            "cannot write the journal: {}",
+                            crate::display_chain(&e)
+                        ));
                     }
                     self.report(EventKind::Undone(step));
                 }
                 Err(e) => {
                     let msg = format!(
-                        "undoing step {step} failed: {e}. The journal {} records what is still in place; fix the cause and run `mailmig rollback {}` (or `mailmig resume {}`)",
+                        "undoing step {step} failed: {}. The journal {} records what is still in place; fix the cause and run `mailmig rollback {}` (or `mailmig resume {}`)",
+                        crate::display_chain(&e),
                         self.journal.path(),
                         self.header.run,
                         self.header.run
