@@ -7,6 +7,9 @@ use camino::Utf8Path;
 use crate::exit;
 use crate::output;
 
+/// An error and its causes on one line.
+pub(crate) use mailmig_core::display_chain as chain;
+
 /// A command failed: the exit code and the complete message for stderr.
 #[derive(Debug)]
 pub(crate) struct Failure {
@@ -20,6 +23,11 @@ impl Failure {
             code,
             message: message.into(),
         }
+    }
+
+    /// `error: ERROR: CAUSE: ...` (each cause once).
+    pub(crate) fn error(code: u8, e: &dyn std::error::Error) -> Self {
+        Self::new(code, format!("error: {}", chain(e)))
     }
 
     /// An I/O error on `what`; a missing file is EX_NOINPUT.

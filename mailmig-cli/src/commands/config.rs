@@ -22,8 +22,7 @@ const POSTFIX_PARAMETERS: &[&str] = &[
 ];
 
 pub(crate) fn run(ctx: &Context<'_>) -> Result<u8, Failure> {
-    let unavailable =
-        |e: &dyn std::fmt::Display| Failure::new(exit::UNAVAILABLE, format!("error: {e}"));
+    let unavailable = |e: &dyn std::error::Error| Failure::error(exit::UNAVAILABLE, e);
     let postfix = match &ctx.global.postfix_config {
         Some(dir) => {
             let values =
@@ -50,12 +49,7 @@ pub(crate) fn run(ctx: &Context<'_>) -> Result<u8, Failure> {
         ));
     }
     let obj = json!({ "postfix": postfix, "dovecot": dovecot });
-    output::stdout(
-        format!(
-            "{}\n",
-            serde_json::to_string_pretty(&obj).unwrap_or_default()
-        )
-        .as_bytes(),
-    )?;
+    let text = serde_json::to_string_pretty(&obj).unwrap_or_default();
+    output::stdout(format!("{text}\n").as_bytes())?;
     Ok(exit::OK)
 }

@@ -30,7 +30,7 @@ pub(crate) fn failure(e: &TransactionError) -> Failure {
         | TransactionError::Unsafe(SafeFsError::NotRegular { .. }) => exit::NOINPUT,
         _ => exit::IOERR,
     };
-    Failure::new(code, format!("error: {}", mailmig_core::display_chain(&e)))
+    Failure::error(code, &e)
 }
 
 /// Whether a file's lines carry secrets a diff must not show.
@@ -108,13 +108,10 @@ pub(crate) fn rebuild(
         file,
     )
     .map_err(|e| {
-        Failure::new(
-            exit::UNAVAILABLE,
-            format!(
-                "error: {file} was written, but rebuilding {map_type}:{file} failed: {chain}",
-                chain = mailmig_core::display_chain(&e)
-            ),
-        )
+        let why = crate::report::chain(&e);
+        let text =
+            format!("error: {file} was written, but rebuilding {map_type}:{file} failed: {why}");
+        Failure::new(exit::UNAVAILABLE, text)
     })?;
     for w in warnings {
         output::stderr_line(&w);

@@ -12,14 +12,15 @@ use crate::exit;
 use crate::output;
 use crate::report::Failure;
 
+/// A refused edit: nothing was written.
+fn unwritten(e: &dyn std::error::Error) -> Failure {
+    let why = crate::report::chain(e);
+    Failure::new(exit::DATAERR, format!("error: {why}; nothing was written"))
+}
+
 pub(crate) fn add(ctx: &Context<'_>, args: &HoldAddArgs) -> Result<u8, Failure> {
     for a in &args.addresses {
-        validate_mailbox(a).map_err(|e| {
-            Failure::new(
-                exit::USAGE,
-                format!("error: {}", mailmig_core::display_chain(&e)),
-            )
-        })?;
+        validate_mailbox(a).map_err(|e| Failure::error(exit::USAGE, &e))?;
     }
     let (map_path, map_type) = access_map(ctx, &args.map)?;
     let maps = alias_maps(ctx, &args.virtual_maps, args.recipient_delimiter.as_deref())?;
@@ -49,15 +50,8 @@ pub(crate) fn add(ctx: &Context<'_>, args: &HoldAddArgs) -> Result<u8, Failure> 
                 ));
             }
             let plan = plan_hold(&access, user, closure);
-            apply_hold(&mut access, &plan, action, &since, &args.reason).map_err(|e| {
-                Failure::new(
-                    exit::DATAERR,
-                    format!(
-                        "error: {}; nothing was written",
-                        mailmig_core::display_chain(&e)
-                    ),
-                )
-            })?;
+            apply_hold(&mut access, &plan, action, &since, &args.reason)
+                .map_err(|e| unwritten(&e))?;
             for key in &plan.add {
                 let path = closure
                     .addresses
@@ -127,15 +121,7 @@ pub(crate) fn remove(ctx: &Context<'_>, args: &HoldRemoveArgs) -> Result<u8, Fai
     let parse = ctx.options;
     let (report, removed) = edit::apply(&map_path, &args.edit, edit::Secrets::None, |original| {
         let mut access = Table::parse(original.to_vec(), &parse);
-        let removed = remove_holds(&mut access, &users).map_err(|e| {
-            Failure::new(
-                exit::DATAERR,
-                format!(
-                    "error: {}; nothing was written",
-                    mailmig_core::display_chain(&e)
-                ),
-            )
-        })?;
+        let removed = remove_holds(&mut access, &users).map_err(|e| unwritten(&e))?;
         Ok((access.render(), removed))
     })?;
     for key in &removed {

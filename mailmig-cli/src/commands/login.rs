@@ -40,7 +40,7 @@ fn failure(e: &LoginError) -> Failure {
         LoginError::Run(_) => exit::UNAVAILABLE,
         _ => exit::IOERR,
     };
-    Failure::new(code, format!("error: {}", mailmig_core::display_chain(&e)))
+    Failure::error(code, &e)
 }
 
 pub(crate) fn disable(ctx: &Context<'_>, args: &LoginDisableArgs) -> Result<u8, Failure> {

@@ -107,7 +107,7 @@ fn edit_error(file: &Utf8Path, e: &TableEditError) -> Failure {
         exit::DATAERR,
         format!(
             "{file}: error: {chain}; nothing was written",
-            chain = mailmig_core::display_chain(&e)
+            chain = crate::report::chain(&e)
         ),
     )
 }

@@ -36,10 +36,7 @@ fn code_of(e: &MigrateError) -> u8 {
 }
 
 fn failure(e: &MigrateError) -> Failure {
-    Failure::new(
-        code_of(e),
-        format!("error: {}", mailmig_core::display_chain(&e)),
-    )
+    Failure::error(code_of(e), &e)
 }
 
 /// The exit code of a run's outcome.
@@ -150,8 +147,9 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
             match p {
                 Ok(p) => show_plan(&p.plan, args.options.json)?,
                 Err(e) => {
-                    output::stderr_line(&format!("error: {}", mailmig_core::display_chain(&e)));
-                    code = code.max(code_of(&e));
+                    let f = failure(&e);
+                    output::stderr_line(&f.message);
+                    code = code.max(f.code);
                 }
             }
         }
@@ -169,7 +167,7 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
                     run: "",
                     kind: EventKind::Refused(&e),
                 });
-                endings.push(Ending::of_error(&e));
+                endings.push(failure(&e));
             }
         }
     }
@@ -181,37 +179,20 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
     };
     for r in migrate::run_all(&run_ctx, ready, server.config.parse, usize::from(args.jobs)) {
         endings.push(match r.outcome {
-            Ok(o) => Ending::of(&o),
-            Err(e) => Ending::of_error(&e),
+            Ok(o) => ending(&o),
+            Err(e) => failure(&e),
         });
     }
     finish(&endings, args.options.json)
 }
 
-/// How one run ended, for printing.
-struct Ending {
-    code: u8,
-    message: String,
-}
-
-impl Ending {
-    fn of(o: &RunOutcome) -> Self {
-        Self {
-            code: code_of_outcome(o),
-            message: o.message(),
-        }
-    }
-
-    fn of_error(e: &MigrateError) -> Self {
-        Self {
-            code: code_of(e),
-            message: format!("error: {}", mailmig_core::display_chain(&e)),
-        }
-    }
+/// How one run ended, for printing: its exit code and message.
+fn ending(o: &RunOutcome) -> Failure {
+    Failure::new(code_of_outcome(o), o.message())
 }
 
 /// Print each run's ending; the exit code is the most serious one (70 > 75 > others > 0).
-fn finish(endings: &[Ending], json: bool) -> Result<u8, Failure> {
+fn finish(endings: &[Failure], json: bool) -> Result<u8, Failure> {
     let rank = |c: u8| match c {
         exit::SOFTWARE => 4,
         exit::TEMPFAIL => 3,
@@ -274,7 +255,7 @@ fn continue_runs(ctx: &Context<'_>, args: &RunArgs, rollback: bool) -> Result<u8
         ids: ids.as_ref(),
         reporter: reporter.as_ref(),
     };
-    let endings: Vec<Ending> = selected
+    let endings: Vec<Failure> = selected
         .iter()
         .map(|r| {
             let outcome = if rollback {
@@ -283,8 +264,8 @@ fn continue_runs(ctx: &Context<'_>, args: &RunArgs, rollback: bool) -> Result<u8
                 migrate::resume(&run_ctx, r)
             };
             match outcome {
-                Ok(o) => Ending::of(&o),
-                Err(e) => Ending::of_error(&e),
+                Ok(o) => ending(&o),
+                Err(e) => failure(&e),
             }
         })
         .collect();
@@ -322,7 +303,7 @@ pub(crate) fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<u8, Failure
     for r in migrate::status(&state, args.run.as_deref()).map_err(|e| failure(&e))? {
         match r {
             Ok(s) => rows.push(s),
-            Err(e) => output::stderr_line(&format!("warning: {}", mailmig_core::display_chain(&e))),
+            Err(e) => output::stderr_line(&format!("warning: {}", crate::report::chain(&e))),
         }
     }
     let code = if rows.iter().any(|r| {

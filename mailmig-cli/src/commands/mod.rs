@@ -69,24 +69,14 @@ impl<'a> Context<'a> {
     fn new(global: &'a GlobalArgs) -> Result<Self, Failure> {
         let runner = SystemRunner;
         let mut options = match &global.postfix_config {
-            Some(dir) => postfix::parse_options_from_postconf(&runner, dir).map_err(|e| {
-                Failure::new(
-                    exit::UNAVAILABLE,
-                    format!("error: {}", mailmig_core::display_chain(&e)),
-                )
-            })?,
+            Some(dir) => postfix::parse_options_from_postconf(&runner, dir)
+                .map_err(|e| Failure::error(exit::UNAVAILABLE, &e))?,
             None => ParseOptions::default(),
         };
         if let Some(v) = &global.postfix_version {
-            options.version = v.parse::<PostfixVersion>().map_err(|e| {
-                Failure::new(
-                    exit::USAGE,
-                    format!(
-                        "error: --postfix-version: {}",
-                        mailmig_core::display_chain(&e)
-                    ),
-                )
-            })?;
+            options.version = v
+                .parse::<PostfixVersion>()
+                .map_err(|e| Failure::new(exit::USAGE, format!("error: --postfix-version: {e}")))?;
         }
         if let Some(flag) = global.smtputf8 {
             options.smtputf8 = matches!(flag, YesNo::Yes);
@@ -123,7 +113,7 @@ pub(crate) fn ids() -> Box<dyn IdResolver + Sync> {
     match SystemIds::load() {
         Ok(ids) => Box::new(ids),
         Err(e) => {
-            output::stderr_line(&format!("warning: cannot read /etc/passwd or /etc/group ({}); only numeric uid/gid fields are understood", mailmig_core::display_chain(&e)));
+            output::stderr_line(&format!("warning: cannot read /etc/passwd or /etc/group ({}); only numeric uid/gid fields are understood", crate::report::chain(&e)));
             Box::new(NumericIds)
         }
     }
@@ -192,7 +182,7 @@ pub(crate) fn discover_failure(e: &DiscoverError) -> Failure {
         },
         _ => exit::DATAERR,
     };
-    Failure::new(code, format!("error: {}", mailmig_core::display_chain(&e)))
+    Failure::error(code, &e)
 }
 
 /// The exit code and message of a state-directory error.
@@ -206,5 +196,5 @@ pub(crate) fn state_failure(e: &StateError) -> Failure {
         StateError::BadName { .. } => exit::DATAERR,
         _ => exit::CANTCREAT,
     };
-    Failure::new(code, format!("error: {}", mailmig_core::display_chain(&e)))
+    Failure::error(code, &e)
 }

@@ -86,13 +86,8 @@ fn edit_failure(file: &Utf8Path, e: &PasswdEditError) -> Failure {
         PasswdEditError::NoSuchUser { .. } => exit::NOUSER,
         _ => exit::DATAERR,
     };
-    Failure::new(
-        code,
-        format!(
-            "{file}: error: {chain}; nothing was written",
-            chain = mailmig_core::display_chain(&e)
-        ),
-    )
+    let why = crate::report::chain(&e);
+    Failure::new(code, format!("{file}: error: {why}; nothing was written"))
 }
 
 pub(crate) fn set(args: &PasswdSetArgs) -> Result<u8, Failure> {

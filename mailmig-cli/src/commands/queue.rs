@@ -22,30 +22,20 @@ fn config_dir(ctx: &Context<'_>) -> Result<Utf8PathBuf, Failure> {
 }
 
 fn delimiters(ctx: &Context<'_>, dir: &Utf8PathBuf) -> Result<String, Failure> {
-    let v = postconf(&ctx.runner, dir, &["recipient_delimiter"]).map_err(|e| {
-        Failure::new(
-            exit::UNAVAILABLE,
-            format!("error: {}", mailmig_core::display_chain(&e)),
-        )
-    })?;
+    let v = postconf(&ctx.runner, dir, &["recipient_delimiter"])
+        .map_err(|e| Failure::error(exit::UNAVAILABLE, &e))?;
     Ok(v.get("recipient_delimiter").cloned().unwrap_or_default())
 }
 
 fn failure(e: &QueueError) -> Failure {
-    Failure::new(
-        exit::UNAVAILABLE,
-        format!("error: {}", mailmig_core::display_chain(&e)),
-    )
+    Failure::error(exit::UNAVAILABLE, &e)
 }
 
 fn state_failure(e: &HeldStateError) -> Failure {
     match e {
         HeldStateError::User(u) => Failure::new(exit::USAGE, format!("error: --user: {u}")),
         HeldStateError::State(s) => super::state_failure(s),
-        _ => Failure::new(
-            exit::DATAERR,
-            format!("error: {}", mailmig_core::display_chain(&e)),
-        ),
+        _ => Failure::error(exit::DATAERR, &e),
     }
 }
 
