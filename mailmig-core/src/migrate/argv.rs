@@ -64,6 +64,16 @@ pub fn message_guids(config: &Utf8Path, user: &str, location: &str) -> Argv {
     )
 }
 
+/// `doveadm -o mail_location=LOCATION mailbox path -u USER INBOX`: where Dovecot really reads
+/// the location's INBOX (proves a read of LOCATION does not read another location).
+pub fn inbox_path(config: &Utf8Path, user: &str, location: &str) -> Argv {
+    let loc = format!("mail_location={location}");
+    doveadm(
+        config,
+        &["-o", &loc, "mailbox", "path", "-u", user, "INBOX"],
+    )
+}
+
 /// `doveadm user -f FIELD USER`.
 pub fn user_field(config: &Utf8Path, user: &str, field: &str) -> Argv {
     doveadm(config, &["user", "-f", field, user])

@@ -248,6 +248,14 @@ pub enum StepError {
     /// The verification found differences after every retry.
     #[error("old and new location differ: {}", join(.0))]
     Differs(Vec<Finding>),
+    /// Dovecot reads both locations from one storage: a comparison would be vacuous.
+    #[error("Dovecot reports the same INBOX path for the old and the new location (`{old}`, `{new}`): it does not read the new location separately (a location override it ignores?), so nothing could be verified")]
+    SameStorage {
+        /// The old location's INBOX path.
+        old: String,
+        /// The new location's INBOX path.
+        new: String,
+    },
     /// Mail in the old location could not be carried over.
     #[error("mail in the old location could not be carried over: {}", join(.0))]
     NotCarriedOver(Vec<Finding>),

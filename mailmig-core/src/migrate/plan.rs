@@ -156,6 +156,7 @@ pub fn build_plan(
     let catch_up = || words(argv::dsync(conf, &["sync", "-1", "-R"], user, from));
     let status = |loc: &str| words(argv::mailbox_status(conf, user, loc));
     let fetch = |loc: &str| words(argv::message_guids(conf, user, loc));
+    let inbox = |loc: &str| words(argv::inbox_path(conf, user, loc));
     let user_field = |field: &str| words(argv::user_field(conf, user, field));
     let mut steps = Vec::new();
     let mut step = |kind: StepKind,
@@ -260,8 +261,8 @@ pub fn build_plan(
             );
             step(
                 StepKind::Verify,
-                strings(&["per mailbox: messages, UIDVALIDITY, UIDNEXT, mailbox GUID and message GUIDs identical (else sync again, at most 3 times, then roll back)"]),
-                vec![status(from), fetch(from), status(to), fetch(to)],
+                strings(&["the two locations are read from two storages (INBOX paths differ); per mailbox: messages, UIDVALIDITY, UIDNEXT, mailbox GUID and message GUIDs identical (else sync again, at most 3 times, then roll back)"]),
+                vec![inbox(from), inbox(to), status(from), fetch(from), status(to), fetch(to)],
                 vec![],
             );
             step(
@@ -326,9 +327,9 @@ pub fn build_plan(
             step(
                 StepKind::Verify,
                 strings(&[
-                    "every message of the old location is in the new one, UIDVALIDITY equal",
+                    "the two locations are read from two storages (INBOX paths differ); every message of the old location is in the new one, UIDVALIDITY equal",
                 ]),
-                vec![status(from), fetch(from), status(to), fetch(to)],
+                vec![inbox(from), inbox(to), status(from), fetch(from), status(to), fetch(to)],
                 vec![],
             );
             step(

@@ -141,6 +141,22 @@ impl Runner for Fake {
                         .unwrap_or_else(|| "maildir:~/Maildir".into())
                 ),
             ),
+            ["doveadm", .., "mailbox", "path", "-u", _, "INBOX"] => {
+                if self
+                    .fail
+                    .lock()
+                    .expect("lock")
+                    .iter()
+                    .any(|f| f == "same-storage")
+                {
+                    out(0, "/home/alice/Maildir\n")
+                } else {
+                    out(
+                        0,
+                        &format!("/home/alice/{}\n", location.unwrap_or_default()),
+                    )
+                }
+            }
             ["doveadm", _, _, "kick", ..] => out(68, ""),
             ["doveadm", _, _, "-f", "tab", "who", ..] => out(0, "username\tproto\n"),
             ["doveadm", .., "mailbox", "status", _, _, _, _] => {
@@ -438,6 +454,21 @@ fn verify_passes_on_equal_locations_and_fails_after_three_tries() {
         assert!(matches!(
             run_step(e, StepKind::Verify),
             Err(StepError::Doveadm { .. })
+        ));
+    });
+}
+
+/// Regression guard: a Dovecot that reads the new location from the old storage (it ignores the
+/// location override) must fail the verification, not pass it vacuously.
+#[test]
+fn verify_refuses_two_reads_of_one_storage() {
+    let w = World::new();
+    w.fake.set_mail("mdbox:~/mdbox", &["a", "b"]);
+    w.fake.fail_on("same-storage");
+    w.with(Strategy::Hold, |e| {
+        assert!(matches!(
+            run_step(e, StepKind::Verify),
+            Err(StepError::SameStorage { .. })
         ));
     });
 }

@@ -1,4 +1,6 @@
-//! Verify: per mailbox, message count, UIDVALIDITY, UIDNEXT, mailbox GUID and message GUIDs
+//! Verify: first that the two locations are two storages (Dovecot reports different INBOX paths
+//! for them: a Dovecot that ignored the location override would compare a location with
+//! itself and pass vacuously); then per mailbox, message count, UIDVALIDITY, UIDNEXT, mailbox GUID and message GUIDs
 //! identical (the live strategy: every source message in the target, UIDVALIDITY equal); on a
 //! difference, sync again, at most three times, then fail (and roll back). Nothing to undo.
 
@@ -16,6 +18,7 @@ pub(super) fn forward(e: &mut Engine<'_>) -> Result<StepData, StepError> {
     } else {
         Expect::Equal
     };
+    distinct_storages(e, &from, &to)?;
     let mut attempt = 0;
     loop {
         let source = e.mail_state(&from)?;
@@ -39,4 +42,19 @@ pub(super) fn forward(e: &mut Engine<'_>) -> Result<StepData, StepError> {
             e.doveadm_checked(&e.dsync(&["backup"], &to), 5, None)?;
         }
     }
+}
+
+/// The INBOX path Dovecot reports for each location; equal paths mean the reads would not come
+/// from two storages.
+fn distinct_storages(e: &Engine<'_>, from: &str, to: &str) -> Result<(), StepError> {
+    let path = |location: &str| -> Result<String, StepError> {
+        let argv = crate::migrate::argv::inbox_path(&e.opts().dovecot_config, e.user(), location);
+        let out = e.doveadm_checked(&argv, 0, None)?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let (old, new) = (path(from)?, path(to)?);
+    if old.is_empty() || old == new {
+        return Err(StepError::SameStorage { old, new });
+    }
+    Ok(())
 }

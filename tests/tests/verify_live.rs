@@ -1,0 +1,48 @@
+//! The verification cannot pass vacuously: a Dovecot that ignores the location override
+//! (simulated with a doveadm wrapper that drops `-o mail_location=...`, as Dovecot 2.4 ignores
+//! it) would make both reads come from the old location; the run must fail and roll back.
+
+use std::os::unix::fs::PermissionsExt as _;
+
+use mailmig_tests::sandbox::Sandbox;
+
+#[test]
+fn a_verification_of_one_storage_against_itself_fails_the_run() {
+    let Some(sb) = Sandbox::start() else { return };
+    let alice = "alice@example.test";
+    sb.populate(alice, &[("INBOX", 4)]);
+    let before: Vec<Vec<u8>> = ["VIRTUAL_MAP", "ACCESS_MAP", "PASSWD_FILE"]
+        .iter()
+        .map(|k| fs_err::read(sb.path(k)).expect("read"))
+        .collect();
+    let real = mailmig_tests::run("sh", &["-c", "command -v doveadm"]).out();
+    let dir = sb.root().join("wrap-ignore-location");
+    fs_err::create_dir_all(&dir).expect("mkdir");
+    let script = format!(
+        "#!/bin/sh\n# Drop every `-o mail_location=...` pair, as a Dovecot that ignores it would.\nfor a in \"$@\"; do shift; if [ \"$skip\" = 1 ]; then skip=0; case \"$a\" in mail_location=*) continue;; *) set -- \"$@\" -o;; esac; fi; if [ \"$a\" = -o ]; then skip=1; continue; fi; set -- \"$@\" \"$a\"; done\nexec {} \"$@\"\n",
+        real.trim()
+    );
+    let file = dir.join("doveadm");
+    fs_err::write(&file, script).expect("write");
+    fs_err::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!("{dir}:{}", std::env::var("PATH").unwrap_or_default());
+    let r = sb.mailmig_env(
+        &["migrate", alice, "--to", "mdbox:~/mdbox"],
+        &[("PATH", path.as_str())],
+    );
+    assert_eq!(r.code, 75, "{}", r.err());
+    assert!(
+        r.err().contains("same INBOX path") && r.err().contains("rolled back"),
+        "{}",
+        r.err()
+    );
+    let after: Vec<Vec<u8>> = ["VIRTUAL_MAP", "ACCESS_MAP", "PASSWD_FILE"]
+        .iter()
+        .map(|k| fs_err::read(sb.path(k)).expect("read"))
+        .collect();
+    assert_eq!(after, before);
+    assert_eq!(sb.mail_location(alice), "maildir:~/Maildir");
+    // Without the wrapper the same migration passes: the check is not a false alarm.
+    let r = sb.mailmig(&["migrate", alice, "--to", "mdbox:~/mdbox"]);
+    assert_eq!(r.code, 0, "{}", r.err());
+}
