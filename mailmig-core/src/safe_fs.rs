@@ -286,18 +286,6 @@ fn components(path: &Utf8Path) -> std::collections::VecDeque<String> {
         .collect()
 }
 
-/// Open a directory, following only trusted links.
-pub fn open_dir(path: &Utf8Path) -> Result<Dir, SafeFsError> {
-    if path
-        .components()
-        .all(|c| matches!(c, Utf8Component::RootDir))
-    {
-        return Dir::root();
-    }
-    let r = resolve(path)?;
-    r.dir.open_subdir(&r.name)
-}
-
 /// Read a whole input file: regular files only, following links (a read is not an attack on
 /// the target of a link). A FIFO, socket or device is refused before anything is read.
 pub fn read_regular(path: &Utf8Path) -> Result<Vec<u8>, SafeFsError> {
@@ -322,13 +310,6 @@ pub fn read_regular(path: &Utf8Path) -> Result<Vec<u8>, SafeFsError> {
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.read_to_end(&mut bytes).map_err(err)?;
     Ok(bytes)
-}
-
-/// Whether `path` names something that is not a regular file (a FIFO, device, directory...):
-/// `Some(kind)` then; `None` for a regular file or when it cannot be examined.
-pub fn non_regular_kind(path: &Utf8Path) -> Option<&'static str> {
-    let meta = fs_err::metadata(path).ok()?;
-    (!meta.is_file()).then(|| kind_of(&meta))
 }
 
 impl Dir {

@@ -120,19 +120,26 @@ impl Sandbox {
         self.mailmig_env(args, &[])
     }
 
-    /// [`Sandbox::mailmig`] started in the background with extra environment variables (test
-    /// hooks); output captured.
-    pub fn spawn_mailmig(&self, args: &[&str], env: &[(&str, &str)]) -> duct::Handle {
+    /// `--postfix-config DIR --dovecot-config FILE --state-dir ROOT/state` for this sandbox.
+    pub fn config_args(&self) -> Vec<String> {
         let state = self.root.join("state");
-        let mut all = vec![
+        [
             "--postfix-config",
             self.get("POSTFIX_CONFIG"),
             "--dovecot-config",
             self.get("DOVECOT_CONFIG"),
             "--state-dir",
             state.as_str(),
-        ];
-        all.extend_from_slice(args);
+        ]
+        .map(str::to_string)
+        .to_vec()
+    }
+
+    /// [`Sandbox::mailmig`] started in the background with extra environment variables (test
+    /// hooks); output captured.
+    pub fn spawn_mailmig(&self, args: &[&str], env: &[(&str, &str)]) -> duct::Handle {
+        let mut all = self.config_args();
+        all.extend(args.iter().map(|a| (*a).to_string()));
         let mut expr = duct::cmd(crate::mailmig_bin().as_str(), &all)
             .stdout_capture()
             .stderr_capture()

@@ -43,20 +43,9 @@ fn the_embedding_example_migrates_a_user_while_mail_arrives() {
         })
     };
     std::thread::sleep(Duration::from_millis(500));
-    let state = sb.root().join("state");
-    let r = mailmig_tests::run(
-        bin.as_str(),
-        &[
-            "--postfix-config",
-            sb.get("POSTFIX_CONFIG"),
-            "--dovecot-config",
-            sb.get("DOVECOT_CONFIG"),
-            "--state-dir",
-            state.as_str(),
-            alice,
-            "mdbox:~/mdbox",
-        ],
-    );
+    let mut args = sb.config_args();
+    args.extend([alice.to_string(), "mdbox:~/mdbox".to_string()]);
+    let r = mailmig_tests::run(bin.as_str(), &args);
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::SeqCst);
     sender.join().expect("sender");

@@ -175,26 +175,17 @@ fn a_migration_leaves_private_state_without_passwords() {
     let alice = "alice@example.test";
     sb.populate(alice, &[("INBOX", 3)]);
     // Under `umask 000` (a shell of its own: the test process's umask is shared).
-    let state = sb.root().join("state");
-    let r = mailmig_tests::run(
+    let mut args: Vec<String> = [
+        "-c",
+        "umask 000; exec \"$@\"",
         "sh",
-        &[
-            "-c",
-            "umask 000; exec \"$@\"",
-            "sh",
-            mailmig_tests::mailmig_bin().as_str(),
-            "--postfix-config",
-            sb.get("POSTFIX_CONFIG"),
-            "--dovecot-config",
-            sb.get("DOVECOT_CONFIG"),
-            "--state-dir",
-            state.as_str(),
-            "migrate",
-            alice,
-            "--to",
-            "mdbox:~/mdbox",
-        ],
-    );
+        mailmig_tests::mailmig_bin().as_str(),
+    ]
+    .map(str::to_string)
+    .to_vec();
+    args.extend(sb.config_args());
+    args.extend(["migrate", alice, "--to", "mdbox:~/mdbox"].map(str::to_string));
+    let r = mailmig_tests::run("sh", &args);
     assert_eq!(r.code, 0, "{}", r.err());
     let passwords: Vec<String> = fs_err::read_to_string(sb.path("PASSWD_FILE"))
         .expect("read")

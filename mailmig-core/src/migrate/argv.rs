@@ -25,53 +25,40 @@ pub fn dsync(config: &Utf8Path, verb: &[&str], user: &str, dest: &str) -> Argv {
     doveadm(config, &args)
 }
 
+/// `doveadm -c CONFIG -o mail_location=LOCATION ARGS...`: a command that reads LOCATION instead
+/// of the user's own. The one place the location override is spelled.
+fn doveadm_at(config: &Utf8Path, location: &str, args: &[&str]) -> Argv {
+    let loc = format!("mail_location={location}");
+    let mut all = vec!["-o", loc.as_str()];
+    all.extend_from_slice(args);
+    doveadm(config, &all)
+}
+
 /// `doveadm -o mail_location=LOCATION -f tab mailbox status -u USER FIELDS '*'`.
 pub fn mailbox_status(config: &Utf8Path, user: &str, location: &str) -> Argv {
-    let loc = format!("mail_location={location}");
-    doveadm(
-        config,
-        &[
-            "-o",
-            &loc,
-            "-f",
-            "tab",
-            "mailbox",
-            "status",
-            "-u",
-            user,
-            STATUS_FIELDS,
-            "*",
-        ],
-    )
+    let args = [
+        "-f",
+        "tab",
+        "mailbox",
+        "status",
+        "-u",
+        user,
+        STATUS_FIELDS,
+        "*",
+    ];
+    doveadm_at(config, location, &args)
 }
 
 /// `doveadm -o mail_location=LOCATION -f tab fetch -u USER 'mailbox guid' ALL`.
 pub fn message_guids(config: &Utf8Path, user: &str, location: &str) -> Argv {
-    let loc = format!("mail_location={location}");
-    doveadm(
-        config,
-        &[
-            "-o",
-            &loc,
-            "-f",
-            "tab",
-            "fetch",
-            "-u",
-            user,
-            "mailbox guid",
-            "ALL",
-        ],
-    )
+    let args = ["-f", "tab", "fetch", "-u", user, "mailbox guid", "ALL"];
+    doveadm_at(config, location, &args)
 }
 
 /// `doveadm -o mail_location=LOCATION mailbox path -u USER INBOX`: where Dovecot really reads
 /// the location's INBOX (proves a read of LOCATION does not read another location).
 pub fn inbox_path(config: &Utf8Path, user: &str, location: &str) -> Argv {
-    let loc = format!("mail_location={location}");
-    doveadm(
-        config,
-        &["-o", &loc, "mailbox", "path", "-u", user, "INBOX"],
-    )
+    doveadm_at(config, location, &["mailbox", "path", "-u", user, "INBOX"])
 }
 
 /// `doveadm user -f FIELD USER`.

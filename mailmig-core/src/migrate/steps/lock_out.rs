@@ -40,19 +40,19 @@ pub(super) fn undo(e: &mut Engine<'_>) -> Result<(), StepError> {
 
 /// Restore the lock-out fields, if a lock-out record says they are in place.
 pub(super) fn enable(e: &Engine<'_>) -> Result<(), StepError> {
-    let options = PasswdOptions::default();
-    let key = login::state_key(e.user(), &options)?;
-    if !login::is_disabled(e.state, &key)? {
-        return Ok(());
-    }
-    let enabled = login::enable(
+    let enabled = match login::enable(
         &e.dovecot(),
         e.state,
-        &options,
+        &PasswdOptions::default(),
         e.ids,
         e.user(),
         Some(&e.opts().passwd_file),
-    )?;
+    ) {
+        Ok(enabled) => enabled,
+        // No record: nothing of the lock-out is in place.
+        Err(login::LoginError::NotDisabled { .. }) => return Ok(()),
+        Err(other) => return Err(other.into()),
+    };
     if let Enabled::NeverLockedOut { state_file } = enabled {
         let text = format!("the lock-out record {state_file} was unreadable; the user's record carries no lock-out, so the lock-out never happened (record removed)");
         e.report(EventKind::Warning(Some(StepKind::LockOut), &text));
