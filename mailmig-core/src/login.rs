@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::dovecot::{IdResolver, PasswdEditError, PasswdFile, PasswdOptions};
-use crate::process::{Argv, RunError, Runner};
+pub use crate::dovecot::{Dovecot, DovecotSettings};
+use crate::dovecot::{DovecotError, IdResolver, PasswdEditError, PasswdFile, PasswdOptions};
+use crate::process::RunError;
 use crate::state::StateDir;
 use crate::transaction::{CommitOptions, FileTransaction, TransactionError};
 
@@ -116,6 +117,9 @@ pub enum LoginError {
     /// A doveadm command failed.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// Dovecot's configuration cannot be read.
+    #[error(transparent)]
+    Dovecot(#[from] DovecotError),
     /// Dovecot did not show the change in time.
     #[error(
         "Dovecot did not {what} within {seconds} s (is the passwd-file the one Dovecot reads?)"
@@ -184,195 +188,7 @@ pub enum LoginError {
     StateDir(#[from] crate::state::StateError),
 }
 
-/// What a migration needs to know of Dovecot's configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct DovecotSettings {
-    /// The passwd-files of passwd-file passdbs.
-    pub passwd_files: Vec<Utf8PathBuf>,
-    /// The userdb drivers, in order.
-    pub userdb_drivers: Vec<String>,
-    /// `auth_cache_size` is not 0.
-    pub auth_cache_enabled: bool,
-    /// Each namespace and its hierarchy separator (empty: the mail format's default, `.` for
-    /// maildir and `/` for mdbox — dsync refuses different separators).
-    pub namespace_separators: Vec<(String, String)>,
-    /// The quota backend (`maildir`, `count`, `dict`, ...), if quota is on.
-    pub quota_backend: Option<String>,
-    /// The global `mail_location`.
-    pub mail_location: Option<String>,
-}
-
-/// The running Dovecot, reached with `doveadm -c CONFIG`.
-pub struct Dovecot<'r> {
-    /// Its configuration file.
-    pub config: Utf8PathBuf,
-    /// How commands run.
-    pub runner: &'r dyn Runner,
-}
-
 impl Dovecot<'_> {
-    fn doveadm(&self, args: &[&str]) -> Argv {
-        let mut v = vec!["doveadm", "-c", self.config.as_str()];
-        v.extend_from_slice(args);
-        Argv::new(v)
-    }
-
-    /// `doveadm auth lookup USER`: exit code and output (0 found, 67 unknown/denied, 75 failed).
-    pub fn auth_lookup(&self, user: &str) -> Result<(i32, String), RunError> {
-        let out =
-            self.runner
-                .run_expect(&self.doveadm(&["auth", "lookup", user]), None, &[0, 67, 75])?;
-        Ok((
-            out.code.unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        ))
-    }
-
-    /// `doveadm kick USER`: 0 kicked, 68 nobody to kick.
-    pub fn kick(&self, user: &str) -> Result<bool, RunError> {
-        let out = self
-            .runner
-            .run_expect(&self.doveadm(&["kick", user]), None, &[0, 68])?;
-        Ok(out.code == Some(0))
-    }
-
-    /// The user's connections (`doveadm -f tab who -1 USER`), LMTP deliveries excluded.
-    pub fn sessions(&self, user: &str) -> Result<Vec<String>, RunError> {
-        let argv = Argv::new([
-            "doveadm",
-            "-c",
-            self.config.as_str(),
-            "-f",
-            "tab",
-            "who",
-            "-1",
-            user,
-        ]);
-        let out = self.runner.run_expect(&argv, None, &[0])?;
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .skip(1)
-            .filter(|l| {
-                let proto = l.split('\t').nth(1).unwrap_or_default();
-                !l.trim().is_empty() && proto != "lmtp"
-            })
-            .map(str::to_string)
-            .collect())
-    }
-
-    /// What mailmig reads from Dovecot's configuration (`doveconf -n`).
-    pub fn settings(&self) -> Result<DovecotSettings, RunError> {
-        let out = self.runner.run_expect(
-            &Argv::new(["doveconf", "-c", self.config.as_str(), "-n"]),
-            None,
-            &[0],
-        )?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut settings = DovecotSettings {
-            passwd_files: self.passwd_files()?,
-            userdb_drivers: self.blocks("userdb")?.into_iter().map(|(d, _)| d).collect(),
-            auth_cache_enabled: self.auth_cache_enabled()?,
-            ..DovecotSettings::default()
-        };
-        let mut namespace: Option<(String, String)> = None;
-        let mut in_plugin = false;
-        for line in text.lines().map(str::trim) {
-            if let Some(rest) = line
-                .strip_prefix("namespace ")
-                .and_then(|r| r.strip_suffix('{'))
-            {
-                namespace = Some((rest.trim().to_string(), String::new()));
-            } else if line == "plugin {" {
-                in_plugin = true;
-            } else if line == "}" {
-                if let Some(ns) = namespace.take() {
-                    settings.namespace_separators.push(ns);
-                }
-                in_plugin = false;
-            } else if let (Some((_, sep)), Some(v)) =
-                (&mut namespace, line.strip_prefix("separator = "))
-            {
-                *sep = v.to_string();
-            } else if in_plugin {
-                if let Some(v) = line.strip_prefix("quota = ") {
-                    settings.quota_backend = v.split(':').next().map(str::to_string);
-                }
-            } else if let Some(v) = line.strip_prefix("mail_location = ") {
-                settings.mail_location = Some(v.to_string());
-            }
-        }
-        Ok(settings)
-    }
-
-    /// Whether auth results are cached (`auth_cache_size` is not 0): edits then need a flush.
-    pub fn auth_cache_enabled(&self) -> Result<bool, RunError> {
-        let out = self.runner.run_expect(
-            &Argv::new([
-                "doveconf",
-                "-c",
-                self.config.as_str(),
-                "-h",
-                "auth_cache_size",
-            ]),
-            None,
-            &[0],
-        )?;
-        let size = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        Ok(!size.is_empty() && size != "0")
-    }
-
-    /// Drop the user's cached auth results (`doveadm auth cache flush USER`) when the cache is on.
-    pub fn flush_auth_cache(&self, user: &str) -> Result<(), RunError> {
-        if self.auth_cache_enabled()? {
-            self.runner
-                .run_expect(&self.doveadm(&["auth", "cache", "flush", user]), None, &[0])?;
-        }
-        Ok(())
-    }
-
-    /// `(driver, args)` of every `passdb { }` or `userdb { }` block (`kind`), from `doveconf -n`.
-    fn blocks(&self, kind: &str) -> Result<Vec<(String, String)>, RunError> {
-        let out = self.runner.run_expect(
-            &Argv::new(["doveconf", "-c", self.config.as_str(), "-n"]),
-            None,
-            &[0],
-        )?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut blocks = Vec::new();
-        let mut current: Option<(String, String)> = None;
-        for line in text.lines().map(str::trim) {
-            if line.starts_with(kind) && line.ends_with('{') {
-                current = Some((String::new(), String::new()));
-            } else if line == "}" {
-                if let Some(block) = current.take() {
-                    blocks.push(block);
-                }
-            } else if let Some((driver, args)) = &mut current {
-                if let Some(v) = line.strip_prefix("driver = ") {
-                    *driver = v.to_string();
-                } else if let Some(v) = line.strip_prefix("args = ") {
-                    *args = v.to_string();
-                }
-            }
-        }
-        Ok(blocks)
-    }
-
-    /// The passwd-files of `passdb { driver = passwd-file }` blocks, from `doveconf -n`.
-    pub fn passwd_files(&self) -> Result<Vec<Utf8PathBuf>, RunError> {
-        Ok(self
-            .blocks("passdb")?
-            .into_iter()
-            .filter(|(driver, _)| driver == "passwd-file")
-            .filter_map(|(_, args)| {
-                args.split(' ')
-                    .next_back()
-                    .filter(|p| p.starts_with('/'))
-                    .map(Utf8PathBuf::from)
-            })
-            .collect())
-    }
-
     /// The passwd-file of the one passwd-file passdb ([`LoginError::PasswdFiles`] when there is
     /// none or several).
     pub fn the_passwd_file(&self) -> Result<Utf8PathBuf, LoginError> {
@@ -380,15 +196,6 @@ impl Dovecot<'_> {
             [one] => Ok(one.clone()),
             files => Err(LoginError::PasswdFiles { count: files.len() }),
         }
-    }
-
-    /// Whether a userdb setup would make LMTP do passdb lookups (`userdb static` without
-    /// `allow_all_users=yes`), read from `doveconf -n`.
-    pub fn lmtp_checks_passdb(&self) -> Result<bool, RunError> {
-        Ok(self
-            .blocks("userdb")?
-            .iter()
-            .any(|(driver, args)| driver == "static" && !args.contains("allow_all_users=yes")))
     }
 }
 
@@ -702,52 +509,7 @@ fn forget_unreadable(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::Output;
-
-    /// Answers `doveconf -n` with a fixed configuration and `-h auth_cache_size` with 0.
-    struct FakeDoveconf(&'static str);
-
-    impl Runner for FakeDoveconf {
-        fn run(&self, argv: &Argv, _: Option<&[u8]>) -> Result<Output, RunError> {
-            let last = argv.0.last().map(|a| a.to_string_lossy().into_owned());
-            let stdout = if last.as_deref() == Some("auth_cache_size") {
-                b"0\n".to_vec()
-            } else {
-                self.0.as_bytes().to_vec()
-            };
-            Ok(Output {
-                code: Some(0),
-                stdout,
-                stderr: Vec::new(),
-            })
-        }
-    }
-
-    #[test]
-    fn settings_from_doveconf() {
-        let fake = FakeDoveconf(
-            "mail_location = maildir:~/Maildir\nnamespace inbox {\n  inbox = yes\n  separator = .\n}\nnamespace shared {\n  prefix = shared/\n}\npassdb {\n  args = scheme=CRYPT /etc/dovecot/users\n  driver = passwd-file\n}\nplugin {\n  quota = maildir:User quota\n}\nuserdb {\n  args = uid=vmail gid=vmail home=/srv/%u\n  driver = static\n}\n",
-        );
-        let d = Dovecot {
-            config: Utf8PathBuf::from("/etc/dovecot/dovecot.conf"),
-            runner: &fake,
-        };
-        let s = d.settings().expect("settings");
-        assert_eq!(s.passwd_files, [Utf8PathBuf::from("/etc/dovecot/users")]);
-        assert_eq!(s.userdb_drivers, ["static"]);
-        assert_eq!(
-            s.namespace_separators,
-            [
-                ("inbox".to_string(), ".".to_string()),
-                ("shared".to_string(), String::new())
-            ]
-        );
-        assert_eq!(s.quota_backend.as_deref(), Some("maildir"));
-        assert!(
-            d.lmtp_checks_passdb().expect("reads"),
-            "userdb static without allow_all_users"
-        );
-    }
+    use crate::process::{Argv, Output, Runner};
 
     /// A Dovecot that reads the passwd-file like the real one for the answers `disable` and
     /// `enable` wait for: a record with `allow_nets=` (empty) is refused (67), `nologin` shows.
@@ -773,8 +535,7 @@ mod tests {
                 .collect::<Vec<_>>()
                 .as_slice()
             {
-                ["doveconf", .., "auth_cache_size"] => ok("0\n", 0),
-                ["doveconf", ..] => ok("", 0),
+                ["doveconf", ..] => ok("# 2.3.19.1 (9b53102964): /c\n", 0),
                 ["doveadm", _, _, "auth", "lookup", user] => {
                     let file = PasswdFile::parse(
                         fs_err::read(&self.0).expect("read"),
@@ -841,10 +602,7 @@ mod tests {
     fn an_uppercase_request_locks_out_the_record_dovecot_uses() {
         let (_t, users, state) = setup();
         let fake = FakeDovecot(users.clone());
-        let d = Dovecot {
-            config: "/x".into(),
-            runner: &fake,
-        };
+        let d = Dovecot::new("/x".into(), &fake);
         let r = disable(
             &d,
             &state,
@@ -888,10 +646,7 @@ mod tests {
     fn a_second_lock_out_with_another_method_is_refused() {
         let (_t, users, state) = setup();
         let fake = FakeDovecot(users.clone());
-        let d = Dovecot {
-            config: "/x".into(),
-            runner: &fake,
-        };
+        let d = Dovecot::new("/x".into(), &fake);
         disable(
             &d,
             &state,
@@ -937,10 +692,7 @@ mod tests {
     fn an_unreadable_state_file_means_the_lock_out_never_happened() {
         let (_t, users, state) = setup();
         let fake = FakeDovecot(users.clone());
-        let d = Dovecot {
-            config: "/x".into(),
-            runner: &fake,
-        };
+        let d = Dovecot::new("/x".into(), &fake);
         let ids = crate::dovecot::NumericIds;
         state
             .write("login", "alice@x.test.json", b"")

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # sandbox.sh - throwaway, self-contained Postfix + Dovecot instances for mailmig tests.
 #
-#   sandbox.sh install
-#   sandbox.sh up DIR [--smtp-port N] [--imap-port N]
+#   sandbox.sh install [--stack debian12|debian13|all]
+#   sandbox.sh up DIR [--stack debian12|debian13] [--smtp-port N] [--imap-port N]
 #   sandbox.sh down DIR
 #   sandbox.sh seed DIR USER COUNT [--first N]
+#   sandbox.sh exec DIR CMD [ARG...]
 #   sandbox.sh netns CMD [ARG...]
+#
+# Two stacks, both from Debian's packages:
+#   debian12  Postfix 3.7 + Dovecot 2.3, the host's own packages (apt);
+#   debian13  Postfix 3.10 + Dovecot 2.4, in a Debian 13 (trixie) root built with mmdebstrap
+#             and cached in $TRIXIE_ROOT; the instance directory is bind-mounted into that
+#             root at the same path, and every daemon and tool runs chrooted there.
 #
 # Everything an instance owns lives under DIR (configs, queue, data, logs, sockets,
 # pid files, mail).  Nothing under /etc/postfix, /etc/dovecot or /var/spool/postfix is
@@ -25,6 +32,11 @@ readonly USERS=(alice bob carol)
 readonly PKGS=(postfix dovecot-core dovecot-imapd dovecot-lmtpd swaks)
 readonly TOOLS=(postfix postmap postqueue dovecot doveadm swaks)
 readonly DEFAULT_SMTP_PORT=2525 DEFAULT_IMAP_PORT=10143
+# the Debian 13 root: built once per machine, rebuilt when missing or its package list changed
+readonly TRIXIE_ROOT=${MAILMIG_TRIXIE_ROOT:-/var/cache/mailmig-sandbox/trixie}
+readonly TRIXIE_MIRROR=${MAILMIG_TRIXIE_MIRROR:-http://deb.debian.org/debian}
+readonly TRIXIE_PKGS=postfix,dovecot-core,dovecot-imapd,dovecot-lmtpd,dovecot-pop3d,dovecot-sqlite,procps
+readonly TRIXIE_MARKER=.mailmig-sandbox-built
 # bounded waits (seconds); overridable for slow machines
 readonly UP_TIMEOUT=${SANDBOX_UP_TIMEOUT:-15}
 readonly DOWN_TIMEOUT=${SANDBOX_DOWN_TIMEOUT:-15}
@@ -41,13 +53,39 @@ need_root() { [[ $(id -u) -eq 0 ]] || skip "must run as root (current uid $(id -
 
 usage() {
   cat <<EOF
-usage: $PROG install
-       $PROG up DIR [--smtp-port N] [--imap-port N]   (defaults $DEFAULT_SMTP_PORT / $DEFAULT_IMAP_PORT)
+usage: $PROG install [--stack debian12|debian13|all]   (default all)
+       $PROG up DIR [--stack debian12|debian13] [--smtp-port N] [--imap-port N]
+                                       (defaults debian12, $DEFAULT_SMTP_PORT / $DEFAULT_IMAP_PORT)
        $PROG down DIR
        $PROG seed DIR USER COUNT [--first N]
+       $PROG exec DIR CMD [ARG...]     (CMD on DIR's stack: chrooted for debian13)
        $PROG netns CMD [ARG...]
 EOF
 }
+
+# ------------------------------------------------------------------ stacks
+# STACK is debian12 (the host's packages) or debian13 (chrooted into TRIXIE_ROOT); SROOT is
+# the root the stack's programs see ("" for the host).
+STACK=debian12 SROOT=""
+set_stack() {
+  case $1 in
+    debian12) STACK=debian12 SROOT="" ;;
+    debian13) STACK=debian13 SROOT=$TRIXIE_ROOT ;;
+    *) usage_err "unknown stack '$1' (debian12 or debian13)" ;;
+  esac
+}
+# the stack an instance was started on (recorded in DIR/stack by up)
+load_stack() {
+  local s=debian12
+  if [[ -r $1/stack ]]; then read -r s _ < "$1/stack" || true; fi
+  set_stack "${s:-debian12}"
+}
+# run a program of the stack: chrooted into the Debian 13 root, or the host's own
+on_stack() {
+  if [[ -n $SROOT ]]; then chroot "$SROOT" "$@"; else "$@"; fi
+}
+stack_uid() { on_stack id -u "$1"; }
+stack_gid() { on_stack id -g "$1"; }
 
 # ------------------------------------------------------------------ helpers
 now_us() { local t=${EPOCHREALTIME/[.,]/}; printf '%s' "$t"; }
@@ -105,13 +143,15 @@ instance_id() {          # stable, unique per DIR
 
 # pids of Postfix/Dovecot processes that belong to the instance under DIR:
 # their cwd is inside DIR (Postfix chdirs to queue_directory, Dovecot to base_dir,
-# its login chroot or the mail home).  Zombies are skipped.
+# its login chroot or the mail home).  Zombies are skipped.  A chrooted (debian13)
+# process shows its cwd and executable below the root: $SROOT$DIR, $SROOT/usr/...
 instance_pids() {
-  local dir=$1 link pid exe
+  local dir=$SROOT$1 link pid exe
   # one find over /proc/PID/cwd instead of a readlink per process
   while IFS= read -r link; do
     pid=${link#/proc/}; pid=${pid%/cwd}
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
+    [[ -z $SROOT ]] || exe=${exe#"$SROOT"}
     case $exe in
       /usr/lib/postfix/*|/usr/sbin/post*|/usr/sbin/dovecot|/usr/lib/dovecot/*|/usr/bin/doveadm) ;;
       *) continue ;;
@@ -124,14 +164,47 @@ no_instance_pids() { [[ -z $(instance_pids "$1") ]]; }
 
 have_prereqs() {
   local t
+  if [[ $STACK == debian13 ]]; then
+    trixie_ready || return 1
+    on_stack sh -c 'for t in postfix postmap postqueue dovecot doveadm; do command -v "$t" >/dev/null || exit 1; done' \
+      && command -v swaks >/dev/null 2>&1
+    return
+  fi
   for t in "${TOOLS[@]}"; do command -v "$t" >/dev/null 2>&1 || return 1; done
   id -u vmail >/dev/null 2>&1 && id -u postfix >/dev/null 2>&1 && id -u dovecot >/dev/null 2>&1
 }
 
+# the Debian 13 root is complete and was built with today's package list
+trixie_ready() {
+  [[ -f $TRIXIE_ROOT/$TRIXIE_MARKER ]] || return 1
+  [[ $(head -n 1 "$TRIXIE_ROOT/$TRIXIE_MARKER") == "packages $TRIXIE_PKGS" ]] || return 1
+  chroot "$TRIXIE_ROOT" dpkg-query -W postfix dovecot-core dovecot-imapd dovecot-lmtpd >/dev/null 2>&1 \
+    && chroot "$TRIXIE_ROOT" id -u vmail >/dev/null 2>&1
+}
+
+# something is mounted at or below PATH (in this mount namespace)
+mounted_below() {
+  awk -v p="$1" '$5 == p || index($5, p "/") == 1 { found = 1 } END { exit !found }' /proc/self/mountinfo
+}
+
 # ------------------------------------------------------------------ install
 cmd_install() {
-  (( $# == 0 )) || usage_err "install takes no arguments"
+  local which=all
+  while (( $# )); do
+    case $1 in
+      --stack) (( $# > 1 )) || usage_err "--stack needs a value"; which=$2; shift 2 ;;
+      --stack=*) which=${1#*=}; shift ;;
+      *) usage_err "install takes only --stack" ;;
+    esac
+  done
+  case $which in debian12|debian13|all) ;; *) usage_err "unknown stack '$which' (debian12, debian13 or all)" ;; esac
   need_root
+  # the host's packages serve debian12, and the test harness's swaks and python for both
+  install_debian12
+  if [[ $which != debian12 ]]; then install_debian13; fi
+}
+
+install_debian12() {
   local t missing=()
   for t in "${TOOLS[@]}"; do command -v "$t" >/dev/null 2>&1 || missing+=("$t"); done
   if (( ${#missing[@]} )); then
@@ -161,6 +234,45 @@ cmd_install() {
     say "created system user vmail ($(id -u vmail):$(id -g vmail))"
   fi
   say "prerequisites present (vmail $(id -u vmail):$(id -g vmail))"
+}
+
+# The Debian 13 root: mmdebstrap --variant=apt from Debian's trixie packages (about 200 MB),
+# built into ROOT.new and renamed when complete; kept between runs.
+install_debian13() {
+  local lock_dir=${TRIXIE_ROOT%/*}
+  mkdir -p "$lock_dir"
+  exec 9>"$lock_dir/.build.lock"
+  flock 9
+  if trixie_ready; then
+    say "Debian 13 root present: $TRIXIE_ROOT ($(sed -n 2p "$TRIXIE_ROOT/$TRIXIE_MARKER"))"
+    exec 9>&-
+    return 0
+  fi
+  if ! command -v mmdebstrap >/dev/null 2>&1; then
+    say "installing mmdebstrap"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mmdebstrap </dev/null 1>&2 \
+      || die "cannot install mmdebstrap"
+  fi
+  local path
+  for path in "$TRIXIE_ROOT" "$TRIXIE_ROOT.new"; do
+    if mounted_below "$path"; then die "$path has mounts below it (an instance still up?): run 'down' first"; fi
+    rm -rf --one-file-system "$path"
+  done
+  say "building the Debian 13 root $TRIXIE_ROOT from $TRIXIE_MIRROR (packages $TRIXIE_PKGS)"
+  local t0=$EPOCHSECONDS
+  mmdebstrap --variant=apt --mode=root --include="$TRIXIE_PKGS" \
+    --essential-hook='echo "postfix postfix/main_mailer_type select No configuration" | chroot "$1" debconf-set-selections' \
+    --customize-hook='chroot "$1" useradd --system --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin vmail' \
+    trixie "$TRIXIE_ROOT.new" "$TRIXIE_MIRROR" </dev/null 1>&2 || die "mmdebstrap failed"
+  {
+    printf 'packages %s\n' "$TRIXIE_PKGS"
+    printf 'built %s in %ss: %s\n' "$(date -u +%FT%TZ)" "$(( EPOCHSECONDS - t0 ))" \
+      "$(chroot "$TRIXIE_ROOT.new" dpkg-query -W -f '${Package}=${Version} ' postfix dovecot-core)"
+  } > "$TRIXIE_ROOT.new/$TRIXIE_MARKER"
+  mv "$TRIXIE_ROOT.new" "$TRIXIE_ROOT"
+  trixie_ready || die "the Debian 13 root at $TRIXIE_ROOT is incomplete after the build"
+  say "built $TRIXIE_ROOT in $(( EPOCHSECONDS - t0 )) s ($(du -sh "$TRIXIE_ROOT" | cut -f1))"
+  exec 9>&-
 }
 
 # ------------------------------------------------------------------ config writers
@@ -250,7 +362,7 @@ ops@$DOMAIN             bob@$DOMAIN,
     carol@$DOMAIN
 EOF
   : > "$pconf/recipient_maintenance"   # the .db must exist before smtpd needs it
-  postmap -c "$pconf" "hash:$pconf/vmailbox" "hash:$pconf/virtual" "hash:$pconf/recipient_maintenance" \
+  on_stack postmap -c "$pconf" "hash:$pconf/vmailbox" "hash:$pconf/virtual" "hash:$pconf/recipient_maintenance" \
     </dev/null >"$DIR/log/postmap.out" 2>&1 || { cat "$DIR/log/postmap.out" >&2; die "postmap failed"; }
 }
 
@@ -261,8 +373,24 @@ write_dovecot() {
       printf '%s@%s:{PLAIN}%spw:%s:%s::%s/mail/%s/%s::\n' "$u" "$DOMAIN" "$u" "$VUID" "$VGID" "$DIR" "$DOMAIN" "$u"
     done
   } > "$ddir/users"
-  cat > "$ddir/dovecot.conf" <<EOF
-# mailmig sandbox Dovecot instance $INST - self-contained, nothing from /etc/dovecot
+  # the settings Dovecot 2.3 and 2.4 spell differently (measured on the real binaries)
+  local head=() plaintext mail userdbs listen_key
+  if [[ $STACK == debian13 ]]; then
+    head=("dovecot_config_version = 2.4.0" "dovecot_storage_version = 2.4.0")
+    plaintext="auth_allow_cleartext = yes"
+    mail=$'mail_driver = maildir\nmail_path = ~/Maildir'
+    userdbs=$(printf 'passdb passwd-file {\n  passwd_file_path = %s\n}\nuserdb passwd-file {\n  passwd_file_path = %s\n}' "$ddir/users" "$ddir/users")
+    listen_key=listen
+  else
+    plaintext="disable_plaintext_auth = no"
+    mail="mail_location = maildir:~/Maildir"
+    userdbs=$(printf 'passdb {\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%%u %s\n}\nuserdb {\n  driver = passwd-file\n  args = username_format=%%u %s\n}' "$ddir/users" "$ddir/users")
+    listen_key=address
+  fi
+  {
+    if (( ${#head[@]} )); then printf '%s\n' "${head[@]}"; fi
+    cat <<EOF
+# mailmig sandbox Dovecot instance $INST ($STACK) - self-contained, nothing from /etc/dovecot
 protocols = imap lmtp
 listen = 127.0.0.1
 base_dir = $ddir/run
@@ -272,7 +400,7 @@ log_path = $DIR/log/dovecot.log
 hostname = mx.$DOMAIN
 login_greeting = mailmig-sandbox $INST ready.
 ssl = no
-disable_plaintext_auth = no
+$plaintext
 auth_mechanisms = plain login
 auth_verbose = yes
 auth_failure_delay = 0
@@ -282,22 +410,15 @@ first_valid_uid = $VUID
 last_valid_uid = $VUID
 first_valid_gid = $VGID
 last_valid_gid = $VGID
-mail_location = maildir:~/Maildir
+$mail
 namespace inbox {
   inbox = yes
   separator = /
 }
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u $ddir/users
-}
-userdb {
-  driver = passwd-file
-  args = username_format=%u $ddir/users
-}
+$userdbs
 service imap-login {
   inet_listener imap {
-    address = 127.0.0.1
+    $listen_key = 127.0.0.1
     port = $IMAP_PORT
   }
   inet_listener imaps {
@@ -315,8 +436,9 @@ protocol lmtp {
   postmaster_address = postmaster@$DOMAIN
 }
 EOF
+  } > "$ddir/dovecot.conf"
   for u in "${USERS[@]}"; do
-    install -d -m 0700 -o vmail -g vmail "$DIR/mail/$DOMAIN/$u"
+    install -d -m 0700 -o "$VUID" -g "$VGID" "$DIR/mail/$DOMAIN/$u"
   done
 }
 
@@ -341,6 +463,8 @@ POSTFIX_QUEUE_DIR=$DIR/spool
 LMTP_SOCKET=$DIR/dovecot/run/lmtp
 DOVECOT_INSTANCE=$INST
 MAIL_DOMAIN=$DOMAIN
+STACK=$STACK
+STACK_ROOT=$SROOT
 EOF
   mv -f "$tmp" "$DIR/sandbox.env"
 }
@@ -349,12 +473,13 @@ EOF
 stop_instance() {
   local dir=$1 ppid dpid pids
   [[ -d $dir ]] || return 0
+  load_stack "$dir"
   ppid=$(read_pid "$dir/spool/pid/master.pid")
   dpid=$(read_pid "$dir/dovecot/run/master.pid")
   # only trust a pid file if that process really belongs to this instance
   # (cwd = queue_directory resp. base_dir); a stale file may name a reused pid
-  owned_by "$ppid" "$dir/spool" || ppid=""
-  owned_by "$dpid" "$dir/dovecot/run" || dpid=""
+  owned_by "$ppid" "$SROOT$dir/spool" || ppid=""
+  owned_by "$dpid" "$SROOT$dir/dovecot/run" || dpid=""
   # SIGTERM to each master, by the pid in its own pid file - exactly what
   # 'postfix stop' and 'doveadm stop' send, without their waits: postfix-script
   # polls in 1 s steps, and 'doveadm stop' polls kill(pid, 0) for up to 3 s, which
@@ -389,6 +514,45 @@ stop_instance() {
   fi
   dbg "all instance processes gone"
   rm -f "$dir/spool/pid/master.pid" "$dir/dovecot/run/master.pid" 2>/dev/null || true
+  if [[ -n $SROOT ]]; then unbind_instance "$dir"; fi
+}
+
+# ------------------------------------------------------------------ debian13: the instance in the root
+# DIR is bind-mounted at the same path inside the root, so a path means the same file to the
+# chrooted daemons and tools and to the host (the tests read logs, maps and mail directly).
+# proc is mounted in the root while an instance is up.  Mounts made inside `netns` (a private
+# mount namespace) vanish with it; `down` removes them in any case.
+bind_instance() {
+  local dir=$1 made
+  exec 8>"$SROOT/run/mailmig-sandbox.lock"
+  flock 8
+  mkdir -p "$SROOT/run/mailmig-sandbox"
+  mountpoint -q "$SROOT/proc" || mount -t proc proc "$SROOT/proc" || die "cannot mount proc in $SROOT"
+  : > "$SROOT/run/mailmig-sandbox/$INST.up"
+  made=$(mkdir -pv "$SROOT$dir" | sed -n "s/^mkdir: created directory '\(.*\)'$/\1/p")
+  printf '%s\n' "$made" > "$dir/stack-mkdirs"
+  mount --bind "$dir" "$SROOT$dir" || die "cannot bind-mount $dir into $SROOT"
+  exec 8>&-
+}
+
+unbind_instance() {
+  local dir=$1 inst d
+  inst=$(instance_id "$dir")
+  exec 8>"$SROOT/run/mailmig-sandbox.lock"
+  flock 8
+  while mountpoint -q "$SROOT$dir"; do umount "$SROOT$dir" || die "cannot unmount $SROOT$dir"; done
+  if [[ -r $dir/stack-mkdirs ]]; then
+    # the directories up created inside the root, deepest first
+    tac "$dir/stack-mkdirs" | while IFS= read -r d; do
+      [[ -n $d && $d == "$SROOT"/* ]] && rmdir -- "$d" 2>/dev/null || true
+    done
+    rm -f "$dir/stack-mkdirs"
+  fi
+  rm -f "$SROOT/run/mailmig-sandbox/$inst.up"
+  if [[ -z $(ls -A "$SROOT/run/mailmig-sandbox" 2>/dev/null) ]] && mountpoint -q "$SROOT/proc"; then
+    umount "$SROOT/proc" 2>/dev/null || true
+  fi
+  exec 8>&-
 }
 
 # ------------------------------------------------------------------ up
@@ -429,6 +593,8 @@ cmd_up() {
       --smtp-port=*) SMTP_PORT=$(parse_port --smtp-port "${arg#*=}") ;;
       --imap-port) (( $# )) || usage_err "--imap-port needs a value"; IMAP_PORT=$(parse_port --imap-port "$1"); shift ;;
       --imap-port=*) IMAP_PORT=$(parse_port --imap-port "${arg#*=}") ;;
+      --stack) (( $# )) || usage_err "--stack needs a value"; set_stack "$1"; shift ;;
+      --stack=*) set_stack "${arg#*=}" ;;
       -*) usage_err "unknown option '$arg'" ;;
       *) [[ -z $dir ]] || usage_err "more than one DIR given"; dir=$arg ;;
     esac
@@ -436,7 +602,7 @@ cmd_up() {
   [[ -n $dir ]] || usage_err "up needs DIR"
   (( SMTP_PORT != IMAP_PORT )) || usage_err "SMTP and IMAP ports must differ"
   need_root
-  have_prereqs || skip "postfix/dovecot/swaks or the vmail user are missing: run '$0 install' first"
+  have_prereqs || skip "the $STACK stack is not installed (postfix/dovecot/swaks, the vmail user, the Debian 13 root): run '$0 install' first"
 
   DIR=$(abs_path "$dir")
   [[ $DIR =~ ^/[A-Za-z0-9._/+-]+$ ]] || die "DIR '$DIR' may only contain letters, digits and . _ / + - (it is pasted into config files)"
@@ -450,17 +616,24 @@ cmd_up() {
   port_in_use "$IMAP_PORT" && die "port 127.0.0.1:$IMAP_PORT is already in use"
 
   INST=$(instance_id "$DIR")
-  VUID=$(id -u vmail) VGID=$(id -g vmail)
+  # the stack's own ids (Debian 13's postfix, dovecot and vmail differ from the host's)
+  VUID=$(stack_uid vmail) VGID=$(stack_gid vmail)
+  local PUID PGID
+  PUID=$(stack_uid postfix) PGID=$(stack_gid postfix)
   mkdir -p "$DIR"
   chmod 0755 "$DIR"       # e.g. mktemp -d makes 0700; postfix/vmail/dovecot must traverse it
   local who
   for who in postfix vmail dovecot; do
-    setpriv --reuid="$who" --regid="$who" --clear-groups test -x "$DIR" 2>/dev/null \
+    setpriv --reuid="$(stack_uid "$who")" --regid="$(stack_gid "$who")" --clear-groups test -x "$DIR" 2>/dev/null \
       || die "user $who cannot reach $DIR: every parent directory needs o+x (search) permission"
   done
+  printf '%s %s\n' "$STACK" "$SROOT" > "$DIR/stack"
+  trap up_cleanup EXIT
+  UP_STARTED=1
+  if [[ -n $SROOT ]]; then bind_instance "$DIR"; fi
   install -d -m 0755 "$DIR/postfix" "$DIR/spool" "$DIR/log" "$DIR/dovecot" "$DIR/dovecot/run" \
     "$DIR/dovecot/state" "$DIR/mail" "$DIR/mail/$DOMAIN"
-  install -d -m 0700 -o postfix -g postfix "$DIR/lib"
+  install -d -m 0700 -o "$PUID" -g "$PGID" "$DIR/lib"
 
   dbg "writing postfix config"
   write_postfix
@@ -468,13 +641,11 @@ cmd_up() {
   write_dovecot
 
   dbg "starting dovecot"
-  trap up_cleanup EXIT
-  UP_STARTED=1
   # daemons inherit fds: never let them hold our stdout/stderr (a $(...) caller would hang)
-  dovecot -c "$DIR/dovecot/dovecot.conf" </dev/null >"$DIR/log/dovecot-start.out" 2>&1 \
+  on_stack dovecot -c "$DIR/dovecot/dovecot.conf" </dev/null >"$DIR/log/dovecot-start.out" 2>&1 \
     || fail_with_logs "dovecot failed to start"
   dbg "starting postfix"
-  postfix -c "$DIR/postfix" start </dev/null >"$DIR/log/postfix-start.out" 2>&1 \
+  on_stack postfix -c "$DIR/postfix" start </dev/null >"$DIR/log/postfix-start.out" 2>&1 \
     || fail_with_logs "postfix failed to start"
 
   dbg "waiting for lmtp socket"
@@ -491,7 +662,7 @@ cmd_up() {
   write_env
   UP_STARTED=0
   trap - EXIT
-  say "up: $INST smtp 127.0.0.1:$SMTP_PORT imap 127.0.0.1:$IMAP_PORT dir $DIR"
+  say "up: $INST ($STACK) smtp 127.0.0.1:$SMTP_PORT imap 127.0.0.1:$IMAP_PORT dir $DIR"
   printf '%s\n' "$DIR/sandbox.env"
 }
 
@@ -562,15 +733,16 @@ cmd_seed() {
   [[ -r $env ]] || die "$env not found: is the sandbox up?"
   # shellcheck source=/dev/null
   . "$env"
+  load_stack "$dir"
   (( count > 0 )) || return 0
   local py=python3
   [[ -x /usr/bin/python3 ]] && py=/usr/bin/python3
   local ids
   ids=$("$py" -c "$SEED_PY" "$SMTP_PORT" "$rcpt" "$count" "$((10#$first))") \
     || die "SMTP submission to 127.0.0.1:$SMTP_PORT failed"
-  queue_empty() { [[ -z $(postqueue -c "$POSTFIX_CONFIG" -j 2>/dev/null) ]]; }
+  queue_empty() { [[ -z $(on_stack postqueue -c "$POSTFIX_CONFIG" -j 2>/dev/null) ]]; }
   if ! wait_until "$SEED_TIMEOUT" queue_empty; then
-    postqueue -c "$POSTFIX_CONFIG" -p >&2 || true
+    on_stack postqueue -c "$POSTFIX_CONFIG" -p >&2 || true
     die "queue did not drain within ${SEED_TIMEOUT}s (held or deferred mail?)"
   fi
   # the queue is empty; make sure every message was actually delivered (not bounced)
@@ -588,6 +760,16 @@ cmd_seed() {
     fi
   done
   say "seed: $count message(s) delivered to $rcpt"
+}
+
+# ------------------------------------------------------------------ exec
+cmd_exec() {
+  (( $# >= 2 )) || usage_err "exec needs DIR and a command"
+  local dir
+  dir=$(abs_path "$1"); shift
+  [[ -r $dir/sandbox.env ]] || die "$dir/sandbox.env not found: is the sandbox up?"
+  load_stack "$dir"
+  on_stack "$@"
 }
 
 # ------------------------------------------------------------------ netns
@@ -608,8 +790,9 @@ cmd_netns() {
   if ! command -v unshare >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then
     skip "unshare and ip (util-linux, iproute2) are required"
   fi
-  local un=(unshare --net)
-  [[ $(id -u) -eq 0 ]] || un=(unshare --user --map-root-user --net)
+  # a private mount namespace too: the debian13 stack's bind mounts vanish with it
+  local un=(unshare --net --mount)
+  [[ $(id -u) -eq 0 ]] || un=(unshare --user --map-root-user --net --mount)
   "${un[@]}" true 2>/dev/null || skip "cannot create a network namespace (${un[*]} not permitted)"
   exec "${un[@]}" -- sh -c 'ip link set lo up && exec "$@"' sh "$@"
 }
@@ -623,6 +806,7 @@ main() {
     up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;
     seed) cmd_seed "$@" ;;
+    exec) cmd_exec "$@" ;;
     netns) cmd_netns "$@" ;;
     -h|--help|help) usage ;;
     *) usage_err "unknown subcommand '$cmd'" ;;

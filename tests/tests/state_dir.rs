@@ -44,6 +44,8 @@ fn header(run: &str) -> RunHeader {
             smtputf8: true,
             auth_cache: false,
             max_hold_secs: 900,
+            dovecot_version: mailmig_core::dovecot::DovecotVersion::V2_3,
+            default_driver: None,
         },
     }
 }

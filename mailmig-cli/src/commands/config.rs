@@ -33,10 +33,7 @@ pub(crate) fn run(ctx: &Context<'_>) -> Result<u8, Failure> {
     };
     let dovecot = match &ctx.global.dovecot_config {
         Some(config) => {
-            let d = Dovecot {
-                config: config.clone(),
-                runner: &ctx.runner,
-            };
+            let d = Dovecot::new(config.clone(), &ctx.runner);
             let settings = d.settings().map_err(|e| unavailable(&e))?;
             json!({ "config": config, "settings": settings })
         }

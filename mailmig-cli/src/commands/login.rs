@@ -1,6 +1,6 @@
 //! `mailmig login disable|enable`.
 
-use mailmig_core::dovecot::PasswdOptions;
+use mailmig_core::dovecot::{DovecotError, PasswdOptions};
 use mailmig_core::login::{self, Dovecot, Enabled, LoginError};
 
 use super::ids;
@@ -17,10 +17,7 @@ fn dovecot<'a>(ctx: &'a Context<'_>) -> Result<Dovecot<'a>, Failure> {
             "error: login commands talk to the running Dovecot: give --dovecot-config FILE",
         )
     })?;
-    Ok(Dovecot {
-        config,
-        runner: &ctx.runner,
-    })
+    Ok(Dovecot::new(config, &ctx.runner))
 }
 
 fn failure(e: &LoginError) -> Failure {
@@ -37,7 +34,8 @@ fn failure(e: &LoginError) -> Failure {
         LoginError::StateUnreadable { .. } => exit::SOFTWARE,
         LoginError::StateDir(e) => return super::state_failure(e),
         LoginError::NotConfirmed { .. } => exit::TEMPFAIL,
-        LoginError::Run(_) => exit::UNAVAILABLE,
+        LoginError::Run(_) | LoginError::Dovecot(DovecotError::Run(_)) => exit::UNAVAILABLE,
+        LoginError::Dovecot(_) => exit::DATAERR,
         _ => exit::IOERR,
     };
     Failure::error(code, &e)

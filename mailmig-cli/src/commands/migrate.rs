@@ -12,6 +12,8 @@ use mailmig_core::migrate::{
 use mailmig_core::state::StateDir;
 
 use super::Context;
+use mailmig_core::dovecot::DovecotError;
+
 use crate::args::{MigrateArgs, MigrationOptions, PlanArgs, RunArgs, StatusArgs};
 use crate::exit;
 use crate::output;
@@ -24,7 +26,9 @@ fn code_of(e: &MigrateError) -> u8 {
         MigrateError::UnknownUser { .. } | MigrateError::NoRecord { .. } => exit::NOUSER,
         MigrateError::Unfinished { .. } => exit::TEMPFAIL,
         MigrateError::Runs(RunsError::Busy { .. }) => exit::TEMPFAIL,
-        MigrateError::Command(_) | MigrateError::Postfix(_) => exit::UNAVAILABLE,
+        MigrateError::Command(_)
+        | MigrateError::Postfix(_)
+        | MigrateError::Dovecot(DovecotError::Run(_)) => exit::UNAVAILABLE,
         MigrateError::State(s) | MigrateError::Runs(RunsError::State(s)) => {
             super::state_failure(s).code
         }

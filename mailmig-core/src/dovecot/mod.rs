@@ -17,12 +17,15 @@
 //! [`PasswdFile::load`] gives the users Dovecot would have, [`PasswdEntry::passdb`] and
 //! [`PasswdEntry::userdb`] what its passdb and userdb lookups return.
 
+pub mod config;
 mod expand;
 mod ids;
 pub mod mask;
 mod passwd;
 mod report;
+mod running;
 
+pub use config::{DovecotConfig, DovecotVersion};
 pub use expand::ExpandError;
 pub use ids::{IdResolver, NumericIds, SystemIds};
 pub use passwd::{
@@ -31,3 +34,4 @@ pub use passwd::{
     PasswdOptions, UserdbView,
 };
 pub use report::{Extra, Fields, RecordReport};
+pub use running::{Dovecot, DovecotError, DovecotSettings};

@@ -3,7 +3,10 @@
 
 use camino::Utf8Path;
 
+use super::dialect::override_args;
 use super::verify::STATUS_FIELDS;
+use super::Location;
+use crate::dovecot::DovecotVersion;
 use crate::process::Argv;
 
 /// `doveadm sync|backup -l SECONDS`: the per-user dsync lock, so that a sync left running by a
@@ -18,24 +21,33 @@ pub fn doveadm(config: &Utf8Path, args: &[&str]) -> Argv {
 }
 
 /// `doveadm sync|backup [FLAGS] -l 30 -u USER DEST` (`verb` is `["backup"]`, `["sync"]` or
-/// `["sync", "-1", "-R"]`).
-pub fn dsync(config: &Utf8Path, verb: &[&str], user: &str, dest: &str) -> Argv {
+/// `["sync", "-1", "-R"]`). The destination is `FORMAT:PATH` on 2.3 and 2.4 alike.
+pub fn dsync(config: &Utf8Path, verb: &[&str], user: &str, dest: &Location) -> Argv {
     let mut args = verb.to_vec();
-    args.extend(["-l", DSYNC_LOCK, "-u", user, dest]);
+    args.extend(["-l", DSYNC_LOCK, "-u", user, dest.as_str()]);
     doveadm(config, &args)
 }
 
-/// `doveadm -c CONFIG -o mail_location=LOCATION ARGS...`: a command that reads LOCATION instead
-/// of the user's own. The one place the location override is spelled.
-fn doveadm_at(config: &Utf8Path, location: &str, args: &[&str]) -> Argv {
-    let loc = format!("mail_location={location}");
-    let mut all = vec!["-o", loc.as_str()];
+/// Where a command reads: the Dovecot release (how the override is spelled) and the location.
+#[derive(Debug, Clone, Copy)]
+pub struct At<'a> {
+    /// The release.
+    pub version: DovecotVersion,
+    /// The location read instead of the user's own.
+    pub location: &'a Location,
+}
+
+/// `doveadm -c CONFIG -o ... ARGS...`: a command that reads a location instead of the user's
+/// own (2.3 `-o mail_location=`; 2.4 `-o mail_driver= -o mail_path=`).
+fn doveadm_at(config: &Utf8Path, at: At<'_>, args: &[&str]) -> Argv {
+    let overrides = override_args(at.version, at.location);
+    let mut all: Vec<&str> = overrides.iter().map(String::as_str).collect();
     all.extend_from_slice(args);
     doveadm(config, &all)
 }
 
-/// `doveadm -o mail_location=LOCATION -f tab mailbox status -u USER FIELDS '*'`.
-pub fn mailbox_status(config: &Utf8Path, user: &str, location: &str) -> Argv {
+/// `doveadm -o LOCATION -f tab mailbox status -u USER FIELDS '*'`.
+pub fn mailbox_status(config: &Utf8Path, user: &str, location: At<'_>) -> Argv {
     let args = [
         "-f",
         "tab",
@@ -49,15 +61,15 @@ pub fn mailbox_status(config: &Utf8Path, user: &str, location: &str) -> Argv {
     doveadm_at(config, location, &args)
 }
 
-/// `doveadm -o mail_location=LOCATION -f tab fetch -u USER 'mailbox guid' ALL`.
-pub fn message_guids(config: &Utf8Path, user: &str, location: &str) -> Argv {
+/// `doveadm -o LOCATION -f tab fetch -u USER 'mailbox guid' ALL`.
+pub fn message_guids(config: &Utf8Path, user: &str, location: At<'_>) -> Argv {
     let args = ["-f", "tab", "fetch", "-u", user, "mailbox guid", "ALL"];
     doveadm_at(config, location, &args)
 }
 
-/// `doveadm -o mail_location=LOCATION mailbox path -u USER INBOX`: where Dovecot really reads
-/// the location's INBOX (proves a read of LOCATION does not read another location).
-pub fn inbox_path(config: &Utf8Path, user: &str, location: &str) -> Argv {
+/// `doveadm -o LOCATION mailbox path -u USER INBOX`: where Dovecot really reads the location's
+/// INBOX (proves a read of LOCATION does not read another location).
+pub fn inbox_path(config: &Utf8Path, user: &str, location: At<'_>) -> Argv {
     doveadm_at(config, location, &["mailbox", "path", "-u", user, "INBOX"])
 }
 

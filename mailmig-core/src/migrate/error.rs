@@ -7,7 +7,7 @@ use super::journal::JournalError;
 use super::runs::RunsError;
 use super::verify::Finding;
 use super::{InputError, StepKind};
-use crate::dovecot::PasswdEditError;
+use crate::dovecot::{DovecotError, PasswdEditError};
 use crate::hold::HoldError;
 use crate::login::LoginError;
 use crate::postfix::discover::DiscoverError;
@@ -69,6 +69,9 @@ pub enum MigrateError {
     /// A command (doveconf, doveadm, postconf) failed.
     #[error(transparent)]
     Command(#[from] RunError),
+    /// Dovecot's configuration cannot be read.
+    #[error(transparent)]
+    Dovecot(#[from] DovecotError),
     /// An input file cannot be read.
     #[error("cannot read {path}")]
     Read {
@@ -150,6 +153,9 @@ pub enum Refusal {
         /// The user.
         user: String,
     },
+    /// The target cannot be written in this Dovecot's userdb fields.
+    #[error("{0}")]
+    Target(String),
     /// Already there.
     #[error("{user} is already at {to}")]
     AlreadyAt {
@@ -214,6 +220,9 @@ pub enum StepError {
     /// A command could not run, failed or timed out.
     #[error(transparent)]
     Command(#[from] RunError),
+    /// Dovecot's configuration cannot be read.
+    #[error(transparent)]
+    Dovecot(#[from] DovecotError),
     /// doveadm failed (or printed errors with exit 0).
     #[error("`{argv}` failed ({status}){}", if stderr.is_empty() { String::new() } else { format!(": {stderr}") })]
     Doveadm {

@@ -90,10 +90,15 @@ pub enum StepData {
         /// The state file.
         state_file: Utf8PathBuf,
     },
-    /// The location field before the switch (`start`).
+    /// The location fields before the switch (`start`).
     PreviousLocation {
-        /// `userdb_mail` in the record before the switch.
-        previous: crate::login::FieldBefore,
+        /// Each location field of the record before the switch: `userdb_mail`, or on Dovecot
+        /// 2.4 `userdb_mail_driver` and `userdb_mail_path`.
+        #[serde(default)]
+        fields: Vec<crate::login::PreviousField>,
+        /// Journals written before Dovecot 2.4 support: `userdb_mail` before the switch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<crate::login::FieldBefore>,
     },
     /// The verification passed (`done`).
     Verified {

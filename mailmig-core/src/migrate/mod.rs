@@ -34,6 +34,7 @@
 //! [`crate::process::Runner`].
 
 pub mod argv;
+pub mod dialect;
 mod engine;
 mod error;
 pub mod journal;

@@ -7,6 +7,7 @@ use camino::Utf8PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::Strategy;
+use crate::dovecot::DovecotVersion;
 use crate::hold::HoldAction;
 use crate::login::LockMethod;
 use crate::postfix::MapType;
@@ -75,4 +76,11 @@ pub struct RunOptions {
     pub auth_cache: bool,
     /// The longest the user's mail may stay held, in seconds.
     pub max_hold_secs: u64,
+    /// The Dovecot release the run was planned for: how the location is spelled in the
+    /// userdb fields and doveadm overrides (journals written before 2.4 support: 2.3).
+    #[serde(default)]
+    pub dovecot_version: DovecotVersion,
+    /// The global `mail_driver` (2.4), against which an unset `userdb_mail_driver` reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_driver: Option<String>,
 }

@@ -5,6 +5,7 @@
 use camino::Utf8Path;
 
 use super::argv::{self, doveadm};
+use super::dialect;
 use super::error::MigrateError;
 use super::server::UserFacts;
 use super::{Plan, PlannedEdit, PlannedStep, RunOptions, StepKind, Strategy};
@@ -105,6 +106,23 @@ pub fn build_plan(
     let conf = opts.dovecot_config.as_path();
     let to = facts.to.as_str();
     let from = facts.from.as_str();
+    let version = opts.dovecot_version;
+    let (to_loc, from_loc) = (&facts.to, &facts.from);
+    let at = |location| argv::At { version, location };
+    let location_fields: Vec<(&str, String)> = dialect::location_fields(version, to_loc)
+        .into_iter()
+        .map(|f| (f.key, f.value))
+        .collect();
+    let switch_fields: Vec<(&str, Option<&str>)> = location_fields
+        .iter()
+        .map(|(k, v)| (*k, Some(v.as_str())))
+        .collect();
+    let switch_text = location_fields
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let shown = dialect::shown_fields(version);
     let ids = files.ids;
     let edit_failed = |source: PasswdEditError| MigrateError::Edit {
         passwd_file: opts.passwd_file.clone(),
@@ -151,13 +169,14 @@ pub fn build_plan(
             }
             Ok(line_at(f, number))
         };
-    let backup = |dest: &str| words(argv::dsync(conf, &["backup"], user, dest));
-    let sync = |dest: &str| words(argv::dsync(conf, &["sync"], user, dest));
-    let catch_up = || words(argv::dsync(conf, &["sync", "-1", "-R"], user, from));
-    let status = |loc: &str| words(argv::mailbox_status(conf, user, loc));
-    let fetch = |loc: &str| words(argv::message_guids(conf, user, loc));
-    let inbox = |loc: &str| words(argv::inbox_path(conf, user, loc));
+    let backup = |dest| words(argv::dsync(conf, &["backup"], user, dest));
+    let sync = |dest| words(argv::dsync(conf, &["sync"], user, dest));
+    let catch_up = || words(argv::dsync(conf, &["sync", "-1", "-R"], user, from_loc));
+    let status = |loc| words(argv::mailbox_status(conf, user, at(loc)));
+    let fetch = |loc| words(argv::message_guids(conf, user, at(loc)));
+    let inbox = |loc| words(argv::inbox_path(conf, user, at(loc)));
     let user_field = |field: &str| words(argv::user_field(conf, user, field));
+    let user_fields = || shown.iter().map(|f| user_field(f)).collect::<Vec<_>>();
     let mut steps = Vec::new();
     let mut step = |kind: StepKind,
                     summary: Vec<String>,
@@ -177,7 +196,7 @@ pub fn build_plan(
             facts.home,
             if strategy == Strategy::Hold { "; smtpd consults the access map before any permit" } else { "" }
         )],
-        vec![user_field("mail"), user_field("home")],
+        user_fields().into_iter().chain([user_field("home")]).collect(),
         vec![],
     );
     match strategy {
@@ -211,7 +230,7 @@ pub fn build_plan(
             let postqueue = words(Argv::new(["postqueue", "-c", pfx.as_str(), "-j"]));
             let mut edited = files.passwd.clone();
             let locked = set(&mut edited, &lock_fields)?;
-            let locked_switched = set(&mut edited, &[("userdb_mail", Some(to))])?;
+            let locked_switched = set(&mut edited, &switch_fields)?;
             for (k, _) in &lock_fields {
                 edited
                     .remove_extra(user.as_bytes(), k.as_bytes(), ids)
@@ -222,7 +241,7 @@ pub fn build_plan(
                 step(
                     StepKind::Presync,
                     strings(&["copy the bulk while the user is online (exit 2 = retried)"]),
-                    vec![backup(to)],
+                    vec![backup(to_loc)],
                     vec![],
                 );
             }
@@ -256,25 +275,25 @@ pub fn build_plan(
             step(
                 StepKind::FinalSync,
                 strings(&["hold mail queued meanwhile; last incremental sync (exit 2 = retried)"]),
-                vec![postqueue.clone(), backup(to)],
+                vec![postqueue.clone(), backup(to_loc)],
                 vec![],
             );
             step(
                 StepKind::Verify,
                 strings(&["the two locations are read from two storages (INBOX paths differ); per mailbox: messages, UIDVALIDITY, UIDNEXT, mailbox GUID and message GUIDs identical (else sync again, at most 3 times, then roll back)"]),
-                vec![inbox(from), inbox(to), status(from), fetch(from), status(to), fetch(to)],
+                vec![inbox(from_loc), inbox(to_loc), status(from_loc), fetch(from_loc), status(to_loc), fetch(to_loc)],
                 vec![],
             );
             step(
                 StepKind::Switch,
-                vec![format!("userdb_mail={to}; confirmed with doveadm user")],
-                vec![user_field("mail")],
+                vec![format!("{switch_text}; confirmed with doveadm user")],
+                user_fields(),
                 vec![passwd_diff(&locked, &locked_switched)],
             );
             step(
                 StepKind::CatchUp,
                 strings(&["hold mail queued meanwhile; if the old location got mail after the final sync, carry it over without deleting anything"]),
-                vec![status(from), fetch(from), catch_up()],
+                vec![status(from_loc), fetch(from_loc), catch_up()],
                 vec![],
             );
             let mut release_cmds = vec![postmap];
@@ -303,25 +322,28 @@ pub fn build_plan(
             );
         }
         Strategy::Live => {
-            let switched = set(&mut files.passwd.clone(), &[("userdb_mail", Some(to))])?;
+            let switched = set(&mut files.passwd.clone(), &switch_fields)?;
             step(
                 StepKind::Presync,
                 strings(&["two-way sync, twice, while the user is online"]),
-                vec![sync(to), sync(to)],
+                vec![sync(to_loc), sync(to_loc)],
                 vec![],
             );
             step(
                 StepKind::Switch,
                 vec![format!(
-                    "userdb_mail={to}; confirmed with doveadm user; then kick the user's sessions"
+                    "{switch_text}; confirmed with doveadm user; then kick the user's sessions"
                 )],
-                vec![user_field("mail"), words(doveadm(conf, &["kick", user]))],
+                user_fields()
+                    .into_iter()
+                    .chain([words(doveadm(conf, &["kick", user]))])
+                    .collect(),
                 vec![passwd_diff(&original_line, &switched)],
             );
             step(
                 StepKind::FinalSync,
                 strings(&["two-way sync against the old location (the new one is local now)"]),
-                vec![sync(from)],
+                vec![sync(from_loc)],
                 vec![],
             );
             step(
@@ -329,7 +351,7 @@ pub fn build_plan(
                 strings(&[
                     "the two locations are read from two storages (INBOX paths differ); every message of the old location is in the new one, UIDVALIDITY equal",
                 ]),
-                vec![inbox(from), inbox(to), status(from), fetch(from), status(to), fetch(to)],
+                vec![inbox(from_loc), inbox(to_loc), status(from_loc), fetch(from_loc), status(to_loc), fetch(to_loc)],
                 vec![],
             );
             step(
@@ -381,6 +403,8 @@ pub(crate) mod tests_support {
             hold_keys: vec![],
             smtputf8: true,
             auth_cache: false,
+            dovecot_version: crate::dovecot::DovecotVersion::V2_3,
+            default_driver: None,
         }
     }
 }

@@ -4,12 +4,12 @@
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use super::argv;
 use super::error::{MigrateError, Refusal};
 use super::plan::{build_plan, PlanInputs};
 use super::runs;
+use super::{argv, dialect};
 use super::{validate_user, Location, MigrationOptions, Plan, RunOptions, Strategy};
-use crate::dovecot::{IdResolver, PasswdFile, PasswdOptions};
+use crate::dovecot::{DovecotVersion, IdResolver, PasswdFile, PasswdOptions};
 use crate::hold::plan_hold_keys;
 use crate::login::{self, Dovecot, DovecotSettings};
 use crate::postfix::discover::{self, chain, reason_text, AliasMaps};
@@ -99,10 +99,7 @@ impl Server {
         config: ServerConfig,
         mut options: MigrationOptions,
     ) -> Result<Self, MigrateError> {
-        let dovecot = Dovecot {
-            config: config.dovecot_config.clone(),
-            runner,
-        };
+        let dovecot = Dovecot::new(config.dovecot_config.clone(), runner);
         let settings = dovecot.settings()?;
         let passwd_file = match settings.passwd_files.as_slice() {
             [one] => one.clone(),
@@ -255,8 +252,16 @@ impl Server {
             Some((m, _)) => Some(Table::parse(read(m)?, &self.config.parse)),
             None => None,
         };
-        let passwd = PasswdFile::parse(read(&self.passwd_file)?, &PasswdOptions::default());
+        let passwd = PasswdFile::parse(read(&self.passwd_file)?, &self.passwd_options());
         Ok((access, passwd))
+    }
+
+    /// How this Dovecot reads the passwd-file.
+    fn passwd_options(&self) -> PasswdOptions {
+        PasswdOptions {
+            legacy_mail_field: self.settings.version.legacy_mail_field(),
+            ..PasswdOptions::default()
+        }
     }
 
     /// `doveadm user -f FIELD USER`: the value; an unknown user is an error.
@@ -303,14 +308,18 @@ impl Server {
             }
             .into());
         }
-        let mut from = self.user_field(runner, user, "mail")?;
-        if from.is_empty() {
-            from = self.settings.mail_location.clone().unwrap_or_default();
-        }
-        let from = Location::parse(&from).map_err(|reason| Refusal::BadSource {
-            user: user.to_string(),
-            reason,
-        })?;
+        let version = self.settings.version;
+        dialect::check_target(version, &to).map_err(Refusal::Target)?;
+        let answers = dialect::shown_fields(version)
+            .iter()
+            .map(|field| self.user_field(runner, user, field))
+            .collect::<Result<Vec<_>, _>>()?;
+        let from =
+            dialect::current_location(version, &answers, self.settings.mail_location.as_deref())
+                .map_err(|reason| Refusal::BadSource {
+                    user: user.to_string(),
+                    reason,
+                })?;
         let home = self.user_field(runner, user, "home")?;
         self.check_locations(user, &from, &to, &home)?;
         let Some(entry) = inputs.passwd.lookup(user.as_bytes(), inputs.ids) else {
@@ -384,9 +393,9 @@ impl Server {
         if from.format() != to.format()
             && self
                 .settings
-                .namespace_separators
+                .namespaces
                 .iter()
-                .any(|(_, sep)| sep.is_empty())
+                .any(|ns| ns.separator.is_empty())
         {
             return Err(Refusal::NoSeparator {
                 from: from.format().to_string(),
@@ -429,6 +438,16 @@ impl Server {
             hold_keys: facts.hold_keys.clone(),
             smtputf8: self.config.parse.smtputf8,
             auth_cache: self.settings.auth_cache_enabled,
+            dovecot_version: self.settings.version,
+            default_driver: match self.settings.version {
+                DovecotVersion::V2_3 => None,
+                _ => self
+                    .settings
+                    .mail_location
+                    .as_deref()
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(driver, _)| driver.to_string()),
+            },
         }
     }
 }

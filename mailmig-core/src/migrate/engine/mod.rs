@@ -26,7 +26,7 @@ use super::report::{Event as ReportEvent, EventKind, Reporter};
 use super::runs;
 use super::steps;
 use super::verify::{self, MailState};
-use super::{Plan, RunOptions, StepKind, Strategy};
+use super::{Location, Plan, RunOptions, StepKind, Strategy};
 use crate::dovecot::IdResolver;
 use crate::login::Dovecot;
 use crate::postfix::{MapType, ParseOptions};
@@ -164,12 +164,20 @@ impl<'a> Engine<'a> {
         &self.header.plan.user
     }
 
-    pub(crate) fn from(&self) -> String {
-        self.plan().from.to_string()
+    pub(crate) fn from(&self) -> Location {
+        self.plan().from.clone()
     }
 
-    pub(crate) fn to(&self) -> String {
-        self.plan().to.to_string()
+    pub(crate) fn to(&self) -> Location {
+        self.plan().to.clone()
+    }
+
+    /// Where a doveadm command reads `location`, in this run's Dovecot's spelling.
+    pub(crate) fn at<'l>(&self, location: &'l Location) -> super::argv::At<'l> {
+        super::argv::At {
+            version: self.opts().dovecot_version,
+            location,
+        }
     }
 
     pub(crate) fn elapsed_ms(&self) -> u64 {
@@ -227,14 +235,11 @@ impl<'a> Engine<'a> {
     }
 
     pub(crate) fn dovecot(&self) -> Dovecot<'_> {
-        Dovecot {
-            config: self.opts().dovecot_config.clone(),
-            runner: self.runner,
-        }
+        Dovecot::new(self.opts().dovecot_config.clone(), self.runner)
     }
 
     /// `doveadm sync|backup ... -u USER DEST` for this run's user.
-    pub(crate) fn dsync(&self, verb: &[&str], dest: &str) -> Argv {
+    pub(crate) fn dsync(&self, verb: &[&str], dest: &Location) -> Argv {
         super::argv::dsync(&self.opts().dovecot_config, verb, self.user(), dest)
     }
 
@@ -275,15 +280,15 @@ impl<'a> Engine<'a> {
     }
 
     /// A location's mailboxes as Dovecot reports them.
-    pub(crate) fn mail_state(&self, location: &str) -> Result<MailState, StepError> {
+    pub(crate) fn mail_state(&self, location: &Location) -> Result<MailState, StepError> {
         let config = &self.opts().dovecot_config;
         let status = self.doveadm_checked(
-            &super::argv::mailbox_status(config, self.user(), location),
+            &super::argv::mailbox_status(config, self.user(), self.at(location)),
             0,
             None,
         )?;
         let fetch = self.doveadm_checked(
-            &super::argv::message_guids(config, self.user(), location),
+            &super::argv::message_guids(config, self.user(), self.at(location)),
             0,
             None,
         )?;

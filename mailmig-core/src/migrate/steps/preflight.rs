@@ -11,7 +11,7 @@ pub(super) fn forward(e: &mut Engine<'_>) -> Result<StepData, StepError> {
         return Err(StepError::TargetNotEmpty { target });
     }
     Ok(StepData::Checked {
-        from: e.from(),
-        to: e.to(),
+        from: e.from().to_string(),
+        to: e.to().to_string(),
     })
 }

@@ -1,32 +1,40 @@
-//! Switch: `userdb_mail=TARGET` in the user's record, confirmed with `doveadm user` (the auth
-//! cache flushed when it is on); the live strategy kicks the sessions. Undo: the previous
-//! `userdb_mail` back, confirmed, and mail the new location got meanwhile carried back to the
-//! old one (`doveadm sync -1 -R`, deleting nothing).
+//! Switch: the location fields of the user's record set to the target (`userdb_mail=`, or on
+//! Dovecot 2.4 `userdb_mail_driver=` and `userdb_mail_path=` in one edit), confirmed with
+//! `doveadm user` (the auth cache flushed when it is on); the live strategy kicks the sessions.
+//! Undo: the previous fields back, confirmed, and mail the new location got meanwhile carried
+//! back to the old one (`doveadm sync -1 -R`, deleting nothing).
 
 use std::time::{Duration, Instant};
 
 use crate::dovecot::{PasswdFile, PasswdOptions};
-use crate::login::FieldBefore;
+use crate::login::{FieldBefore, PreviousField};
+use crate::migrate::dialect;
 use crate::migrate::engine::{failpoint, Engine};
 use crate::migrate::error::StepError;
 use crate::migrate::journal::StepData;
 use crate::migrate::verify::{self, Expect};
-use crate::migrate::StepKind;
+use crate::migrate::{Location, StepKind};
 use crate::safe_fs;
 use crate::transaction::{CommitOptions, FileTransaction};
 
-const FIELD: &[u8] = b"userdb_mail";
-
 pub(super) fn start_data(e: &Engine<'_>) -> Result<StepData, StepError> {
     Ok(StepData::PreviousLocation {
-        previous: field_now(e)?,
+        fields: fields_now(e)?,
+        previous: None,
     })
 }
 
 pub(super) fn forward(e: &mut Engine<'_>) -> Result<(), StepError> {
     let to = e.to();
-    set_field(e, &FieldBefore::Value(to.clone()), "switch")?;
-    wait_location(e, &to)?;
+    let target: Vec<PreviousField> = dialect::location_fields(e.opts().dovecot_version, &to)
+        .into_iter()
+        .map(|f| PreviousField {
+            key: f.key.to_string(),
+            before: FieldBefore::Value(f.value),
+        })
+        .collect();
+    set_fields(e, &target, "switch")?;
+    wait_location(e, &to, false)?;
     if e.live() {
         e.dovecot().kick(e.user())?;
     }
@@ -35,14 +43,20 @@ pub(super) fn forward(e: &mut Engine<'_>) -> Result<(), StepError> {
 
 pub(super) fn undo(e: &mut Engine<'_>) -> Result<(), StepError> {
     let (from, to) = (e.from(), e.to());
-    let previous = match e.first_start_data(StepKind::Switch) {
-        Some(StepData::PreviousLocation { previous }) => previous.clone(),
-        _ => FieldBefore::Absent,
-    };
-    if field_now(e)? == FieldBefore::Value(to.clone()) {
-        set_field(e, &previous, "undo-switch")?;
+    let previous = previous_fields(e);
+    let target = dialect::location_fields(e.opts().dovecot_version, &to);
+    let now = fields_now(e)?;
+    let switched = target.iter().any(|t| {
+        now.iter()
+            .any(|n| n.key == t.key && n.before == FieldBefore::Value(t.value.clone()))
+    });
+    if switched {
+        set_fields(e, &previous, "undo-switch")?;
     }
-    wait_location(e, &from)?;
+    let driver_unset = previous
+        .iter()
+        .any(|p| p.key == "userdb_mail_driver" && p.before == FieldBefore::Absent);
+    wait_location(e, &from, driver_unset)?;
     // Mail the new location got after the switch goes back with the user.
     let source = e.mail_state(&from)?;
     let target = e.mail_state(&to)?;
@@ -51,22 +65,51 @@ pub(super) fn undo(e: &mut Engine<'_>) -> Result<(), StepError> {
         let source = e.mail_state(&from)?;
         let findings = verify::compare(&target, &source, Expect::Contains);
         if !findings.is_empty() {
-            return Err(StepError::NotCarriedBack { to, from, findings });
+            return Err(StepError::NotCarriedBack {
+                to: to.to_string(),
+                from: from.to_string(),
+                findings,
+            });
         }
     }
     Ok(())
 }
 
-/// Write the location field (or remove it, for [`FieldBefore::Absent`]).
-fn set_field(e: &Engine<'_>, value: &FieldBefore, point: &str) -> Result<(), StepError> {
+/// The location fields as the switch's first start record found them (a journal of a mailmig
+/// before 2.4 support recorded `userdb_mail` alone; without a record, every field was absent).
+fn previous_fields(e: &Engine<'_>) -> Vec<PreviousField> {
+    let keys = dialect::location_keys(e.opts().dovecot_version);
+    let absent = |key: &str| PreviousField {
+        key: key.to_string(),
+        before: FieldBefore::Absent,
+    };
+    match e.first_start_data(StepKind::Switch) {
+        Some(StepData::PreviousLocation {
+            previous: Some(old),
+            ..
+        }) => vec![PreviousField {
+            key: "userdb_mail".into(),
+            before: old.clone(),
+        }],
+        Some(StepData::PreviousLocation { fields, .. }) if !fields.is_empty() => fields.clone(),
+        _ => keys.iter().map(|k| absent(k)).collect(),
+    }
+}
+
+/// Write the fields (each to its value, bare, or removed for [`FieldBefore::Absent`]) in one
+/// edit of the passwd-file.
+fn set_fields(e: &Engine<'_>, fields: &[PreviousField], point: &str) -> Result<(), StepError> {
     let tx = FileTransaction::prepare(&e.opts().passwd_file)?;
     let mut file = PasswdFile::parse(tx.original().to_vec(), &PasswdOptions::default());
     let user = e.user().as_bytes();
-    match value {
-        FieldBefore::Value(v) => file.set_extra(user, FIELD, Some(v.as_bytes()), e.ids)?,
-        FieldBefore::Bare => file.set_extra(user, FIELD, None, e.ids)?,
-        FieldBefore::Absent => {
-            file.remove_extra(user, FIELD, e.ids)?;
+    for f in fields {
+        let key = f.key.as_bytes();
+        match &f.before {
+            FieldBefore::Value(v) => file.set_extra(user, key, Some(v.as_bytes()), e.ids)?,
+            FieldBefore::Bare => file.set_extra(user, key, None, e.ids)?,
+            FieldBefore::Absent => {
+                file.remove_extra(user, key, e.ids)?;
+            }
         }
     }
     let new = file.render();
@@ -80,8 +123,8 @@ fn set_field(e: &Engine<'_>, value: &FieldBefore, point: &str) -> Result<(), Ste
     Ok(())
 }
 
-/// The location field in the user's record now.
-fn field_now(e: &Engine<'_>) -> Result<FieldBefore, StepError> {
+/// The location fields in the user's record now.
+fn fields_now(e: &Engine<'_>) -> Result<Vec<PreviousField>, StepError> {
     let bytes = safe_fs::read_regular(&e.opts().passwd_file)?;
     let file = PasswdFile::parse(bytes, &PasswdOptions::default());
     let entry = file
@@ -90,25 +133,48 @@ fn field_now(e: &Engine<'_>) -> Result<FieldBefore, StepError> {
             user: e.user().to_string(),
             passwd_file: e.opts().passwd_file.clone(),
         })?;
-    Ok(
-        match entry.extra().iter().find(|f| f.key.as_ref() == FIELD) {
-            None => FieldBefore::Absent,
-            Some(f) => match &f.value {
-                None => FieldBefore::Bare,
-                Some(v) => FieldBefore::Value(String::from_utf8_lossy(v).into_owned()),
+    Ok(dialect::location_keys(e.opts().dovecot_version)
+        .iter()
+        .map(|key| PreviousField {
+            key: (*key).to_string(),
+            before: match entry
+                .extra()
+                .iter()
+                .find(|f| f.key.as_ref() == key.as_bytes())
+            {
+                None => FieldBefore::Absent,
+                Some(f) => match &f.value {
+                    None => FieldBefore::Bare,
+                    Some(v) => FieldBefore::Value(String::from_utf8_lossy(v).into_owned()),
+                },
             },
-        },
-    )
+        })
+        .collect())
 }
 
-/// Wait until Dovecot shows the user at `want`.
-fn wait_location(e: &Engine<'_>, want: &str) -> Result<(), StepError> {
+/// Wait until Dovecot shows the user at `want` (`driver_unset`: on 2.4 the userdb sets no
+/// driver, so the global one applies).
+fn wait_location(e: &Engine<'_>, want: &Location, driver_unset: bool) -> Result<(), StepError> {
     let limit = Duration::from_secs(10);
     let deadline = Instant::now() + limit;
-    let argv = crate::migrate::argv::user_field(&e.opts().dovecot_config, e.user(), "mail");
+    let version = e.opts().dovecot_version;
+    let default_driver = if driver_unset {
+        e.opts().default_driver.as_deref()
+    } else {
+        None
+    };
     loop {
-        let out = crate::process::Runner::run(e.runner, &argv, None)?;
-        if out.code == Some(0) && String::from_utf8_lossy(&out.stdout).trim() == want {
+        let mut answers = Vec::new();
+        for field in dialect::shown_fields(version) {
+            let argv = crate::migrate::argv::user_field(&e.opts().dovecot_config, e.user(), field);
+            let out = crate::process::Runner::run(e.runner, &argv, None)?;
+            answers.push(if out.code == Some(0) {
+                String::from_utf8_lossy(&out.stdout).trim().to_string()
+            } else {
+                String::new()
+            });
+        }
+        if dialect::shows(version, &answers, want, &e.opts().home, default_driver) {
             return Ok(());
         }
         if Instant::now() > deadline {

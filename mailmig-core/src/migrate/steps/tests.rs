@@ -9,7 +9,7 @@ use std::time::Instant;
 use camino::Utf8PathBuf;
 
 use super::{forward, start_data, undo};
-use crate::dovecot::{NumericIds, PasswdFile, PasswdOptions};
+use crate::dovecot::{DovecotVersion, NumericIds, PasswdFile, PasswdOptions};
 use crate::migrate::engine::{Engine, TimedRunner};
 use crate::migrate::error::StepError;
 use crate::migrate::journal::{Event, Journal, RunHeader, StepData, FORMAT};
@@ -27,6 +27,12 @@ const STATUS_HEAD: &str = "mailbox\tmessages\tuidvalidity\tuidnext\tguid\n";
 /// A Dovecot + Postfix that answer from the files and a per-location mail state.
 struct Fake {
     passwd: Utf8PathBuf,
+    /// Answer as Dovecot 2.4: locations in `userdb_mail_driver` + `userdb_mail_path` and
+    /// `-o mail_driver= -o mail_path=` (`userdb_mail` and `-o mail_location=` ignored), `kick`
+    /// exits 0 with nobody to kick.
+    v24: bool,
+    /// The home `~` expands to.
+    home: String,
     /// location → (status rows, fetch rows) without headers.
     mail: Mutex<HashMap<String, (String, String)>>,
     /// A command whose words joined contain one of these fails with exit 75.
@@ -36,9 +42,11 @@ struct Fake {
 }
 
 impl Fake {
-    fn new(passwd: Utf8PathBuf) -> Self {
+    fn new(passwd: Utf8PathBuf, v24: bool, home: String) -> Self {
         let f = Self {
             passwd,
+            v24,
+            home,
             mail: Mutex::new(HashMap::new()),
             fail: Mutex::new(Vec::new()),
             calls: Mutex::new(Vec::new()),
@@ -117,13 +125,28 @@ impl Runner for Fake {
             });
         }
         let w: Vec<&str> = words.iter().map(String::as_str).collect();
-        let location = w
-            .iter()
-            .find_map(|a| a.strip_prefix("mail_location="))
-            .map(str::to_string);
+        let location = self.location_read(&w);
         match w.as_slice() {
-            ["doveconf", .., "auth_cache_size"] => out(0, "0\n"),
-            ["doveconf", ..] => out(0, ""),
+            ["doveconf", ..] if self.v24 => out(0, "# 2.4.1-4 (7d8c0e5759): /c\n"),
+            ["doveconf", ..] => out(0, "# 2.3.19.1 (9b53102964): /c\n"),
+            ["doveadm", _, _, "user", "-f", "mail", user] if self.v24 => out(
+                0,
+                &format!("{}\n", self.field(user, "userdb_mail").unwrap_or_default()),
+            ),
+            ["doveadm", _, _, "user", "-f", "mail_driver", user] if self.v24 => out(
+                0,
+                &format!(
+                    "{}\n",
+                    self.field(user, "userdb_mail_driver").unwrap_or_default()
+                ),
+            ),
+            ["doveadm", _, _, "user", "-f", "mail_path", user] if self.v24 => {
+                let path = self
+                    .field(user, "userdb_mail_path")
+                    .unwrap_or_else(|| "~/Maildir".into());
+                out(0, &format!("{}\n", path.replacen('~', &self.home, 1)))
+            }
+            ["doveadm", _, _, "kick", ..] if self.v24 => out(0, "0 connections kicked\n"),
             ["doveadm", _, _, "auth", "lookup", user] => {
                 if self.field(user, "allow_nets").as_deref() == Some("") {
                     out(67, "")
@@ -141,6 +164,7 @@ impl Runner for Fake {
                         .unwrap_or_else(|| "maildir:~/Maildir".into())
                 ),
             ),
+            ["doveadm", _, _, "user", "-f", _, _] => out(0, "\n"),
             ["doveadm", .., "mailbox", "path", "-u", _, "INBOX"] => {
                 if self
                     .fail
@@ -190,6 +214,34 @@ impl Runner for Fake {
     }
 }
 
+impl Fake {
+    /// The location a doveadm command reads: its override, spelled as this Dovecot knows it,
+    /// else the user's own (for 2.4; the 2.3 fake answers `None`).
+    fn location_read(&self, w: &[&str]) -> Option<String> {
+        let value = |key: &str| {
+            w.iter()
+                .find_map(|a| a.strip_prefix(key))
+                .map(str::to_string)
+        };
+        if !self.v24 {
+            return value("mail_location=");
+        }
+        match (value("mail_driver="), value("mail_path=")) {
+            (Some(d), Some(p)) => Some(format!("{d}:{p}")),
+            _ => {
+                let user = w.windows(2).find(|p| p[0] == "-u").map(|p| p[1])?;
+                let driver = self
+                    .field(user, "userdb_mail_driver")
+                    .unwrap_or_else(|| "maildir".into());
+                let path = self
+                    .field(user, "userdb_mail_path")
+                    .unwrap_or_else(|| "~/Maildir".into());
+                Some(format!("{driver}:{path}"))
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct Collect(Mutex<Vec<String>>);
 
@@ -210,12 +262,19 @@ struct World {
     _tmp: tempfile::TempDir,
     dir: Utf8PathBuf,
     fake: Fake,
+    /// The release the runs are planned for.
+    version: DovecotVersion,
     state: StateDir,
     reporter: Collect,
 }
 
 impl World {
     fn new() -> Self {
+        Self::on(false, DovecotVersion::V2_3)
+    }
+
+    /// A world whose Dovecot answers as 2.4 (`v24`) and whose runs are planned for `version`.
+    fn on(v24: bool, version: DovecotVersion) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = Utf8PathBuf::try_from(tmp.path().to_path_buf()).expect("utf8");
         let home = dir.join("home");
@@ -224,7 +283,8 @@ impl World {
         fs_err::write(dir.join("access"), "# access\n").expect("access");
         let state = StateDir::open(&dir.join("state")).expect("state");
         Self {
-            fake: Fake::new(dir.join("users")),
+            fake: Fake::new(dir.join("users"), v24, home.to_string()),
+            version,
             _tmp: tmp,
             dir,
             state,
@@ -253,6 +313,8 @@ impl World {
             smtputf8: true,
             auth_cache: false,
             max_hold_secs: 900,
+            dovecot_version: self.version,
+            default_driver: (self.version == DovecotVersion::V2_4).then(|| "maildir".into()),
         }
     }
 
@@ -572,4 +634,58 @@ fn the_whole_run_forward_and_a_failure_rolled_back() {
     });
     assert_eq!(w.read("users"), users);
     assert_eq!(w.read("access"), access);
+}
+
+/// Dovecot 2.4: the switch writes `userdb_mail_driver` and `userdb_mail_path` together, the run
+/// verifies through `-o mail_driver= -o mail_path=`, and the rollback restores the record.
+#[test]
+fn the_whole_run_on_dovecot_24() {
+    let w = World::on(true, DovecotVersion::V2_4);
+    let users = w.read("users");
+    w.with(Strategy::Hold, |e| {
+        let outcome = e.forward();
+        assert!(
+            matches!(outcome, crate::migrate::RunOutcome::Migrated { .. }),
+            "{outcome:?}"
+        );
+    });
+    let after = w.read("users");
+    assert!(
+        after.contains("::userdb_mail_driver=mdbox userdb_mail_path=~/mdbox\n"),
+        "{after}"
+    );
+    assert!(!after.contains("userdb_mail="));
+    assert!(w.fake.ran("-o mail_driver=mdbox -o mail_path=~/mdbox"));
+    assert!(!w.fake.ran("mail_location="));
+    assert_ne!(after, users);
+
+    let w = World::on(true, DovecotVersion::V2_4);
+    let users = w.read("users");
+    w.fake.set_mail("mdbox:~/mdbox", &["a", "b"]);
+    w.with(Strategy::Hold, |e| {
+        run_step(e, StepKind::Switch).expect("switched");
+        assert_eq!(
+            w.fake.field(USER, "userdb_mail_driver").as_deref(),
+            Some("mdbox")
+        );
+        assert_eq!(
+            w.fake.field(USER, "userdb_mail_path").as_deref(),
+            Some("~/mdbox")
+        );
+        undo(e, StepKind::Switch).expect("switched back");
+    });
+    assert_eq!(w.read("users"), users);
+}
+
+/// The defect of issue 12: a run spelled for 2.3 on a Dovecot 2.4 (which ignores
+/// `-o mail_location=`) reads one storage twice; the verification must fail, not pass.
+#[test]
+fn a_23_spelling_on_dovecot_24_cannot_verify() {
+    let w = World::on(true, DovecotVersion::V2_3);
+    w.with(Strategy::Hold, |e| {
+        assert!(matches!(
+            run_step(e, StepKind::Verify),
+            Err(StepError::SameStorage { .. })
+        ));
+    });
 }

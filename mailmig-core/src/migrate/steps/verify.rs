@@ -9,7 +9,7 @@ use crate::migrate::error::StepError;
 use crate::migrate::journal::StepData;
 use crate::migrate::report::EventKind;
 use crate::migrate::verify::{self, Expect};
-use crate::migrate::StepKind;
+use crate::migrate::{Location, StepKind};
 
 pub(super) fn forward(e: &mut Engine<'_>) -> Result<StepData, StepError> {
     let (from, to) = (e.from(), e.to());
@@ -46,9 +46,10 @@ pub(super) fn forward(e: &mut Engine<'_>) -> Result<StepData, StepError> {
 
 /// The INBOX path Dovecot reports for each location; equal paths mean the reads would not come
 /// from two storages.
-fn distinct_storages(e: &Engine<'_>, from: &str, to: &str) -> Result<(), StepError> {
-    let path = |location: &str| -> Result<String, StepError> {
-        let argv = crate::migrate::argv::inbox_path(&e.opts().dovecot_config, e.user(), location);
+fn distinct_storages(e: &Engine<'_>, from: &Location, to: &Location) -> Result<(), StepError> {
+    let path = |location: &Location| -> Result<String, StepError> {
+        let argv =
+            crate::migrate::argv::inbox_path(&e.opts().dovecot_config, e.user(), e.at(location));
         let out = e.doveadm_checked(&argv, 0, None)?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     };

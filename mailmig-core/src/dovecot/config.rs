@@ -1,0 +1,442 @@
+//! Dovecot's configuration as `doveconf -n` prints it, read once: which release wrote it (2.3 or
+//! 2.4, from the header and `dovecot_config_version`, never guessed), the passdb and userdb
+//! blocks, namespaces, quota and the global mail location — in both releases' spellings.
+//!
+//! | what | Dovecot 2.3 | Dovecot 2.4 |
+//! |---|---|---|
+//! | header | `# 2.3.19.1 (9b53102964): FILE` | `# 2.4.1-4 (7d8c0e5759): FILE`, then `dovecot_config_version = 2.4.0` |
+//! | passdb | `passdb {` `driver = passwd-file` `args = … FILE` | `passdb NAME {` (the driver, unless `driver =`) `passwd_file_path = FILE` |
+//! | location | `mail_location = maildir:~/Maildir` | `mail_driver = maildir`, `mail_path = ~/Maildir` |
+//! | user names | as given (`%u`) unless `auth_username_format` | lowercased (`%{user \| lower}`) unless `auth_username_format` |
+//!
+//! `doveconf -n` prints only settings that differ from the defaults; an absent setting has its
+//! default (`auth_cache_size` 0: no cache).
+
+use std::fmt;
+use std::str::FromStr;
+
+use camino::Utf8PathBuf;
+use serde::{Deserialize, Serialize};
+
+/// The Dovecot releases whose configuration and passwd-file semantics mailmig knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum DovecotVersion {
+    /// Dovecot 2.2 and 2.3: `mail_location`, `userdb_mail=`, `doveadm -o mail_location=`.
+    #[default]
+    #[serde(rename = "2.3")]
+    V2_3,
+    /// Dovecot 2.4: `mail_driver` + `mail_path`, `userdb_mail_driver=` + `userdb_mail_path=`,
+    /// `doveadm -o mail_driver= -o mail_path=` (2.4 silently ignores the 2.3 spellings).
+    #[serde(rename = "2.4")]
+    V2_4,
+}
+
+impl DovecotVersion {
+    /// Whether an empty 8th passwd-file field makes the rest of the line the mail location
+    /// (2.2/2.3; removed in 2.4).
+    pub fn legacy_mail_field(self) -> bool {
+        self == Self::V2_3
+    }
+}
+
+impl fmt::Display for DovecotVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::V2_3 => "2.3",
+            Self::V2_4 => "2.4",
+        })
+    }
+}
+
+/// A version mailmig does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Dovecot version `{0}` is not supported (mailmig knows 2.2, 2.3 and 2.4)")]
+pub struct UnsupportedVersion(pub String);
+
+impl FromStr for DovecotVersion {
+    type Err = UnsupportedVersion;
+
+    /// `2.2`, `2.3`, `2.4`, or a full version string (`2.3.19.1`, `2.4.1-4 (7d8c0e5759)`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut parts = s.trim().split(|c: char| !c.is_ascii_digit());
+        match (parts.next(), parts.next()) {
+            (Some("2"), Some("2" | "3")) => Ok(Self::V2_3),
+            (Some("2"), Some("4")) => Ok(Self::V2_4),
+            _ => Err(UnsupportedVersion(s.trim().to_string())),
+        }
+    }
+}
+
+/// Why `doveconf -n`'s output cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Neither a version header nor `dovecot_config_version`.
+    #[error("`doveconf -n` printed no version header (`# 2.x.y (...)`) and no dovecot_config_version: cannot tell which Dovecot this is")]
+    NoVersion,
+    /// The version is not one mailmig knows.
+    #[error(transparent)]
+    Unsupported(#[from] UnsupportedVersion),
+}
+
+/// A `passdb { }` or `userdb { }` block.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct AuthDb {
+    /// The block's name (2.4: `passdb NAME {`; 2.3 blocks are unnamed).
+    pub name: String,
+    /// The driver (`passwd-file`, `static`, `sql`, ...).
+    pub driver: String,
+    /// 2.3's `args = ...` (empty on 2.4).
+    pub args: String,
+    /// The block's other settings, in order (`passwd_file_path`, `fields`, ...).
+    pub settings: Vec<Setting>,
+}
+
+impl AuthDb {
+    /// A setting of the block.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.settings
+            .iter()
+            .find(|s| s.key == key)
+            .map(|s| s.value.as_str())
+    }
+
+    /// The passwd-file of a `passwd-file` block: 2.4's `passwd_file_path`, 2.3's last `args`
+    /// word; only an absolute path without variables is a file mailmig can edit.
+    pub fn passwd_file(&self) -> Option<Utf8PathBuf> {
+        if self.driver != "passwd-file" {
+            return None;
+        }
+        let path = self
+            .get("passwd_file_path")
+            .or_else(|| self.args.split(' ').next_back())?;
+        (path.starts_with('/') && !path.contains('%')).then(|| Utf8PathBuf::from(path))
+    }
+}
+
+/// One `key = value` line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Setting {
+    /// The key.
+    pub key: String,
+    /// The value as printed.
+    pub value: String,
+}
+
+/// A namespace and its hierarchy separator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Namespace {
+    /// Its name.
+    pub name: String,
+    /// Its separator (empty: the mail format's default, `.` for maildir and `/` for mdbox).
+    pub separator: String,
+}
+
+/// What mailmig reads from `doveconf -n`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DovecotConfig {
+    /// The release.
+    pub version: DovecotVersion,
+    /// The version as the header prints it (`2.4.1-4`), if it does.
+    pub version_text: Option<String>,
+    /// The passdb blocks, in order.
+    pub passdbs: Vec<AuthDb>,
+    /// The userdb blocks, in order.
+    pub userdbs: Vec<AuthDb>,
+    /// The namespaces.
+    pub namespaces: Vec<Namespace>,
+    /// The top-level settings, in order.
+    pub globals: Vec<Setting>,
+    /// 2.3's `plugin { quota = BACKEND:... }` backend.
+    pub quota_backend: Option<String>,
+}
+
+impl DovecotConfig {
+    /// Parse `doveconf -n`'s output.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let mut config = Self {
+            version: DovecotVersion::V2_3,
+            version_text: None,
+            passdbs: Vec::new(),
+            userdbs: Vec::new(),
+            namespaces: Vec::new(),
+            globals: Vec::new(),
+            quota_backend: None,
+        };
+        let mut stack: Vec<Block> = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if i == 0 {
+                if let Some(v) = line.strip_prefix("# ") {
+                    config.version_text = v.split_whitespace().next().map(str::to_string);
+                }
+            }
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(header) = line.strip_suffix('{') {
+                stack.push(Block::open(header.trim(), stack.len()));
+            } else if line == "}" {
+                if let Some(block) = stack.pop() {
+                    block.close(&mut config);
+                }
+            } else if let Some((key, value)) = line
+                .split_once(" = ")
+                .or_else(|| line.strip_suffix(" =").map(|k| (k, "")))
+            {
+                let setting = Setting {
+                    key: key.trim().to_string(),
+                    value: value.to_string(),
+                };
+                match stack.last_mut() {
+                    Some(block) => block.settings.push(setting),
+                    None => config.globals.push(setting),
+                }
+            }
+        }
+        config.version = match (
+            &config.version_text,
+            config.global("dovecot_config_version"),
+        ) {
+            (Some(text), _) if text.parse::<DovecotVersion>().is_ok() => text.parse()?,
+            (_, Some(v)) => v.parse()?,
+            (Some(text), None) => return Err(UnsupportedVersion(text.clone()).into()),
+            (None, None) => return Err(ConfigError::NoVersion),
+        };
+        Ok(config)
+    }
+
+    /// A top-level setting.
+    pub fn global(&self, key: &str) -> Option<&str> {
+        self.globals
+            .iter()
+            .find(|s| s.key == key)
+            .map(|s| s.value.as_str())
+    }
+
+    /// The passwd-files of `passwd-file` passdbs, in order.
+    pub fn passwd_files(&self) -> Vec<Utf8PathBuf> {
+        self.passdbs
+            .iter()
+            .filter_map(AuthDb::passwd_file)
+            .collect()
+    }
+
+    /// Whether auth results are cached (`auth_cache_size` set and not 0).
+    pub fn auth_cache_enabled(&self) -> bool {
+        self.global("auth_cache_size").is_some_and(|v| {
+            !v.is_empty()
+                && v.trim_start_matches('0')
+                    .chars()
+                    .any(|c| c.is_ascii_digit())
+        })
+    }
+
+    /// Whether user names are lowercased before lookups: `auth_username_format`, whose
+    /// default lowercases on both releases (2.3 `%Lu`, 2.4 `%{user | lower}`).
+    pub fn lowercases_user_names(&self) -> bool {
+        self.global("auth_username_format")
+            .is_none_or(|f| f.contains("%L") || f.contains("lower"))
+    }
+
+    /// The global mail location as `FORMAT:PATH[:OPTIONS]` (2.3's `mail_location`; 2.4's
+    /// `mail_driver:mail_path`), when set.
+    pub fn mail_location(&self) -> Option<String> {
+        match self.version {
+            DovecotVersion::V2_3 => self.global("mail_location").map(str::to_string),
+            DovecotVersion::V2_4 => {
+                let driver = self.global("mail_driver")?;
+                let path = self.global("mail_path").unwrap_or_default();
+                Some(format!("{driver}:{path}"))
+            }
+        }
+    }
+
+    /// Whether a userdb setup makes LMTP do passdb lookups: a static userdb without
+    /// `allow_all_users=yes` (2.3 `args`; 2.4 `userdb_static_allow_all_users = yes`).
+    pub fn lmtp_checks_passdb(&self) -> bool {
+        self.userdbs.iter().any(|db| {
+            db.driver == "static"
+                && !db.args.contains("allow_all_users=yes")
+                && db.get("userdb_static_allow_all_users") != Some("yes")
+        })
+    }
+}
+
+/// A block being read.
+struct Block {
+    kind: BlockKind,
+    name: String,
+    settings: Vec<Setting>,
+}
+
+enum BlockKind {
+    Passdb,
+    Userdb,
+    Namespace,
+    Plugin,
+    Other,
+}
+
+impl Block {
+    fn open(header: &str, depth: usize) -> Self {
+        let (word, name) = header.split_once(' ').unwrap_or((header, ""));
+        let kind = match (depth, word) {
+            (0, "passdb") => BlockKind::Passdb,
+            (0, "userdb") => BlockKind::Userdb,
+            (0, "namespace") => BlockKind::Namespace,
+            (0, "plugin") => BlockKind::Plugin,
+            _ => BlockKind::Other,
+        };
+        Self {
+            kind,
+            name: name.trim().trim_matches('"').to_string(),
+            settings: Vec::new(),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.settings
+            .iter()
+            .find(|s| s.key == key)
+            .map(|s| s.value.as_str())
+    }
+
+    fn close(self, config: &mut DovecotConfig) {
+        match self.kind {
+            BlockKind::Passdb | BlockKind::Userdb => {
+                let driver = self
+                    .get("driver")
+                    .map_or_else(|| self.name.clone(), str::to_string);
+                let args = self.get("args").unwrap_or_default().to_string();
+                let is_passdb = matches!(self.kind, BlockKind::Passdb);
+                let db = AuthDb {
+                    name: self.name,
+                    driver,
+                    args,
+                    settings: self
+                        .settings
+                        .into_iter()
+                        .filter(|s| s.key != "driver" && s.key != "args")
+                        .collect(),
+                };
+                if is_passdb {
+                    config.passdbs.push(db);
+                } else {
+                    config.userdbs.push(db);
+                }
+            }
+            BlockKind::Namespace => config.namespaces.push(Namespace {
+                separator: self.get("separator").unwrap_or_default().to_string(),
+                name: self.name,
+            }),
+            BlockKind::Plugin => {
+                if let Some(v) = self.get("quota") {
+                    config.quota_backend = v.split(':').next().map(str::to_string);
+                }
+            }
+            BlockKind::Other => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V23: &str = "# 2.3.19.1 (9b53102964): /srv/sb/dovecot/dovecot.conf\n# OS: Linux 6.1 x86_64 Debian 12.8 \nauth_mechanisms = plain login\nmail_location = maildir:~/Maildir\nnamespace inbox {\n  inbox = yes\n  location = \n  separator = /\n}\npassdb {\n  args = scheme=PLAIN username_format=%u /srv/sb/dovecot/users\n  driver = passwd-file\n}\nplugin {\n  quota = count:User quota\n}\nuserdb {\n  args = username_format=%u /srv/sb/dovecot/users\n  driver = passwd-file\n}\nservice imap-login {\n  inet_listener imap {\n    address = 127.0.0.1\n    port = 10143\n  }\n}\n";
+
+    const V24: &str = "# 2.4.1-4 (7d8c0e5759): /srv/sb/dovecot/dovecot.conf\n# Pigeonhole version 2.4.1-4 (0a86619f)\n# 4 default setting changes since version 2.4.0\ndovecot_config_version = 2.4.0\nauth_cache_size = 10M\nmail_driver = maildir\nmail_path = ~/Maildir\nnamespace inbox {\n  inbox = yes\n  separator = /\n}\npassdb passwd-file {\n  passwd_file_path = /srv/sb/dovecot/users\n}\npassdb other {\n  driver = passwd-file\n  passwd_file_path = /etc/dovecot/%{user | domain}/passwd\n}\nuserdb passwd-file {\n  passwd_file_path = /srv/sb/dovecot/users\n}\nuserdb static {\n  fields {\n    uid = vmail\n  }\n}\n";
+
+    #[test]
+    fn reads_dovecot_23() {
+        let c = DovecotConfig::parse(V23).expect("parses");
+        assert_eq!(c.version, DovecotVersion::V2_3);
+        assert_eq!(c.version_text.as_deref(), Some("2.3.19.1"));
+        assert_eq!(
+            c.passwd_files(),
+            vec![Utf8PathBuf::from("/srv/sb/dovecot/users")]
+        );
+        assert_eq!(c.userdbs[0].driver, "passwd-file");
+        assert_eq!(c.mail_location().as_deref(), Some("maildir:~/Maildir"));
+        assert_eq!(c.quota_backend.as_deref(), Some("count"));
+        assert_eq!(
+            c.namespaces,
+            vec![Namespace {
+                name: "inbox".into(),
+                separator: "/".into()
+            }]
+        );
+        assert!(!c.auth_cache_enabled());
+        assert!(!c.lmtp_checks_passdb());
+        // a setting of a nested block is not global
+        assert_eq!(c.global("port"), None);
+    }
+
+    #[test]
+    fn reads_dovecot_24() {
+        let c = DovecotConfig::parse(V24).expect("parses");
+        assert_eq!(c.version, DovecotVersion::V2_4);
+        assert_eq!(c.version_text.as_deref(), Some("2.4.1-4"));
+        // the block name is the driver; a path with variables is not one file
+        assert_eq!(c.passdbs.len(), 2);
+        assert_eq!(c.passdbs[1].name, "other");
+        assert_eq!(
+            c.passwd_files(),
+            vec![Utf8PathBuf::from("/srv/sb/dovecot/users")]
+        );
+        assert_eq!(c.userdbs[1].driver, "static");
+        assert!(c.lmtp_checks_passdb());
+        assert_eq!(c.mail_location().as_deref(), Some("maildir:~/Maildir"));
+        assert!(c.auth_cache_enabled());
+    }
+
+    #[test]
+    fn the_version_is_never_guessed() {
+        assert_eq!(
+            DovecotConfig::parse("mail_location = x\n"),
+            Err(ConfigError::NoVersion)
+        );
+        // no header, but 2.4's mandatory first setting
+        let c = DovecotConfig::parse("dovecot_config_version = 2.4.0\n").expect("parses");
+        assert_eq!(c.version, DovecotVersion::V2_4);
+        assert!(matches!(
+            DovecotConfig::parse("# 3.0.0 (abc): /x\n"),
+            Err(ConfigError::Unsupported(_))
+        ));
+        assert!(matches!(
+            DovecotConfig::parse("# 2.1.17: /x\n"),
+            Err(ConfigError::Unsupported(_))
+        ));
+    }
+
+    #[test]
+    fn version_strings() {
+        for (s, v) in [
+            ("2.2", DovecotVersion::V2_3),
+            ("2.3", DovecotVersion::V2_3),
+            ("2.3.19.1", DovecotVersion::V2_3),
+            ("2.4", DovecotVersion::V2_4),
+            ("2.4.1-4 (7d8c0e5759)", DovecotVersion::V2_4),
+        ] {
+            assert_eq!(s.parse::<DovecotVersion>(), Ok(v), "{s}");
+        }
+        for s in ["", "2", "2.5", "3.0", "x.y"] {
+            assert!(s.parse::<DovecotVersion>().is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn auth_cache_sizes() {
+        let with = |v: &str| {
+            DovecotConfig::parse(&format!("# 2.3.19.1 (x): /c\nauth_cache_size = {v}\n"))
+                .expect("parses")
+                .auth_cache_enabled()
+        };
+        assert!(with("10M"));
+        assert!(with("1 k"));
+        assert!(!with("0"));
+        assert!(!with(""));
+    }
+}
