@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # The mailmig demo, from a fresh machine (as root):
-#   1. installs Postfix + Dovecot from Debian's packages when missing, builds mailmig;
+#
+#   bash tests/sandbox/demo.sh                   # Debian 12: Postfix 3.7 + Dovecot 2.3 (fastest)
+#   bash tests/sandbox/demo.sh --stack debian13  # Debian 13: Postfix 3.10 + Dovecot 2.4 (chroot)
+#
+#   1. installs Postfix + Dovecot from Debian's packages when missing (for debian13 also builds
+#      the Debian 13 root once, ~1 min), builds mailmig;
 #   2. inside a private network namespace (only loopback), stands up a throwaway Postfix +
 #      Dovecot pair under a temporary directory and gives alice mail in two folders, with flags;
 #   3. shows what mailmig reads (aliases reaching alice) and the migration plan;
@@ -12,14 +17,21 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 
+STACK=debian12
+case ${1:-} in
+  --stack) STACK=${2:?--stack needs debian12 or debian13}; shift 2 ;;
+  --stack=*) STACK=${1#*=}; shift ;;
+esac
+case $STACK in debian12|debian13) ;; *) echo "demo.sh: unknown stack '$STACK' (debian12 or debian13)" >&2; exit 2 ;; esac
+
 if [[ ${1:-} != --inside ]]; then
   if [[ $(id -u) -ne 0 ]]; then
     echo "demo.sh: run as root (it installs Debian packages and uses a network namespace)" >&2
     exit 77
   fi
-  bash tests/sandbox/sandbox.sh install
+  bash tests/sandbox/sandbox.sh install --stack "$STACK"
   cargo build --release --locked --quiet -p mailmig-cli
-  exec bash tests/sandbox/sandbox.sh netns bash "$0" --inside
+  exec bash tests/sandbox/sandbox.sh netns bash "$0" --stack "$STACK" --inside
 fi
 
 MAILMIG=$ROOT/target/release/mailmig
@@ -37,11 +49,17 @@ trap cleanup EXIT
 show() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@" || printf '[exit %s]\n' "$?"; }
 
 echo "== starting a sandbox Postfix + Dovecot under $DIR (private network namespace)"
-env_file=$(bash tests/sandbox/sandbox.sh up "$DIR" | tail -n 1)
+env_file=$(bash tests/sandbox/sandbox.sh up "$DIR" --stack "$STACK" | tail -n 1)
 # shellcheck disable=SC1090
 source "$env_file"
+# the stack's own programs (chrooted into the Debian 13 root for debian13), mailmig among them
+X=(bash "$ROOT/tests/sandbox/sandbox.sh" exec "$DIR")
+if [[ $STACK == debian13 ]]; then
+  mkdir -p "$DIR/bin" && cp "$MAILMIG" "$DIR/bin/mailmig" && MAILMIG=$DIR/bin/mailmig
+fi
+echo "stack $STACK: $("${X[@]}" postconf -c "$POSTFIX_CONFIG" -h mail_version | sed 's/^/Postfix /'), Dovecot $("${X[@]}" dovecot --version)"
 A=alice@example.test
-D=(doveadm -c "$DOVECOT_CONFIG")
+D=("${X[@]}" doveadm -c "$DOVECOT_CONFIG")
 bash tests/sandbox/sandbox.sh seed "$DIR" alice 60 >/dev/null
 "${D[@]}" mailbox create -u "$A" Projects
 "${D[@]}" move -u "$A" Projects mailbox INBOX uid 1:15
@@ -49,7 +67,7 @@ bash tests/sandbox/sandbox.sh seed "$DIR" alice 60 >/dev/null
 echo "alice@example.test: 60 messages delivered over SMTP -> LMTP into maildir; 15 moved to Projects, 15 flagged"
 show "${D[@]}" -f tab mailbox status -u "$A" 'messages uidvalidity uidnext' '*'
 
-M=("$MAILMIG" --postfix-config "$POSTFIX_CONFIG" --dovecot-config "$DOVECOT_CONFIG" --state-dir "$work/state")
+M=("${X[@]}" "$MAILMIG" --postfix-config "$POSTFIX_CONFIG" --dovecot-config "$DOVECOT_CONFIG" --state-dir "$work/state")
 show "${M[@]}" aliases "$A"
 show "${M[@]}" plan "$A" --to 'mdbox:~/mdbox'
 
@@ -78,11 +96,11 @@ sleep 1
 kill "$sender_pid" 2>/dev/null || true
 wait "$sender_pid" 2>/dev/null || true
 sender_pid=
-for _ in $(seq 60); do [[ -z $(postqueue -c "$POSTFIX_CONFIG" -j) ]] && break; sleep 0.5; postqueue -c "$POSTFIX_CONFIG" -f; done
+for _ in $(seq 60); do [[ -z $("${X[@]}" postqueue -c "$POSTFIX_CONFIG" -j) ]] && break; sleep 0.5; "${X[@]}" postqueue -c "$POSTFIX_CONFIG" -f; done
 
 echo
 echo "== checking: every message sent during the run is in alice's mdbox exactly once"
-show "${D[@]}" user -f mail "$A"
+show "${D[@]}" user "$A"
 show "${D[@]}" -f tab mailbox status -u "$A" 'messages uidvalidity uidnext' '*'
 "${D[@]}" -f tab fetch -u "$A" 'hdr.x-mailmig-test' ALL | tail -n +2 | grep . | sort > "$work/got" || true
 sort "$sent" > "$work/want"
@@ -91,7 +109,7 @@ dups=$(uniq -d "$work/got" | wc -l)
 echo "sent during the migration: $(wc -l < "$work/want"); missing from mdbox: $missing; duplicated: $dups"
 echo "flags kept: $("${D[@]}" search -u "$A" mailbox INBOX FLAGGED | wc -l) flagged messages in INBOX"
 show "${M[@]}" status
-echo "queue: $(postqueue -c "$POSTFIX_CONFIG" -j | wc -l) messages; access map: $(grep -c . "$ACCESS_MAP" || true) lines"
+echo "queue: $("${X[@]}" postqueue -c "$POSTFIX_CONFIG" -j | wc -l) messages; access map: $(grep -c . "$ACCESS_MAP" || true) lines"
 [[ $missing -eq 0 && $dups -eq 0 ]]
 
 echo

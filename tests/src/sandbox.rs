@@ -1,17 +1,48 @@
-//! A running throwaway Postfix + Dovecot pair (see `tests/sandbox/sandbox.sh`), stopped on drop.
+//! A running throwaway Postfix + Dovecot pair (see `tests/sandbox/sandbox.sh`), stopped on drop,
+//! on either stack: Debian 12 (the host's Postfix 3.7 and Dovecot 2.3) or Debian 13 (Postfix
+//! 3.10 and Dovecot 2.4, chrooted in a trixie root, the instance directory at the same path
+//! inside). Every program a test runs against the sandbox, its daemons' tools and `mailmig`
+//! itself, runs on the sandbox's stack through [`Sandbox::command`].
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::{require, run, workspace_root, Run};
+use crate::{daemons_required, require, run, workspace_root, Run};
+
+/// Which Debian release's Postfix and Dovecot a sandbox runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stack {
+    /// Debian 12 (bookworm): Postfix 3.7, Dovecot 2.3 — the host's packages.
+    Debian12,
+    /// Debian 13 (trixie): Postfix 3.10, Dovecot 2.4 — chrooted in an mmdebstrap root.
+    Debian13,
+}
+
+impl Stack {
+    /// The name `sandbox.sh --stack` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stack::Debian12 => "debian12",
+            Stack::Debian13 => "debian13",
+        }
+    }
+
+    /// Whether its Dovecot is 2.4.
+    pub fn dovecot_24(self) -> bool {
+        self == Stack::Debian13
+    }
+}
 
 /// A sandbox instance under a temporary directory.
 pub struct Sandbox {
     _dir: tempfile::TempDir,
     root: Utf8PathBuf,
     env: BTreeMap<String, String>,
+    stack: Stack,
+    /// The chroot of the stack's programs (Debian 13), if any.
+    chroot: Option<Utf8PathBuf>,
 }
 
 /// The tools the sandbox needs.
@@ -42,8 +73,13 @@ fn port_pair() -> (u16, u16) {
 }
 
 impl Sandbox {
-    /// Start a sandbox, or `None` when the daemons are not installed and not required.
+    /// Start a Debian 12 sandbox, or `None` when the daemons are not installed and not required.
     pub fn start() -> Option<Sandbox> {
+        Self::start_on(Stack::Debian12)
+    }
+
+    /// Start a sandbox on `stack`, or `None` when it is not installed and not required.
+    pub fn start_on(stack: Stack) -> Option<Sandbox> {
         if !require(SANDBOX_TOOLS) {
             return None;
         }
@@ -63,6 +99,8 @@ impl Sandbox {
                     script().as_str(),
                     "up",
                     root.as_str(),
+                    "--stack",
+                    stack.name(),
                     "--smtp-port",
                     &smtp,
                     "--imap-port",
@@ -71,6 +109,14 @@ impl Sandbox {
             );
             if r.code == 0 {
                 break;
+            }
+            if r.code == 77 && !daemons_required() {
+                eprintln!(
+                    "skipped: the {} sandbox cannot run here: {}",
+                    stack.name(),
+                    r.err()
+                );
+                return None;
             }
             attempt += 1;
             let in_use = r.err().contains("already in use") || r.out().contains("already in use");
@@ -85,16 +131,142 @@ impl Sandbox {
         }
         let env_file = root.join("sandbox.env");
         let text = fs_err::read_to_string(&env_file).expect("sandbox.env");
-        let env = text
+        let env: BTreeMap<String, String> = text
             .lines()
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
             .collect();
-        Some(Sandbox {
+        let chroot = env
+            .get("STACK_ROOT")
+            .filter(|r| !r.is_empty())
+            .map(Utf8PathBuf::from);
+        let sb = Sandbox {
             _dir: dir,
             root,
             env,
-        })
+            stack,
+            chroot,
+        };
+        if sb.chroot.is_some() {
+            sb.install_mailmig();
+        }
+        Some(sb)
+    }
+
+    /// The stack.
+    pub fn stack(&self) -> Stack {
+        self.stack
+    }
+
+    /// The passwd-file extra fields that put a user at `location` (`FORMAT:PATH`) on this
+    /// stack: `userdb_mail=...` (2.3), `userdb_mail_driver=... userdb_mail_path=...` (2.4).
+    pub fn userdb_location(&self, location: &str) -> String {
+        if self.stack.dovecot_24() {
+            let (driver, path) = location.split_once(':').expect("FORMAT:PATH");
+            format!("userdb_mail_driver={driver} userdb_mail_path={path}")
+        } else {
+            format!("userdb_mail={location}")
+        }
+    }
+
+    /// Dovecot configuration that turns on the Maildir++ quota backend, in this stack's syntax.
+    pub fn maildir_quota_config(&self) -> &'static str {
+        if self.stack.dovecot_24() {
+            "mail_plugins {\n  quota = yes\n}\nquota \"User quota\" {\n  driver = maildir\n}\n"
+        } else {
+            "plugin {\n  quota = maildir:User quota\n}\n"
+        }
+    }
+
+    /// `program ARGS...` on the sandbox's stack (chrooted for Debian 13; the environment is
+    /// inherited), not started.
+    pub fn command<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        program: &str,
+        args: &[S],
+    ) -> duct::Expression {
+        let args: Vec<std::ffi::OsString> =
+            args.iter().map(|a| a.as_ref().to_os_string()).collect();
+        match &self.chroot {
+            None => duct::cmd(program, args),
+            Some(root) => {
+                let mut all: Vec<std::ffi::OsString> = vec![root.as_str().into(), program.into()];
+                all.extend(args);
+                duct::cmd("chroot", all)
+            }
+        }
+    }
+
+    /// Run `program ARGS...` on the sandbox's stack, capturing everything.
+    pub fn run<S: AsRef<std::ffi::OsStr>>(&self, program: &str, args: &[S]) -> Run {
+        self.run_stdin(program, args, None)
+    }
+
+    /// [`Sandbox::run`] with bytes on standard input.
+    pub fn run_stdin<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        program: &str,
+        args: &[S],
+        stdin: Option<&[u8]>,
+    ) -> Run {
+        let expr = self.command(program, args);
+        let expr = match stdin {
+            Some(b) => expr.stdin_bytes(b.to_vec()),
+            None => expr.stdin_null(),
+        };
+        let out = expr
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .run()
+            .unwrap_or_else(|e| panic!("could not run {program}: {e}"));
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        }
+    }
+
+    /// The `mailmig` program as the stack sees it: the tests' build, or (Debian 13) its copy
+    /// inside the instance directory, which the chroot sees at the same path.
+    pub fn mailmig_program(&self) -> Utf8PathBuf {
+        match &self.chroot {
+            None => crate::mailmig_bin().to_owned(),
+            Some(_) => self.root.join("bin/mailmig"),
+        }
+    }
+
+    /// Put the tests' `mailmig` into the instance directory, for the Debian 13 chroot.
+    fn install_mailmig(&self) {
+        self.program(crate::mailmig_bin());
+    }
+
+    /// A program built on the host as the stack sees it: itself (Debian 12), or its copy in the
+    /// instance directory (Debian 13: a hard link when the file system allows it).
+    pub fn program(&self, built: &Utf8Path) -> Utf8PathBuf {
+        if self.chroot.is_none() {
+            return built.to_owned();
+        }
+        let dest = self
+            .root
+            .join("bin")
+            .join(built.file_name().expect("a file"));
+        if !dest.exists() {
+            fs_err::create_dir_all(self.root.join("bin")).expect("bin dir");
+            if fs_err::hard_link(built, &dest).is_err() {
+                fs_err::copy(built, &dest).expect("copy the program");
+            }
+        }
+        dest
+    }
+
+    /// The words that start `program` on the stack (`chroot ROOT` first for Debian 13), for a
+    /// command line another program runs (`script -c`, `sh -c`).
+    pub fn argv_prefix(&self, program: &str) -> Vec<String> {
+        match &self.chroot {
+            None => vec![program.to_string()],
+            Some(root) => vec!["chroot".into(), root.to_string(), program.to_string()],
+        }
     }
 
     /// A value from `sandbox.env` (`POSTFIX_CONFIG`, `VIRTUAL_MAP`, ...).
@@ -120,6 +292,11 @@ impl Sandbox {
         self.mailmig_env(args, &[])
     }
 
+    /// Run `mailmig ARGS...` on the sandbox's stack, without the configuration arguments.
+    pub fn mailmig_bare<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Run {
+        self.run(self.mailmig_program().as_str(), args)
+    }
+
     /// `--postfix-config DIR --dovecot-config FILE --state-dir ROOT/state` for this sandbox.
     pub fn config_args(&self) -> Vec<String> {
         let state = self.root.join("state");
@@ -140,7 +317,8 @@ impl Sandbox {
     pub fn spawn_mailmig(&self, args: &[&str], env: &[(&str, &str)]) -> duct::Handle {
         let mut all = self.config_args();
         all.extend(args.iter().map(|a| (*a).to_string()));
-        let mut expr = duct::cmd(crate::mailmig_bin().as_str(), &all)
+        let mut expr = self
+            .command(self.mailmig_program().as_str(), &all)
             .stdout_capture()
             .stderr_capture()
             .stdin_null()
@@ -195,7 +373,7 @@ impl Sandbox {
 
     /// The queue (`postqueue -j`), one JSON object per message.
     pub fn queue(&self) -> Vec<serde_json::Value> {
-        let r = run("postqueue", &["-c", self.get("POSTFIX_CONFIG"), "-j"]);
+        let r = self.run("postqueue", &["-c", self.get("POSTFIX_CONFIG"), "-j"]);
         assert_eq!(r.code, 0, "postqueue: {}", r.err());
         r.out()
             .lines()
@@ -224,7 +402,7 @@ impl Sandbox {
 
     /// Messages in `user`'s INBOX, from `doveadm mailbox status`.
     pub fn inbox_count(&self, user: &str) -> usize {
-        let r = run(
+        let r = self.run(
             "doveadm",
             &[
                 "-c",
@@ -266,17 +444,27 @@ impl Sandbox {
     pub fn doveadm(&self, args: &[&str]) -> Run {
         let mut all = vec!["-c", self.get("DOVECOT_CONFIG")];
         all.extend_from_slice(args);
-        run("doveadm", &all)
+        self.run("doveadm", &all)
     }
 
-    /// `doveadm -c CONF [-o mail_location=LOCATION] ARGS...`: at a location other than the
-    /// userdb's when given.
+    /// `doveadm -c CONF [-o ...] ARGS...`: at a location (`FORMAT:PATH`) other than the userdb's
+    /// when given (2.3 `-o mail_location=`; 2.4 `-o mail_driver= -o mail_path=`).
     pub fn doveadm_at(&self, location: Option<&str>, args: &[&str]) -> Run {
-        let loc = location.map(|l| format!("mail_location={l}"));
-        let mut all = Vec::new();
-        if let Some(l) = &loc {
-            all.extend(["-o", l.as_str()]);
+        let mut overrides: Vec<String> = Vec::new();
+        if let Some(l) = location {
+            if self.stack.dovecot_24() {
+                let (driver, path) = l.split_once(':').expect("FORMAT:PATH");
+                overrides.extend([
+                    "-o".into(),
+                    format!("mail_driver={driver}"),
+                    "-o".into(),
+                    format!("mail_path={path}"),
+                ]);
+            } else {
+                overrides.extend(["-o".into(), format!("mail_location={l}")]);
+            }
         }
+        let mut all: Vec<&str> = overrides.iter().map(String::as_str).collect();
         all.extend_from_slice(args);
         self.doveadm(&all)
     }
@@ -302,7 +490,7 @@ impl Sandbox {
         }
         fs_err::write(self.path("PASSWD_FILE"), passwd).expect("write passwd-file");
         fs_err::write(self.path("VMAILBOX_MAP"), vmailbox).expect("write vmailbox");
-        let r = run(
+        let r = self.run(
             "postmap",
             &[
                 "-c",
@@ -405,11 +593,37 @@ impl Sandbox {
         counts
     }
 
-    /// The user's mail location as Dovecot sees it.
+    /// The user's mail location as Dovecot sees it, as `FORMAT:PATH` with the home written
+    /// `~` (2.3: `doveadm user -f mail`; 2.4: `-f mail_driver`, empty for the global driver,
+    /// and `-f mail_path`, which 2.4 prints expanded).
     pub fn mail_location(&self, user: &str) -> String {
-        let r = self.doveadm(&["user", "-f", "mail", user]);
-        assert_eq!(r.code, 0, "doveadm user: {}", r.err());
-        r.out().trim().to_string()
+        let field = |f: &str| {
+            let r = self.doveadm(&["user", "-f", f, user]);
+            assert_eq!(r.code, 0, "doveadm user -f {f}: {}", r.err());
+            r.out().trim().to_string()
+        };
+        if !self.stack.dovecot_24() {
+            return field("mail");
+        }
+        let mut driver = field("mail_driver");
+        if driver.is_empty() {
+            let r = self.run(
+                "doveconf",
+                &["-c", self.get("DOVECOT_CONFIG"), "mail_driver"],
+            );
+            driver = r
+                .out()
+                .trim()
+                .trim_start_matches("mail_driver = ")
+                .to_string();
+        }
+        let path = field("mail_path");
+        let home = field("home");
+        let path = match path.strip_prefix(home.as_str()) {
+            Some(rest) if !home.is_empty() => format!("~{rest}"),
+            _ => path,
+        };
+        format!("{driver}:{path}")
     }
 
     /// Wait (at most `secs`) until the queue is empty; flushes deferred mail on the way.
@@ -422,7 +636,7 @@ impl Sandbox {
             if start.elapsed().as_secs() >= secs {
                 return false;
             }
-            let _ = run("postqueue", &["-c", self.get("POSTFIX_CONFIG"), "-f"]);
+            let _ = self.run("postqueue", &["-c", self.get("POSTFIX_CONFIG"), "-f"]);
             std::thread::sleep(std::time::Duration::from_millis(300));
         }
     }

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mailmig_tests::sandbox::Sandbox;
-use mailmig_tests::{mailmig, run};
+use mailmig_tests::sandbox::{Sandbox, Stack};
+use rstest::rstest;
 
 /// Records from docs/dovecot-passwd-file.md (the research table), plus variations.
 fn tricky_file(uid: &str, gid: &str) -> String {
@@ -91,8 +91,8 @@ fn users_of(file: &str) -> Vec<String> {
 }
 
 /// `doveadm user U`: exit code and `field -> value` rows (header and blank rows skipped).
-fn doveadm_user(conf: &str, user: &str) -> (i32, BTreeMap<String, String>) {
-    let r = run("doveadm", &["-c", conf, "user", user]);
+fn doveadm_user(sb: &Sandbox, conf: &str, user: &str) -> (i32, BTreeMap<String, String>) {
+    let r = sb.run("doveadm", &["-c", conf, "user", user]);
     // split('\n'), not lines(): a value may end in `\r` (only one CR is removed from a line).
     let rows = r
         .out()
@@ -106,8 +106,8 @@ fn doveadm_user(conf: &str, user: &str) -> (i32, BTreeMap<String, String>) {
 }
 
 /// `doveadm auth lookup U`: exit code and the printed fields other than `user`.
-fn doveadm_lookup(conf: &str, user: &str) -> (i32, Vec<(String, Option<String>)>) {
-    let r = run("doveadm", &["-c", conf, "auth", "lookup", user]);
+fn doveadm_lookup(sb: &Sandbox, conf: &str, user: &str) -> (i32, Vec<(String, Option<String>)>) {
+    let r = sb.run("doveadm", &["-c", conf, "auth", "lookup", user]);
     let fields = r
         .out()
         .split('\n')
@@ -125,24 +125,51 @@ fn doveadm_lookup(conf: &str, user: &str) -> (i32, Vec<(String, Option<String>)>
     (r.code, fields)
 }
 
-#[test]
-fn passwd_show_agrees_with_dovecot() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn passwd_show_agrees_with_dovecot(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let conf = sb.get("DOVECOT_CONFIG").to_string();
     let passwd = sb.get("PASSWD_FILE").to_string();
     let file = tricky_file(sb.get("VMAIL_UID"), sb.get("VMAIL_GID"));
     fs_err::write(&passwd, &file).expect("install passwd-file");
     // Dovecot re-reads the file when its mtime second or size changed, at most once a second.
     std::thread::sleep(Duration::from_millis(1100));
-    let mail_location = {
-        let r = run("doveconf", &["-c", &conf, "-h", "mail_location"]);
+    // Dovecot 2.4 expands `%{...}` variables (2.3: `%x`) and has no `key:protected` /
+    // `key:remove` fields: mailmig's passwd views model 2.3's rules for these, so on 2.4 the
+    // records using them are left out (docs/testing.md).
+    let v24 = stack.dovecot_24();
+    let version = if v24 { "2.4" } else { "2.3" };
+    let mail_location = if v24 {
+        String::new()
+    } else {
+        let r = sb.run("doveconf", &["-c", &conf, "-h", "mail_location"]);
         r.out().trim().to_string()
     };
     let mut compared = 0;
     for user in users_of(&file) {
-        let show = mailmig(&["passwd", "show", "--json", &passwd, &user]);
-        let (user_code, user_rows) = doveadm_user(&conf, &user);
-        let (lookup_code, lookup_fields) = doveadm_lookup(&conf, &user);
+        if v24
+            && file.lines().any(|l| {
+                l.split(':').next() == Some(user.as_str())
+                    && (l.contains('%') || l.contains(":protected") || l.contains(":remove"))
+            })
+        {
+            continue;
+        }
+        let show = sb.mailmig_bare(&[
+            "passwd",
+            "show",
+            "--dovecot-version",
+            version,
+            "--json",
+            &passwd,
+            &user,
+        ]);
+        let (user_code, user_rows) = doveadm_user(&sb, &conf, &user);
+        let (lookup_code, lookup_fields) = doveadm_lookup(&sb, &conf, &user);
         if show.code == 67 {
             assert_eq!(
                 user_code, 67,
@@ -172,13 +199,33 @@ fn passwd_show_agrees_with_dovecot() {
                     "{user}: mailmig: no userdb data; doveadm: {user_rows:?}"
                 );
             }
+            serde_json::Value::Object(fields)
+                if v24
+                    && fields
+                        .get("home")
+                        .and_then(|h| h.as_str())
+                        .is_none_or(str::is_empty) =>
+            {
+                // 2.4 cannot expand the global `mail_path = ~/Maildir` without a home: the
+                // userdb lookup fails (measured; 2.3 returns the user).
+                assert_eq!(user_code, 75, "{user}: no home on 2.4: {user_rows:?}");
+            }
             serde_json::Value::Object(fields) => {
                 assert_eq!(user_code, 0, "{user}: doveadm user failed");
                 let mut want: BTreeMap<String, String> = BTreeMap::new();
                 for k in ["uid", "gid", "home"] {
                     want.insert(k.into(), String::new());
                 }
-                want.insert("mail".into(), mail_location.clone());
+                if v24 {
+                    // 2.4 prints the global mail_path (~/Maildir), expanded with the home.
+                    let home = fields
+                        .get("home")
+                        .and_then(|h| h.as_str())
+                        .unwrap_or_default();
+                    want.insert("mail_path".into(), format!("{home}/Maildir"));
+                } else {
+                    want.insert("mail".into(), mail_location.clone());
+                }
                 for (k, val) in fields {
                     let val = val.as_str().unwrap_or_default().to_string();
                     want.insert(k.clone(), val);
@@ -241,17 +288,41 @@ fn passwd_show_agrees_with_dovecot() {
                 .filter(|(k, _)| !HIDDEN.contains(&k.as_str()))
                 .map(|(k, val)| (k.clone(), val.as_str().map(str::to_string)))
                 .collect();
+            // 2.4's `auth lookup` prints a bare field as `key : ` (empty value), and its boolean
+            // fields without their value (`nologin=y` as `nologin : `).
+            const BOOLEAN: &[&str] = &["nologin", "nodelay", "proxy", "proxy_maybe", "starttls"];
+            let bare = |fields: Vec<(String, Option<String>)>| -> Vec<(String, Option<String>)> {
+                fields
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let flag = v24 && BOOLEAN.contains(&k.trim_start_matches(':'));
+                        let v = v.filter(|v| !(v24 && (v.is_empty() || flag)));
+                        (k, v)
+                    })
+                    .collect()
+            };
             assert_eq!(
-                lookup_fields, want,
+                bare(lookup_fields),
+                bare(want),
                 "{user}: auth lookup vs mailmig passdb view"
             );
         }
         compared += 1;
     }
-    assert!(compared >= 45, "compared only {compared} users");
+    assert!(
+        compared >= if v24 { 40 } else { 45 },
+        "compared only {compared} users"
+    );
 
     // And what Dovecot logs when loading, mailmig reports: each dropped line.
-    let check = mailmig(&["passwd", "check", "--json", &passwd]);
+    let check = sb.mailmig_bare(&[
+        "passwd",
+        "check",
+        "--dovecot-version",
+        version,
+        "--json",
+        &passwd,
+    ]);
     assert_eq!(check.code, 65);
     let log = fs_err::read_to_string(sb.get("DOVECOT_LOG")).expect("dovecot log");
     for finding in check.out().lines() {

@@ -4,12 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use mailmig_tests::sandbox::Sandbox;
-use mailmig_tests::{mailmig, run};
+use mailmig_tests::sandbox::{Sandbox, Stack};
+use rstest::rstest;
 
 /// `postmap -c DIR -q KEY hash:MAP`.
-fn postmap_q(config_dir: &str, map: &str, key: &str) -> mailmig_tests::Run {
-    run(
+fn postmap_q(sb: &Sandbox, config_dir: &str, map: &str, key: &str) -> mailmig_tests::Run {
+    sb.run(
         "postmap",
         &["-c", config_dir, "-q", key, &format!("hash:{map}")],
     )
@@ -24,12 +24,16 @@ fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Durat
     start.elapsed()
 }
 
-#[test]
-fn map_set_reaches_postmap_and_smtpd() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn map_set_reaches_postmap_and_smtpd(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let pc = sb.get("POSTFIX_CONFIG");
     let access = sb.get("ACCESS_MAP");
-    let r = mailmig(&[
+    let r = sb.mailmig_bare(&[
         "--postfix-config",
         pc,
         "map",
@@ -39,7 +43,7 @@ fn map_set_reaches_postmap_and_smtpd() {
         "HOLD planned maintenance",
     ]);
     assert_eq!(r.code, 0, "{}", r.err());
-    let q = postmap_q(pc, access, "alice@example.test");
+    let q = postmap_q(&sb, pc, access, "alice@example.test");
     assert_eq!(q.out(), "HOLD planned maintenance\n");
     // smtpd notices a changed table by its mtime second: never in the second it opened it.
     std::thread::sleep(Duration::from_millis(1100));
@@ -49,7 +53,7 @@ fn map_set_reaches_postmap_and_smtpd() {
             .iter()
             .any(|(q, r)| q == "hold" && r.iter().any(|a| a == "alice@example.test"))
     });
-    let r = mailmig(&[
+    let r = sb.mailmig_bare(&[
         "--postfix-config",
         pc,
         "map",
@@ -58,7 +62,7 @@ fn map_set_reaches_postmap_and_smtpd() {
         "alice@example.test",
     ]);
     assert_eq!(r.code, 0, "{}", r.err());
-    let q = postmap_q(pc, access, "alice@example.test");
+    let q = postmap_q(&sb, pc, access, "alice@example.test");
     assert_eq!(q.code, 1);
     assert_eq!(
         fs_err::read(access).expect("read"),
@@ -87,13 +91,17 @@ fn map_set_reaches_postmap_and_smtpd() {
     );
 }
 
-#[test]
-fn passwd_set_reaches_dovecot_within_two_seconds() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn passwd_set_reaches_dovecot_within_two_seconds(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let conf = sb.get("DOVECOT_CONFIG");
     let passwd = sb.get("PASSWD_FILE");
     let user = "alice@example.test";
-    let lookup = || run("doveadm", &["-c", conf, "auth", "lookup", user]);
+    let lookup = || sb.run("doveadm", &["-c", conf, "auth", "lookup", user]);
     assert_eq!(lookup().code, 0);
     // Alternate two values of the same size, as fast as the edits go: each must show.
     let mut worst = Duration::ZERO;
@@ -101,7 +109,7 @@ fn passwd_set_reaches_dovecot_within_two_seconds() {
         .iter()
         .enumerate()
     {
-        let r = mailmig(&["passwd", "set", passwd, user, &format!("reason={value}")]);
+        let r = sb.mailmig_bare(&["passwd", "set", passwd, user, &format!("reason={value}")]);
         assert_eq!(r.code, 0, "{}", r.err());
         let seen = wait_until(
             &format!("edit {i} (reason={value})"),
@@ -111,14 +119,14 @@ fn passwd_set_reaches_dovecot_within_two_seconds() {
         worst = worst.max(seen);
     }
     // The lock-out: an empty allow_nets makes the lookup fail (67), and removing it restores it.
-    let r = mailmig(&["passwd", "set", passwd, user, "allow_nets="]);
+    let r = sb.mailmig_bare(&["passwd", "set", passwd, user, "allow_nets="]);
     assert_eq!(r.code, 0, "{}", r.err());
     worst = worst.max(wait_until(
         "allow_nets= locks out",
         Duration::from_secs(2),
         || lookup().code == 67,
     ));
-    let r = mailmig(&["passwd", "unset", passwd, user, "allow_nets", "reason"]);
+    let r = sb.mailmig_bare(&["passwd", "unset", passwd, user, "allow_nets", "reason"]);
     assert_eq!(r.code, 0, "{}", r.err());
     worst = worst.max(wait_until("unlock", Duration::from_secs(2), || {
         let l = lookup();

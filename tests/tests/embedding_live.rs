@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use camino::Utf8PathBuf;
 use mailmig_tests::mail::send_tagged;
-use mailmig_tests::sandbox::Sandbox;
+use mailmig_tests::sandbox::{Sandbox, Stack};
+use rstest::rstest;
 
 /// The example's binary, built with the tests' profile.
 fn example() -> Utf8PathBuf {
@@ -16,10 +17,14 @@ fn example() -> Utf8PathBuf {
         .join("debug/examples/migrate")
 }
 
-#[test]
-fn the_embedding_example_migrates_a_user_while_mail_arrives() {
-    let Some(sb) = Sandbox::start() else { return };
-    let bin = example();
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn the_embedding_example_migrates_a_user_while_mail_arrives(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
+    let bin = sb.program(&example());
     let alice = "alice@example.test";
     let pre = sb.populate(alice, &[("INBOX", 20), ("Archive", 5)]);
     let stop = Arc::new(AtomicBool::new(false));
@@ -45,7 +50,7 @@ fn the_embedding_example_migrates_a_user_while_mail_arrives() {
     std::thread::sleep(Duration::from_millis(500));
     let mut args = sb.config_args();
     args.extend([alice.to_string(), "mdbox:~/mdbox".to_string()]);
-    let r = mailmig_tests::run(bin.as_str(), &args);
+    let r = sb.run(bin.as_str(), &args);
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::SeqCst);
     sender.join().expect("sender");

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use mailmig_tests::sandbox::Sandbox;
-use mailmig_tests::{mailmig, run};
+use mailmig_tests::sandbox::{Sandbox, Stack};
+use rstest::rstest;
 
 fn settle(sb: &Sandbox, held: usize) {
     let start = Instant::now();
@@ -24,14 +24,18 @@ fn settle(sb: &Sandbox, held: usize) {
     }
 }
 
-#[test]
-fn hold_add_holds_every_address_and_remove_restores_the_map() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn hold_add_holds_every_address_and_remove_restores_the_map(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let pc = sb.get("POSTFIX_CONFIG");
     let virtual_map = sb.get("VIRTUAL_MAP");
     // The sed script's traps: a substring (`jimbob@` contains `bob@`), a shared alias, a
     // continued alias, a nested one.
-    let r = mailmig(&[
+    let r = sb.mailmig_bare(&[
         "--postfix-config",
         pc,
         "map",
@@ -43,7 +47,7 @@ fn hold_add_holds_every_address_and_remove_restores_the_map() {
     assert_eq!(r.code, 0, "{}", r.err());
     let access = sb.get("ACCESS_MAP");
     let before = fs_err::read(access).expect("read");
-    let r = mailmig(&[
+    let r = sb.mailmig_bare(&[
         "--postfix-config",
         pc,
         "hold",
@@ -72,7 +76,7 @@ fn hold_add_holds_every_address_and_remove_restores_the_map() {
         "exactly the closure: no jimbob@ (substring), ops@ (continued), staff@ (nested)"
     );
     // Every line is a valid action (the sed script wrote `alice@x, HOLD ...` for team@).
-    let check = mailmig(&[
+    let check = sb.mailmig_bare(&[
         "--postfix-config",
         pc,
         "map",
@@ -82,9 +86,13 @@ fn hold_add_holds_every_address_and_remove_restores_the_map() {
         access,
     ]);
     assert_eq!(check.code, 0, "{}", check.out());
-    let list = mailmig(&["--postfix-config", pc, "hold", "list", "--json"]);
+    let list = sb.mailmig_bare(&["--postfix-config", pc, "hold", "list", "--json"]);
     assert_eq!(list.out().lines().count(), 4);
-    assert_eq!(mailmig(&["--postfix-config", pc, "hold", "check"]).code, 0);
+    assert_eq!(
+        sb.mailmig_bare(&["--postfix-config", pc, "hold", "check"])
+            .code,
+        0
+    );
 
     std::thread::sleep(Duration::from_millis(1100));
     for to in [
@@ -101,7 +109,7 @@ fn hold_add_holds_every_address_and_remove_restores_the_map() {
     sb.send("alice@example.test", "hold test");
     settle(&sb, 4);
 
-    let r = mailmig(&["--postfix-config", pc, "hold", "remove", "bob@example.test"]);
+    let r = sb.mailmig_bare(&["--postfix-config", pc, "hold", "remove", "bob@example.test"]);
     assert_eq!(r.code, 0, "{}", r.err());
     assert_eq!(
         fs_err::read(access).expect("read"),
@@ -109,7 +117,8 @@ fn hold_add_holds_every_address_and_remove_restores_the_map() {
         "the map is byte-identical"
     );
     assert_eq!(
-        mailmig(&["--postfix-config", pc, "hold", "remove", "bob@example.test"]).code,
+        sb.mailmig_bare(&["--postfix-config", pc, "hold", "remove", "bob@example.test"])
+            .code,
         1
     );
     std::thread::sleep(Duration::from_millis(1100));
@@ -117,21 +126,29 @@ fn hold_add_holds_every_address_and_remove_restores_the_map() {
     settle(&sb, 4);
 }
 
-#[test]
-fn hold_check_reports_what_bypasses_the_map() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn hold_check_reports_what_bypasses_the_map(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let pc = sb.get("POSTFIX_CONFIG");
     let access = sb.get("ACCESS_MAP");
-    assert_eq!(mailmig(&["--postfix-config", pc, "hold", "check"]).code, 0);
+    assert_eq!(
+        sb.mailmig_bare(&["--postfix-config", pc, "hold", "check"])
+            .code,
+        0
+    );
     let postconf = |args: &[&str]| {
         let mut a = vec!["-c", pc];
         a.extend_from_slice(args);
-        let r = run("postconf", &a);
+        let r = sb.run("postconf", &a);
         assert_eq!(r.code, 0, "{}", r.err());
     };
     // The map after permit_mynetworks: local clients are accepted first.
     postconf(&["-e", &format!("smtpd_recipient_restrictions = permit_mynetworks, check_recipient_access hash:{access}, reject_unauth_destination")]);
-    let r = mailmig(&["--postfix-config", pc, "hold", "check", "--map", access]);
+    let r = sb.mailmig_bare(&["--postfix-config", pc, "hold", "check", "--map", access]);
     assert_eq!(r.code, 1);
     assert!(
         r.out().contains("only after `permit_mynetworks`"),
@@ -146,7 +163,7 @@ fn hold_check_reports_what_bypasses_the_map() {
         "submission/inet/smtpd_recipient_restrictions=permit_sasl_authenticated,reject",
     ]);
     postconf(&["-P", "submission/inet/smtpd_proxy_filter=127.0.0.1:10025"]);
-    let r = mailmig(&["--postfix-config", pc, "hold", "check", "--map", access]);
+    let r = sb.mailmig_bare(&["--postfix-config", pc, "hold", "check", "--map", access]);
     assert_eq!(r.code, 1);
     assert!(
         r.out()
@@ -164,19 +181,23 @@ fn hold_check_reports_what_bypasses_the_map() {
 
 /// The sed script's catch-all failure: `@domain` keys are not access(5) patterns, so catch-all
 /// mail is not held. mailmig says so (exit 1, the key named) instead of pretending.
-#[test]
-fn catch_all_reaching_the_mailbox_is_reported_not_silently_missed() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn catch_all_reaching_the_mailbox_is_reported_not_silently_missed(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let pc = sb.get("POSTFIX_CONFIG");
     let virtual_map = sb.get("VIRTUAL_MAP");
     for (k, v) in [
         ("catchall.test", "virtual-alias-domain"),
         ("@catchall.test", "alice@example.test"),
     ] {
-        let r = mailmig(&["--postfix-config", pc, "map", "set", virtual_map, k, v]);
+        let r = sb.mailmig_bare(&["--postfix-config", pc, "map", "set", virtual_map, k, v]);
         assert_eq!(r.code, 0, "{}", r.err());
     }
-    let r = mailmig(&["--postfix-config", pc, "hold", "add", "alice@example.test"]);
+    let r = sb.mailmig_bare(&["--postfix-config", pc, "hold", "add", "alice@example.test"]);
     assert_eq!(r.code, 1, "incomplete hold: {}{}", r.out(), r.err());
     assert!(
         r.err()
@@ -199,7 +220,7 @@ fn catch_all_reaching_the_mailbox_is_reported_not_silently_missed() {
     }
     // And the `.au` trap of the sed script cannot happen: every key written is a whole address
     // of the closure, never a fragment of one.
-    let list = mailmig(&["--postfix-config", pc, "hold", "list"]);
+    let list = sb.mailmig_bare(&["--postfix-config", pc, "hold", "list"]);
     for line in list.out().lines() {
         let key = line.split('\t').next().unwrap_or_default();
         assert!(

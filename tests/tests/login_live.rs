@@ -6,8 +6,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use mailmig_tests::mailmig;
-use mailmig_tests::sandbox::Sandbox;
+use mailmig_tests::sandbox::{Sandbox, Stack};
+use rstest::rstest;
 
 struct Imap {
     reader: BufReader<TcpStream>,
@@ -59,9 +59,13 @@ fn login(port: &str, user: &str, pass: &str) -> String {
     Imap::connect(port).command("a1", &format!("LOGIN {user} {pass}"))
 }
 
-#[test]
-fn disable_and_enable_logins() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn disable_and_enable_logins(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let port = sb.get("IMAP_PORT");
     let passwd = sb.get("PASSWD_FILE");
     let user = "alice@example.test";
@@ -104,7 +108,7 @@ fn disable_and_enable_logins() {
     }
 
     // A user who had an allow_nets of their own gets exactly that back.
-    let r = mailmig(&[
+    let r = sb.mailmig_bare(&[
         "passwd",
         "set",
         passwd,
@@ -127,9 +131,13 @@ fn disable_and_enable_logins() {
 
 /// With Dovecot's auth cache on, a passwd-file edit alone would not be seen for up to an hour:
 /// `login disable` flushes the user's cached results, so the lock-out still holds at once.
-#[test]
-fn disable_works_with_the_auth_cache_on() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn disable_works_with_the_auth_cache_on(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let conf = sb.get("DOVECOT_CONFIG");
     let port = sb.get("IMAP_PORT");
     let mut text = fs_err::read_to_string(conf).expect("read dovecot.conf");
@@ -137,14 +145,15 @@ fn disable_works_with_the_auth_cache_on() {
         "\nauth_cache_size = 1M\nauth_cache_ttl = 1 hour\nauth_cache_negative_ttl = 1 hour\n",
     );
     fs_err::write(conf, text).expect("write dovecot.conf");
-    let r = mailmig_tests::run("doveadm", &["-c", conf, "reload"]);
+    let r = sb.run("doveadm", &["-c", conf, "reload"]);
     assert_eq!(r.code, 0, "{}", r.err());
     std::thread::sleep(Duration::from_millis(1500));
     let user = "alice@example.test";
     // Fill the cache with a positive result.
     assert!(login(port, user, "alicepw").starts_with("a1 OK"));
     assert_eq!(
-        mailmig_tests::run("doveadm", &["-c", conf, "auth", "lookup", user]).code,
+        sb.run("doveadm", &["-c", conf, "auth", "lookup", user])
+            .code,
         0
     );
     let cli = |args: &[&str]| sb.mailmig(args);

@@ -7,11 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mailmig_tests::mail::send_tagged;
-use mailmig_tests::sandbox::Sandbox;
+use mailmig_tests::sandbox::{Sandbox, Stack};
+use rstest::rstest;
 
-#[test]
-fn fifty_users_four_jobs_while_mail_arrives() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn fifty_users_four_jobs_while_mail_arrives(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let names: Vec<String> = (1..=50).map(|i| format!("b{i:02}")).collect();
     sb.add_users(&names);
     let users: Vec<String> = names.iter().map(|n| format!("{n}@example.test")).collect();
@@ -107,9 +112,13 @@ fn fifty_users_four_jobs_while_mail_arrives() {
 
 /// On a terminal (and without --json) a batch shows a progress bar; the endings still go to
 /// stdout. `script` gives the run a pseudo-terminal.
-#[test]
-fn progress_bar_on_a_terminal() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn progress_bar_on_a_terminal(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     if !mailmig_tests::require(&["script"]) {
         return;
     }
@@ -130,7 +139,7 @@ fn progress_bar_on_a_terminal() {
     let state = sb.root().join("state");
     let command = format!(
         "{} --postfix-config {} --dovecot-config {} --state-dir {} migrate --users-from {} --jobs 2 --to mdbox:~/mdbox",
-        mailmig_tests::mailmig_bin(),
+        sb.argv_prefix(sb.mailmig_program().as_str()).join(" "),
         sb.get("POSTFIX_CONFIG"),
         sb.get("DOVECOT_CONFIG"),
         state,

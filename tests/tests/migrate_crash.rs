@@ -4,7 +4,8 @@
 //! the user ends un-held, not locked out, able to log in over IMAP, and at the expected location.
 
 use mailmig_tests::mail::{send_tagged, Imap};
-use mailmig_tests::sandbox::Sandbox;
+use mailmig_tests::sandbox::{Sandbox, Stack};
+use rstest::rstest;
 
 /// Where the run is killed: every step's start and end, and the points between the actions of
 /// a step (map written / rebuilt, passwd-file written, holds removed, login restored, queue
@@ -39,8 +40,10 @@ const POINTS: &[&str] = &[
     "done:started",
 ];
 
-fn series(prefix: &str, recover: &str) {
-    let Some(sb) = Sandbox::start() else { return };
+fn series(stack: Stack, prefix: &str, recover: &str) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let users: Vec<String> = (1..=POINTS.len())
         .map(|i| format!("{prefix}{i:02}"))
         .collect();
@@ -142,12 +145,16 @@ fn series(prefix: &str, recover: &str) {
     }
 }
 
-#[test]
-fn killed_at_every_point_then_resumed() {
-    series("k", "resume");
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn killed_at_every_point_then_resumed(#[case] stack: Stack) {
+    series(stack, "k", "resume");
 }
 
-#[test]
-fn killed_at_every_point_then_rolled_back() {
-    series("r", "rollback");
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn killed_at_every_point_then_rolled_back(#[case] stack: Stack) {
+    series(stack, "r", "rollback");
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mailmig_tests::mail::{send_tagged, Imap};
-use mailmig_tests::sandbox::Sandbox;
+use mailmig_tests::sandbox::{Sandbox, Stack};
+use rstest::rstest;
 
 fn snapshot(sb: &Sandbox) -> Vec<Vec<u8>> {
     ["VIRTUAL_MAP", "ACCESS_MAP", "PASSWD_FILE"]
@@ -30,9 +31,13 @@ fn paused(sb: &Sandbox, user: &str, point: &str) -> (duct::Handle, camino::Utf8P
     (handle, pause)
 }
 
-#[test]
-fn refusals_change_nothing() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn refusals_change_nothing(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     sb.populate("alice@example.test", &[("INBOX", 5)]);
     let before = snapshot(&sb);
     let cases: &[(&[&str], i32, &str)] = &[
@@ -104,7 +109,7 @@ fn refusals_change_nothing() {
         "catch-up",
         "release",
         "HOLD [mailmig hold for alice@example.test since",
-        "userdb_mail=mdbox:~/mdbox",
+        &sb.userdb_location("mdbox:~/mdbox"),
     ] {
         assert!(plan.out().contains(word), "{word}: {}", plan.out());
     }
@@ -154,9 +159,13 @@ fn refusals_change_nothing() {
     assert_eq!(r.code, 0, "{}", r.err());
 }
 
-#[test]
-fn a_failing_step_is_rolled_back_and_a_failing_undo_is_reported() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn a_failing_step_is_rolled_back_and_a_failing_undo_is_reported(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let alice = "alice@example.test";
     let pre = sb.populate(alice, &[("INBOX", 10)]);
     let before = snapshot(&sb);
@@ -222,9 +231,13 @@ fn a_failing_step_is_rolled_back_and_a_failing_undo_is_reported() {
     Imap::login(sb.get("IMAP_PORT"), alice, "alicepw").expect("login works");
 }
 
-#[test]
-fn live_strategy_while_mail_arrives() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn live_strategy_while_mail_arrives(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let alice = "alice@example.test";
     let pre = sb.populate(alice, &[("INBOX", 100), ("Projects", 20)]);
     let stop = Arc::new(AtomicBool::new(false));
@@ -264,9 +277,13 @@ fn live_strategy_while_mail_arrives() {
         .contains("alice"));
 }
 
-#[test]
-fn defer_action_makes_senders_retry() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn defer_action_makes_senders_retry(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let alice = "alice@example.test";
     let pre = sb.populate(alice, &[("INBOX", 5)]);
     let pause = sb.root().join("pause");
@@ -330,9 +347,13 @@ fn defer_action_makes_senders_retry() {
 /// to the new location at once. (Measured: with passwd-file userdbs Dovecot 2.3 answers `doveadm
 /// user` fresh even without the flush, so this guards the whole run with the cache on; the
 /// switch's flush matters for cached drivers.)
-#[test]
-fn switch_with_the_auth_cache_on() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn switch_with_the_auth_cache_on(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let conf = sb.get("DOVECOT_CONFIG");
     let mut text = fs_err::read_to_string(conf).expect("read dovecot.conf");
     text.push_str(
@@ -362,9 +383,13 @@ fn switch_with_the_auth_cache_on() {
 /// What the preflight reads from the running Dovecot's configuration: a namespace without an
 /// explicit separator (maildir `.` vs mdbox `/`: dsync would stop with exit 78) and the
 /// Maildir++ quota backend (maildir only) are refused before anything changes.
-#[test]
-fn dovecot_settings_the_conversion_cannot_work_with_are_refused() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn dovecot_settings_the_conversion_cannot_work_with_are_refused(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let alice = "alice@example.test";
     sb.populate(alice, &[("INBOX", 3)]);
     let conf = sb.path("DOVECOT_CONFIG").to_owned();
@@ -373,7 +398,7 @@ fn dovecot_settings_the_conversion_cannot_work_with_are_refused() {
     let cases = [
         (original.replace("separator = /", ""), "separator"),
         (
-            format!("{original}\nplugin {{\n  quota = maildir:User quota\n}}\n"),
+            format!("{original}\n{}", sb.maildir_quota_config()),
             "Maildir++ quota",
         ),
     ];
@@ -390,9 +415,13 @@ fn dovecot_settings_the_conversion_cannot_work_with_are_refused() {
 
 /// Rolling back after the switch, when the new location got mail meanwhile (saved into it
 /// directly): the user goes back to the old location and that mail goes with them.
-#[test]
-fn rollback_after_the_switch_carries_new_mail_back() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn rollback_after_the_switch_carries_new_mail_back(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let alice = "alice@example.test";
     let pre = sb.populate(alice, &[("INBOX", 6)]);
     let r = sb.mailmig_env(
@@ -401,7 +430,7 @@ fn rollback_after_the_switch_carries_new_mail_back() {
     );
     assert_eq!(r.code, -1, "not killed: {}", r.err());
     assert_eq!(sb.mail_location(alice), "mdbox:~/mdbox");
-    let saved = mailmig_tests::run_stdin(
+    let saved = sb.run_stdin(
         "doveadm",
         &["-c", sb.get("DOVECOT_CONFIG"), "save", "-u", alice],
         Some(b"From: <x@example.org>\nSubject: saved\nX-Mailmig-Test: saved-into-mdbox\n\nbody\n"),

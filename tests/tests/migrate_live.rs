@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mailmig_tests::mail::{send_tagged, Imap, Smtp};
-use mailmig_tests::sandbox::Sandbox;
+use mailmig_tests::sandbox::{Sandbox, Stack};
+use rstest::rstest;
 
 /// (tag, reaches alice, reaches bob)
 type Sent = Arc<Mutex<Vec<(String, bool, bool)>>>;
@@ -76,9 +77,13 @@ fn uidvalidities(sb: &Sandbox, user: &str, location: Option<&str>) -> Vec<String
     v
 }
 
-#[test]
-fn migrate_while_mail_arrives() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn migrate_while_mail_arrives(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let alice = "alice@example.test";
     let pre = sb.populate(alice, &[("INBOX", 200), ("Projects", 60), ("Archive", 40)]);
     assert_eq!(pre.len(), 300);
@@ -162,7 +167,11 @@ fn migrate_while_mail_arrives() {
                 .find(|l| l.starts_with("alice@"))
                 .expect("alice")
                 .to_string();
-            let want = text.replacen(&line, &format!("{line}userdb_mail=mdbox:~/mdbox"), 1);
+            let want = text.replacen(
+                &line,
+                &format!("{line}{}", sb.userdb_location("mdbox:~/mdbox")),
+                1,
+            );
             assert_eq!(String::from_utf8_lossy(&now), want);
         } else {
             assert_eq!(&now, bytes, "{key} changed");
@@ -189,9 +198,13 @@ fn migrate_while_mail_arrives() {
     );
 }
 
-#[test]
-fn in_flight_transaction_is_caught_up() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn in_flight_transaction_is_caught_up(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let alice = "alice@example.test";
     let pre = sb.populate(alice, &[("INBOX", 20)]);
     // RCPT before the hold.

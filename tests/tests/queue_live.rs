@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use mailmig_tests::run;
-use mailmig_tests::sandbox::Sandbox;
+use mailmig_tests::sandbox::{Sandbox, Stack};
+use rstest::rstest;
 
 fn wait(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -17,18 +17,23 @@ fn wait(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn hold_and_release_only_the_users_messages() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn hold_and_release_only_the_users_messages(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let pc = sb.get("POSTFIX_CONFIG");
     let state = sb.root().join("state");
     let cli = |args: &[&str]| sb.mailmig(args);
     // Deliveries are deferred (as after a failed LMTP attempt).
     assert_eq!(
-        run("postconf", &["-c", pc, "-e", "defer_transports = lmtp"]).code,
+        sb.run("postconf", &["-c", pc, "-e", "defer_transports = lmtp"])
+            .code,
         0
     );
-    assert_eq!(run("postfix", &["-c", pc, "reload"]).code, 0);
+    assert_eq!(sb.run("postfix", &["-c", pc, "reload"]).code, 0);
     std::thread::sleep(Duration::from_millis(500));
     sb.send("alice@example.test", "queue test");
     sb.send("al@example.test", "queue test");
@@ -47,7 +52,7 @@ fn hold_and_release_only_the_users_messages() {
         .find(|m| m["recipients"][0]["address"] == "carol@example.test")
         .and_then(|m| m["queue_id"].as_str().map(str::to_string))
         .expect("carol's message");
-    let r = run("postsuper", &["-c", pc, "-h", &carol_id]);
+    let r = sb.run("postsuper", &["-c", pc, "-h", &carol_id]);
     assert_eq!(r.code, 0);
 
     let listed = cli(&["queue", "list", "--user", "alice@example.test", "--json"]);
@@ -71,10 +76,11 @@ fn hold_and_release_only_the_users_messages() {
 
     // Deliveries work again; nothing of alice's moves while held.
     assert_eq!(
-        run("postconf", &["-c", pc, "-X", "defer_transports"]).code,
+        sb.run("postconf", &["-c", pc, "-X", "defer_transports"])
+            .code,
         0
     );
-    assert_eq!(run("postfix", &["-c", pc, "reload"]).code, 0);
+    assert_eq!(sb.run("postfix", &["-c", pc, "reload"]).code, 0);
     std::thread::sleep(Duration::from_millis(500));
     let before = sb.inbox_count("alice@example.test");
     let released = cli(&["queue", "release", "--user", "alice@example.test"]);
@@ -105,9 +111,13 @@ fn hold_and_release_only_the_users_messages() {
 
 /// A message for two users under migration (team@ = alice + bob) stays on hold while bob is
 /// still held, even when alice's mail is released.
-#[test]
-fn mail_of_another_user_in_migration_stays_held() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn mail_of_another_user_in_migration_stays_held(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let state = sb.root().join("state");
     let cli = |args: &[&str]| sb.mailmig(args);
     for user in ["alice@example.test", "bob@example.test"] {

@@ -4,11 +4,11 @@
 
 use std::collections::BTreeSet;
 
-use mailmig_tests::sandbox::Sandbox;
-use mailmig_tests::{mailmig, run};
+use mailmig_tests::sandbox::{Sandbox, Stack};
+use rstest::rstest;
 
 fn closure(sb: &Sandbox, address: &str) -> (BTreeSet<String>, serde_json::Value) {
-    let r = mailmig(&[
+    let r = sb.mailmig_bare(&[
         "--postfix-config",
         sb.get("POSTFIX_CONFIG"),
         "aliases",
@@ -26,9 +26,13 @@ fn closure(sb: &Sandbox, address: &str) -> (BTreeSet<String>, serde_json::Value)
     (set, v)
 }
 
-#[test]
-fn maps_of_a_live_postfix() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn maps_of_a_live_postfix(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let pc = sb.get("POSTFIX_CONFIG");
 
     // The sandbox delivers: SMTP -> cleanup -> LMTP -> Dovecot maildir.
@@ -38,7 +42,7 @@ fn maps_of_a_live_postfix() {
 
     // map check: the sandbox's real maps are clean.
     for map in [sb.get("VIRTUAL_MAP"), sb.get("VMAILBOX_MAP")] {
-        let r = mailmig(&[
+        let r = sb.mailmig_bare(&[
             "--postfix-config",
             pc,
             "map",
@@ -49,7 +53,7 @@ fn maps_of_a_live_postfix() {
         ]);
         assert_eq!((r.code, r.out()), (0, String::new()), "{map}: {}", r.err());
     }
-    let r = mailmig(&[
+    let r = sb.mailmig_bare(&[
         "--postfix-config",
         pc,
         "map",
@@ -61,8 +65,8 @@ fn maps_of_a_live_postfix() {
     assert_eq!(r.code, 0, "{}", r.out());
 
     // map dump equals the real table Postfix built.
-    let dump = mailmig(&["--postfix-config", pc, "map", "dump", sb.get("VIRTUAL_MAP")]);
-    let want = run(
+    let dump = sb.mailmig_bare(&["--postfix-config", pc, "map", "dump", sb.get("VIRTUAL_MAP")]);
+    let want = sb.run(
         "postmap",
         &["-c", pc, "-s", &format!("hash:{}", sb.get("VIRTUAL_MAP"))],
     );
@@ -135,9 +139,13 @@ fn maps_of_a_live_postfix() {
     );
 }
 
-#[test]
-fn sed_style_access_line_is_caught_though_postmap_accepts_it() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn sed_style_access_line_is_caught_though_postmap_accepts_it(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let pc = sb.get("POSTFIX_CONFIG");
     let access = sb.get("ACCESS_MAP");
     // What the published sed script makes of a shared alias.
@@ -146,14 +154,14 @@ fn sed_style_access_line_is_caught_though_postmap_accepts_it() {
         "alice@example.test HOLD Planned maintenance\nteam@example.test alice@example.test, bob@example.test HOLD Planned maintenance\n",
     )
     .expect("write");
-    let built = run("postmap", &["-c", pc, &format!("hash:{access}")]);
+    let built = sb.run("postmap", &["-c", pc, &format!("hash:{access}")]);
     assert_eq!(
         built.code,
         0,
         "postmap accepts the broken line: {}",
         built.err()
     );
-    let r = mailmig(&[
+    let r = sb.mailmig_bare(&[
         "--postfix-config",
         pc,
         "map",
@@ -171,10 +179,14 @@ fn sed_style_access_line_is_caught_though_postmap_accepts_it() {
     assert!(out.contains("451 4.3.5"), "{out}");
 }
 
-#[test]
-fn configuration_is_read_from_the_daemons() {
-    let Some(sb) = Sandbox::start() else { return };
-    let r = mailmig(&[
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn configuration_is_read_from_the_daemons(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
+    let r = sb.mailmig_bare(&[
         "--postfix-config",
         sb.get("POSTFIX_CONFIG"),
         "--dovecot-config",
@@ -184,7 +196,11 @@ fn configuration_is_read_from_the_daemons() {
     assert_eq!(r.code, 0, "{}", r.err());
     let v: serde_json::Value = serde_json::from_str(&r.out()).expect("json");
     let p = &v["postfix"]["parameters"];
-    assert_eq!(p["mail_version"], "3.7.11");
+    let (postfix, dovecot) = match stack {
+        Stack::Debian12 => ("3.7.11", "2.3"),
+        Stack::Debian13 => ("3.10.13", "2.4"),
+    };
+    assert_eq!(p["mail_version"], postfix);
     assert_eq!(p["smtputf8_enable"], "yes");
     assert!(p["virtual_alias_maps"]
         .as_str()
@@ -196,9 +212,10 @@ fn configuration_is_read_from_the_daemons() {
         serde_json::json!([sb.get("PASSWD_FILE")])
     );
     assert_eq!(d["userdb_drivers"], serde_json::json!(["passwd-file"]));
+    assert_eq!(d["version"], dovecot);
     assert_eq!(
-        d["namespace_separators"],
-        serde_json::json!([["inbox", "/"]])
+        d["namespaces"],
+        serde_json::json!([{ "name": "inbox", "separator": "/" }])
     );
     assert_eq!(d["quota_backend"], serde_json::Value::Null);
     assert_eq!(d["mail_location"], "maildir:~/Maildir");

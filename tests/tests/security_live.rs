@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use mailmig_tests::mail::Imap;
-use mailmig_tests::sandbox::Sandbox;
+use mailmig_tests::sandbox::{Sandbox, Stack};
 use mailmig_tests::Run;
+use rstest::rstest;
 
 fn snapshot(sb: &Sandbox) -> Vec<Vec<u8>> {
     ["VIRTUAL_MAP", "ACCESS_MAP", "PASSWD_FILE"]
@@ -43,9 +44,13 @@ fn mailmig_wrapped(sb: &Sandbox, args: &[&str], path: &str, limit: Duration) -> 
 /// Regression (reproduced): when the hold step failed before writing anything (postmap failing,
 /// the map's directory not writable), the undo failed too and the run ended 70 "needs admin"
 /// instead of 75 "rolled back".
-#[test]
-fn a_hold_that_never_took_effect_rolls_back_cleanly() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn a_hold_that_never_took_effect_rolls_back_cleanly(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let alice = "alice@example.test";
     sb.populate(alice, &[("INBOX", 3)]);
     let before = snapshot(&sb);
@@ -89,13 +94,17 @@ fn a_hold_that_never_took_effect_rolls_back_cleanly() {
 
 /// A doveadm that hangs while the user's mail is held is killed when `--max-hold` runs out, and
 /// the run rolls back: the mail is released and the user can log in.
-#[test]
-fn a_hung_doveadm_cannot_keep_mail_held() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn a_hung_doveadm_cannot_keep_mail_held(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let alice = "alice@example.test";
     let pre = sb.populate(alice, &[("INBOX", 5)]);
     let before = snapshot(&sb);
-    let real = mailmig_tests::run("sh", &["-c", "command -v doveadm"]).out();
+    let real = sb.run("sh", &["-c", "command -v doveadm"]).out();
     let count = sb.root().join("backup-count");
     // The second `backup` (the final sync, while mail is held) hangs.
     let script = format!(
@@ -135,9 +144,13 @@ fn a_hung_doveadm_cannot_keep_mail_held() {
 /// Regression (reproduced): `login disable ALICE@EXAMPLE.TEST` exited 67 and left a state file
 /// `login enable` could not clear; `--method nologin` over an allow_nets lock-out overwrote the
 /// saved record.
-#[test]
-fn lock_outs_by_another_spelling_or_method_keep_a_way_back() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn lock_outs_by_another_spelling_or_method_keep_a_way_back(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let passwd = sb.path("PASSWD_FILE");
     let original = fs_err::read(passwd).expect("read");
     let r = sb.mailmig(&["login", "disable", "ALICE@EXAMPLE.TEST"]);
@@ -169,20 +182,20 @@ fn lock_outs_by_another_spelling_or_method_keep_a_way_back() {
 
 /// After a migration, the state directory is private (0700/0600) and no file in it holds a
 /// password of any user of the passwd-file.
-#[test]
-fn a_migration_leaves_private_state_without_passwords() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn a_migration_leaves_private_state_without_passwords(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let alice = "alice@example.test";
     sb.populate(alice, &[("INBOX", 3)]);
     // Under `umask 000` (a shell of its own: the test process's umask is shared).
-    let mut args: Vec<String> = [
-        "-c",
-        "umask 000; exec \"$@\"",
-        "sh",
-        mailmig_tests::mailmig_bin().as_str(),
-    ]
-    .map(str::to_string)
-    .to_vec();
+    let mut args: Vec<String> = ["-c", "umask 000; exec \"$@\"", "sh"]
+        .map(str::to_string)
+        .to_vec();
+    args.extend(sb.argv_prefix(sb.mailmig_program().as_str()));
     args.extend(sb.config_args());
     args.extend(["migrate", alice, "--to", "mdbox:~/mdbox"].map(str::to_string));
     let r = mailmig_tests::run("sh", &args);
@@ -223,9 +236,13 @@ fn a_migration_leaves_private_state_without_passwords() {
 /// Regression (reproduced): a 0-byte `login/USER.json` (ENOSPC in an older mailmig) made every
 /// `rollback` and `resume` fail with 70 forever while the user's mail stayed held. The record
 /// guards a lock-out that never happened: the run continues.
-#[test]
-fn an_empty_lock_out_record_does_not_strand_the_user() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn an_empty_lock_out_record_does_not_strand_the_user(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let alice = "alice@example.test";
     let pre = sb.populate(alice, &[("INBOX", 4)]);
     let before = snapshot(&sb);
@@ -253,9 +270,13 @@ fn an_empty_lock_out_record_does_not_strand_the_user() {
 
 /// Regression (reproduced): `queue hold|release --user /abs/x` or `--user ../../x` deleted
 /// `x.json` outside the state directory and exited 0.
-#[test]
-fn queue_user_names_never_become_paths_outside_the_state_dir() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn queue_user_names_never_become_paths_outside_the_state_dir(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     // STATE/queue/../../x.json is the sandbox root's x.json.
     let relative = sb.root().join("x.json");
     let absolute = sb.root().join("abs.json");

@@ -1,25 +1,31 @@
 //! The verification cannot pass vacuously: a Dovecot that ignores the location override
-//! (simulated with a doveadm wrapper that drops `-o mail_location=...`, as Dovecot 2.4 ignores
-//! it) would make both reads come from the old location; the run must fail and roll back.
+//! (simulated with a doveadm wrapper that drops the `-o` location settings, as Dovecot 2.4
+//! ignores 2.3's `-o mail_location=`) would make both reads come from the old location; the run
+//! must fail and roll back, on both stacks.
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use mailmig_tests::sandbox::Sandbox;
+use mailmig_tests::sandbox::{Sandbox, Stack};
+use rstest::rstest;
 
-#[test]
-fn a_verification_of_one_storage_against_itself_fails_the_run() {
-    let Some(sb) = Sandbox::start() else { return };
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn a_verification_of_one_storage_against_itself_fails_the_run(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
     let alice = "alice@example.test";
     sb.populate(alice, &[("INBOX", 4)]);
     let before: Vec<Vec<u8>> = ["VIRTUAL_MAP", "ACCESS_MAP", "PASSWD_FILE"]
         .iter()
         .map(|k| fs_err::read(sb.path(k)).expect("read"))
         .collect();
-    let real = mailmig_tests::run("sh", &["-c", "command -v doveadm"]).out();
+    let real = sb.run("sh", &["-c", "command -v doveadm"]).out();
     let dir = sb.root().join("wrap-ignore-location");
     fs_err::create_dir_all(&dir).expect("mkdir");
     let script = format!(
-        "#!/bin/sh\n# Drop every `-o mail_location=...` pair, as a Dovecot that ignores it would.\nfor a in \"$@\"; do shift; if [ \"$skip\" = 1 ]; then skip=0; case \"$a\" in mail_location=*) continue;; *) set -- \"$@\" -o;; esac; fi; if [ \"$a\" = -o ]; then skip=1; continue; fi; set -- \"$@\" \"$a\"; done\nexec {} \"$@\"\n",
+        "#!/bin/sh\n# Drop every `-o mail_location|mail_driver|mail_path=...` pair, as a Dovecot that ignores the location override would.\nfor a in \"$@\"; do shift; if [ \"$skip\" = 1 ]; then skip=0; case \"$a\" in mail_location=*|mail_driver=*|mail_path=*) continue;; *) set -- \"$@\" -o;; esac; fi; if [ \"$a\" = -o ]; then skip=1; continue; fi; set -- \"$@\" \"$a\"; done\nexec {} \"$@\"\n",
         real.trim()
     );
     let file = dir.join("doveadm");

@@ -148,7 +148,8 @@ pub struct DovecotConfig {
     pub namespaces: Vec<Namespace>,
     /// The top-level settings, in order.
     pub globals: Vec<Setting>,
-    /// 2.3's `plugin { quota = BACKEND:... }` backend.
+    /// The quota backend: 2.3's `plugin { quota = BACKEND:... }`, 2.4's
+    /// `quota NAME { driver = BACKEND }` (2.4's default driver: `count`).
     pub quota_backend: Option<String>,
 }
 
@@ -276,6 +277,7 @@ enum BlockKind {
     Userdb,
     Namespace,
     Plugin,
+    Quota,
     Other,
 }
 
@@ -287,6 +289,7 @@ impl Block {
             (0, "userdb") => BlockKind::Userdb,
             (0, "namespace") => BlockKind::Namespace,
             (0, "plugin") => BlockKind::Plugin,
+            (0, "quota") => BlockKind::Quota,
             _ => BlockKind::Other,
         };
         Self {
@@ -336,6 +339,16 @@ impl Block {
                     config.quota_backend = v.split(':').next().map(str::to_string);
                 }
             }
+            BlockKind::Quota => {
+                let driver = self.get("driver").unwrap_or("count");
+                if config
+                    .quota_backend
+                    .as_deref()
+                    .is_none_or(|q| q != "maildir")
+                {
+                    config.quota_backend = Some(driver.to_string());
+                }
+            }
             BlockKind::Other => {}
         }
     }
@@ -347,7 +360,7 @@ mod tests {
 
     const V23: &str = "# 2.3.19.1 (9b53102964): /srv/sb/dovecot/dovecot.conf\n# OS: Linux 6.1 x86_64 Debian 12.8 \nauth_mechanisms = plain login\nmail_location = maildir:~/Maildir\nnamespace inbox {\n  inbox = yes\n  location = \n  separator = /\n}\npassdb {\n  args = scheme=PLAIN username_format=%u /srv/sb/dovecot/users\n  driver = passwd-file\n}\nplugin {\n  quota = count:User quota\n}\nuserdb {\n  args = username_format=%u /srv/sb/dovecot/users\n  driver = passwd-file\n}\nservice imap-login {\n  inet_listener imap {\n    address = 127.0.0.1\n    port = 10143\n  }\n}\n";
 
-    const V24: &str = "# 2.4.1-4 (7d8c0e5759): /srv/sb/dovecot/dovecot.conf\n# Pigeonhole version 2.4.1-4 (0a86619f)\n# 4 default setting changes since version 2.4.0\ndovecot_config_version = 2.4.0\nauth_cache_size = 10M\nmail_driver = maildir\nmail_path = ~/Maildir\nnamespace inbox {\n  inbox = yes\n  separator = /\n}\npassdb passwd-file {\n  passwd_file_path = /srv/sb/dovecot/users\n}\npassdb other {\n  driver = passwd-file\n  passwd_file_path = /etc/dovecot/%{user | domain}/passwd\n}\nuserdb passwd-file {\n  passwd_file_path = /srv/sb/dovecot/users\n}\nuserdb static {\n  fields {\n    uid = vmail\n  }\n}\n";
+    const V24: &str = "# 2.4.1-4 (7d8c0e5759): /srv/sb/dovecot/dovecot.conf\n# Pigeonhole version 2.4.1-4 (0a86619f)\n# 4 default setting changes since version 2.4.0\ndovecot_config_version = 2.4.0\nauth_cache_size = 10M\nmail_driver = maildir\nmail_path = ~/Maildir\nnamespace inbox {\n  inbox = yes\n  separator = /\n}\npassdb passwd-file {\n  passwd_file_path = /srv/sb/dovecot/users\n}\npassdb other {\n  driver = passwd-file\n  passwd_file_path = /etc/dovecot/%{user | domain}/passwd\n}\nuserdb passwd-file {\n  passwd_file_path = /srv/sb/dovecot/users\n}\nuserdb static {\n  fields {\n    uid = vmail\n  }\n}\nquota \"User quota\" {\n  driver = maildir\n}\nquota Other {\n}\n";
 
     #[test]
     fn reads_dovecot_23() {
@@ -390,6 +403,8 @@ mod tests {
         assert!(c.lmtp_checks_passdb());
         assert_eq!(c.mail_location().as_deref(), Some("maildir:~/Maildir"));
         assert!(c.auth_cache_enabled());
+        // a maildir quota root anywhere is what matters
+        assert_eq!(c.quota_backend.as_deref(), Some("maildir"));
     }
 
     #[test]

@@ -80,6 +80,20 @@ pub enum PasswdDiagnosticKind {
         /// Why.
         reason: String,
     },
+    /// Dovecot 2.4 ignores `userdb_mail=` (measured on 2.4.1): the user reads the global
+    /// `mail_driver`/`mail_path`, not the location this field names.
+    IgnoredMailField {
+        /// The location the field names.
+        mail: Vec<u8>,
+    },
+    /// Dovecot 2.4: one of `userdb_mail_driver` / `userdb_mail_path` without the other — the
+    /// driver alone reads the global path with another format, the path alone the global format.
+    LoneLocationField {
+        /// The field present.
+        present: &'static str,
+        /// The field missing.
+        missing: &'static str,
+    },
 }
 
 impl PasswdDiagnosticKind {
@@ -89,7 +103,9 @@ impl PasswdDiagnosticKind {
             PasswdDiagnosticKind::Duplicate { .. }
             | PasswdDiagnosticKind::Dropped { .. }
             | PasswdDiagnosticKind::BrokenField { .. }
-            | PasswdDiagnosticKind::JunkUser { .. } => Severity::Error,
+            | PasswdDiagnosticKind::JunkUser { .. }
+            | PasswdDiagnosticKind::IgnoredMailField { .. }
+            | PasswdDiagnosticKind::LoneLocationField { .. } => Severity::Error,
             _ => Severity::Warning,
         }
     }
@@ -108,6 +124,8 @@ impl PasswdDiagnosticKind {
             PasswdDiagnosticKind::NulByte => "nul-byte",
             PasswdDiagnosticKind::BrokenField { .. } => "broken-field",
             PasswdDiagnosticKind::SuspiciousField { .. } => "suspicious-field",
+            PasswdDiagnosticKind::IgnoredMailField { .. } => "ignored-mail-field",
+            PasswdDiagnosticKind::LoneLocationField { .. } => "lone-location-field",
         }
     }
 }
@@ -158,6 +176,16 @@ impl fmt::Display for PasswdDiagnosticKind {
             }
             PasswdDiagnosticKind::BrokenField { reason }
             | PasswdDiagnosticKind::SuspiciousField { reason } => f.write_str(reason),
+            PasswdDiagnosticKind::IgnoredMailField { mail } => write!(
+                f,
+                "Dovecot 2.4 ignores userdb_mail={} (the user reads the global mail_driver/mail_path): write userdb_mail_driver= and userdb_mail_path= instead",
+                show(mail)
+            ),
+            PasswdDiagnosticKind::LoneLocationField { present, missing } => write!(
+                f,
+                "{present} without {missing}: Dovecot 2.4 combines it with the global {}, a location that is not the one meant; set both or neither",
+                missing.trim_start_matches("userdb_")
+            ),
         }
     }
 }
@@ -275,7 +303,41 @@ impl PasswdFile {
         out
     }
 
+    /// Dovecot 2.4's location fields: `userdb_mail` ignored, a driver or path alone.
+    fn location_diagnostics(&self, entry: &PasswdEntry<'_>, out: &mut Vec<PasswdDiagnostic>) {
+        if self.options.legacy_mail_field {
+            return;
+        }
+        let extra = entry.extra();
+        let find = |key: &[u8]| extra.iter().find(|f| f.key.as_ref() == key);
+        let column = |f: &ExtraField<'_>| f.offset.map_or(1, |o| o + 1);
+        if let Some(f) = find(b"userdb_mail") {
+            out.push(PasswdDiagnostic {
+                line: entry.line,
+                column: column(f),
+                kind: PasswdDiagnosticKind::IgnoredMailField {
+                    mail: f.value.as_deref().unwrap_or_default().to_vec(),
+                },
+            });
+        }
+        let driver = find(b"userdb_mail_driver");
+        let path = find(b"userdb_mail_path");
+        let lone = match (driver, path) {
+            (Some(f), None) => Some((f, "userdb_mail_driver", "userdb_mail_path")),
+            (None, Some(f)) => Some((f, "userdb_mail_path", "userdb_mail_driver")),
+            _ => None,
+        };
+        if let Some((f, present, missing)) = lone {
+            out.push(PasswdDiagnostic {
+                line: entry.line,
+                column: column(f),
+                kind: PasswdDiagnosticKind::LoneLocationField { present, missing },
+            });
+        }
+    }
+
     fn field_diagnostics(&self, entry: &PasswdEntry<'_>, out: &mut Vec<PasswdDiagnostic>) {
+        self.location_diagnostics(entry, out);
         let extra = entry.extra();
         let mut previous_had_value = false;
         for f in &extra {
@@ -365,5 +427,38 @@ impl PasswdFile {
             }
             previous_had_value = f.value.as_ref().is_some_and(|v| !v.is_empty());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests_24 {
+    use super::*;
+    use crate::dovecot::NumericIds;
+
+    fn codes(text: &str, legacy: bool) -> Vec<(usize, usize, &'static str)> {
+        let options = PasswdOptions {
+            legacy_mail_field: legacy,
+            ..PasswdOptions::default()
+        };
+        PasswdFile::parse(text.as_bytes().to_vec(), &options)
+            .diagnostics(&NumericIds)
+            .iter()
+            .map(|d| (d.line, d.column, d.kind.code()))
+            .collect()
+    }
+
+    #[test]
+    fn dovecot_24_location_fields() {
+        let text = "a:x:1:1::/h::userdb_mail=mdbox:~/mdbox\nb:x:1:1::/h::userdb_mail_driver=mdbox\nc:x:1:1::/h::quota=1 userdb_mail_path=~/m\nd:x:1:1::/h::userdb_mail_driver=mdbox userdb_mail_path=~/mdbox\n";
+        assert_eq!(
+            codes(text, false),
+            [
+                (1, 14, "ignored-mail-field"),
+                (2, 14, "lone-location-field"),
+                (3, 22, "lone-location-field"),
+            ]
+        );
+        // 2.3 reads userdb_mail, and has no driver/path fields to pair
+        assert!(codes(text, true).is_empty(), "{:?}", codes(text, true));
     }
 }
