@@ -366,9 +366,11 @@ pub(crate) struct PasswdSetup {
     /// The file is a passdb only (no userdb uses the same path).
     #[arg(long)]
     pub(crate) passdb_only: bool,
-    /// Dovecot's major.minor (2.4 dropped the legacy empty-8th-field mail location).
-    #[arg(long, value_name = "VERSION", default_value = "2.3")]
-    pub(crate) dovecot_version: String,
+    /// Dovecot's major.minor: 2.2, 2.3 or 2.4 (2.4 dropped the legacy empty-8th-field mail
+    /// location and ignores `userdb_mail=`). Default: the running Dovecot's (--dovecot-config),
+    /// else 2.3.
+    #[arg(long, value_name = "VERSION")]
+    pub(crate) dovecot_version: Option<String>,
     /// `auth_username_format` keeps case (`%u` instead of the default `%Lu`).
     #[arg(long)]
     pub(crate) keep_case: bool,

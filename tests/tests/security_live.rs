@@ -106,9 +106,14 @@ fn a_hung_doveadm_cannot_keep_mail_held(#[case] stack: Stack) {
     let before = snapshot(&sb);
     let real = sb.run("sh", &["-c", "command -v doveadm"]).out();
     let count = sb.root().join("backup-count");
+    // A duration of this sandbox's own (the other stack's case runs at the same time).
+    let hang = format!(
+        "sleep {}",
+        36_000 + sb.get("SMTP_PORT").parse::<u32>().expect("port")
+    );
     // The second `backup` (the final sync, while mail is held) hangs.
     let script = format!(
-        "#!/bin/sh\ncase \" $* \" in *' backup '*)\n  n=$(cat {count} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {count}\n  if [ $n -ge 2 ]; then exec sleep 3600; fi;;\nesac\nexec {} \"$@\"\n",
+        "#!/bin/sh\ncase \" $* \" in *' backup '*)\n  n=$(cat {count} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {count}\n  if [ $n -ge 2 ]; then exec {hang}; fi;;\nesac\nexec {} \"$@\"\n",
         real.trim()
     );
     let dir = wrapper(&sb, "doveadm", &script);
@@ -137,7 +142,7 @@ fn a_hung_doveadm_cannot_keep_mail_held(#[case] stack: Stack) {
     let counts = sb.tag_counts(alice, None);
     assert!(pre.iter().all(|t| counts.get(t) == Some(&1)));
     Imap::login(sb.get("IMAP_PORT"), alice, "alicepw").expect("login works");
-    let hung = mailmig_tests::run("pgrep", &["-f", "sleep 3600"]);
+    let hung = mailmig_tests::run("pgrep", &["-x", "-f", &hang]);
     assert_ne!(hung.code, 0, "the hung command was left running");
 }
 

@@ -1,29 +1,35 @@
 //! `mailmig passwd check|show`.
 
 use camino::Utf8Path;
-use mailmig_core::dovecot::{PasswdEditError, PasswdFile, PasswdOptions, RecordReport};
+use mailmig_core::dovecot::{
+    Dovecot, DovecotVersion, PasswdEditError, PasswdFile, PasswdOptions, RecordReport,
+};
 
-use super::{edit, ids};
+use super::{edit, ids, Context};
 use crate::args::{PasswdCheckArgs, PasswdSetArgs, PasswdSetup, PasswdShowArgs, PasswdUnsetArgs};
 use crate::exit;
 use crate::output;
 use crate::report::{self, Failure};
 
-fn options(setup: &PasswdSetup) -> Result<PasswdOptions, Failure> {
-    let legacy = match setup.dovecot_version.as_str() {
-        "2.2" | "2.3" => true,
-        "2.4" => false,
-        other => {
-            return Err(Failure::new(
-                exit::USAGE,
-                format!("error: --dovecot-version: `{other}` is not one of 2.2, 2.3, 2.4"),
-            ))
+/// How Dovecot reads the file: `--dovecot-version`, else the release of the running Dovecot
+/// (`--dovecot-config`), else 2.3.
+fn options(ctx: &Context<'_>, setup: &PasswdSetup) -> Result<PasswdOptions, Failure> {
+    let version = match (&setup.dovecot_version, &ctx.global.dovecot_config) {
+        (Some(v), _) => v
+            .parse::<DovecotVersion>()
+            .map_err(|e| Failure::new(exit::USAGE, format!("error: --dovecot-version: {e}")))?,
+        (None, Some(config)) => {
+            Dovecot::new(config.clone(), &ctx.runner)
+                .settings()
+                .map_err(|e| Failure::error(exit::UNAVAILABLE, &e))?
+                .version
         }
+        (None, None) => DovecotVersion::V2_3,
     };
     Ok(PasswdOptions {
         userdb: !setup.passdb_only,
         single_userdb: !setup.passdb_only,
-        legacy_mail_field: legacy,
+        legacy_mail_field: version.legacy_mail_field(),
         lowercase_requests: !setup.keep_case,
     })
 }
@@ -33,8 +39,8 @@ fn read(path: &Utf8Path, options: &PasswdOptions) -> Result<PasswdFile, Failure>
     Ok(PasswdFile::parse(bytes, options))
 }
 
-pub(crate) fn check(args: &PasswdCheckArgs) -> Result<u8, Failure> {
-    let options = options(&args.setup)?;
+pub(crate) fn check(ctx: &Context<'_>, args: &PasswdCheckArgs) -> Result<u8, Failure> {
+    let options = options(ctx, &args.setup)?;
     let ids = ids();
     let mut out = String::new();
     let mut found = false;
@@ -57,8 +63,8 @@ pub(crate) fn check(args: &PasswdCheckArgs) -> Result<u8, Failure> {
     Ok(if found { exit::DATAERR } else { exit::OK })
 }
 
-pub(crate) fn show(args: &PasswdShowArgs) -> Result<u8, Failure> {
-    let options = options(&args.setup)?;
+pub(crate) fn show(ctx: &Context<'_>, args: &PasswdShowArgs) -> Result<u8, Failure> {
+    let options = options(ctx, &args.setup)?;
     let ids = ids();
     let passwd = read(&args.file, &options)?;
     let Some(entry) = passwd.lookup(args.user.as_bytes(), ids.as_ref()) else {
@@ -90,8 +96,8 @@ fn edit_failure(file: &Utf8Path, e: &PasswdEditError) -> Failure {
     Failure::new(code, format!("{file}: error: {why}; nothing was written"))
 }
 
-pub(crate) fn set(args: &PasswdSetArgs) -> Result<u8, Failure> {
-    let options = options(&args.setup)?;
+pub(crate) fn set(ctx: &Context<'_>, args: &PasswdSetArgs) -> Result<u8, Failure> {
+    let options = options(ctx, &args.setup)?;
     let ids = ids();
     let fields: Vec<(&str, Option<&str>)> = args
         .fields
@@ -123,8 +129,8 @@ pub(crate) fn set(args: &PasswdSetArgs) -> Result<u8, Failure> {
     Ok(exit::OK)
 }
 
-pub(crate) fn unset(args: &PasswdUnsetArgs) -> Result<u8, Failure> {
-    let options = options(&args.setup)?;
+pub(crate) fn unset(ctx: &Context<'_>, args: &PasswdUnsetArgs) -> Result<u8, Failure> {
+    let options = options(ctx, &args.setup)?;
     let ids = ids();
     let (_, removed) = edit::apply(
         &args.file,

@@ -153,6 +153,14 @@ pub enum Refusal {
         /// The user.
         user: String,
     },
+    /// Something other than Dovecot writes the user's mail.
+    #[error("{user}: new mail would not follow the switch: {explanation}. mailmig converts only mailboxes Dovecot delivers to (LMTP or dovecot-lda); point the transport at Dovecot first (e.g. virtual_transport = lmtp:unix:private/dovecot-lmtp)")]
+    NotDeliveredByDovecot {
+        /// The user.
+        user: String,
+        /// What delivers, in words.
+        explanation: String,
+    },
     /// The target cannot be written in this Dovecot's userdb fields.
     #[error("{0}")]
     Target(String),

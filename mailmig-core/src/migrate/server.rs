@@ -12,6 +12,7 @@ use super::{validate_user, Location, MigrationOptions, Plan, RunOptions, Strateg
 use crate::dovecot::{DovecotVersion, IdResolver, PasswdFile, PasswdOptions};
 use crate::hold::plan_hold_keys;
 use crate::login::{self, Dovecot, DovecotSettings};
+use crate::postfix::delivery::DeliveryConfig;
 use crate::postfix::discover::{self, chain, reason_text, AliasMaps};
 use crate::postfix::{postconf, Address, MapType, ParseOptions, Table, VirtualMap};
 use crate::process::Runner;
@@ -47,6 +48,8 @@ pub struct Server {
     pub delimiters: String,
     /// The virtual alias maps (hold strategy): every address reaching a user is held.
     pub aliases: Option<AliasMaps>,
+    /// What Postfix's delivery depends on: each user's mail must be delivered by Dovecot.
+    pub delivery: DeliveryConfig,
 }
 
 /// One user's facts, found by the preflight checks.
@@ -113,6 +116,12 @@ impl Server {
         if options.strategy == Strategy::Live {
             options.presync = true;
         }
+        let Some(postfix_dir) = config.postfix_config.clone() else {
+            return Err(MigrateError::Missing(
+                "mailmig checks that Postfix hands the user's mail to Dovecot (mail written by anything else would land in the old location after the switch): give the Postfix configuration directory (--postfix-config DIR)",
+            ));
+        };
+        let delivery = DeliveryConfig::read(runner, &postfix_dir)?;
         let mut server = Self {
             config,
             options,
@@ -121,6 +130,7 @@ impl Server {
             settings,
             delimiters: String::new(),
             aliases: None,
+            delivery,
         };
         if server.options.strategy == Strategy::Hold {
             server.discover_postfix(runner, &dovecot)?;
@@ -322,6 +332,16 @@ impl Server {
                 })?;
         let home = self.user_field(runner, user, "home")?;
         self.check_locations(user, &from, &to, &home)?;
+        if let Some(dir) = &self.config.postfix_config {
+            let delivery = self.delivery.delivery_of(runner, dir, user)?;
+            if !delivery.by_dovecot {
+                return Err(Refusal::NotDeliveredByDovecot {
+                    user: user.to_string(),
+                    explanation: delivery.explanation,
+                }
+                .into());
+            }
+        }
         let Some(entry) = inputs.passwd.lookup(user.as_bytes(), inputs.ids) else {
             return Err(MigrateError::NoRecord {
                 user: user.to_string(),

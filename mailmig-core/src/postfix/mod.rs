@@ -18,6 +18,7 @@
 
 mod access;
 mod address;
+pub mod delivery;
 mod diag;
 pub mod discover;
 pub use access::{AccessAction, AccessRule};

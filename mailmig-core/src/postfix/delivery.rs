@@ -1,0 +1,232 @@
+//! Who writes a user's new mail: the Postfix transport that delivers the user's address, found
+//! as Postfix finds it (`transport_maps` first, then the address class's default transport, then
+//! the master.cf service it names), and whether that is Dovecot. After a switch only Dovecot
+//! (LMTP or `dovecot-lda`) follows the userdb to the new location; `virtual(8)`, `local(8)`
+//! writing `home_mailbox`/the spool, or a `mailbox_command` such as procmail or maildrop keep
+//! writing the old maildir, where no client looks any more.
+//!
+//! Everything is asked of the real Postfix: parameters with `postconf -x`, the transport table
+//! with `postmap -q` (whatever its type), services with `postconf -M`.
+
+use camino::Utf8Path;
+
+use super::discover::split_list;
+use super::postconf;
+use crate::process::{Argv, RunError, Runner};
+
+/// How the user's mail is delivered, and whether Dovecot does it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The address looked up.
+    pub address: String,
+    /// The address class (`local`, `virtual mailbox`, `relay`, `default`).
+    pub class: &'static str,
+    /// The transport (`lmtp`, `virtual`, `dovecot`, ...).
+    pub transport: String,
+    /// Where the transport came from (`transport_maps hash:/etc/postfix/transport (key example.com)`,
+    /// `virtual_transport`, ...).
+    pub source: String,
+    /// The master.cf command of the transport's service (`lmtp`, `pipe argv=...`, `virtual`).
+    pub command: String,
+    /// Dovecot delivers (LMTP, or a pipe / `mailbox_command` running dovecot-lda / deliver).
+    pub by_dovecot: bool,
+    /// In words: what delivers and why that is (or is not) Dovecot.
+    pub explanation: String,
+}
+
+const DOVECOT_LDA: &[&str] = &["dovecot-lda", "/deliver", "dovecot/deliver"];
+
+fn is_lda(command: &str) -> bool {
+    DOVECOT_LDA.iter().any(|l| command.contains(l))
+}
+
+/// The parameters delivery depends on, read once (`postconf -x`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    params: std::collections::BTreeMap<String, String>,
+}
+
+impl DeliveryConfig {
+    /// Read them from the Postfix of `config_dir`.
+    pub fn read(runner: &dyn Runner, config_dir: &Utf8Path) -> Result<Self, RunError> {
+        let params = postconf(
+            runner,
+            config_dir,
+            &[
+                "mydestination",
+                "virtual_mailbox_domains",
+                "relay_domains",
+                "transport_maps",
+                "local_transport",
+                "virtual_transport",
+                "relay_transport",
+                "default_transport",
+                "mailbox_transport",
+                "mailbox_command",
+                "myhostname",
+            ],
+        )?;
+        Ok(Self { params })
+    }
+
+    /// The transport that delivers `address` (a user name with `@domain`, or a bare local
+    /// user).
+    pub fn delivery_of(
+        &self,
+        runner: &dyn Runner,
+        config_dir: &Utf8Path,
+        address: &str,
+    ) -> Result<Delivery, RunError> {
+        delivery_of(&self.params, runner, config_dir, address)
+    }
+}
+
+fn delivery_of(
+    p: &std::collections::BTreeMap<String, String>,
+    runner: &dyn Runner,
+    config_dir: &Utf8Path,
+    address: &str,
+) -> Result<Delivery, RunError> {
+    let get = |k: &str| p.get(k).cloned().unwrap_or_default();
+    let domain = address
+        .rsplit_once('@')
+        .map_or_else(|| get("myhostname"), |(_, d)| d.to_string())
+        .to_ascii_lowercase();
+    let in_list = |param: &str| {
+        split_list(&get(param))
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(&domain))
+    };
+    let (class, class_param) = if !address.contains('@') || in_list("mydestination") {
+        ("local", "local_transport")
+    } else if in_list("virtual_mailbox_domains") {
+        ("virtual mailbox", "virtual_transport")
+    } else if in_list("relay_domains") {
+        ("relay", "relay_transport")
+    } else {
+        ("default", "default_transport")
+    };
+    let (mut transport, mut source) = split_transport(&get(class_param), class_param);
+    if let Some((value, from)) =
+        transport_maps_lookup(runner, config_dir, &get("transport_maps"), address, &domain)?
+    {
+        let (t, _) = split_transport(&value, "");
+        if !t.is_empty() {
+            transport = t;
+            source = from;
+        }
+    }
+    let command = service_command(runner, config_dir, &transport)?;
+    let program = command
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let (by_dovecot, explanation) = match program.as_str() {
+        "lmtp" => (true, format!("{transport} ({source}) is LMTP: Dovecot's LMTP follows the userdb")),
+        "pipe" if is_lda(&command) => (true, format!("{transport} ({source}) pipes to dovecot-lda")),
+        "pipe" => (false, format!("{transport} ({source}) pipes to a program other than dovecot-lda (`{command}`): it writes mail itself")),
+        "virtual" => (false, format!("{transport} ({source}) is Postfix's virtual(8), which writes the old location itself")),
+        "local" => {
+            let mt = get("mailbox_transport");
+            let mc = get("mailbox_command");
+            if !mt.is_empty() {
+                let (t, _) = split_transport(&mt, "mailbox_transport");
+                let c = service_command(runner, config_dir, &t)?;
+                let ok = c.starts_with("lmtp") || (c.starts_with("pipe") && is_lda(&c));
+                (ok, format!("local(8) hands mailboxes to mailbox_transport = {mt} (`{c}`){}", if ok { "" } else { ", which is not Dovecot" }))
+            } else if is_lda(&mc) {
+                (true, format!("local(8) runs mailbox_command = {mc} (dovecot-lda)"))
+            } else if !mc.is_empty() {
+                (false, format!("local(8) runs mailbox_command = {mc}, which writes mail itself"))
+            } else {
+                (false, "local(8) writes home_mailbox / the mail spool itself (no mailbox_transport, no dovecot-lda mailbox_command)".to_string())
+            }
+        }
+        "" => (false, format!("no master.cf service `{transport}` ({source})")),
+        other => (false, format!("{transport} ({source}) is `{other}`, not Dovecot: the mail does not reach this Dovecot's userdb")),
+    };
+    Ok(Delivery {
+        address: address.to_string(),
+        class,
+        transport,
+        source,
+        command,
+        by_dovecot,
+        explanation,
+    })
+}
+
+/// `transport[:nexthop]` → the transport name and where it came from.
+fn split_transport(value: &str, from: &str) -> (String, String) {
+    let t = value
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    (t, from.to_string())
+}
+
+/// transport(5) lookups in order: the full address, the address without its extension, the
+/// domain, each parent `.domain`, `*`; every table of `transport_maps` asked for each key with
+/// `postmap -q` (exact for every table type). The value and where it was found.
+fn transport_maps_lookup(
+    runner: &dyn Runner,
+    config_dir: &Utf8Path,
+    maps: &str,
+    address: &str,
+    domain: &str,
+) -> Result<Option<(String, String)>, RunError> {
+    let maps = split_list(maps);
+    if maps.is_empty() {
+        return Ok(None);
+    }
+    let mut keys = vec![address.to_ascii_lowercase()];
+    if address.contains('@') {
+        keys.push(domain.to_string());
+        let mut rest = domain;
+        while let Some((_, parent)) = rest.split_once('.') {
+            keys.push(format!(".{parent}"));
+            rest = parent;
+        }
+    }
+    keys.push("*".into());
+    for key in &keys {
+        for map in &maps {
+            let argv = Argv::new(["postmap", "-c", config_dir.as_str(), "-q", key, map]);
+            let out = runner.run_expect(&argv, None, &[0, 1])?;
+            if out.code == Some(0) {
+                let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                return Ok(Some((value, format!("transport_maps {map} (key {key})"))));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The command (and arguments) of the master.cf service `name` (`postconf -M name/unix`).
+fn service_command(
+    runner: &dyn Runner,
+    config_dir: &Utf8Path,
+    name: &str,
+) -> Result<String, RunError> {
+    if name.is_empty() {
+        return Ok(String::new());
+    }
+    let argv = Argv::new([
+        "postconf",
+        "-c",
+        config_dir.as_str(),
+        "-M",
+        &format!("{name}/unix"),
+    ]);
+    let out = runner.run_expect(&argv, None, &[0])?;
+    let line = String::from_utf8_lossy(&out.stdout);
+    // service type private unpriv chroot wakeup maxproc command args...
+    Ok(line
+        .split_whitespace()
+        .skip(7)
+        .collect::<Vec<_>>()
+        .join(" "))
+}
