@@ -178,6 +178,15 @@ impl Sandbox {
         }
     }
 
+    /// Two quota roots, the second one Maildir++ (2.3 `quota2`; 2.4 a second quota block).
+    pub fn second_maildir_quota_config(&self) -> &'static str {
+        if self.stack.dovecot_24() {
+            "mail_plugins {\n  quota = yes\n}\nquota \"User quota\" {\n  driver = count\n}\nquota Other {\n  driver = maildir\n}\n"
+        } else {
+            "plugin {\n  quota = count:User quota\n  quota2 = maildir:Other\n}\n"
+        }
+    }
+
     /// `program ARGS...` on the sandbox's stack (chrooted for Debian 13; the environment is
     /// inherited), not started.
     pub fn command<S: AsRef<std::ffi::OsStr>>(

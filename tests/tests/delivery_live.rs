@@ -42,7 +42,9 @@ fn mail_not_delivered_by_dovecot_is_refused(#[case] stack: Stack) {
         assert_eq!(p.code, 65, "{why}: {}", p.err());
     };
 
-    let lmtp = sb.run("postconf", &["-c", pc.as_str(), "-h", "virtual_transport"]).out();
+    let lmtp = sb
+        .run("postconf", &["-c", pc.as_str(), "-h", "virtual_transport"])
+        .out();
     let lmtp = format!("virtual_transport = {}", lmtp.trim());
     // 1. Postfix's own virtual(8) delivers the virtual mailbox domain (the sandbox's master.cf
     // has no such service: without it the transport is refused as unknown).

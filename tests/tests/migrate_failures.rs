@@ -401,6 +401,10 @@ fn dovecot_settings_the_conversion_cannot_work_with_are_refused(#[case] stack: S
             format!("{original}\n{}", sb.maildir_quota_config()),
             "Maildir++ quota",
         ),
+        (
+            format!("{original}\n{}", sb.second_maildir_quota_config()),
+            "Maildir++ quota",
+        ),
     ];
     for (config, why) in cases {
         fs_err::write(&conf, config).expect("write dovecot.conf");
@@ -411,6 +415,21 @@ fn dovecot_settings_the_conversion_cannot_work_with_are_refused(#[case] stack: S
         assert!(!sb.home(alice).join("mdbox").exists());
     }
     fs_err::write(&conf, original).expect("restore dovecot.conf");
+
+    // A passwd-file another program generates: the switch would be undone at its next run.
+    let passwd = sb.path("PASSWD_FILE").to_owned();
+    let users = fs_err::read_to_string(&passwd).expect("read users");
+    fs_err::write(
+        &passwd,
+        format!("# WARNING: this file is auto-generated. Modify accounts.cf instead.\n{users}"),
+    )
+    .expect("write users");
+    let before = snapshot(&sb);
+    let r = sb.mailmig(&["migrate", alice, "--to", "mdbox:~/mdbox"]);
+    assert_eq!(r.code, 65, "{}", r.err());
+    assert!(r.err().contains("auto-generated"), "{}", r.err());
+    assert_eq!(snapshot(&sb), before);
+    fs_err::write(&passwd, users).expect("restore users");
 }
 
 /// Rolling back after the switch, when the new location got mail meanwhile (saved into it

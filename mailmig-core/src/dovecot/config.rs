@@ -335,8 +335,24 @@ impl Block {
                 name: self.name,
             }),
             BlockKind::Plugin => {
-                if let Some(v) = self.get("quota") {
-                    config.quota_backend = v.split(':').next().map(str::to_string);
+                // Every quota root: `quota`, `quota2`, `quota3`, ... (a Maildir++ root anywhere
+                // is what the preflight must see).
+                for s in &self.settings {
+                    let root = s
+                        .key
+                        .strip_prefix("quota")
+                        .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()));
+                    if !root {
+                        continue;
+                    }
+                    let backend = s.value.split(':').next().unwrap_or_default().to_string();
+                    if config
+                        .quota_backend
+                        .as_deref()
+                        .is_none_or(|q| q != "maildir")
+                    {
+                        config.quota_backend = Some(backend);
+                    }
                 }
             }
             BlockKind::Quota => {
@@ -404,6 +420,15 @@ mod tests {
         assert_eq!(c.mail_location().as_deref(), Some("maildir:~/Maildir"));
         assert!(c.auth_cache_enabled());
         // a maildir quota root anywhere is what matters
+        assert_eq!(c.quota_backend.as_deref(), Some("maildir"));
+    }
+
+    #[test]
+    fn every_quota_root_is_read() {
+        let c = DovecotConfig::parse(
+            "# 2.3.19.1 (x): /c\nplugin {\n  quota = count:User quota\n  quota2 = maildir:Other\n  quota_rule = *:storage=1G\n}\n",
+        )
+        .expect("parses");
         assert_eq!(c.quota_backend.as_deref(), Some("maildir"));
     }
 

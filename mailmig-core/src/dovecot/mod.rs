@@ -19,6 +19,7 @@
 
 pub mod config;
 mod expand;
+pub mod generated;
 mod ids;
 pub mod mask;
 mod passwd;

@@ -153,6 +153,18 @@ pub enum Refusal {
         /// The user.
         user: String,
     },
+    /// The passwd-file is written by another program: the switch would be undone.
+    #[error("{passwd_file} is written by {by} ({evidence}): a switch written into it would be undone the next time it is generated, leaving the user's mail where no client reads it; {advice}")]
+    GeneratedPasswdFile {
+        /// The passwd-file.
+        passwd_file: Utf8PathBuf,
+        /// Who writes it.
+        by: String,
+        /// How that was seen.
+        evidence: String,
+        /// What to do instead.
+        advice: &'static str,
+    },
     /// Something other than Dovecot writes the user's mail.
     #[error("{user}: new mail would not follow the switch: {explanation}. mailmig converts only mailboxes Dovecot delivers to (LMTP or dovecot-lda); point the transport at Dovecot first (e.g. virtual_transport = lmtp:unix:private/dovecot-lmtp)")]
     NotDeliveredByDovecot {

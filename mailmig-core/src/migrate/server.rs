@@ -9,6 +9,7 @@ use super::plan::{build_plan, PlanInputs};
 use super::runs;
 use super::{argv, dialect};
 use super::{validate_user, Location, MigrationOptions, Plan, RunOptions, Strategy};
+use crate::dovecot::generated::generated_by;
 use crate::dovecot::{DovecotVersion, IdResolver, PasswdFile, PasswdOptions};
 use crate::hold::plan_hold_keys;
 use crate::login::{self, Dovecot, DovecotSettings};
@@ -109,6 +110,19 @@ impl Server {
             [] => return Err(Refusal::NoPasswdFile.into()),
             _ => return Err(Refusal::SeveralPasswdFiles.into()),
         };
+        let bytes = safe_fs::read_regular(&passwd_file).map_err(|source| MigrateError::Read {
+            path: passwd_file.clone(),
+            source,
+        })?;
+        if let Some(g) = generated_by(&passwd_file, &bytes, Utf8Path::new("/")) {
+            return Err(Refusal::GeneratedPasswdFile {
+                passwd_file,
+                by: g.by,
+                evidence: g.evidence,
+                advice: g.advice,
+            }
+            .into());
+        }
         if !reason_ok(&options.reason) {
             return Err(Refusal::BadReason(options.reason.clone()).into());
         }
