@@ -29,7 +29,7 @@ PROG=${0##*/}
 readonly PROG
 readonly DOMAIN=example.test
 readonly USERS=(alice bob carol)
-readonly PKGS=(postfix dovecot-core dovecot-imapd dovecot-lmtpd swaks)
+readonly PKGS=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d swaks)
 readonly TOOLS=(postfix postmap postqueue dovecot doveadm swaks)
 readonly DEFAULT_SMTP_PORT=2525 DEFAULT_IMAP_PORT=10143
 # the Debian 13 root: built once per machine, rebuilt when missing or its package list changed
@@ -207,6 +207,8 @@ cmd_install() {
 install_debian12() {
   local t missing=()
   for t in "${TOOLS[@]}"; do command -v "$t" >/dev/null 2>&1 || missing+=("$t"); done
+  # POP3 (the configuration checks read pop3 settings; doveconf wants the protocol installed)
+  [[ -x /usr/lib/dovecot/pop3 ]] || missing+=(dovecot-pop3d)
   if (( ${#missing[@]} )); then
     if ! command -v apt-get >/dev/null 2>&1 || ! command -v debconf-set-selections >/dev/null 2>&1; then
       skip "missing ${missing[*]} and this is not a Debian-like system (no apt-get/debconf)"

@@ -394,6 +394,7 @@ fn dovecot_settings_the_conversion_cannot_work_with_are_refused(#[case] stack: S
     sb.populate(alice, &[("INBOX", 3)]);
     let conf = sb.path("DOVECOT_CONFIG").to_owned();
     let original = fs_err::read_to_string(&conf).expect("read dovecot.conf");
+    let v24 = stack.dovecot_24();
     let before = snapshot(&sb);
     let cases = [
         (original.replace("separator = /", ""), "separator"),
@@ -404,6 +405,36 @@ fn dovecot_settings_the_conversion_cannot_work_with_are_refused(#[case] stack: S
         (
             format!("{original}\n{}", sb.second_maildir_quota_config()),
             "Maildir++ quota",
+        ),
+        (
+            format!(
+                "{}\nprotocol pop3 {{\n  pop3_uidl_format = {}\n}}\n",
+                original.replace("protocols = imap lmtp", "protocols = imap lmtp pop3"),
+                if v24 { "%{filename}" } else { "%f" }
+            ),
+            "pop3_uidl_format",
+        ),
+        (
+            format!(
+                "{original}\n{}",
+                if v24 {
+                    "namespace shared {\n  type = shared\n  separator = /\n  prefix = shared/%{owner_user}/\n  mail_driver = maildir\n  mail_path = %{owner_home}/Maildir\n}\n"
+                } else {
+                    "namespace shared {\n  type = shared\n  separator = /\n  prefix = shared/%%u/\n  location = maildir:%%h/Maildir:INDEX=~/shared/%%u\n}\n"
+                }
+            ),
+            "namespace `shared`",
+        ),
+        (
+            format!(
+                "{original}\n{}",
+                if v24 {
+                    "mail_plugins {\n  acl = yes\n}\n"
+                } else {
+                    "mail_plugins = $mail_plugins acl\n"
+                }
+            ),
+            "acl plugin",
         ),
     ];
     for (config, why) in cases {
@@ -464,4 +495,60 @@ fn rollback_after_the_switch_carries_new_mail_back(#[case] stack: Stack) {
         assert_eq!(counts.get(t), Some(&1), "{t}");
     }
     assert_eq!(counts.len(), pre.len() + 1);
+}
+
+/// Index and storage directories of the target: dbox with in-memory indexes is refused (its
+/// indexes hold message data); an `INDEX=` directory that holds something is refused like the
+/// main one; a rollback moves every directory the copy wrote aside. Dovecot 2.4 has no location
+/// options (its settings are userdb fields of their own): a target with any is refused there.
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn every_target_directory_is_checked_and_rolled_back(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
+    let alice = "alice@example.test";
+    sb.populate(alice, &[("INBOX", 4)]);
+    let before = snapshot(&sb);
+    let to = "mdbox:~/mdbox:INDEX=~/mdbox-index";
+    let r = sb.mailmig(&["migrate", alice, "--to", "mdbox:~/mdbox:INDEX=MEMORY"]);
+    assert_eq!(r.code, 65, "{}", r.err());
+    if stack.dovecot_24() {
+        assert!(r.err().contains("no location options"), "{}", r.err());
+        let r = sb.mailmig(&["migrate", alice, "--to", to]);
+        assert_eq!(r.code, 65, "{}", r.err());
+        assert_eq!(snapshot(&sb), before);
+        return;
+    }
+    assert!(r.err().contains("INDEX=MEMORY"), "{}", r.err());
+    let index = sb.home(alice).join("mdbox-index");
+    fs_err::create_dir_all(index.join("leftover")).expect("index dir");
+    let r = sb.mailmig(&["migrate", alice, "--to", to]);
+    assert_eq!(r.code, 65, "{}", r.err());
+    assert!(r.err().contains("mdbox-index"), "{}", r.err());
+    assert_eq!(snapshot(&sb), before);
+    fs_err::remove_dir_all(&index).expect("rm");
+    // Killed after the copy, then rolled back: both directories moved aside, none deleted.
+    let r = sb.mailmig_env(
+        &["migrate", alice, "--to", to],
+        &[("MAILMIG_FAILPOINT", "presync:done")],
+    );
+    assert_eq!(r.code, -1, "not killed: {}", r.err());
+    assert!(index.exists(), "the copy wrote no index directory");
+    let r = sb.mailmig(&["rollback"]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    assert!(!index.exists() && !sb.home(alice).join("mdbox").exists());
+    let names: Vec<String> = fs_err::read_dir(sb.home(alice))
+        .expect("home")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    for dir in [
+        "mdbox.mailmig-rolled-back-",
+        "mdbox-index.mailmig-rolled-back-",
+    ] {
+        assert!(names.iter().any(|n| n.starts_with(dir)), "{dir}: {names:?}");
+    }
+    assert_eq!(snapshot(&sb), before);
+    assert_eq!(sb.mail_location(alice), "maildir:~/Maildir");
 }

@@ -52,3 +52,45 @@ fn a_verification_of_one_storage_against_itself_fails_the_run(#[case] stack: Sta
     let r = sb.mailmig(&["migrate", alice, "--to", "mdbox:~/mdbox"]);
     assert_eq!(r.code, 0, "{}", r.err());
 }
+
+/// What clients see of each message is verified too: a copy that loses a keyword (a doveadm
+/// wrapper removes `$Label1` from the target after every `backup`) fails the verification after
+/// its retries and the run rolls back; the user stays where they were.
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn a_copy_that_loses_a_keyword_fails_the_run(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
+    let alice = "alice@example.test";
+    sb.populate(alice, &[("INBOX", 6)]);
+    let real = sb.run("sh", &["-c", "command -v doveadm"]).out();
+    let target = if stack.dovecot_24() {
+        "-o mail_driver=mdbox -o 'mail_path=~/mdbox'"
+    } else {
+        "-o 'mail_location=mdbox:~/mdbox'"
+    };
+    let dir = sb.root().join("wrap-lose-keyword");
+    fs_err::create_dir_all(&dir).expect("mkdir");
+    let script = format!(
+        "#!/bin/sh\n{real} \"$@\"; rc=$?\ncase \" $* \" in *' backup '*)\n  {real} -c {conf} {target} flags remove -u {alice} '$Label1' mailbox INBOX ALL >/dev/null 2>&1;;\nesac\nexit $rc\n",
+        real = real.trim(),
+        conf = sb.get("DOVECOT_CONFIG"),
+    );
+    let file = dir.join("doveadm");
+    fs_err::write(&file, script).expect("write");
+    fs_err::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!("{dir}:{}", std::env::var("PATH").unwrap_or_default());
+    let r = sb.mailmig_env(
+        &["migrate", alice, "--to", "mdbox:~/mdbox"],
+        &[("PATH", path.as_str())],
+    );
+    assert_eq!(r.code, 75, "{}", r.err());
+    assert!(
+        r.err().contains("other flags or keywords") && r.err().contains("rolled back"),
+        "{}",
+        r.err()
+    );
+    assert_eq!(sb.mail_location(alice), "maildir:~/Maildir");
+}

@@ -131,6 +131,12 @@ pub struct Namespace {
     pub name: String,
     /// Its separator (empty: the mail format's default, `.` for maildir and `/` for mdbox).
     pub separator: String,
+    /// Its type (`private`, the default; `shared`, `public`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A location of its own (2.3 `location`; 2.4 `mail_driver`/`mail_path` in the block), if
+    /// any: its mail is not the user's own storage.
+    pub location: Option<String>,
 }
 
 /// What mailmig reads from `doveconf -n`.
@@ -151,6 +157,10 @@ pub struct DovecotConfig {
     /// The quota backend: 2.3's `plugin { quota = BACKEND:... }`, 2.4's
     /// `quota NAME { driver = BACKEND }` (2.4's default driver: `count`).
     pub quota_backend: Option<String>,
+    /// `pop3_uidl_format`, globally or in `protocol pop3 { }`, when set.
+    pub pop3_uidl_format: Option<String>,
+    /// The ACL plugin is loaded (2.3 `mail_plugins = ... acl`; 2.4 `mail_plugins { acl = yes }`).
+    pub acl: bool,
 }
 
 impl DovecotConfig {
@@ -164,6 +174,8 @@ impl DovecotConfig {
             namespaces: Vec::new(),
             globals: Vec::new(),
             quota_backend: None,
+            pop3_uidl_format: None,
+            acl: false,
         };
         let mut stack: Vec<Block> = Vec::new();
         for (i, raw) in text.lines().enumerate() {
@@ -196,6 +208,15 @@ impl DovecotConfig {
                 }
             }
         }
+        if config.pop3_uidl_format.is_none() {
+            config.pop3_uidl_format = config.global("pop3_uidl_format").map(str::to_string);
+        }
+        if config
+            .global("mail_plugins")
+            .is_some_and(|p| p.split_whitespace().any(|w| w.trim_matches('"') == "acl"))
+        {
+            config.acl = true;
+        }
         config.version = match (
             &config.version_text,
             config.global("dovecot_config_version"),
@@ -206,6 +227,13 @@ impl DovecotConfig {
             (None, None) => return Err(ConfigError::NoVersion),
         };
         Ok(config)
+    }
+
+    /// The protocols served (`protocols`).
+    pub fn protocols(&self) -> Vec<&str> {
+        self.global("protocols")
+            .map(|p| p.split_whitespace().collect())
+            .unwrap_or_default()
     }
 
     /// A top-level setting.
@@ -265,6 +293,36 @@ impl DovecotConfig {
     }
 }
 
+/// Whether a `pop3_uidl_format` names each message by what survives a conversion (UID,
+/// UIDVALIDITY, GUID: `%08Xu%08Xv`, `%g`, 2.4's `%{uid | hex(8)}`...) rather than by what one
+/// storage has (`%f` the maildir file name, `%m` the mbox header MD5; 2.4 `%{filename}`,
+/// `%{md5}`): with the latter, leave-on-server POP3 clients download everything again.
+pub fn uidl_format_survives(format: &str) -> bool {
+    let mut rest = format;
+    while let Some(i) = rest.find('%') {
+        rest = &rest[i + 1..];
+        if let Some(inner) = rest.strip_prefix('{') {
+            let Some(end) = inner.find('}') else {
+                return false;
+            };
+            let name = inner[..end].split('|').next().unwrap_or_default().trim();
+            if !matches!(name, "uid" | "uidvalidity" | "guid") {
+                return false;
+            }
+            rest = &inner[end + 1..];
+            continue;
+        }
+        // 2.3: %[width][modifiers]letter, or %% for a literal percent.
+        let body = rest.trim_start_matches(|c: char| c.is_ascii_digit() || "XLUN".contains(c));
+        match body.chars().next() {
+            Some('%') if body.len() == rest.len() => rest = &body[1..],
+            Some('u' | 'v' | 'g') => rest = &body[1..],
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// A block being read.
 struct Block {
     kind: BlockKind,
@@ -278,6 +336,8 @@ enum BlockKind {
     Namespace,
     Plugin,
     Quota,
+    MailPlugins,
+    Protocol,
     Other,
 }
 
@@ -290,6 +350,8 @@ impl Block {
             (0, "namespace") => BlockKind::Namespace,
             (0, "plugin") => BlockKind::Plugin,
             (0, "quota") => BlockKind::Quota,
+            (0, "mail_plugins") => BlockKind::MailPlugins,
+            (0, "protocol") => BlockKind::Protocol,
             _ => BlockKind::Other,
         };
         Self {
@@ -330,10 +392,39 @@ impl Block {
                     config.userdbs.push(db);
                 }
             }
-            BlockKind::Namespace => config.namespaces.push(Namespace {
-                separator: self.get("separator").unwrap_or_default().to_string(),
-                name: self.name,
-            }),
+            BlockKind::Namespace => {
+                let location = match (self.get("location"), self.get("mail_driver")) {
+                    (Some(l), _) if !l.is_empty() => Some(l.to_string()),
+                    (_, Some(d)) if !d.is_empty() => {
+                        Some(format!("{d}:{}", self.get("mail_path").unwrap_or_default()))
+                    }
+                    _ => None,
+                };
+                config.namespaces.push(Namespace {
+                    separator: self.get("separator").unwrap_or_default().to_string(),
+                    kind: self.get("type").unwrap_or("private").to_string(),
+                    location,
+                    name: self.name,
+                });
+            }
+            BlockKind::MailPlugins => {
+                if self.get("acl") == Some("yes") {
+                    config.acl = true;
+                }
+            }
+            BlockKind::Protocol => {
+                if self.name == "pop3" {
+                    if let Some(f) = self.get("pop3_uidl_format") {
+                        config.pop3_uidl_format = Some(f.to_string());
+                    }
+                }
+                if self
+                    .get("mail_plugins")
+                    .is_some_and(|p| p.split_whitespace().any(|w| w.trim_matches('"') == "acl"))
+                {
+                    config.acl = true;
+                }
+            }
             BlockKind::Plugin => {
                 // Every quota root: `quota`, `quota2`, `quota3`, ... (a Maildir++ root anywhere
                 // is what the preflight must see).
@@ -394,7 +485,9 @@ mod tests {
             c.namespaces,
             vec![Namespace {
                 name: "inbox".into(),
-                separator: "/".into()
+                separator: "/".into(),
+                kind: "private".into(),
+                location: None,
             }]
         );
         assert!(!c.auth_cache_enabled());
@@ -421,6 +514,44 @@ mod tests {
         assert!(c.auth_cache_enabled());
         // a maildir quota root anywhere is what matters
         assert_eq!(c.quota_backend.as_deref(), Some("maildir"));
+    }
+
+    #[test]
+    fn uidl_formats() {
+        for ok in [
+            "%08Xu%08Xv",
+            "%u-%v",
+            "%g",
+            "%{uid | hex(8)}%{uidvalidity | hex(8)}",
+            "x%%y%u",
+        ] {
+            assert!(uidl_format_survives(ok), "{ok}");
+        }
+        for bad in [
+            "%f",
+            "%m",
+            "%v.%f",
+            "%{filename}",
+            "%{md5}",
+            "%{uid",
+            "%08Xq",
+        ] {
+            assert!(!uidl_format_survives(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn namespaces_pop3_and_acl() {
+        let c = DovecotConfig::parse(
+            "# 2.3.19.1 (x): /c\nmail_plugins = \" quota acl\"\nprotocols = imap pop3 lmtp\nnamespace inbox {\n  inbox = yes\n  location = \n}\nnamespace shared {\n  location = maildir:%%h/Maildir:INDEX=~/shared/%%u\n  prefix = shared/%%u/\n  type = shared\n}\nprotocol pop3 {\n  pop3_uidl_format = %f\n}\n",
+        )
+        .expect("parses");
+        assert!(c.acl);
+        assert_eq!(c.protocols(), ["imap", "pop3", "lmtp"]);
+        assert_eq!(c.pop3_uidl_format.as_deref(), Some("%f"));
+        assert_eq!(c.namespaces[0].location, None);
+        assert_eq!(c.namespaces[1].kind, "shared");
+        assert!(c.namespaces[1].location.is_some());
     }
 
     #[test]

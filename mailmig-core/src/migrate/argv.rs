@@ -4,7 +4,7 @@
 use camino::Utf8Path;
 
 use super::dialect::override_args;
-use super::verify::STATUS_FIELDS;
+use super::verify::{FETCH_FIELDS, STATUS_FIELDS};
 use super::Location;
 use crate::dovecot::DovecotVersion;
 use crate::process::Argv;
@@ -61,9 +61,9 @@ pub fn mailbox_status(config: &Utf8Path, user: &str, location: At<'_>) -> Argv {
     doveadm_at(config, location, &args)
 }
 
-/// `doveadm -o LOCATION -f tab fetch -u USER 'mailbox guid' ALL`.
+/// `doveadm -o LOCATION -f tab fetch -u USER 'mailbox guid uid flags' ALL`.
 pub fn message_guids(config: &Utf8Path, user: &str, location: At<'_>) -> Argv {
-    let args = ["-f", "tab", "fetch", "-u", user, "mailbox guid", "ALL"];
+    let args = ["-f", "tab", "fetch", "-u", user, FETCH_FIELDS, "ALL"];
     doveadm_at(config, location, &args)
 }
 
@@ -71,6 +71,11 @@ pub fn message_guids(config: &Utf8Path, user: &str, location: At<'_>) -> Argv {
 /// INBOX (proves a read of LOCATION does not read another location).
 pub fn inbox_path(config: &Utf8Path, user: &str, location: At<'_>) -> Argv {
     doveadm_at(config, location, &["mailbox", "path", "-u", user, "INBOX"])
+}
+
+/// `doveadm -o LOCATION mailbox list -s -u USER`: the subscribed mailboxes.
+pub fn subscriptions(config: &Utf8Path, user: &str, location: At<'_>) -> Argv {
+    doveadm_at(config, location, &["mailbox", "list", "-s", "-u", user])
 }
 
 /// `doveadm user -f FIELD USER`.

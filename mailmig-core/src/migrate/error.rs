@@ -165,6 +165,25 @@ pub enum Refusal {
         /// What to do instead.
         advice: &'static str,
     },
+    /// POP3 with UIDLs that a conversion changes.
+    #[error("POP3 is enabled with pop3_uidl_format = {format}, which depends on the storage (file names, header MD5): after the conversion leave-on-server POP3 clients would download every message again; use a format built from %u, %v and %g (2.4: %{{uid}}, %{{uidvalidity}}, %{{guid}}) first")]
+    Pop3Uidl {
+        /// The format.
+        format: String,
+    },
+    /// A namespace dsync does not convert with the user's mail.
+    #[error("namespace `{name}` ({kind}) has a location of its own ({location}): dsync converts only the user's own storage, and a {kind} namespace naming the old format would show stale or hidden mail after the switch; convert it separately or remove it first")]
+    Namespace {
+        /// The namespace.
+        name: String,
+        /// Its type.
+        kind: String,
+        /// Its location.
+        location: String,
+    },
+    /// ACLs are kept per folder in the storage.
+    #[error("the acl plugin is loaded (mail_plugins): ACLs kept in the old storage's folders (vfile dovecot-acl files) are not converted by dsync, so shared folders would lose their rights; mailmig does not convert servers with ACLs yet")]
+    Acl,
     /// Something other than Dovecot writes the user's mail.
     #[error("{user}: new mail would not follow the switch: {explanation}. mailmig converts only mailboxes Dovecot delivers to (LMTP or dovecot-lda); point the transport at Dovecot first (e.g. virtual_transport = lmtp:unix:private/dovecot-lmtp)")]
     NotDeliveredByDovecot {

@@ -153,6 +153,42 @@ impl Location {
         }
     }
 
+    /// The value of a `KEY=VALUE` option (`INDEX`, `CONTROL`, `ALT`, `LAYOUT`, ...).
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.raw
+            .split(':')
+            .skip(2)
+            .find_map(|o| o.strip_prefix(key)?.strip_prefix('='))
+    }
+
+    /// Every directory the storage writes, `~` expanded: the path, and the `INDEX=`, `CONTROL=`
+    /// and `ALT=` directories when given (not `INDEX=MEMORY`).
+    ///
+    /// ```
+    /// use mailmig_core::migrate::Location;
+    /// let l = Location::parse("mdbox:~/mdbox:INDEX=~/idx:ALT=/alt/u:LAYOUT=fs").unwrap();
+    /// assert_eq!(l.option("LAYOUT"), Some("fs"));
+    /// assert_eq!(l.storage_paths("/h"), ["/h/mdbox", "/h/idx", "/alt/u"]);
+    /// let m = Location::parse("maildir:~/Maildir:INDEX=MEMORY").unwrap();
+    /// assert_eq!(m.storage_paths("/h"), ["/h/Maildir"]);
+    /// ```
+    pub fn storage_paths(&self, home: &str) -> Vec<String> {
+        let expand = |p: &str| match p.strip_prefix('~') {
+            Some(rest) => format!("{}{rest}", home.trim_end_matches('/')),
+            None => p.to_string(),
+        };
+        let mut paths = vec![self.expanded_path(home)];
+        for key in ["INDEX", "CONTROL", "ALT"] {
+            if let Some(p) = self.option(key).filter(|p| *p != "MEMORY" && !p.is_empty()) {
+                let p = expand(p);
+                if !paths.contains(&p) {
+                    paths.push(p);
+                }
+            }
+        }
+        paths
+    }
+
     /// The same storage: same format and path (options ignored), with `~` expanded.
     pub fn same_storage(&self, other: &Location, home: &str) -> bool {
         self.format() == other.format()

@@ -175,6 +175,7 @@ pub fn build_plan(
     let status = |loc| words(argv::mailbox_status(conf, user, at(loc)));
     let fetch = |loc| words(argv::message_guids(conf, user, at(loc)));
     let inbox = |loc| words(argv::inbox_path(conf, user, at(loc)));
+    let subs = |loc| words(argv::subscriptions(conf, user, at(loc)));
     let user_field = |field: &str| words(argv::user_field(conf, user, field));
     let user_fields = || shown.iter().map(|f| user_field(f)).collect::<Vec<_>>();
     let mut steps = Vec::new();
@@ -280,8 +281,8 @@ pub fn build_plan(
             );
             step(
                 StepKind::Verify,
-                strings(&["the two locations are read from two storages (INBOX paths differ); per mailbox: messages, UIDVALIDITY, UIDNEXT, mailbox GUID and message GUIDs identical (else sync again, at most 3 times, then roll back)"]),
-                vec![inbox(from_loc), inbox(to_loc), status(from_loc), fetch(from_loc), status(to_loc), fetch(to_loc)],
+                strings(&["the two locations are read from two storages (INBOX paths differ); per mailbox: messages, UIDVALIDITY, UIDNEXT, mailbox GUID and message GUIDs identical; per message: UID, flags and keywords identical; subscriptions identical (else sync again, at most 3 times, then roll back)"]),
+                vec![inbox(from_loc), inbox(to_loc), status(from_loc), fetch(from_loc), status(to_loc), fetch(to_loc), subs(from_loc), subs(to_loc)],
                 vec![],
             );
             step(

@@ -9,7 +9,9 @@ use super::plan::{build_plan, PlanInputs};
 use super::runs;
 use super::{argv, dialect};
 use super::{validate_user, Location, MigrationOptions, Plan, RunOptions, Strategy};
+use crate::dovecot::config::uidl_format_survives;
 use crate::dovecot::generated::generated_by;
+use crate::dovecot::DovecotConfig;
 use crate::dovecot::{DovecotVersion, IdResolver, PasswdFile, PasswdOptions};
 use crate::hold::plan_hold_keys;
 use crate::login::{self, Dovecot, DovecotSettings};
@@ -91,6 +93,28 @@ pub struct HoldKeys {
     pub warnings: Vec<String>,
 }
 
+/// What in Dovecot's configuration a conversion cannot carry, for every user.
+fn refuse_settings(c: &DovecotConfig) -> Result<(), MigrateError> {
+    if c.protocols().contains(&"pop3") {
+        let format = c.pop3_uidl_format.clone().unwrap_or_default();
+        if !format.is_empty() && !uidl_format_survives(&format) {
+            return Err(Refusal::Pop3Uidl { format }.into());
+        }
+    }
+    if let Some(ns) = c.namespaces.iter().find(|ns| ns.location.is_some()) {
+        return Err(Refusal::Namespace {
+            name: ns.name.clone(),
+            kind: ns.kind.clone(),
+            location: ns.location.clone().unwrap_or_default(),
+        }
+        .into());
+    }
+    if c.acl {
+        return Err(Refusal::Acl.into());
+    }
+    Ok(())
+}
+
 fn reason_ok(reason: &str) -> bool {
     !(reason.contains(']') || reason.contains('%') || reason.chars().any(char::is_control))
 }
@@ -105,6 +129,7 @@ impl Server {
     ) -> Result<Self, MigrateError> {
         let dovecot = Dovecot::new(config.dovecot_config.clone(), runner);
         let settings = dovecot.settings()?;
+        refuse_settings(dovecot.configuration()?)?;
         let passwd_file = match settings.passwd_files.as_slice() {
             [one] => one.clone(),
             [] => return Err(Refusal::NoPasswdFile.into()),
@@ -443,13 +468,22 @@ impl Server {
             }
             .into());
         }
-        let target = to.expanded_path(home);
-        if let Ok(mut entries) = fs_err::read_dir(&target) {
-            if entries.next().is_some() {
-                return Err(Refusal::TargetNotEmpty { target }.into());
+        if matches!(to.format(), "mdbox" | "sdbox") && to.option("INDEX") == Some("MEMORY") {
+            return Err(Refusal::Target(format!(
+                "`{to}`: INDEX=MEMORY with {}: dbox keeps message data in its indexes (mdbox's map, sdbox's GUIDs and flags), so in-memory indexes lose them; give INDEX= a directory or leave it out",
+                to.format()
+            ))
+            .into());
+        }
+        // Every directory the target writes (INDEX=, CONTROL=, ALT= too) must be free.
+        for target in to.storage_paths(home) {
+            if let Ok(mut entries) = fs_err::read_dir(&target) {
+                if entries.next().is_some() {
+                    return Err(Refusal::TargetNotEmpty { target }.into());
+                }
+            } else if Utf8Path::new(&target).exists() {
+                return Err(Refusal::TargetExists { target }.into());
             }
-        } else if Utf8Path::new(&target).exists() {
-            return Err(Refusal::TargetExists { target }.into());
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Comparing two mail locations of a user, per mailbox: message count, UIDVALIDITY, UIDNEXT,
-//! mailbox GUID and the set of message GUIDs, read with
-//! `doveadm -f tab mailbox status` and `doveadm -f tab fetch 'mailbox guid' ALL`.
+//! mailbox GUID, the set of message GUIDs and — what clients see of each message — its UID, flags
+//! and keywords (by GUID); and the subscription list. Read with `doveadm -f tab mailbox status`,
+//! `doveadm -f tab fetch 'mailbox guid uid flags' ALL` and `doveadm mailbox list -s`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,7 +20,22 @@ pub struct MailboxState {
     pub guid: String,
     /// The message GUIDs (with repeats counted: a GUID present twice is listed with `#2`).
     pub message_guids: BTreeSet<String>,
+    /// Per message GUID (as in `message_guids`): its UID and flags.
+    #[serde(default)]
+    pub messages_by_guid: BTreeMap<String, MessageState>,
 }
+
+/// What a client sees of one message besides its body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageState {
+    /// The UID.
+    pub uid: u64,
+    /// System flags and keywords, without the session-bound `\Recent`.
+    pub flags: BTreeSet<String>,
+}
+
+/// The fields requested from `doveadm fetch`.
+pub const FETCH_FIELDS: &str = "mailbox guid uid flags";
 
 /// A user's mail at one location: mailbox name → state.
 pub type MailState = BTreeMap<String, MailboxState>;
@@ -57,7 +73,7 @@ fn columns(text: &str) -> Columns<'_> {
 }
 
 /// Build the state from `doveadm -f tab mailbox status STATUS_FIELDS '*'` and
-/// `doveadm -f tab fetch 'mailbox guid' ALL` outputs.
+/// `doveadm -f tab fetch FETCH_FIELDS ALL` outputs (`uid` and `flags` are optional columns).
 pub fn parse_state(status: &str, fetch: &str) -> Result<MailState, ParseStateError> {
     let mut state = MailState::new();
     let (header, rows) = columns(status);
@@ -94,6 +110,7 @@ pub fn parse_state(status: &str, fetch: &str) -> Result<MailState, ParseStateErr
                 uidnext: num(un)?,
                 guid: row[g].to_string(),
                 message_guids: BTreeSet::new(),
+                messages_by_guid: BTreeMap::new(),
             },
         );
     }
@@ -108,21 +125,39 @@ pub fn parse_state(status: &str, fetch: &str) -> Result<MailState, ParseStateErr
             text: header.join("\t"),
         });
     };
+    let (uid_col, flags_col) = (col("uid"), col("flags"));
     for (line, row) in rows {
+        let bad = || ParseStateError::Line {
+            line,
+            text: row.join("\t"),
+        };
         if row.len() != header.len() {
-            return Err(ParseStateError::Line {
-                line,
-                text: row.join("\t"),
-            });
+            return Err(bad());
         }
-        let set = &mut state.entry(row[mb].to_string()).or_default().message_guids;
+        let mailbox = state.entry(row[mb].to_string()).or_default();
         let mut key = row[g].to_string();
         let mut n = 1;
-        while set.contains(&key) {
+        while mailbox.message_guids.contains(&key) {
             n += 1;
             key = format!("{}#{n}", row[g]);
         }
-        set.insert(key);
+        mailbox.message_guids.insert(key.clone());
+        let uid = match uid_col {
+            Some(i) => row[i].parse::<u64>().map_err(|_| bad())?,
+            None => 0,
+        };
+        let flags = flags_col
+            .map(|i| {
+                row[i]
+                    .split(' ')
+                    .filter(|f| !f.is_empty() && !f.eq_ignore_ascii_case("\\Recent"))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        mailbox
+            .messages_by_guid
+            .insert(key, MessageState { uid, flags });
     }
     Ok(state)
 }
@@ -178,6 +213,31 @@ pub enum Finding {
         /// How many.
         count: usize,
     },
+    /// Messages whose UID differs (clients would re-download or lose their place).
+    Uids {
+        /// The mailbox.
+        mailbox: String,
+        /// How many.
+        count: usize,
+        /// The first one's GUID.
+        first: String,
+    },
+    /// Messages whose flags or keywords differ.
+    Flags {
+        /// The mailbox.
+        mailbox: String,
+        /// How many.
+        count: usize,
+        /// The first one's GUID.
+        first: String,
+    },
+    /// The subscription lists differ.
+    Subscriptions {
+        /// Subscribed in the source only.
+        source_only: Vec<String>,
+        /// Subscribed in the target only.
+        target_only: Vec<String>,
+    },
     /// Message count, UIDNEXT or mailbox GUID differ.
     Counters {
         /// The mailbox.
@@ -229,6 +289,18 @@ impl std::fmt::Display for Finding {
                 f,
                 "mailbox `{mailbox}`: {count} message(s) in the target that the source lacks"
             ),
+            Self::Uids { mailbox, count, first } => write!(
+                f,
+                "mailbox `{mailbox}`: {count} message(s) with another UID in the target (first: {first})"
+            ),
+            Self::Flags { mailbox, count, first } => write!(
+                f,
+                "mailbox `{mailbox}`: {count} message(s) with other flags or keywords in the target (first: {first})"
+            ),
+            Self::Subscriptions { source_only, target_only } => write!(
+                f,
+                "subscriptions differ: only in the source {source_only:?}, only in the target {target_only:?}"
+            ),
             Self::Counters { mailbox, source, target } => write!(
                 f,
                 "mailbox `{mailbox}`: messages/uidnext/guid {}/{}/{} in the source, {}/{}/{} in the target",
@@ -273,10 +345,11 @@ pub fn compare(source: &MailState, target: &MailState, expect: Expect) -> Vec<Fi
             let extra = t.message_guids.difference(&s.message_guids).count();
             if extra > 0 {
                 out.push(Finding::ExtraMessages {
-                    mailbox,
+                    mailbox: mailbox.clone(),
                     count: extra,
                 });
             }
+            out.extend(message_differences(&mailbox, s, t));
         }
     }
     if expect == Expect::Equal {
@@ -287,6 +360,61 @@ pub fn compare(source: &MailState, target: &MailState, expect: Expect) -> Vec<Fi
         }
     }
     out
+}
+
+/// UIDs and flags of the messages both sides have (by GUID).
+fn message_differences(mailbox: &str, s: &MailboxState, t: &MailboxState) -> Vec<Finding> {
+    let mut uids: Vec<&String> = Vec::new();
+    let mut flags: Vec<&String> = Vec::new();
+    for (guid, sm) in &s.messages_by_guid {
+        let Some(tm) = t.messages_by_guid.get(guid) else {
+            continue;
+        };
+        if sm.uid != tm.uid {
+            uids.push(guid);
+        }
+        if sm.flags != tm.flags {
+            flags.push(guid);
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(first) = uids.first() {
+        out.push(Finding::Uids {
+            mailbox: mailbox.to_string(),
+            count: uids.len(),
+            first: (*first).clone(),
+        });
+    }
+    if let Some(first) = flags.first() {
+        out.push(Finding::Flags {
+            mailbox: mailbox.to_string(),
+            count: flags.len(),
+            first: (*first).clone(),
+        });
+    }
+    out
+}
+
+/// The subscribed mailboxes, from `doveadm mailbox list -s` (one name per line).
+pub fn parse_subscriptions(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The difference of two subscription lists (empty: equal).
+pub fn compare_subscriptions(source: &BTreeSet<String>, target: &BTreeSet<String>) -> Vec<Finding> {
+    let source_only: Vec<String> = source.difference(target).cloned().collect();
+    let target_only: Vec<String> = target.difference(source).cloned().collect();
+    if source_only.is_empty() && target_only.is_empty() {
+        return Vec::new();
+    }
+    vec![Finding::Subscriptions {
+        source_only,
+        target_only,
+    }]
 }
 
 /// Total messages over all mailboxes.
@@ -329,6 +457,44 @@ mod tests {
         fn any_output_is_read_or_refused_without_panic(status in ".{0,200}", fetch in ".{0,200}") {
             let _ = parse_state(&status, &fetch);
         }
+    }
+
+    #[test]
+    fn uids_flags_and_subscriptions() {
+        let fetch = "mailbox\tguid\tuid\tflags\nINBOX\ta\t1\t\\Seen $Label1\nINBOX\tb\t2\t\\Recent\nProjects/2026\tc\t1\t\n";
+        let s = parse_state(STATUS, fetch).expect("parses");
+        assert_eq!(s["INBOX"].messages_by_guid["a"].flags.len(), 2);
+        assert!(
+            s["INBOX"].messages_by_guid["b"].flags.is_empty(),
+            "\\Recent is not compared"
+        );
+        assert!(compare(&s, &s, Expect::Equal).is_empty());
+        let mut t = s.clone();
+        let a = t
+            .get_mut("INBOX")
+            .expect("inbox")
+            .messages_by_guid
+            .get_mut("a")
+            .expect("a");
+        a.flags.remove("$Label1");
+        a.uid = 7;
+        let found = compare(&s, &t, Expect::Equal);
+        assert!(
+            matches!(found[0], Finding::Uids { count: 1, .. }),
+            "{found:?}"
+        );
+        assert!(
+            matches!(found[1], Finding::Flags { count: 1, .. }),
+            "{found:?}"
+        );
+        // The live strategy's containment does not compare what the user may change meanwhile.
+        assert!(compare(&s, &t, Expect::Contains).is_empty());
+        let subs = parse_subscriptions("INBOX\nProjects/2026\n");
+        assert!(compare_subscriptions(&subs, &subs).is_empty());
+        assert_eq!(
+            compare_subscriptions(&subs, &parse_subscriptions("INBOX\n")).len(),
+            1
+        );
     }
 
     #[test]

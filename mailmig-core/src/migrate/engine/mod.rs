@@ -280,6 +280,19 @@ impl<'a> Engine<'a> {
     }
 
     /// A location's mailboxes as Dovecot reports them.
+    /// The subscribed mailboxes at `location`.
+    pub(crate) fn subscriptions(
+        &self,
+        location: &Location,
+    ) -> Result<std::collections::BTreeSet<String>, StepError> {
+        let argv =
+            super::argv::subscriptions(&self.opts().dovecot_config, self.user(), self.at(location));
+        let out = self.doveadm_checked(&argv, 0, None)?;
+        Ok(verify::parse_subscriptions(&String::from_utf8_lossy(
+            &out.stdout,
+        )))
+    }
+
     pub(crate) fn mail_state(&self, location: &Location) -> Result<MailState, StepError> {
         let config = &self.opts().dovecot_config;
         let status = self.doveadm_checked(
@@ -317,8 +330,9 @@ impl<'a> Engine<'a> {
         Ok((m, t))
     }
 
-    pub(crate) fn target_path(&self) -> String {
-        self.plan().to.expanded_path(&self.opts().home)
+    /// Every directory the target writes (its path, and INDEX=, CONTROL=, ALT= directories).
+    pub(crate) fn target_paths(&self) -> Vec<String> {
+        self.plan().to.storage_paths(&self.opts().home)
     }
 
     /// Run every step not done yet. On failure, roll back or report what the admin must do.

@@ -6,9 +6,10 @@ use crate::migrate::error::StepError;
 use crate::migrate::journal::StepData;
 
 pub(super) fn forward(e: &mut Engine<'_>) -> Result<StepData, StepError> {
-    let target = e.target_path();
-    if fs_err::read_dir(&target).is_ok_and(|mut entries| entries.next().is_some()) {
-        return Err(StepError::TargetNotEmpty { target });
+    for target in e.target_paths() {
+        if fs_err::read_dir(&target).is_ok_and(|mut entries| entries.next().is_some()) {
+            return Err(StepError::TargetNotEmpty { target });
+        }
     }
     Ok(StepData::Checked {
         from: e.from().to_string(),

@@ -32,15 +32,17 @@ pub(super) fn forward(e: &mut Engine<'_>) -> Result<StepData, StepError> {
     })
 }
 
+/// Every directory the target wrote (its path, INDEX=, CONTROL=, ALT=) is moved aside.
 pub(super) fn undo(e: &mut Engine<'_>) -> Result<(), StepError> {
-    let target = e.target_path();
-    let resolved = safe_fs::resolve(Utf8Path::new(target.trim_end_matches('/')))?;
-    if resolved.meta.is_some() {
-        let aside = format!("{}.mailmig-rolled-back-{}", resolved.name, e.header.run);
-        resolved.dir.rename_noreplace(&resolved.name, &aside)?;
-        resolved.dir.sync()?;
-        let aside = resolved.dir.path().join(aside);
-        e.report(EventKind::MovedAside(StepKind::Presync, &aside));
+    for target in e.target_paths() {
+        let resolved = safe_fs::resolve(Utf8Path::new(target.trim_end_matches('/')))?;
+        if resolved.meta.is_some() {
+            let aside = format!("{}.mailmig-rolled-back-{}", resolved.name, e.header.run);
+            resolved.dir.rename_noreplace(&resolved.name, &aside)?;
+            resolved.dir.sync()?;
+            let aside = resolved.dir.path().join(aside);
+            e.report(EventKind::MovedAside(StepKind::Presync, &aside));
+        }
     }
     Ok(())
 }

@@ -182,6 +182,7 @@ impl Runner for Fake {
                 }
             }
             ["doveadm", _, _, "kick", ..] => out(68, ""),
+            ["doveadm", .., "mailbox", "list", "-s", "-u", _] => out(0, "INBOX\n"),
             ["doveadm", _, _, "-f", "tab", "who", ..] => out(0, "username\tproto\n"),
             ["doveadm", .., "mailbox", "status", _, _, _, _] => {
                 let mail = self.mail.lock().expect("lock");
@@ -264,6 +265,8 @@ struct World {
     fake: Fake,
     /// The release the runs are planned for.
     version: DovecotVersion,
+    /// The runs' target.
+    to: String,
     state: StateDir,
     reporter: Collect,
 }
@@ -285,6 +288,7 @@ impl World {
         Self {
             fake: Fake::new(dir.join("users"), v24, home.to_string()),
             version,
+            to: "mdbox:~/mdbox".into(),
             _tmp: tmp,
             dir,
             state,
@@ -328,7 +332,7 @@ impl World {
             plan: Plan {
                 user: USER.into(),
                 from: Location::parse("maildir:~/Maildir").expect("valid"),
-                to: Location::parse("mdbox:~/mdbox").expect("valid"),
+                to: Location::parse(&self.to).expect("valid"),
                 strategy,
                 warnings: vec![],
                 steps: vec![],
@@ -405,6 +409,31 @@ fn presync_copies_and_its_undo_moves_the_copy_aside() {
             run_step(e, StepKind::Presync),
             Err(StepError::Doveadm { .. })
         ));
+    });
+}
+
+/// A target with its own index directory: the preflight finds it full, the undo moves both
+/// directories aside.
+#[test]
+fn every_target_directory_is_checked_and_moved_aside() {
+    let mut w = World::new();
+    w.to = "mdbox:~/mdbox:INDEX=~/mdbox-index".into();
+    fs_err::create_dir_all(w.path("home/mdbox-index/x")).expect("index");
+    w.with(Strategy::Hold, |e| {
+        assert!(matches!(
+            run_step(e, StepKind::Preflight),
+            Err(StepError::TargetNotEmpty { target }) if target.ends_with("mdbox-index")
+        ));
+        fs_err::create_dir_all(w.path("home/mdbox")).expect("copy");
+        undo(e, StepKind::Presync).expect("undo");
+        assert!(!w.path("home/mdbox").exists());
+        assert!(!w.path("home/mdbox-index").exists());
+        let aside = w
+            .events()
+            .iter()
+            .filter(|ev| ev.starts_with("moved-aside"))
+            .count();
+        assert_eq!(aside, 2, "{:?}", w.events());
     });
 }
 

@@ -1,8 +1,10 @@
 //! Verify: first that the two locations are two storages (Dovecot reports different INBOX paths
 //! for them: a Dovecot that ignored the location override would compare a location with
-//! itself and pass vacuously); then per mailbox, message count, UIDVALIDITY, UIDNEXT, mailbox GUID and message GUIDs
-//! identical (the live strategy: every source message in the target, UIDVALIDITY equal); on a
-//! difference, sync again, at most three times, then fail (and roll back). Nothing to undo.
+//! itself and pass vacuously); then per mailbox, message count, UIDVALIDITY, UIDNEXT, mailbox
+//! GUID and message GUIDs identical, each message's UID, flags and keywords identical, and the
+//! subscriptions identical (the live strategy: every source message in the target, UIDVALIDITY
+//! equal); on a difference, sync again, at most three times, then fail (and roll back). Nothing
+//! to undo.
 
 use crate::migrate::engine::Engine;
 use crate::migrate::error::StepError;
@@ -23,7 +25,13 @@ pub(super) fn forward(e: &mut Engine<'_>) -> Result<StepData, StepError> {
     loop {
         let source = e.mail_state(&from)?;
         let target = e.mail_state(&to)?;
-        let findings = verify::compare(&source, &target, expect);
+        let mut findings = verify::compare(&source, &target, expect);
+        if expect == Expect::Equal {
+            findings.extend(verify::compare_subscriptions(
+                &e.subscriptions(&from)?,
+                &e.subscriptions(&to)?,
+            ));
+        }
         if findings.is_empty() {
             return Ok(StepData::Verified {
                 mailboxes: source.len(),
