@@ -86,7 +86,8 @@ pub(crate) enum Command {
 /// How a migration is done.
 #[derive(Debug, Args, Clone)]
 pub(crate) struct MigrationOptions {
-    /// The target mail location (FORMAT:PATH, e.g. mdbox:~/mdbox).
+    /// The target mail location (FORMAT:PATH, e.g. mdbox:~/mdbox), or a template Dovecot expands
+    /// per user (mdbox:/var/vmail/%d/%n/mdbox; 2.4: %{user | domain}, %{user | username}).
     #[arg(long, value_name = "LOCATION")]
     pub(crate) to: String,
     /// `hold`: hold mail and lock logins out during the final sync (default); `live`: Dovecot's

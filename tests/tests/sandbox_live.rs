@@ -215,7 +215,7 @@ fn configuration_is_read_from_the_daemons(#[case] stack: Stack) {
     assert_eq!(d["version"], dovecot);
     assert_eq!(
         d["namespaces"],
-        serde_json::json!([{ "name": "inbox", "separator": "/" }])
+        serde_json::json!([{ "name": "inbox", "separator": "/", "type": "private", "location": null }])
     );
     assert_eq!(d["quota_backend"], serde_json::Value::Null);
     assert_eq!(d["mail_location"], "maildir:~/Maildir");

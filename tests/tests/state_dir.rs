@@ -46,6 +46,7 @@ fn header(run: &str) -> RunHeader {
             max_hold_secs: 900,
             dovecot_version: mailmig_core::dovecot::DovecotVersion::V2_3,
             default_driver: None,
+            quota: None,
         },
     }
 }

@@ -78,6 +78,22 @@ pub fn subscriptions(config: &Utf8Path, user: &str, location: At<'_>) -> Argv {
     doveadm_at(config, location, &["mailbox", "list", "-s", "-u", user])
 }
 
+/// `doveadm quota recalc -u USER`: usage recounted from the user's (new) location.
+pub fn quota_recalc(config: &Utf8Path, user: &str) -> Argv {
+    doveadm(config, &["quota", "recalc", "-u", user])
+}
+
+/// `doveadm -f tab quota get -u USER`.
+pub fn quota_get(config: &Utf8Path, user: &str) -> Argv {
+    doveadm(config, &["-f", "tab", "quota", "get", "-u", user])
+}
+
+/// `doveadm user -e TEMPLATE USER`: the template with the user's variables expanded, as
+/// Dovecot expands them (2.3 `%d/%n`, 2.4 `%{user | domain}`).
+pub fn expand(config: &Utf8Path, user: &str, template: &str) -> Argv {
+    doveadm(config, &["user", "-e", template, user])
+}
+
 /// `doveadm user -f FIELD USER`.
 pub fn user_field(config: &Utf8Path, user: &str, field: &str) -> Argv {
     doveadm(config, &["user", "-f", field, user])

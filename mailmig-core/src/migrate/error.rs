@@ -320,6 +320,14 @@ pub enum StepError {
     /// Dovecot's output could not be read.
     #[error(transparent)]
     Output(#[from] super::verify::ParseStateError),
+    /// The quota's message count after the recalculation is not the new location's.
+    #[error("after `doveadm quota recalc` the quota counts {counted} message(s), the new location holds {messages}")]
+    Quota {
+        /// What the quota counts.
+        counted: u64,
+        /// What the new location holds.
+        messages: u64,
+    },
     /// Dovecot does not show the new location in time.
     #[error("Dovecot does not show mail location {want} for {user} after {seconds} s")]
     NotShown {

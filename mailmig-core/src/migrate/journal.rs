@@ -115,6 +115,10 @@ pub enum StepData {
         carried_over_passes: u32,
         /// Messages in the new location.
         messages: u64,
+        /// The quota's message count after `doveadm quota recalc` (quota with a usage-counting
+        /// backend).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quota_messages: Option<u64>,
     },
     /// The release is done (`done`).
     Released {

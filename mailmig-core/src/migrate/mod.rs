@@ -118,7 +118,7 @@ impl Location {
         }
         if path.contains('%') {
             return Err(bad(
-                "%-variables are not supported (the location is stored per user)",
+                "%-variables are expanded per user before a location is used (`mailmig migrate --to` accepts a template and asks Dovecot to expand it)",
             ));
         }
         if path.split('/').any(|c| c == "..") {

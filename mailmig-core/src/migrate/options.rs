@@ -80,6 +80,10 @@ pub struct RunOptions {
     /// userdb fields and doveadm overrides (journals written before 2.4 support: 2.3).
     #[serde(default)]
     pub dovecot_version: DovecotVersion,
+    /// The quota backend (`count`, `dict`, ...) when quota is on: usage is recalculated for the
+    /// new location after the catch-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<String>,
     /// The global `mail_driver` (2.4), against which an unset `userdb_mail_driver` reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_driver: Option<String>,

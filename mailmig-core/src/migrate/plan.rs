@@ -178,6 +178,14 @@ pub fn build_plan(
     let subs = |loc| words(argv::subscriptions(conf, user, at(loc)));
     let user_field = |field: &str| words(argv::user_field(conf, user, field));
     let user_fields = || shown.iter().map(|f| user_field(f)).collect::<Vec<_>>();
+    // With a usage-counting quota, the usage is recounted from the new location at the end.
+    let quota_cmds: Vec<Vec<String>> = match opts.quota.as_deref() {
+        Some(q) if q != "maildir" => vec![
+            words(argv::quota_recalc(conf, user)),
+            words(argv::quota_get(conf, user)),
+        ],
+        _ => Vec::new(),
+    };
     let mut steps = Vec::new();
     let mut step = |kind: StepKind,
                     summary: Vec<String>,
@@ -294,7 +302,10 @@ pub fn build_plan(
             step(
                 StepKind::CatchUp,
                 strings(&["hold mail queued meanwhile; if the old location got mail after the final sync, carry it over without deleting anything"]),
-                vec![status(from_loc), fetch(from_loc), catch_up()],
+                [status(from_loc), fetch(from_loc), catch_up()]
+                    .into_iter()
+                    .chain(quota_cmds.clone())
+                    .collect(),
                 vec![],
             );
             let mut release_cmds = vec![postmap];
@@ -358,7 +369,7 @@ pub fn build_plan(
             step(
                 StepKind::CatchUp,
                 strings(&["if the old location got mail after the final sync, carry it over without deleting anything"]),
-                vec![catch_up()],
+                [catch_up()].into_iter().chain(quota_cmds.clone()).collect(),
                 vec![],
             );
         }
@@ -406,6 +417,7 @@ pub(crate) mod tests_support {
             auth_cache: false,
             dovecot_version: crate::dovecot::DovecotVersion::V2_3,
             default_driver: None,
+            quota: None,
         }
     }
 }

@@ -93,6 +93,34 @@ pub struct HoldKeys {
     pub warnings: Vec<String>,
 }
 
+/// The target inside the source's tree is fine only where the source's layout does not list it
+/// as a folder: Maildir++ (maildir without `LAYOUT=`) lists only `.name` directories, so
+/// `/var/vmail/d/n/mdbox` inside the maildir `/var/vmail/d/n` is invisible to it; anything else
+/// would show the copy to the user as folders (and copy it into itself). The source inside the
+/// target is always refused.
+fn check_nesting(from: &Location, to: &Location, home: &str) -> Result<(), MigrateError> {
+    let (f, t) = (from.expanded_path(home), to.expanded_path(home));
+    let (f, t) = (f.trim_end_matches('/'), t.trim_end_matches('/'));
+    if let Some(rest) = t.strip_prefix(f).and_then(|r| r.strip_prefix('/')) {
+        let first = rest.split('/').next().unwrap_or_default();
+        let maildir_pp = from.format() == "maildir" && from.option("LAYOUT").is_none();
+        if !maildir_pp || first.starts_with('.') || matches!(first, "cur" | "new" | "tmp") {
+            return Err(Refusal::Target(format!(
+                "the target {t} is inside the source {f}, where {} would show it as a folder; choose a path outside",
+                from.format()
+            ))
+            .into());
+        }
+    }
+    if f.strip_prefix(t).is_some_and(|r| r.starts_with('/')) {
+        return Err(Refusal::Target(format!(
+            "the source {f} is inside the target {t}; choose a target outside the source"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// What in Dovecot's configuration a conversion cannot carry, for every user.
 fn refuse_settings(c: &DovecotConfig) -> Result<(), MigrateError> {
     if c.protocols().contains(&"pop3") {
@@ -330,6 +358,51 @@ impl Server {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
+    /// A location that may be a template (`maildir:/var/vmail/%d/%n`, 2.4
+    /// `mdbox:/var/vmail/%{user | domain}/%{user | username}/mdbox`): expanded for `user` by
+    /// Dovecot itself (`doveadm user -e`), then validated as a location of that user.
+    fn user_location(
+        &self,
+        runner: &dyn Runner,
+        user: &str,
+        text: &str,
+    ) -> Result<Location, MigrateError> {
+        if !text.contains('%') {
+            return Ok(Location::parse(text)?);
+        }
+        let expanded = self.expand(runner, user, text)?;
+        if expanded.contains('%') {
+            return Err(Refusal::Target(format!(
+                "`{text}` expands to `{expanded}` for {user}: Dovecot {} does not know a variable in it{}",
+                self.settings.version,
+                if self.settings.version == DovecotVersion::V2_4 {
+                    " (2.4 writes %{user | domain}, %{user | username}, ...)"
+                } else {
+                    ""
+                }
+            ))
+            .into());
+        }
+        Ok(Location::parse(&expanded)?)
+    }
+
+    /// `doveadm user -e TEMPLATE USER`.
+    fn expand(
+        &self,
+        runner: &dyn Runner,
+        user: &str,
+        template: &str,
+    ) -> Result<String, MigrateError> {
+        let argv = argv::expand(&self.config.dovecot_config, user, template);
+        let out = runner.run_expect(&argv, None, &[0, 67])?;
+        if out.code == Some(67) {
+            return Err(MigrateError::UnknownUser {
+                user: user.to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
     /// The checks that change nothing, for one user; the facts the plan needs.
     fn preflight(
         &self,
@@ -341,7 +414,7 @@ impl Server {
         keys: HoldKeys,
     ) -> Result<UserFacts, MigrateError> {
         validate_user(user)?;
-        let to = Location::parse(to)?;
+        let to = self.user_location(runner, user, to)?;
         runs::clear_stale_marker(state, user)?;
         if let Some(run) = runs::marker(state, user)? {
             return Err(MigrateError::Unfinished {
@@ -363,12 +436,28 @@ impl Server {
             .iter()
             .map(|field| self.user_field(runner, user, field))
             .collect::<Result<Vec<_>, _>>()?;
+        // The global location may be a template (2.3 prints it unexpanded): expanded per user.
+        let answers = answers
+            .into_iter()
+            .map(|a| {
+                if a.contains('%') {
+                    self.expand(runner, user, &a)
+                } else {
+                    Ok(a)
+                }
+            })
+            .collect::<Result<Vec<_>, MigrateError>>()?;
+        let global = match self.settings.mail_location.as_deref() {
+            Some(g) if g.contains('%') => Some(self.expand(runner, user, g)?),
+            other => other.map(str::to_string),
+        };
         let from =
-            dialect::current_location(version, &answers, self.settings.mail_location.as_deref())
-                .map_err(|reason| Refusal::BadSource {
+            dialect::current_location(version, &answers, global.as_deref()).map_err(|reason| {
+                Refusal::BadSource {
                     user: user.to_string(),
                     reason,
-                })?;
+                }
+            })?;
         let home = self.user_field(runner, user, "home")?;
         self.check_locations(user, &from, &to, &home)?;
         if let Some(dir) = &self.config.postfix_config {
@@ -449,6 +538,7 @@ impl Server {
             }
             .into());
         }
+        check_nesting(from, to, home)?;
         if from.format() != to.format()
             && self
                 .settings
@@ -507,6 +597,7 @@ impl Server {
             smtputf8: self.config.parse.smtputf8,
             auth_cache: self.settings.auth_cache_enabled,
             dovecot_version: self.settings.version,
+            quota: self.settings.quota_backend.clone(),
             default_driver: match self.settings.version {
                 DovecotVersion::V2_3 => None,
                 _ => self

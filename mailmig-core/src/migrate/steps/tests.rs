@@ -319,6 +319,7 @@ impl World {
             max_hold_secs: 900,
             dovecot_version: self.version,
             default_driver: (self.version == DovecotVersion::V2_4).then(|| "maildir".into()),
+            quota: None,
         }
     }
 
