@@ -90,17 +90,22 @@ pub fn run_stdin<S: AsRef<std::ffi::OsStr>>(
     stdin: Option<&[u8]>,
 ) -> Run {
     let args: Vec<&std::ffi::OsStr> = args.iter().map(AsRef::as_ref).collect();
-    let mut expr = duct::cmd(program, args)
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked();
-    expr = match stdin {
+    capture(duct::cmd(program, args), program, stdin)
+}
+
+/// Run a command expression with `stdin` (or none), capturing everything; `what` names it in a
+/// failure to start.
+pub fn capture(expr: duct::Expression, what: &str, stdin: Option<&[u8]>) -> Run {
+    let expr = match stdin {
         Some(b) => expr.stdin_bytes(b.to_vec()),
         None => expr.stdin_null(),
     };
     let out = expr
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
         .run()
-        .unwrap_or_else(|e| panic!("could not run {program}: {e}"));
+        .unwrap_or_else(|e| panic!("could not run {what}: {e}"));
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: out.stdout,

@@ -156,3 +156,45 @@ impl Imap {
             .ok_or_else(|| std::io::Error::other(format!("no STATUS in {lines:?}")))
     }
 }
+
+/// Mail sent in the background while a run works: one tagged message every `interval`, to each
+/// recipient list of `targets` in turn, until [`Sender::finish`].
+pub struct Sender {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl Sender {
+    /// Start sending to the sandbox's smtpd on `port`; tags are `PREFIX-N`.
+    pub fn start(port: &str, targets: &[&[&str]], prefix: &str, interval: Duration) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (port, prefix, flag) = (port.to_string(), prefix.to_string(), stop.clone());
+        let targets: Vec<Vec<String>> = targets
+            .iter()
+            .map(|t| t.iter().map(|a| (*a).to_string()).collect())
+            .collect();
+        let handle = std::thread::spawn(move || {
+            let mut sent = Vec::new();
+            while !flag.load(Ordering::SeqCst) {
+                let to: Vec<&str> = targets[sent.len() % targets.len()]
+                    .iter()
+                    .map(String::as_str)
+                    .collect();
+                let tag = format!("{prefix}-{}", sent.len());
+                send_tagged(&port, &to, &tag)
+                    .unwrap_or_else(|e| panic!("sending {tag} to {to:?}: {e}"));
+                sent.push(tag);
+                std::thread::sleep(interval);
+            }
+            sent
+        });
+        Self { stop, handle }
+    }
+
+    /// Stop and return the tags sent, in order.
+    pub fn finish(self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.handle.join().expect("the sender thread")
+    }
+}

@@ -218,22 +218,7 @@ impl Sandbox {
         args: &[S],
         stdin: Option<&[u8]>,
     ) -> Run {
-        let expr = self.command(program, args);
-        let expr = match stdin {
-            Some(b) => expr.stdin_bytes(b.to_vec()),
-            None => expr.stdin_null(),
-        };
-        let out = expr
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .run()
-            .unwrap_or_else(|e| panic!("could not run {program}: {e}"));
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: out.stdout,
-            stderr: out.stderr,
-        }
+        crate::capture(self.command(program, args), program, stdin)
     }
 
     /// The `mailmig` program as the stack sees it: the tests' build, or (Debian 13) its copy
@@ -267,6 +252,23 @@ impl Sandbox {
             }
         }
         dest
+    }
+
+    /// A directory (in the instance, so the stack sees it at the same path) holding an
+    /// executable `name` = `script`, to put first on PATH ([`Sandbox::path_with`]).
+    pub fn wrapper(&self, name: &str, script: &str) -> Utf8PathBuf {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = self.root.join(format!("wrap-{name}"));
+        fs_err::create_dir_all(&dir).expect("mkdir");
+        let file = dir.join(name);
+        fs_err::write(&file, script).expect("write");
+        fs_err::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        dir
+    }
+
+    /// PATH with `dir` first.
+    pub fn path_with(dir: &Utf8Path) -> String {
+        format!("{dir}:{}", std::env::var("PATH").unwrap_or_default())
     }
 
     /// The words that start `program` on the stack (`chroot ROOT` first for Debian 13), for a

@@ -2,12 +2,10 @@
 //! that uses `mailmig-core` alone — no mailmig binary — migrates alice to mdbox while mail
 //! arrives; every message sent during the run is in the new mailbox exactly once.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use camino::Utf8PathBuf;
-use mailmig_tests::mail::send_tagged;
+use mailmig_tests::mail::Sender;
 use mailmig_tests::sandbox::{Sandbox, Stack};
 use rstest::rstest;
 
@@ -27,33 +25,18 @@ fn the_embedding_example_migrates_a_user_while_mail_arrives(#[case] stack: Stack
     let bin = sb.program(&example());
     let alice = "alice@example.test";
     let pre = sb.populate(alice, &[("INBOX", 20), ("Archive", 5)]);
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let sender = {
-        let (port, stop, sent) = (sb.get("SMTP_PORT").to_string(), stop.clone(), sent.clone());
-        std::thread::spawn(move || {
-            let mut n = 0;
-            while !stop.load(Ordering::SeqCst) {
-                let tag = format!("embed-{n}");
-                let to: &[&str] = if n % 2 == 0 {
-                    &["alice@example.test"]
-                } else {
-                    &["al@example.test"]
-                };
-                send_tagged(&port, to, &tag).expect("send");
-                sent.lock().expect("lock").push(tag);
-                n += 1;
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
-    };
+    let sender = Sender::start(
+        sb.get("SMTP_PORT"),
+        &[&[alice], &["al@example.test"]],
+        "embed",
+        Duration::from_millis(50),
+    );
     std::thread::sleep(Duration::from_millis(500));
     let mut args = sb.config_args();
     args.extend([alice.to_string(), "mdbox:~/mdbox".to_string()]);
     let r = sb.run(bin.as_str(), &args);
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::SeqCst);
-    sender.join().expect("sender");
+    let sent = sender.finish();
     assert_eq!(r.code, 0, "{}\n{}", r.out(), r.err());
     for event in [
         "preflight: start",
@@ -65,7 +48,6 @@ fn the_embedding_example_migrates_a_user_while_mail_arrives(#[case] stack: Stack
     }
     assert!(sb.wait_queue_empty(60), "queue: {:?}", sb.queue_summary());
     assert_eq!(sb.mail_location(alice), "mdbox:~/mdbox");
-    let sent = sent.lock().expect("lock").clone();
     assert!(sent.len() > 10, "only {} sent", sent.len());
     let counts = sb.tag_counts(alice, None);
     for tag in pre.iter().chain(&sent) {

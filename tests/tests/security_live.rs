@@ -7,7 +7,7 @@
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::time::Duration;
 
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8PathBuf;
 use mailmig_tests::mail::Imap;
 use mailmig_tests::sandbox::{Sandbox, Stack};
 use mailmig_tests::Run;
@@ -18,20 +18,6 @@ fn snapshot(sb: &Sandbox) -> Vec<Vec<u8>> {
         .iter()
         .map(|k| fs_err::read(sb.path(k)).expect("read"))
         .collect()
-}
-
-/// A directory with executable `name` = `script`, to put first on PATH.
-fn wrapper(sb: &Sandbox, name: &str, script: &str) -> Utf8PathBuf {
-    let dir = sb.root().join(format!("wrap-{name}"));
-    fs_err::create_dir_all(&dir).expect("mkdir");
-    let file = dir.join(name);
-    fs_err::write(&file, script).expect("write");
-    fs_err::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    dir
-}
-
-fn path_with(dir: &Utf8Path) -> String {
-    format!("{dir}:{}", std::env::var("PATH").unwrap_or_default())
 }
 
 /// mailmig with a wrapper first on PATH, killed (a test failure) after `limit`.
@@ -54,15 +40,14 @@ fn a_hold_that_never_took_effect_rolls_back_cleanly(#[case] stack: Stack) {
     let alice = "alice@example.test";
     sb.populate(alice, &[("INBOX", 3)]);
     let before = snapshot(&sb);
-    let dir = wrapper(
-        &sb,
+    let dir = sb.wrapper(
         "postmap",
         "#!/bin/sh\necho 'postmap: fatal: simulated failure' >&2\nexit 1\n",
     );
     let r = mailmig_wrapped(
         &sb,
         &["migrate", alice, "--to", "mdbox:~/mdbox"],
-        &path_with(&dir),
+        &Sandbox::path_with(&dir),
         Duration::from_secs(180),
     );
     assert_eq!(r.code, 75, "{}", r.err());
@@ -116,7 +101,7 @@ fn a_hung_doveadm_cannot_keep_mail_held(#[case] stack: Stack) {
         "#!/bin/sh\ncase \" $* \" in *' backup '*)\n  n=$(cat {count} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {count}\n  if [ $n -ge 2 ]; then exec {hang}; fi;;\nesac\nexec {} \"$@\"\n",
         real.trim()
     );
-    let dir = wrapper(&sb, "doveadm", &script);
+    let dir = sb.wrapper("doveadm", &script);
     let r = mailmig_wrapped(
         &sb,
         &[
@@ -127,7 +112,7 @@ fn a_hung_doveadm_cannot_keep_mail_held(#[case] stack: Stack) {
             "--max-hold",
             "5s",
         ],
-        &path_with(&dir),
+        &Sandbox::path_with(&dir),
         Duration::from_secs(240),
     );
     assert_eq!(r.code, 75, "{}", r.err());

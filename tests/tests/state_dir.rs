@@ -47,6 +47,7 @@ fn header(run: &str) -> RunHeader {
             dovecot_version: mailmig_core::dovecot::DovecotVersion::V2_3,
             default_driver: None,
             quota: None,
+            pop3: false,
         },
     }
 }

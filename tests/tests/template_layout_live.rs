@@ -5,11 +5,9 @@
 //! exactly once; the other users stay on the template. A target the source would list as a
 //! folder is refused.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mailmig_tests::mail::send_tagged;
+use mailmig_tests::mail::Sender;
 use mailmig_tests::sandbox::{Sandbox, Stack};
 use rstest::rstest;
 
@@ -74,31 +72,41 @@ fn a_template_layout_migrates_while_mail_arrives(#[case] stack: Stack) {
     assert_eq!(r.code, 65, "{}", r.err());
     assert!(r.err().contains("inside the source"), "{}", r.err());
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let sender = {
-        let (port, stop, sent) = (sb.get("SMTP_PORT").to_string(), stop.clone(), sent.clone());
-        std::thread::spawn(move || {
-            let mut n = 0;
-            while !stop.load(Ordering::SeqCst) {
-                let tag = format!("tpl-{n}");
-                let to: &[&str] = if n % 2 == 0 {
-                    &["alice@example.test"]
-                } else {
-                    &["al@example.test"]
-                };
-                send_tagged(&port, to, &tag).expect("send");
-                sent.lock().expect("lock").push(tag);
-                n += 1;
-                std::thread::sleep(Duration::from_millis(60));
-            }
-        })
+    // A template without a per-user directory: the second user of a batch would write into the
+    // first one's storage, and is refused.
+    let list = sb.root().join("two-users");
+    fs_err::write(&list, "alice@example.test\nbob@example.test\n").expect("list");
+    let domain_only = if stack.dovecot_24() {
+        "%{user|domain}"
+    } else {
+        "%d"
     };
+    let r = sb.mailmig(&[
+        "migrate",
+        "--users-from",
+        list.as_str(),
+        "--to",
+        &format!("mdbox:{vmail}/{domain_only}/shared"),
+        "--dry-run",
+    ]);
+    assert_ne!(r.code, 0, "{}", r.out());
+    assert!(
+        r.err()
+            .contains("overlaps the storage of alice@example.test"),
+        "{}",
+        r.err()
+    );
+
+    let sender = Sender::start(
+        sb.get("SMTP_PORT"),
+        &[&[alice], &["al@example.test"]],
+        "tpl",
+        Duration::from_millis(60),
+    );
     std::thread::sleep(Duration::from_millis(400));
     let r = sb.mailmig(&["migrate", alice, "--to", &target]);
     std::thread::sleep(Duration::from_millis(400));
-    stop.store(true, Ordering::SeqCst);
-    sender.join().expect("sender");
+    let sent = sender.finish();
     assert_eq!(r.code, 0, "{}", r.err());
     assert!(sb.wait_queue_empty(60), "queue: {:?}", sb.queue_summary());
 
@@ -119,7 +127,6 @@ fn a_template_layout_migrates_while_mail_arrives(#[case] stack: Stack) {
         "mdbox written at {concrete}"
     );
     assert_eq!(sb.inbox_count(bob), 2);
-    let sent = sent.lock().expect("lock").clone();
     assert!(sent.len() > 5, "only {} sent", sent.len());
     let counts = sb.tag_counts(alice, None);
     for tag in &sent {

@@ -3,8 +3,6 @@
 //! ignores 2.3's `-o mail_location=`) would make both reads come from the old location; the run
 //! must fail and roll back, on both stacks.
 
-use std::os::unix::fs::PermissionsExt as _;
-
 use mailmig_tests::sandbox::{Sandbox, Stack};
 use rstest::rstest;
 
@@ -22,16 +20,12 @@ fn a_verification_of_one_storage_against_itself_fails_the_run(#[case] stack: Sta
         .map(|k| fs_err::read(sb.path(k)).expect("read"))
         .collect();
     let real = sb.run("sh", &["-c", "command -v doveadm"]).out();
-    let dir = sb.root().join("wrap-ignore-location");
-    fs_err::create_dir_all(&dir).expect("mkdir");
     let script = format!(
         "#!/bin/sh\n# Drop every `-o mail_location|mail_driver|mail_path=...` pair, as a Dovecot that ignores the location override would.\nfor a in \"$@\"; do shift; if [ \"$skip\" = 1 ]; then skip=0; case \"$a\" in mail_location=*|mail_driver=*|mail_path=*) continue;; *) set -- \"$@\" -o;; esac; fi; if [ \"$a\" = -o ]; then skip=1; continue; fi; set -- \"$@\" \"$a\"; done\nexec {} \"$@\"\n",
         real.trim()
     );
-    let file = dir.join("doveadm");
-    fs_err::write(&file, script).expect("write");
-    fs_err::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let path = format!("{dir}:{}", std::env::var("PATH").unwrap_or_default());
+    let dir = sb.wrapper("doveadm", &script);
+    let path = Sandbox::path_with(&dir);
     let r = sb.mailmig_env(
         &["migrate", alice, "--to", "mdbox:~/mdbox"],
         &[("PATH", path.as_str())],
@@ -53,44 +47,62 @@ fn a_verification_of_one_storage_against_itself_fails_the_run(#[case] stack: Sta
     assert_eq!(r.code, 0, "{}", r.err());
 }
 
-/// What clients see of each message is verified too: a copy that loses a keyword (a doveadm
-/// wrapper removes `$Label1` from the target after every `backup`) fails the verification after
-/// its retries and the run rolls back; the user stays where they were.
+/// What clients see is verified too: a copy that loses a keyword (a doveadm wrapper removes
+/// `$Label1` from the target after every `backup`) or a subscription (the wrapper unsubscribes
+/// `Archive` there) fails the verification after its retries and the run rolls back; the user
+/// stays where they were.
 #[rstest]
-#[case::debian12(Stack::Debian12)]
-#[case::debian13(Stack::Debian13)]
-fn a_copy_that_loses_a_keyword_fails_the_run(#[case] stack: Stack) {
+#[case::debian12_keyword(Stack::Debian12, Tamper::Keyword)]
+#[case::debian13_keyword(Stack::Debian13, Tamper::Keyword)]
+#[case::debian12_subscription(Stack::Debian12, Tamper::Subscription)]
+#[case::debian13_subscription(Stack::Debian13, Tamper::Subscription)]
+fn a_copy_that_loses_what_clients_see_fails_the_run(#[case] stack: Stack, #[case] tamper: Tamper) {
     let Some(sb) = Sandbox::start_on(stack) else {
         return;
     };
     let alice = "alice@example.test";
-    sb.populate(alice, &[("INBOX", 6)]);
+    sb.populate(alice, &[("INBOX", 6), ("Archive", 2)]);
+    let r = sb.doveadm(&["mailbox", "subscribe", "-u", alice, "INBOX", "Archive"]);
+    assert_eq!(r.code, 0, "{}", r.err());
     let real = sb.run("sh", &["-c", "command -v doveadm"]).out();
     let target = if stack.dovecot_24() {
         "-o mail_driver=mdbox -o 'mail_path=~/mdbox'"
     } else {
         "-o 'mail_location=mdbox:~/mdbox'"
     };
-    let dir = sb.root().join("wrap-lose-keyword");
-    fs_err::create_dir_all(&dir).expect("mkdir");
+    let (action, finding) = match tamper {
+        Tamper::Keyword => (
+            format!("flags remove -u {alice} '$Label1' mailbox INBOX ALL"),
+            "other flags or keywords",
+        ),
+        Tamper::Subscription => (
+            format!("mailbox unsubscribe -u {alice} Archive"),
+            "subscriptions differ",
+        ),
+    };
     let script = format!(
-        "#!/bin/sh\n{real} \"$@\"; rc=$?\ncase \" $* \" in *' backup '*)\n  {real} -c {conf} {target} flags remove -u {alice} '$Label1' mailbox INBOX ALL >/dev/null 2>&1;;\nesac\nexit $rc\n",
+        "#!/bin/sh\n{real} \"$@\"; rc=$?\ncase \" $* \" in *' backup '*)\n  {real} -c {conf} {target} {action} >/dev/null 2>&1;;\nesac\nexit $rc\n",
         real = real.trim(),
         conf = sb.get("DOVECOT_CONFIG"),
     );
-    let file = dir.join("doveadm");
-    fs_err::write(&file, script).expect("write");
-    fs_err::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let path = format!("{dir}:{}", std::env::var("PATH").unwrap_or_default());
+    let dir = sb.wrapper("doveadm", &script);
+    let path = Sandbox::path_with(&dir);
     let r = sb.mailmig_env(
         &["migrate", alice, "--to", "mdbox:~/mdbox"],
         &[("PATH", path.as_str())],
     );
     assert_eq!(r.code, 75, "{}", r.err());
     assert!(
-        r.err().contains("other flags or keywords") && r.err().contains("rolled back"),
+        r.err().contains(finding) && r.err().contains("rolled back"),
         "{}",
         r.err()
     );
     assert_eq!(sb.mail_location(alice), "maildir:~/Maildir");
+}
+
+/// What the wrapper takes away from the copy.
+#[derive(Debug, Clone, Copy)]
+enum Tamper {
+    Keyword,
+    Subscription,
 }

@@ -47,6 +47,8 @@ pub struct DovecotSettings {
     /// The global location as `FORMAT:PATH` (2.3 `mail_location`; 2.4 `mail_driver` and
     /// `mail_path`).
     pub mail_location: Option<String>,
+    /// POP3 is among `protocols`.
+    pub pop3: bool,
 }
 
 impl From<&DovecotConfig> for DovecotSettings {
@@ -61,6 +63,7 @@ impl From<&DovecotConfig> for DovecotSettings {
             namespaces: c.namespaces.clone(),
             quota_backend: c.quota_backend.clone(),
             mail_location: c.mail_location(),
+            pop3: c.protocols().contains(&"pop3"),
         }
     }
 }

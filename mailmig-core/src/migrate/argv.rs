@@ -4,7 +4,7 @@
 use camino::Utf8Path;
 
 use super::dialect::override_args;
-use super::verify::{FETCH_FIELDS, STATUS_FIELDS};
+use super::verify::{fetch_fields, STATUS_FIELDS};
 use super::Location;
 use crate::dovecot::DovecotVersion;
 use crate::process::Argv;
@@ -61,9 +61,10 @@ pub fn mailbox_status(config: &Utf8Path, user: &str, location: At<'_>) -> Argv {
     doveadm_at(config, location, &args)
 }
 
-/// `doveadm -o LOCATION -f tab fetch -u USER 'mailbox guid uid flags' ALL`.
-pub fn message_guids(config: &Utf8Path, user: &str, location: At<'_>) -> Argv {
-    let args = ["-f", "tab", "fetch", "-u", user, FETCH_FIELDS, "ALL"];
+/// `doveadm -o LOCATION -f tab fetch -u USER 'mailbox guid uid flags [pop3.uidl]' ALL`
+/// (`pop3.uidl` when POP3 is served).
+pub fn message_guids(config: &Utf8Path, user: &str, location: At<'_>, pop3: bool) -> Argv {
+    let args = ["-f", "tab", "fetch", "-u", user, fetch_fields(pop3), "ALL"];
     doveadm_at(config, location, &args)
 }
 

@@ -84,6 +84,9 @@ pub struct RunOptions {
     /// new location after the catch-up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<String>,
+    /// POP3 is served: the verification compares stored POP3 UIDLs too.
+    #[serde(default)]
+    pub pop3: bool,
     /// The global `mail_driver` (2.4), against which an unset `userdb_mail_driver` reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_driver: Option<String>,

@@ -173,7 +173,7 @@ pub fn build_plan(
     let sync = |dest| words(argv::dsync(conf, &["sync"], user, dest));
     let catch_up = || words(argv::dsync(conf, &["sync", "-1", "-R"], user, from_loc));
     let status = |loc| words(argv::mailbox_status(conf, user, at(loc)));
-    let fetch = |loc| words(argv::message_guids(conf, user, at(loc)));
+    let fetch = |loc| words(argv::message_guids(conf, user, at(loc), opts.pop3));
     let inbox = |loc| words(argv::inbox_path(conf, user, at(loc)));
     let subs = |loc| words(argv::subscriptions(conf, user, at(loc)));
     let user_field = |field: &str| words(argv::user_field(conf, user, field));
@@ -418,6 +418,7 @@ pub(crate) mod tests_support {
             dovecot_version: crate::dovecot::DovecotVersion::V2_3,
             default_driver: None,
             quota: None,
+            pop3: false,
         }
     }
 }

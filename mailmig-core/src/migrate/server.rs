@@ -93,6 +93,51 @@ pub struct HoldKeys {
     pub warnings: Vec<String>,
 }
 
+/// What a `doveadm user` command printed, trimmed; an unknown user (67) is an error.
+fn user_answer(
+    runner: &dyn Runner,
+    user: &str,
+    argv: &crate::process::Argv,
+) -> Result<String, MigrateError> {
+    let out = runner.run_expect(argv, None, &[0, 67])?;
+    if out.code == Some(67) {
+        return Err(MigrateError::UnknownUser {
+            user: user.to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Two runs of one batch must not write into one storage, nor one's target into another's
+/// source (a template without a per-user variable, or two users expanding alike): each later run
+/// that would is refused, naming the earlier user.
+fn refuse_collisions(
+    prepared: Vec<Result<PreparedRun, MigrateError>>,
+) -> Vec<Result<PreparedRun, MigrateError>> {
+    let path = |l: &Location, home: &str| l.expanded_path(home).trim_end_matches('/').to_string();
+    let mut seen: Vec<(String, String, String)> = Vec::new(); // (user, target, source)
+    prepared
+        .into_iter()
+        .map(|p| {
+            let Ok(run) = p else { return p };
+            let f = &run.facts;
+            let (target, source) = (path(&f.to, &f.home), path(&f.from, &f.home));
+            let nested = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+            if let Some((other, ..)) = seen.iter().find(|(_, t, s)| {
+                nested(&target, t) || nested(t, &target) || nested(&target, s) || nested(&source, t)
+            }) {
+                return Err(Refusal::Target(format!(
+                    "{}'s target {target} overlaps the storage of {other} in this batch (does the template name a per-user directory?)",
+                    f.user
+                ))
+                .into());
+            }
+            seen.push((f.user.clone(), target, source));
+            Ok(run)
+        })
+        .collect()
+}
+
 /// The target inside the source's tree is fine only where the source's layout does not list it
 /// as a folder: Maildir++ (maildir without `LAYOUT=`) lists only `.name` directories, so
 /// `/var/vmail/d/n/mdbox` inside the maildir `/var/vmail/d/n` is invisible to it; anything else
@@ -295,7 +340,7 @@ impl Server {
             passwd: &inputs.1,
             ids,
         };
-        Ok(users
+        let prepared: Vec<Result<PreparedRun, MigrateError>> = users
             .iter()
             .zip(keys)
             .map(|(user, keys)| {
@@ -314,7 +359,8 @@ impl Server {
                     plan,
                 })
             })
-            .collect())
+            .collect();
+        Ok(refuse_collisions(prepared))
     }
 
     /// The access map (hold strategy) and the passwd-file, read and parsed.
@@ -349,13 +395,7 @@ impl Server {
         field: &str,
     ) -> Result<String, MigrateError> {
         let argv = argv::user_field(&self.config.dovecot_config, user, field);
-        let out = runner.run_expect(&argv, None, &[0, 67])?;
-        if out.code == Some(67) {
-            return Err(MigrateError::UnknownUser {
-                user: user.to_string(),
-            });
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        user_answer(runner, user, &argv)
     }
 
     /// A location that may be a template (`maildir:/var/vmail/%d/%n`, 2.4
@@ -394,13 +434,7 @@ impl Server {
         template: &str,
     ) -> Result<String, MigrateError> {
         let argv = argv::expand(&self.config.dovecot_config, user, template);
-        let out = runner.run_expect(&argv, None, &[0, 67])?;
-        if out.code == Some(67) {
-            return Err(MigrateError::UnknownUser {
-                user: user.to_string(),
-            });
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        user_answer(runner, user, &argv)
     }
 
     /// The checks that change nothing, for one user; the facts the plan needs.
@@ -598,6 +632,7 @@ impl Server {
             auth_cache: self.settings.auth_cache_enabled,
             dovecot_version: self.settings.version,
             quota: self.settings.quota_backend.clone(),
+            pop3: self.settings.pop3,
             default_driver: match self.settings.version {
                 DovecotVersion::V2_3 => None,
                 _ => self

@@ -32,10 +32,22 @@ pub struct MessageState {
     pub uid: u64,
     /// System flags and keywords, without the session-bound `\Recent`.
     pub flags: BTreeSet<String>,
+    /// The POP3 UIDL stored for it (empty when none is stored; read with POP3 on).
+    #[serde(default)]
+    pub pop3_uidl: String,
 }
 
 /// The fields requested from `doveadm fetch`.
 pub const FETCH_FIELDS: &str = "mailbox guid uid flags";
+
+/// The fields requested from `doveadm fetch`, with `pop3.uidl` when POP3 is served.
+pub fn fetch_fields(pop3: bool) -> &'static str {
+    if pop3 {
+        "mailbox guid uid flags pop3.uidl"
+    } else {
+        FETCH_FIELDS
+    }
+}
 
 /// A user's mail at one location: mailbox name → state.
 pub type MailState = BTreeMap<String, MailboxState>;
@@ -125,7 +137,7 @@ pub fn parse_state(status: &str, fetch: &str) -> Result<MailState, ParseStateErr
             text: header.join("\t"),
         });
     };
-    let (uid_col, flags_col) = (col("uid"), col("flags"));
+    let (uid_col, flags_col, uidl_col) = (col("uid"), col("flags"), col("pop3.uidl"));
     for (line, row) in rows {
         let bad = || ParseStateError::Line {
             line,
@@ -155,9 +167,15 @@ pub fn parse_state(status: &str, fetch: &str) -> Result<MailState, ParseStateErr
                     .collect()
             })
             .unwrap_or_default();
-        mailbox
-            .messages_by_guid
-            .insert(key, MessageState { uid, flags });
+        let pop3_uidl = uidl_col.map(|i| row[i].to_string()).unwrap_or_default();
+        mailbox.messages_by_guid.insert(
+            key,
+            MessageState {
+                uid,
+                flags,
+                pop3_uidl,
+            },
+        );
     }
     Ok(state)
 }
@@ -231,6 +249,16 @@ pub enum Finding {
         /// The first one's GUID.
         first: String,
     },
+    /// Messages whose stored POP3 UIDL differs (leave-on-server clients would download them
+    /// again).
+    Pop3Uidls {
+        /// The mailbox.
+        mailbox: String,
+        /// How many.
+        count: usize,
+        /// The first one's GUID.
+        first: String,
+    },
     /// The subscription lists differ.
     Subscriptions {
         /// Subscribed in the source only.
@@ -297,6 +325,10 @@ impl std::fmt::Display for Finding {
                 f,
                 "mailbox `{mailbox}`: {count} message(s) with other flags or keywords in the target (first: {first})"
             ),
+            Self::Pop3Uidls { mailbox, count, first } => write!(
+                f,
+                "mailbox `{mailbox}`: {count} message(s) with another POP3 UIDL in the target (first: {first})"
+            ),
             Self::Subscriptions { source_only, target_only } => write!(
                 f,
                 "subscriptions differ: only in the source {source_only:?}, only in the target {target_only:?}"
@@ -362,37 +394,49 @@ pub fn compare(source: &MailState, target: &MailState, expect: Expect) -> Vec<Fi
     out
 }
 
-/// UIDs and flags of the messages both sides have (by GUID).
+/// UIDs, flags and stored POP3 UIDLs of the messages both sides have (by GUID).
 fn message_differences(mailbox: &str, s: &MailboxState, t: &MailboxState) -> Vec<Finding> {
-    let mut uids: Vec<&String> = Vec::new();
-    let mut flags: Vec<&String> = Vec::new();
-    for (guid, sm) in &s.messages_by_guid {
-        let Some(tm) = t.messages_by_guid.get(guid) else {
-            continue;
-        };
-        if sm.uid != tm.uid {
-            uids.push(guid);
-        }
-        if sm.flags != tm.flags {
-            flags.push(guid);
-        }
-    }
-    let mut out = Vec::new();
-    if let Some(first) = uids.first() {
-        out.push(Finding::Uids {
-            mailbox: mailbox.to_string(),
-            count: uids.len(),
-            first: (*first).clone(),
-        });
-    }
-    if let Some(first) = flags.first() {
-        out.push(Finding::Flags {
-            mailbox: mailbox.to_string(),
-            count: flags.len(),
-            first: (*first).clone(),
-        });
-    }
-    out
+    type Make = fn(String, usize, String) -> Finding;
+    type Differs = fn(&MessageState, &MessageState) -> bool;
+    let checks: [(Differs, Make); 3] = [
+        (
+            |a, b| a.uid != b.uid,
+            |mailbox, count, first| Finding::Uids {
+                mailbox,
+                count,
+                first,
+            },
+        ),
+        (
+            |a, b| a.flags != b.flags,
+            |mailbox, count, first| Finding::Flags {
+                mailbox,
+                count,
+                first,
+            },
+        ),
+        (
+            |a, b| a.pop3_uidl != b.pop3_uidl,
+            |mailbox, count, first| Finding::Pop3Uidls {
+                mailbox,
+                count,
+                first,
+            },
+        ),
+    ];
+    checks
+        .iter()
+        .filter_map(|(differs, make)| {
+            let guids: Vec<&String> = s
+                .messages_by_guid
+                .iter()
+                .filter(|(g, sm)| t.messages_by_guid.get(*g).is_some_and(|tm| differs(sm, tm)))
+                .map(|(g, _)| g)
+                .collect();
+            let first = (*guids.first()?).clone();
+            Some(make(mailbox.to_string(), guids.len(), first))
+        })
+        .collect()
 }
 
 /// The subscribed mailboxes, from `doveadm mailbox list -s` (one name per line).
@@ -489,6 +533,20 @@ mod tests {
         );
         // The live strategy's containment does not compare what the user may change meanwhile.
         assert!(compare(&s, &t, Expect::Contains).is_empty());
+        let with_uidl =
+            "mailbox\tguid\tuid\tflags\tpop3.uidl\nINBOX\ta\t1\t\tX1\nINBOX\tb\t2\t\t\n";
+        let p = parse_state(STATUS, with_uidl).expect("parses");
+        let mut q = p.clone();
+        q.get_mut("INBOX")
+            .expect("inbox")
+            .messages_by_guid
+            .get_mut("a")
+            .expect("a")
+            .pop3_uidl = "00000001".into();
+        assert!(matches!(
+            compare(&p, &q, Expect::Equal)[..],
+            [Finding::Pop3Uidls { count: 1, .. }]
+        ));
         let subs = parse_subscriptions("INBOX\nProjects/2026\n");
         assert!(compare_subscriptions(&subs, &subs).is_empty());
         assert_eq!(

@@ -230,3 +230,112 @@ fn service_command(
         .collect::<Vec<_>>()
         .join(" "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::Output;
+
+    /// A Postfix with `main` parameters, a transport table (key → value) and master.cf services
+    /// (name → command).
+    struct Fake {
+        main: Vec<(&'static str, &'static str)>,
+        transport: Vec<(&'static str, &'static str)>,
+        services: Vec<(&'static str, &'static str)>,
+    }
+
+    impl Runner for Fake {
+        fn run(&self, argv: &Argv, _: Option<&[u8]>) -> Result<Output, RunError> {
+            let w: Vec<String> = argv
+                .0
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let ok = |code: i32, text: String| {
+                Ok(Output {
+                    code: Some(code),
+                    stdout: text.into_bytes(),
+                    stderr: Vec::new(),
+                })
+            };
+            match w.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                ["postconf", _, _, "-x", names @ ..] => ok(
+                    0,
+                    names
+                        .iter()
+                        .map(|n| {
+                            let v = self
+                                .main
+                                .iter()
+                                .find(|(k, _)| k == n)
+                                .map_or("", |(_, v)| v);
+                            format!("{n} = {v}\n")
+                        })
+                        .collect(),
+                ),
+                ["postmap", _, _, "-q", key, _] => {
+                    match self.transport.iter().find(|(k, _)| k == key) {
+                        Some((_, v)) => ok(0, format!("{v}\n")),
+                        None => ok(1, String::new()),
+                    }
+                }
+                ["postconf", _, _, "-M", service] => {
+                    let name = service.split('/').next().unwrap_or_default();
+                    ok(
+                        0,
+                        self.services
+                            .iter()
+                            .find(|(n, _)| *n == name)
+                            .map_or(String::new(), |(n, c)| format!("{n} unix - n n - - {c}\n")),
+                    )
+                }
+                _ => ok(1, String::new()),
+            }
+        }
+    }
+
+    fn check(fake: &Fake, address: &str) -> Delivery {
+        let dir = Utf8Path::new("/etc/postfix");
+        DeliveryConfig::read(fake, dir)
+            .expect("read")
+            .delivery_of(fake, dir, address)
+            .expect("delivery")
+    }
+
+    #[test]
+    fn local_delivery_is_dovecot_only_through_lda_or_its_transport() {
+        let mut fake = Fake {
+            main: vec![
+                ("mydestination", "example.com, localhost"),
+                ("local_transport", "local:$myhostname"),
+                (
+                    "mailbox_command",
+                    "/usr/lib/dovecot/dovecot-lda -f \"$SENDER\" -a \"$RECIPIENT\"",
+                ),
+            ],
+            transport: vec![],
+            services: vec![("local", "local"), ("lmtp", "lmtp"), ("virtual", "virtual")],
+        };
+        let d = check(&fake, "alice@example.com");
+        assert!(d.by_dovecot, "{}", d.explanation);
+        assert_eq!((d.class, d.transport.as_str()), ("local", "local"));
+        fake.main[2] = ("mailbox_command", "/usr/bin/procmail -a \"$EXTENSION\"");
+        assert!(!check(&fake, "alice@example.com").by_dovecot);
+        fake.main[2] = ("mailbox_command", "");
+        let d = check(&fake, "alice@example.com");
+        assert!(
+            !d.by_dovecot && d.explanation.contains("home_mailbox"),
+            "{}",
+            d.explanation
+        );
+        fake.main
+            .push(("mailbox_transport", "lmtp:unix:private/dovecot-lmtp"));
+        assert!(check(&fake, "alice@example.com").by_dovecot);
+        // A parent-domain transport_maps entry wins over the class default.
+        fake.main
+            .push(("transport_maps", "hash:/etc/postfix/transport"));
+        fake.transport.push((".com", "virtual:"));
+        let d = check(&fake, "alice@sub.example.com");
+        assert!(!d.by_dovecot && d.source.contains("key .com"), "{d:?}");
+    }
+}

@@ -301,7 +301,7 @@ impl<'a> Engine<'a> {
             None,
         )?;
         let fetch = self.doveadm_checked(
-            &super::argv::message_guids(config, self.user(), self.at(location)),
+            &super::argv::message_guids(config, self.user(), self.at(location), self.opts().pop3),
             0,
             None,
         )?;

@@ -320,6 +320,7 @@ impl World {
             dovecot_version: self.version,
             default_driver: (self.version == DovecotVersion::V2_4).then(|| "maildir".into()),
             quota: None,
+            pop3: false,
         }
     }
 
