@@ -6,6 +6,23 @@
 use mailmig_tests::sandbox::{Sandbox, Stack};
 use rstest::rstest;
 
+/// alice's migration with `script` as doveadm first on PATH: it fails, saying `finding`, and
+/// rolls back (75).
+fn rolled_back_with(sb: &Sandbox, script: &str, finding: &str) {
+    let dir = sb.wrapper("doveadm", script);
+    let path = Sandbox::path_with(&dir);
+    let r = sb.mailmig_env(
+        &["migrate", "alice@example.test", "--to", "mdbox:~/mdbox"],
+        &[("PATH", path.as_str())],
+    );
+    assert_eq!(r.code, 75, "{}", r.err());
+    assert!(
+        r.err().contains(finding) && r.err().contains("rolled back"),
+        "{}",
+        r.err()
+    );
+}
+
 #[rstest]
 #[case::debian12(Stack::Debian12)]
 #[case::debian13(Stack::Debian13)]
@@ -24,18 +41,7 @@ fn a_verification_of_one_storage_against_itself_fails_the_run(#[case] stack: Sta
         "#!/bin/sh\n# Drop every `-o mail_location|mail_driver|mail_path=...` pair, as a Dovecot that ignores the location override would.\nfor a in \"$@\"; do shift; if [ \"$skip\" = 1 ]; then skip=0; case \"$a\" in mail_location=*|mail_driver=*|mail_path=*) continue;; *) set -- \"$@\" -o;; esac; fi; if [ \"$a\" = -o ]; then skip=1; continue; fi; set -- \"$@\" \"$a\"; done\nexec {} \"$@\"\n",
         real.trim()
     );
-    let dir = sb.wrapper("doveadm", &script);
-    let path = Sandbox::path_with(&dir);
-    let r = sb.mailmig_env(
-        &["migrate", alice, "--to", "mdbox:~/mdbox"],
-        &[("PATH", path.as_str())],
-    );
-    assert_eq!(r.code, 75, "{}", r.err());
-    assert!(
-        r.err().contains("same INBOX path") && r.err().contains("rolled back"),
-        "{}",
-        r.err()
-    );
+    rolled_back_with(&sb, &script, "same INBOX path");
     let after: Vec<Vec<u8>> = ["VIRTUAL_MAP", "ACCESS_MAP", "PASSWD_FILE"]
         .iter()
         .map(|k| fs_err::read(sb.path(k)).expect("read"))
@@ -85,18 +91,7 @@ fn a_copy_that_loses_what_clients_see_fails_the_run(#[case] stack: Stack, #[case
         real = real.trim(),
         conf = sb.get("DOVECOT_CONFIG"),
     );
-    let dir = sb.wrapper("doveadm", &script);
-    let path = Sandbox::path_with(&dir);
-    let r = sb.mailmig_env(
-        &["migrate", alice, "--to", "mdbox:~/mdbox"],
-        &[("PATH", path.as_str())],
-    );
-    assert_eq!(r.code, 75, "{}", r.err());
-    assert!(
-        r.err().contains(finding) && r.err().contains("rolled back"),
-        "{}",
-        r.err()
-    );
+    rolled_back_with(&sb, &script, finding);
     assert_eq!(sb.mail_location(alice), "maildir:~/Maildir");
 }
 
