@@ -138,6 +138,17 @@ pub(crate) struct MigrateArgs {
     /// Users migrated at the same time (with --users-from).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) jobs: u16,
+    /// Start no new user after N failures (rolled back, needs the admin, refused); the running
+    /// ones finish.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_failures: Option<usize>,
+    /// Wait this long before each next user (per job), e.g. 30s.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub(crate) pause_between: std::time::Duration,
+    /// Start no new user once FILE exists (default: STATE_DIR/stop); SIGTERM and SIGINT do the
+    /// same. The running users finish; the others are reported as not started.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) stop_file: Option<Utf8PathBuf>,
     /// The user, as the userdb knows them.
     #[arg(value_name = "USER", required_unless_present = "users_from")]
     pub(crate) user: Option<String>,

@@ -103,6 +103,32 @@ fn fifty_users_four_jobs_while_mail_arrives(#[case] stack: Stack) {
     }
     let access = fs_err::read_to_string(sb.path("ACCESS_MAP")).expect("map");
     assert!(!access.contains("mailmig hold"), "holds left: {access}");
+    // The same list again: every user is already done (exit 0), nothing changes.
+    let files: Vec<Vec<u8>> = ["ACCESS_MAP", "PASSWD_FILE"]
+        .iter()
+        .map(|k| fs_err::read(sb.path(k)).expect("read"))
+        .collect();
+    let again = sb.mailmig(&[
+        "migrate",
+        "--users-from",
+        list.as_str(),
+        "--jobs",
+        "4",
+        "--to",
+        "mdbox:~/mdbox",
+    ]);
+    assert_eq!(again.code, 0, "{}", again.err());
+    assert_eq!(
+        again.out().matches("already-done").count(),
+        50,
+        "{}",
+        again.out()
+    );
+    let after: Vec<Vec<u8>> = ["ACCESS_MAP", "PASSWD_FILE"]
+        .iter()
+        .map(|k| fs_err::read(sb.path(k)).expect("read"))
+        .collect();
+    assert_eq!(after, files);
     eprintln!(
         "50 users, 4 jobs, {} messages sent meanwhile: {took:?}; 100 map edits in {} transactions",
         sent.len(),

@@ -109,6 +109,8 @@ fn a_template_layout_migrates_while_mail_arrives(#[case] stack: Stack) {
     let sent = sender.finish();
     assert_eq!(r.code, 0, "{}", r.err());
     assert!(sb.wait_queue_empty(60), "queue: {:?}", sb.queue_summary());
+    // What mdbox needs afterwards is said at the end.
+    assert!(r.out().contains("doveadm purge -A"), "{}", r.out());
 
     // The record holds the concrete path, Dovecot reads it, bob stays on the template.
     let concrete = alice_dir.join("mdbox");

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use mailmig_core::migrate::runs::RunsError;
 use mailmig_core::migrate::{
-    self, Event, EventKind, MigrateError, MigrationOptions as CoreOptions, Refusal, Reporter,
-    RunContext, RunOutcome, Server, ServerConfig, StepKind,
+    self, BatchOptions, Event, EventKind, MigrateError, MigrationOptions as CoreOptions, Refusal,
+    Reporter, RunContext, RunOutcome, Server, ServerConfig, StepKind,
 };
 use mailmig_core::state::StateDir;
 
@@ -23,6 +23,8 @@ use crate::report::Failure;
 fn code_of(e: &MigrateError) -> u8 {
     match e {
         MigrateError::Missing(_) => exit::USAGE,
+        MigrateError::AlreadyDone { .. } => exit::OK,
+        MigrateError::NotStarted { .. } => exit::TEMPFAIL,
         MigrateError::UnknownUser { .. } | MigrateError::NoRecord { .. } => exit::NOUSER,
         MigrateError::Unfinished { .. } => exit::TEMPFAIL,
         MigrateError::Runs(RunsError::Busy { .. }) => exit::TEMPFAIL,
@@ -150,6 +152,9 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
         for p in prepared {
             match p {
                 Ok(p) => show_plan(&p.plan, args.options.json)?,
+                Err(e @ MigrateError::AlreadyDone { .. }) => {
+                    output::stdout(format!("{}\n", crate::report::chain(&e)).as_bytes())?;
+                }
                 Err(e) => {
                     let f = failure(&e);
                     output::stderr_line(&f.message);
@@ -161,16 +166,29 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
     }
     let reporter = reporter(args.options.json, users.len());
     let mut endings = Vec::new();
+    // What each user came to, for the summary.
+    let mut kinds: Vec<&'static str> = Vec::new();
     let mut ready = Vec::new();
     for (user, p) in users.iter().zip(prepared) {
         match p {
             Ok(p) => ready.push(p),
+            Err(e @ MigrateError::AlreadyDone { .. }) => {
+                let message = crate::report::chain(&e);
+                reporter.event(&Event {
+                    user,
+                    run: "",
+                    kind: EventKind::AlreadyDone(&message),
+                });
+                kinds.push("already-done");
+                endings.push(Failure::new(exit::OK, message));
+            }
             Err(e) => {
                 reporter.event(&Event {
                     user,
                     run: "",
                     kind: EventKind::Refused(&e),
                 });
+                kinds.push("refused");
                 endings.push(failure(&e));
             }
         }
@@ -181,13 +199,72 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
         ids: ids.as_ref(),
         reporter: reporter.as_ref(),
     };
-    for r in migrate::run_all(&run_ctx, ready, server.config.parse, usize::from(args.jobs)) {
+    // SIGTERM / SIGINT: start no new user, let the running ones finish (never abandon one).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| Failure::new(exit::SOFTWARE, format!("error: signal handler: {e}")))?;
+    }
+    let batch = BatchOptions {
+        jobs: usize::from(args.jobs),
+        max_failures: args.max_failures,
+        pause_between: args.pause_between,
+        stop: Some(&stop),
+        stop_file: Some(
+            args.stop_file
+                .clone()
+                .unwrap_or_else(|| state.path().join("stop")),
+        ),
+    };
+    let mut migrated = false;
+    for r in migrate::run_all(&run_ctx, ready, server.config.parse, &batch) {
+        migrated |= matches!(r.outcome, Ok(RunOutcome::Migrated { .. }));
+        kinds.push(match &r.outcome {
+            Ok(RunOutcome::Migrated { .. }) => "migrated",
+            Ok(RunOutcome::RolledBack { .. }) => "rolled-back",
+            Ok(RunOutcome::NeedsAdmin { .. }) => "needs-admin",
+            Ok(_) => "ended-before",
+            Err(MigrateError::NotStarted { .. }) => "not-started",
+            Err(MigrateError::AlreadyDone { .. }) => "already-done",
+            Err(_) => "refused",
+        });
         endings.push(match r.outcome {
             Ok(o) => ending(&o),
             Err(e) => failure(&e),
         });
     }
-    finish(&endings, args.options.json)
+    let code = finish(&endings, args.options.json)?;
+    if users.len() > 1 {
+        summary(&kinds, args.options.json)?;
+    }
+    if migrated && !args.options.json {
+        let format = args.options.to.split(':').next().unwrap_or_default();
+        for note in server.reminders(format) {
+            output::stdout(format!("note: {note}\n").as_bytes())?;
+        }
+    }
+    Ok(code)
+}
+
+/// The batch in counts: how many users came to each ending.
+fn summary(kinds: &[&'static str], json: bool) -> Result<(), Failure> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for kind in kinds {
+        *counts.entry(kind).or_default() += 1;
+    }
+    let line = if json {
+        let v = serde_json::json!({
+            "time": mailmig_core::transaction::utc_now_rfc3339(),
+            "user": "*",
+            "event": "summary",
+            "detail": counts,
+        });
+        format!("{v}\n")
+    } else {
+        let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        format!("summary: {} user(s): {}\n", kinds.len(), parts.join(", "))
+    };
+    output::stdout(line.as_bytes())
 }
 
 /// How one run ended, for printing: its exit code and message.
@@ -370,7 +447,11 @@ impl Reporter for TextReporter {
     fn event(&self, event: &Event<'_>) {
         let (what, step, detail) = describe(&event.kind);
         // The run's ending is printed once, at the end.
-        if matches!(what, "migrated" | "rolled-back" | "refused") || step == Some(StepKind::Done) {
+        if matches!(
+            what,
+            "migrated" | "rolled-back" | "refused" | "already-done" | "not-started"
+        ) || step == Some(StepKind::Done)
+        {
             return;
         }
         let step = step.map(|s| format!(" {s}")).unwrap_or_default();
@@ -408,7 +489,8 @@ impl Reporter for ProgressReporter {
         let (what, step, detail) = describe(&event.kind);
         let detail = detail.as_str().map(str::to_string).unwrap_or_default();
         match what {
-            "migrated" | "rolled-back" | "needs-admin" | "refused" => {
+            "migrated" | "rolled-back" | "needs-admin" | "refused" | "already-done"
+            | "not-started" => {
                 self.0.inc(1);
                 if what != "migrated" {
                     self.0.println(format!("{}: {what}: {detail}", event.user));

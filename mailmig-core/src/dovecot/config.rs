@@ -161,6 +161,8 @@ pub struct DovecotConfig {
     pub pop3_uidl_format: Option<String>,
     /// The ACL plugin is loaded (2.3 `mail_plugins = ... acl`; 2.4 `mail_plugins { acl = yes }`).
     pub acl: bool,
+    /// A full-text search plugin is loaded (`fts`).
+    pub fts: bool,
 }
 
 impl DovecotConfig {
@@ -176,6 +178,7 @@ impl DovecotConfig {
             quota_backend: None,
             pop3_uidl_format: None,
             acl: false,
+            fts: false,
         };
         let mut stack: Vec<Block> = Vec::new();
         for (i, raw) in text.lines().enumerate() {
@@ -211,12 +214,14 @@ impl DovecotConfig {
         if config.pop3_uidl_format.is_none() {
             config.pop3_uidl_format = config.global("pop3_uidl_format").map(str::to_string);
         }
-        if config
+        let plugins: Vec<String> = config
             .global("mail_plugins")
-            .is_some_and(|p| p.split_whitespace().any(|w| w.trim_matches('"') == "acl"))
-        {
-            config.acl = true;
-        }
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(|w| w.trim_matches('"').to_string())
+            .collect();
+        config.acl |= plugins.iter().any(|p| p == "acl");
+        config.fts |= plugins.iter().any(|p| p == "fts");
         config.version = match (
             &config.version_text,
             config.global("dovecot_config_version"),
@@ -410,6 +415,9 @@ impl Block {
             BlockKind::MailPlugins => {
                 if self.get("acl") == Some("yes") {
                     config.acl = true;
+                }
+                if self.get("fts") == Some("yes") {
+                    config.fts = true;
                 }
             }
             BlockKind::Protocol => {

@@ -49,6 +49,8 @@ pub struct DovecotSettings {
     pub mail_location: Option<String>,
     /// POP3 is among `protocols`.
     pub pop3: bool,
+    /// A full-text search plugin is loaded.
+    pub fts: bool,
 }
 
 impl From<&DovecotConfig> for DovecotSettings {
@@ -64,6 +66,7 @@ impl From<&DovecotConfig> for DovecotSettings {
             quota_backend: c.quota_backend.clone(),
             mail_location: c.mail_location(),
             pop3: c.protocols().contains(&"pop3"),
+            fts: c.fts,
         }
     }
 }

@@ -34,6 +34,22 @@ pub enum MigrateError {
         /// The user.
         user: String,
     },
+    /// A batch stopped before this user's run started; nothing was done for them.
+    #[error("{user}: not started: {reason}; nothing was done for this user (run the batch again to continue)")]
+    NotStarted {
+        /// The user.
+        user: String,
+        /// Why the batch stopped.
+        reason: String,
+    },
+    /// The user is already at the target: nothing to do (a batch re-run reports it as done).
+    #[error("{user} is already at {to}: already-done, nothing to do")]
+    AlreadyDone {
+        /// The user.
+        user: String,
+        /// The location.
+        to: String,
+    },
     /// The passwd-file has no record for the user.
     #[error("{user} has no record in {passwd_file}; mailmig switches the mail location there")]
     NoRecord {
@@ -195,14 +211,7 @@ pub enum Refusal {
     /// The target cannot be written in this Dovecot's userdb fields.
     #[error("{0}")]
     Target(String),
-    /// Already there.
-    #[error("{user} is already at {to}")]
-    AlreadyAt {
-        /// The user.
-        user: String,
-        /// The location.
-        to: String,
-    },
+
     /// A namespace without separator between formats with different defaults.
     #[error("a namespace has no explicit hierarchy separator: {from} and {to} default to different ones, and dsync refuses to convert between them (exit 78). Set `separator` in every namespace {{}} block first")]
     NoSeparator {

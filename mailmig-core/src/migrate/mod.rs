@@ -47,8 +47,9 @@ mod steps;
 pub mod verify;
 
 pub use engine::{
-    failpoint, resume, rollback, run_all, start, status, unfinished_runs, BatchResult, MapBatcher,
-    NeverStarted, RunContext, RunLabel, RunOutcome, RunStatus, TimedRunner, UnfinishedRuns,
+    failpoint, resume, rollback, run_all, start, status, unfinished_runs, BatchOptions,
+    BatchResult, MapBatcher, NeverStarted, RunContext, RunLabel, RunOutcome, RunStatus,
+    TimedRunner, UnfinishedRuns,
 };
 pub use error::{MigrateError, Refusal, StepError};
 pub use options::{MigrationOptions, RunOptions};

@@ -49,6 +49,10 @@ pub enum EventKind<'a> {
     NeedsAdmin(&'a str),
     /// The user was refused before anything changed.
     Refused(&'a MigrateError),
+    /// The user is already at the target; nothing was done.
+    AlreadyDone(&'a str),
+    /// The batch stopped before this user's run started (the reason).
+    NotStarted(&'a str),
     /// A batch's access-map edits and the transactions (and postmaps) they took.
     MapEdits {
         /// Edits committed.
@@ -75,6 +79,8 @@ impl EventKind<'_> {
             Self::RolledBack(_) => "rolled-back",
             Self::NeedsAdmin(_) => "needs-admin",
             Self::Refused(_) => "refused",
+            Self::AlreadyDone(_) => "already-done",
+            Self::NotStarted(_) => "not-started",
             Self::MapEdits { .. } => "map-edits",
         }
     }
@@ -108,7 +114,9 @@ impl EventKind<'_> {
             Self::Warning(_, m)
             | Self::Migrated(m, _)
             | Self::RolledBack(m)
-            | Self::NeedsAdmin(m) => Some((*m).to_string()),
+            | Self::NeedsAdmin(m)
+            | Self::AlreadyDone(m)
+            | Self::NotStarted(m) => Some((*m).to_string()),
             Self::MovedAside(_, p) => Some(p.to_string()),
             Self::Completing => Some(
                 "the release had started: completing the migration instead of rolling back".into(),

@@ -566,11 +566,10 @@ impl Server {
             .into());
         }
         if from.same_storage(to, home) {
-            return Err(Refusal::AlreadyAt {
+            return Err(MigrateError::AlreadyDone {
                 user: user.to_string(),
                 to: to.to_string(),
-            }
-            .into());
+            });
         }
         check_nesting(from, to, home)?;
         if from.format() != to.format()
@@ -610,6 +609,19 @@ impl Server {
             }
         }
         Ok(())
+    }
+
+    /// What the admin must do after converting users to `format` on this server (mdbox needs
+    /// `doveadm purge` scheduled; full-text search indexes are rebuilt with `fts rescan`).
+    pub fn reminders(&self, format: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if format == "mdbox" {
+            out.push("mdbox keeps expunged messages' space until `doveadm purge`: schedule `doveadm purge -A` (e.g. nightly)".to_string());
+        }
+        if self.settings.fts {
+            out.push("a full-text search plugin is loaded: its indexes describe the old location; run `doveadm fts rescan -u USER` for each migrated user (or -A)".to_string());
+        }
+        out
     }
 
     /// The options a run of `facts` records in its journal.

@@ -1,7 +1,10 @@
 //! Starting, continuing and inspecting runs: the public entry points of the engine.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use camino::Utf8PathBuf;
 
 use serde::Serialize;
 
@@ -117,36 +120,105 @@ pub struct BatchResult {
     pub outcome: Result<RunOutcome, MigrateError>,
 }
 
-/// Run prepared migrations with `jobs` users at a time; access-map edits of parallel runs are
-/// group-committed. A [`EventKind::MapEdits`] event reports the grouping at the end.
+/// How a batch runs its users.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOptions<'a> {
+    /// Users at a time (0 or 1: one after the other).
+    pub jobs: usize,
+    /// Start no new user after this many failures (rolled back, needs the admin, or refused
+    /// when starting); the running ones finish.
+    pub max_failures: Option<usize>,
+    /// Wait this long before each worker starts its next user.
+    pub pause_between: Duration,
+    /// When set (by a SIGTERM handler, say), start no new user; the running ones finish.
+    pub stop: Option<&'a AtomicBool>,
+    /// A file whose existence stops the batch the same way.
+    pub stop_file: Option<Utf8PathBuf>,
+}
+
+impl BatchOptions<'_> {
+    /// Why no new user may start, if so.
+    fn stopped(&self, failures: usize) -> Option<String> {
+        if self.stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            return Some("the batch was asked to stop (signal)".into());
+        }
+        if let Some(f) = self.stop_file.as_ref().filter(|f| f.exists()) {
+            return Some(format!("the stop file {f} exists"));
+        }
+        match self.max_failures {
+            Some(max) if failures >= max => Some(format!(
+                "{failures} failure(s) reached --max-failures {max}"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a batch result counts as a failure for `--max-failures`.
+fn failed(outcome: &Result<RunOutcome, MigrateError>) -> bool {
+    match outcome {
+        Ok(o) => !matches!(o, RunOutcome::Migrated { .. }),
+        Err(MigrateError::AlreadyDone { .. } | MigrateError::NotStarted { .. }) => false,
+        Err(_) => true,
+    }
+}
+
+/// Run prepared migrations with `options.jobs` users at a time; access-map edits of parallel
+/// runs are group-committed. A user is never abandoned mid-run: a stop (signal, stop file,
+/// `max_failures`) only keeps new users from starting; they end as
+/// [`MigrateError::NotStarted`]. A [`EventKind::MapEdits`] event reports the grouping at the end.
 pub fn run_all(
     ctx: &RunContext<'_>,
     prepared: Vec<PreparedRun>,
     parse: ParseOptions,
-    jobs: usize,
+    options: &BatchOptions<'_>,
 ) -> Vec<BatchResult> {
+    let jobs = options.jobs;
     let batcher = (jobs > 1).then(MapBatcher::default);
     let workers = jobs.clamp(1, prepared.len().max(1));
     let queue = Mutex::new(prepared.into_iter());
     let results = Mutex::new(Vec::new());
+    let failures = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            scope.spawn(|| loop {
-                let next = queue.lock().map(|mut q| q.next()).unwrap_or(None);
-                let Some(p) = next else {
-                    break;
-                };
-                let user = p.facts.user.clone();
-                let outcome = start(ctx, p, parse, batcher.as_ref());
-                if let Err(e) = &outcome {
-                    ctx.reporter.event(&Event {
-                        user: &user,
-                        run: "",
-                        kind: EventKind::Refused(e),
-                    });
-                }
-                if let Ok(mut r) = results.lock() {
-                    r.push(BatchResult { user, outcome });
+            scope.spawn(|| {
+                let mut first = true;
+                loop {
+                    if !first && !options.pause_between.is_zero() {
+                        std::thread::sleep(options.pause_between);
+                    }
+                    first = false;
+                    let stopped = options.stopped(failures.load(Ordering::SeqCst));
+                    let next = queue.lock().map(|mut q| q.next()).unwrap_or(None);
+                    let Some(p) = next else {
+                        break;
+                    };
+                    let user = p.facts.user.clone();
+                    let outcome = match stopped {
+                        Some(reason) => Err(MigrateError::NotStarted {
+                            user: user.clone(),
+                            reason,
+                        }),
+                        None => start(ctx, p, parse, batcher.as_ref()),
+                    };
+                    if failed(&outcome) {
+                        failures.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if let Err(e) = &outcome {
+                        ctx.reporter.event(&Event {
+                            user: &user,
+                            run: "",
+                            kind: match e {
+                                MigrateError::NotStarted { reason, .. } => {
+                                    EventKind::NotStarted(reason)
+                                }
+                                e => EventKind::Refused(e),
+                            },
+                        });
+                    }
+                    if let Ok(mut r) = results.lock() {
+                        r.push(BatchResult { user, outcome });
+                    }
                 }
             });
         }

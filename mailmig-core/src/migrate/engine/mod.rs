@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use camino::Utf8PathBuf;
 
 pub use self::api::{
-    resume, rollback, run_all, start, status, unfinished_runs, BatchResult, NeverStarted, RunLabel,
-    RunStatus, UnfinishedRuns,
+    resume, rollback, run_all, start, status, unfinished_runs, BatchOptions, BatchResult,
+    NeverStarted, RunLabel, RunStatus, UnfinishedRuns,
 };
 pub use self::batch::MapBatcher;
 pub(crate) use self::batch::{MapEdit, MapLock};
