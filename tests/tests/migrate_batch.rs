@@ -118,8 +118,13 @@ fn fifty_users_four_jobs_while_mail_arrives(#[case] stack: Stack) {
         "mdbox:~/mdbox",
     ]);
     assert_eq!(again.code, 0, "{}", again.err());
+    assert!(
+        again.out().contains("summary: 50 user(s): 50 already-done"),
+        "{}",
+        again.out()
+    );
     assert_eq!(
-        again.out().matches("already-done").count(),
+        again.out().matches("already-done, nothing to do").count(),
         50,
         "{}",
         again.out()
