@@ -36,6 +36,21 @@ fn nobody_held(sb: &Sandbox, untouched: &[&str]) {
     }
 }
 
+/// `migrate --users-from LIST --pause-between 3s EXTRA...` started in the background.
+fn paced_batch(sb: &Sandbox, list: &camino::Utf8Path, extra: &[&str]) -> duct::Handle {
+    let mut args = vec![
+        "migrate",
+        "--users-from",
+        list.as_str(),
+        "--to",
+        "mdbox:~/mdbox",
+        "--pause-between",
+        "3s",
+    ];
+    args.extend_from_slice(extra);
+    sb.spawn_mailmig(&args, &[])
+}
+
 /// Wait (bounded) until `user` is on mdbox.
 fn wait_migrated(sb: &Sandbox, user: &str) {
     let start = Instant::now();
@@ -89,20 +104,7 @@ fn a_batch_stops_starting_users_without_abandoning_any(#[case] stack: Stack) {
     // The stop file, created while s1 runs: s1 finishes, s2 does not start.
     let list = users(&sb, &["s1", "s2"]);
     let stop = sb.root().join("stop-now");
-    let handle = sb.spawn_mailmig(
-        &[
-            "migrate",
-            "--users-from",
-            list.as_str(),
-            "--to",
-            "mdbox:~/mdbox",
-            "--pause-between",
-            "3s",
-            "--stop-file",
-            stop.as_str(),
-        ],
-        &[],
-    );
+    let handle = paced_batch(&sb, &list, &["--stop-file", stop.as_str()]);
     wait_migrated(&sb, "s1@example.test");
     fs_err::write(&stop, "").expect("stop file");
     let r = mailmig_tests::wait_bounded(&handle, Duration::from_secs(120)).expect("batch ended");
@@ -113,18 +115,7 @@ fn a_batch_stops_starting_users_without_abandoning_any(#[case] stack: Stack) {
 
     // SIGTERM while g1 runs or waits: g1 finishes, g2 does not start.
     let list = users(&sb, &["g1", "g2"]);
-    let handle = sb.spawn_mailmig(
-        &[
-            "migrate",
-            "--users-from",
-            list.as_str(),
-            "--to",
-            "mdbox:~/mdbox",
-            "--pause-between",
-            "3s",
-        ],
-        &[],
-    );
+    let handle = paced_batch(&sb, &list, &[]);
     wait_migrated(&sb, "g1@example.test");
     for pid in handle.pids() {
         let r = mailmig_tests::run("kill", &["-TERM", &pid.to_string()]);

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use mailmig_core::migrate::runs::RunsError;
 use mailmig_core::migrate::{
-    self, BatchOptions, Event, EventKind, MigrateError, MigrationOptions as CoreOptions, Refusal,
-    Reporter, RunContext, RunOutcome, Server, ServerConfig, StepKind,
+    self, BatchOptions, Ending, Event, EventKind, MigrateError, MigrationOptions as CoreOptions,
+    Refusal, Reporter, RunContext, RunOutcome, Server, ServerConfig, StepKind,
 };
 use mailmig_core::state::StateDir;
 
@@ -167,7 +167,7 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
     let reporter = reporter(args.options.json, users.len());
     let mut endings = Vec::new();
     // What each user came to, for the summary.
-    let mut kinds: Vec<&'static str> = Vec::new();
+    let mut kinds: Vec<Ending> = Vec::new();
     let mut ready = Vec::new();
     for (user, p) in users.iter().zip(prepared) {
         match p {
@@ -179,7 +179,7 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
                     run: "",
                     kind: EventKind::AlreadyDone(&message),
                 });
-                kinds.push("already-done");
+                kinds.push(Ending::AlreadyDone);
                 endings.push(Failure::new(exit::OK, message));
             }
             Err(e) => {
@@ -188,7 +188,7 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
                     run: "",
                     kind: EventKind::Refused(&e),
                 });
-                kinds.push("refused");
+                kinds.push(Ending::Refused);
                 endings.push(failure(&e));
             }
         }
@@ -219,15 +219,7 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
     let mut migrated = false;
     for r in migrate::run_all(&run_ctx, ready, server.config.parse, &batch) {
         migrated |= matches!(r.outcome, Ok(RunOutcome::Migrated { .. }));
-        kinds.push(match &r.outcome {
-            Ok(RunOutcome::Migrated { .. }) => "migrated",
-            Ok(RunOutcome::RolledBack { .. }) => "rolled-back",
-            Ok(RunOutcome::NeedsAdmin { .. }) => "needs-admin",
-            Ok(_) => "ended-before",
-            Err(MigrateError::NotStarted { .. }) => "not-started",
-            Err(MigrateError::AlreadyDone { .. }) => "already-done",
-            Err(_) => "refused",
-        });
+        kinds.push(Ending::of(&r.outcome));
         endings.push(match r.outcome {
             Ok(o) => ending(&o),
             Err(e) => failure(&e),
@@ -247,10 +239,10 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
 }
 
 /// The batch in counts: how many users came to each ending.
-fn summary(kinds: &[&'static str], json: bool) -> Result<(), Failure> {
+fn summary(kinds: &[Ending], json: bool) -> Result<(), Failure> {
     let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for kind in kinds {
-        *counts.entry(kind).or_default() += 1;
+        *counts.entry(kind.name()).or_default() += 1;
     }
     let line = if json {
         let v = serde_json::json!({

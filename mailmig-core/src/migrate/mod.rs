@@ -48,7 +48,7 @@ pub mod verify;
 
 pub use engine::{
     failpoint, resume, rollback, run_all, start, status, unfinished_runs, BatchOptions,
-    BatchResult, MapBatcher, NeverStarted, RunContext, RunLabel, RunOutcome, RunStatus,
+    BatchResult, Ending, MapBatcher, NeverStarted, RunContext, RunLabel, RunOutcome, RunStatus,
     TimedRunner, UnfinishedRuns,
 };
 pub use error::{MigrateError, Refusal, StepError};

@@ -245,7 +245,7 @@ impl Server {
             delivery,
         };
         if server.options.strategy == Strategy::Hold {
-            server.discover_postfix(runner, &dovecot)?;
+            server.discover_postfix(runner, &dovecot, &postfix_dir)?;
         }
         Ok(server)
     }
@@ -256,14 +256,10 @@ impl Server {
         &mut self,
         runner: &dyn Runner,
         dovecot: &Dovecot<'_>,
+        dir: &Utf8Path,
     ) -> Result<(), MigrateError> {
-        let Some(dir) = self.config.postfix_config.clone() else {
-            return Err(MigrateError::Missing(
-                "the hold strategy holds mail at Postfix: give the Postfix configuration directory (--postfix-config DIR)",
-            ));
-        };
-        let (map, map_type) = discover::access_map(runner, &dir)?;
-        let problems = discover::coverage_problems(runner, &dir, &map)?;
+        let (map, map_type) = discover::access_map(runner, dir)?;
+        let problems = discover::coverage_problems(runner, dir, &map)?;
         if !problems.is_empty() {
             return Err(Refusal::HoldNotCovering { map, problems }.into());
         }
@@ -271,13 +267,13 @@ impl Server {
             return Err(Refusal::LmtpChecksPassdb.into());
         }
         self.access_map = Some((map, map_type));
-        self.delimiters = postconf(runner, &dir, &["recipient_delimiter"])?
+        self.delimiters = postconf(runner, dir, &["recipient_delimiter"])?
             .get("recipient_delimiter")
             .cloned()
             .unwrap_or_default();
         self.aliases = Some(discover::alias_maps(
             runner,
-            Some(&dir),
+            Some(dir),
             &[],
             None,
             &self.config.parse,

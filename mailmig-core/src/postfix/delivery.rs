@@ -8,6 +8,8 @@
 //! Everything is asked of the real Postfix: parameters with `postconf -x`, the transport table
 //! with `postmap -q` (whatever its type), services with `postconf -M`.
 
+use std::collections::BTreeMap;
+
 use camino::Utf8Path;
 
 use super::discover::split_list;
@@ -40,10 +42,13 @@ fn is_lda(command: &str) -> bool {
     DOVECOT_LDA.iter().any(|l| command.contains(l))
 }
 
-/// The parameters delivery depends on, read once (`postconf -x`).
+/// What delivery depends on, read once for every user: the parameters (`postconf -x`) and the
+/// commands of master.cf's `unix` services (`postconf -M`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryConfig {
-    params: std::collections::BTreeMap<String, String>,
+    params: BTreeMap<String, String>,
+    /// Service name → command and arguments.
+    services: BTreeMap<String, String>,
 }
 
 impl DeliveryConfig {
@@ -66,7 +71,17 @@ impl DeliveryConfig {
                 "myhostname",
             ],
         )?;
-        Ok(Self { params })
+        let argv = Argv::new(["postconf", "-c", config_dir.as_str(), "-M"]);
+        let out = runner.run_expect(&argv, None, &[0])?;
+        // service type private unpriv chroot wakeup maxproc command args...
+        let services = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| {
+                let w: Vec<&str> = line.split_whitespace().collect();
+                (w.len() > 7 && w[1] == "unix").then(|| (w[0].to_string(), w[7..].join(" ")))
+            })
+            .collect();
+        Ok(Self { params, services })
     }
 
     /// The transport that delivers `address` (a user name with `@domain`, or a bare local
@@ -77,17 +92,22 @@ impl DeliveryConfig {
         config_dir: &Utf8Path,
         address: &str,
     ) -> Result<Delivery, RunError> {
-        delivery_of(&self.params, runner, config_dir, address)
+        delivery_of(self, runner, config_dir, address)
+    }
+
+    /// The command (and arguments) of the master.cf `unix` service `name` (empty: none).
+    fn service_command(&self, name: &str) -> String {
+        self.services.get(name).cloned().unwrap_or_default()
     }
 }
 
 fn delivery_of(
-    p: &std::collections::BTreeMap<String, String>,
+    c: &DeliveryConfig,
     runner: &dyn Runner,
     config_dir: &Utf8Path,
     address: &str,
 ) -> Result<Delivery, RunError> {
-    let get = |k: &str| p.get(k).cloned().unwrap_or_default();
+    let get = |k: &str| c.params.get(k).cloned().unwrap_or_default();
     let domain = address
         .rsplit_once('@')
         .map_or_else(|| get("myhostname"), |(_, d)| d.to_string())
@@ -116,7 +136,7 @@ fn delivery_of(
             source = from;
         }
     }
-    let command = service_command(runner, config_dir, &transport)?;
+    let command = c.service_command(&transport);
     let program = command
         .split_whitespace()
         .next()
@@ -132,7 +152,7 @@ fn delivery_of(
             let mc = get("mailbox_command");
             if !mt.is_empty() {
                 let (t, _) = split_transport(&mt, "mailbox_transport");
-                let c = service_command(runner, config_dir, &t)?;
+                let c = c.service_command(&t);
                 let ok = c.starts_with("lmtp") || (c.starts_with("pipe") && is_lda(&c));
                 (ok, format!("local(8) hands mailboxes to mailbox_transport = {mt} (`{c}`){}", if ok { "" } else { ", which is not Dovecot" }))
             } else if is_lda(&mc) {
@@ -205,32 +225,6 @@ fn transport_maps_lookup(
     Ok(None)
 }
 
-/// The command (and arguments) of the master.cf service `name` (`postconf -M name/unix`).
-fn service_command(
-    runner: &dyn Runner,
-    config_dir: &Utf8Path,
-    name: &str,
-) -> Result<String, RunError> {
-    if name.is_empty() {
-        return Ok(String::new());
-    }
-    let argv = Argv::new([
-        "postconf",
-        "-c",
-        config_dir.as_str(),
-        "-M",
-        &format!("{name}/unix"),
-    ]);
-    let out = runner.run_expect(&argv, None, &[0])?;
-    let line = String::from_utf8_lossy(&out.stdout);
-    // service type private unpriv chroot wakeup maxproc command args...
-    Ok(line
-        .split_whitespace()
-        .skip(7)
-        .collect::<Vec<_>>()
-        .join(" "))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,16 +273,13 @@ mod tests {
                         None => ok(1, String::new()),
                     }
                 }
-                ["postconf", _, _, "-M", service] => {
-                    let name = service.split('/').next().unwrap_or_default();
-                    ok(
-                        0,
-                        self.services
-                            .iter()
-                            .find(|(n, _)| *n == name)
-                            .map_or(String::new(), |(n, c)| format!("{n} unix - n n - - {c}\n")),
-                    )
-                }
+                ["postconf", _, _, "-M"] => ok(
+                    0,
+                    self.services
+                        .iter()
+                        .map(|(n, c)| format!("{n} unix - n n - - {c}\n"))
+                        .collect(),
+                ),
                 _ => ok(1, String::new()),
             }
         }

@@ -154,12 +154,56 @@ impl BatchOptions<'_> {
     }
 }
 
-/// Whether a batch result counts as a failure for `--max-failures`.
-fn failed(outcome: &Result<RunOutcome, MigrateError>) -> bool {
-    match outcome {
-        Ok(o) => !matches!(o, RunOutcome::Migrated { .. }),
-        Err(MigrateError::AlreadyDone { .. } | MigrateError::NotStarted { .. }) => false,
-        Err(_) => true,
+/// What a user of a batch came to, in one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Ending {
+    /// Migrated.
+    Migrated,
+    /// Already at the target; nothing done.
+    AlreadyDone,
+    /// The batch stopped before the run started.
+    NotStarted,
+    /// Every step undone.
+    RolledBack,
+    /// An undo failed: the admin must act.
+    NeedsAdmin,
+    /// The run had ended before (resume or rollback of a closed run).
+    AlreadyEnded,
+    /// Refused before anything changed.
+    Refused,
+}
+
+impl Ending {
+    /// A run's outcome, or why it never ran (a preflight refusal, a stopped batch).
+    pub fn of(outcome: &Result<RunOutcome, MigrateError>) -> Self {
+        match outcome {
+            Ok(RunOutcome::Migrated { .. }) => Self::Migrated,
+            Ok(RunOutcome::RolledBack { .. }) => Self::RolledBack,
+            Ok(RunOutcome::NeedsAdmin { .. }) => Self::NeedsAdmin,
+            Ok(RunOutcome::AlreadyEnded { .. }) => Self::AlreadyEnded,
+            Err(MigrateError::AlreadyDone { .. }) => Self::AlreadyDone,
+            Err(MigrateError::NotStarted { .. }) => Self::NotStarted,
+            Err(_) => Self::Refused,
+        }
+    }
+
+    /// Its name in mailmig's outputs (`migrated`, `already-done`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Migrated => "migrated",
+            Self::AlreadyDone => "already-done",
+            Self::NotStarted => "not-started",
+            Self::RolledBack => "rolled-back",
+            Self::NeedsAdmin => "needs-admin",
+            Self::AlreadyEnded => "ended-before",
+            Self::Refused => "refused",
+        }
+    }
+
+    /// Whether it counts as a failure for [`BatchOptions::max_failures`].
+    pub fn is_failure(self) -> bool {
+        !matches!(self, Self::Migrated | Self::AlreadyDone | Self::NotStarted)
     }
 }
 
@@ -201,7 +245,7 @@ pub fn run_all(
                         }),
                         None => start(ctx, p, parse, batcher.as_ref()),
                     };
-                    if failed(&outcome) {
+                    if Ending::of(&outcome).is_failure() {
                         failures.fetch_add(1, Ordering::SeqCst);
                     }
                     if let Err(e) = &outcome {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use camino::Utf8PathBuf;
 
 pub use self::api::{
-    resume, rollback, run_all, start, status, unfinished_runs, BatchOptions, BatchResult,
+    resume, rollback, run_all, start, status, unfinished_runs, BatchOptions, BatchResult, Ending,
     NeverStarted, RunLabel, RunStatus, UnfinishedRuns,
 };
 pub use self::batch::MapBatcher;
