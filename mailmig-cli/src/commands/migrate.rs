@@ -77,6 +77,7 @@ fn server(ctx: &Context<'_>, opts: &MigrationOptions) -> Result<Server, Failure>
         hold_action: opts.hold_action,
         reason: opts.reason.clone(),
         max_hold: opts.max_hold,
+        min_free: opts.min_free,
     };
     let server = Server::discover(&ctx.runner, config, options).map_err(|e| failure(&e))?;
     if let Some(aliases) = &server.aliases {
@@ -102,8 +103,20 @@ pub(crate) fn plan(ctx: &Context<'_>, args: &PlanArgs) -> Result<u8, Failure> {
         .pop()
         .ok_or_else(|| Failure::new(exit::SOFTWARE, "error: nothing prepared"))?
         .map_err(|e| failure(&e))?;
-    show_plan(&p.plan, args.options.json)?;
+    show_plan(&with_space(p, &args.options).plan, args.options.json)?;
     Ok(exit::OK)
+}
+
+/// The plan with the disk-space estimate (a warning when it cannot be measured).
+fn with_space(mut p: migrate::PreparedRun, opts: &MigrationOptions) -> migrate::PreparedRun {
+    match migrate::space::estimate(&p, opts.min_free) {
+        Ok(e) => p.plan.space = Some(e),
+        Err(e) => output::stderr_line(&format!(
+            "warning: disk space not measured: {}",
+            crate::report::chain(&e)
+        )),
+    }
+    p
 }
 
 fn show_plan(plan: &migrate::Plan, json: bool) -> Result<(), Failure> {
@@ -151,7 +164,7 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
         let mut code = exit::OK;
         for p in prepared {
             match p {
-                Ok(p) => show_plan(&p.plan, args.options.json)?,
+                Ok(p) => show_plan(&with_space(p, &args.options).plan, args.options.json)?,
                 Err(e @ MigrateError::AlreadyDone { .. }) => {
                     output::stdout(format!("{}\n", crate::report::chain(&e)).as_bytes())?;
                 }
@@ -389,22 +402,36 @@ pub(crate) fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<u8, Failure
     } else {
         exit::OK
     };
+    let counts = counts_of(&rows);
     if args.json {
-        let text = serde_json::to_string_pretty(&rows)
-            .map_err(|e| Failure::new(exit::IOERR, e.to_string()))?;
+        #[derive(serde::Serialize)]
+        struct Status<'a> {
+            /// Users per state of their latest run.
+            users: &'a std::collections::BTreeMap<String, usize>,
+            runs: &'a [migrate::RunStatus],
+        }
+        let text = serde_json::to_string_pretty(&Status {
+            users: &counts,
+            runs: &rows,
+        })
+        .map_err(|e| Failure::new(exit::IOERR, e.to_string()))?;
         output::stdout(format!("{text}\n").as_bytes())?;
         return Ok(code);
     }
     let mut out = String::new();
     for r in &rows {
         out.push_str(&format!(
-            "{}\t{}\t{} -> {}\t{}\tlast step done: {}{}\n",
+            "{}\t{}\t{} -> {}\t{}{}\tlast step done: {}\theld: {}{}\n",
             r.run,
             r.user,
             r.from,
             r.to,
             r.state,
+            if r.cleaned_up { " (cleaned up)" } else { "" },
             r.last_step_done.map_or("-".to_string(), |s| s.to_string()),
+            r.held_ms.map_or("-".to_string(), |ms| {
+                humantime::format_duration(std::time::Duration::from_millis(ms)).to_string()
+            }),
             r.message
                 .as_deref()
                 .map(|m| format!("\t{m}"))
@@ -413,9 +440,33 @@ pub(crate) fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<u8, Failure
     }
     if rows.is_empty() {
         out.push_str(&format!("no runs in {runs_dir}\n"));
+    } else {
+        let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        out.push_str(&format!(
+            "users: {} ({})\n",
+            counts.values().sum::<usize>(),
+            parts.join(", ")
+        ));
     }
     output::stdout(out.as_bytes())?;
     Ok(code)
+}
+
+/// Users per state of their latest run (run ids start with the time they were created).
+fn counts_of(rows: &[migrate::RunStatus]) -> std::collections::BTreeMap<String, usize> {
+    let mut latest: std::collections::BTreeMap<&str, &migrate::RunStatus> =
+        std::collections::BTreeMap::new();
+    for r in rows {
+        let e = latest.entry(r.user.as_str()).or_insert(r);
+        if r.run > e.run {
+            *e = r;
+        }
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for r in latest.values() {
+        *counts.entry(r.state.to_string()).or_default() += 1;
+    }
+    counts
 }
 
 // ---------------------------------------------------------------------- reporters
@@ -504,7 +555,7 @@ fn reporter(json: bool, total: usize) -> Box<dyn Reporter> {
         let bar = indicatif::ProgressBar::new(total as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} users  {msg}",
+                "{elapsed_precise} [{bar:30}] {pos}/{len} users, ETA {eta}  {msg}",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
