@@ -46,6 +46,8 @@ fn disk_space_status_and_cleanup(#[case] stack: Stack) {
         "{}",
         r.out()
     );
+    assert!(r.out().contains(&format!("  refused {ALICE}: ")), "{}", r.out());
+    assert!(r.out().contains(&format!("  not-started {BOB}: ")), "{}", r.out());
     assert_eq!(sb.mail_location(ALICE), "maildir:~/Maildir");
 
     let r = sb.mailmig(&["migrate", ALICE, "--to", "mdbox:~/mdbox"]);

@@ -180,7 +180,7 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
     let reporter = reporter(args.options.json, users.len());
     let mut endings = Vec::new();
     // What each user came to, for the summary.
-    let mut kinds: Vec<Ending> = Vec::new();
+    let mut kinds: Vec<UserEnding> = Vec::new();
     let mut ready = Vec::new();
     for (user, p) in users.iter().zip(prepared) {
         match p {
@@ -192,7 +192,7 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
                     run: "",
                     kind: EventKind::AlreadyDone(&message),
                 });
-                kinds.push(Ending::AlreadyDone);
+                kinds.push(UserEnding::new(user, Ending::AlreadyDone, &message));
                 endings.push(Failure::new(exit::OK, message));
             }
             Err(e) => {
@@ -201,7 +201,7 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
                     run: "",
                     kind: EventKind::Refused(&e),
                 });
-                kinds.push(Ending::Refused);
+                kinds.push(UserEnding::new(user, Ending::Refused, &e.to_string()));
                 endings.push(failure(&e));
             }
         }
@@ -232,11 +232,12 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
     let mut migrated = false;
     for r in migrate::run_all(&run_ctx, ready, server.config.parse, &batch) {
         migrated |= matches!(r.outcome, Ok(RunOutcome::Migrated { .. }));
-        kinds.push(Ending::of(&r.outcome));
-        endings.push(match r.outcome {
-            Ok(o) => ending(&o),
-            Err(e) => failure(&e),
-        });
+        let e = match &r.outcome {
+            Ok(o) => ending(o),
+            Err(e) => failure(e),
+        };
+        kinds.push(UserEnding::new(&r.user, Ending::of(&r.outcome), &e.message));
+        endings.push(e);
     }
     let code = finish(&endings, args.options.json)?;
     if users.len() > 1 {
@@ -251,25 +252,61 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
     Ok(code)
 }
 
-/// The batch in counts: how many users came to each ending.
-fn summary(kinds: &[Ending], json: bool) -> Result<(), Failure> {
+/// What one user of a batch came to, for the summary.
+struct UserEnding {
+    user: String,
+    ending: Ending,
+    /// The first line of its message (the reason of a refusal or failure).
+    reason: String,
+}
+
+impl UserEnding {
+    fn new(user: &str, ending: Ending, message: &str) -> Self {
+        Self {
+            user: user.to_string(),
+            ending,
+            reason: message
+                .trim_start_matches("error: ")
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        }
+    }
+}
+
+/// The batch in counts (how many users came to each ending), and each user that did not end
+/// migrated or already done, with the reason.
+fn summary(kinds: &[UserEnding], json: bool) -> Result<(), Failure> {
     let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for kind in kinds {
-        *counts.entry(kind.name()).or_default() += 1;
+        *counts.entry(kind.ending.name()).or_default() += 1;
     }
-    let line = if json {
+    let others: Vec<&UserEnding> = kinds
+        .iter()
+        .filter(|k| !matches!(k.ending, Ending::Migrated | Ending::AlreadyDone))
+        .collect();
+    let text = if json {
+        let reasons: Vec<serde_json::Value> = others
+            .iter()
+            .map(|k| serde_json::json!({"user": k.user, "ending": k.ending.name(), "reason": k.reason}))
+            .collect();
         let v = serde_json::json!({
             "time": mailmig_core::transaction::utc_now_rfc3339(),
             "user": "*",
             "event": "summary",
-            "detail": counts,
+            "detail": { "counts": counts, "others": reasons },
         });
         format!("{v}\n")
     } else {
         let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
-        format!("summary: {} user(s): {}\n", kinds.len(), parts.join(", "))
+        let mut text = format!("summary: {} user(s): {}\n", kinds.len(), parts.join(", "));
+        for k in others {
+            text.push_str(&format!("  {} {}: {}\n", k.ending.name(), k.user, k.reason));
+        }
+        text
     };
-    output::stdout(line.as_bytes())
+    output::stdout(text.as_bytes())
 }
 
 /// How one run ended, for printing: its exit code and message.
