@@ -157,7 +157,11 @@ impl Resolved {
     }
 }
 
-fn open_dir_at(fd: BorrowedFd<'_>, name: &str, path: &Utf8Path) -> Result<OwnedFd, SafeFsError> {
+fn open_dir_at<P: rustix::path::Arg>(
+    fd: BorrowedFd<'_>,
+    name: P,
+    path: &Utf8Path,
+) -> Result<OwnedFd, SafeFsError> {
     rustix::fs::openat(
         fd,
         name,

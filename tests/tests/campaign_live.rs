@@ -10,6 +10,21 @@ use rstest::rstest;
 const ALICE: &str = "alice@example.test";
 const BOB: &str = "bob@example.test";
 
+/// `migrate --users-from LIST --to mdbox:~/mdbox EXTRA...` for these users.
+fn batch(sb: &Sandbox, users: &[&str], extra: &[&str]) -> mailmig_tests::Run {
+    let list = sb.root().join("batch.txt");
+    fs_err::write(&list, users.join("\n")).expect("list");
+    let mut args = vec![
+        "migrate",
+        "--users-from",
+        list.as_str(),
+        "--to",
+        "mdbox:~/mdbox",
+    ];
+    args.extend_from_slice(extra);
+    sb.mailmig(&args)
+}
+
 #[rstest]
 #[case::debian12(Stack::Debian12)]
 #[case::debian13(Stack::Debian13)]
@@ -26,17 +41,7 @@ fn disk_space_status_and_cleanup(#[case] stack: Stack) {
     assert!(r.out().contains("disk space: needs about"), "{}", r.out());
 
     // A reserve of the whole file system: alice does not fit, and bob is not started.
-    let list = sb.root().join("users.txt");
-    fs_err::write(&list, format!("{ALICE}\n{BOB}\n")).expect("list");
-    let r = sb.mailmig(&[
-        "migrate",
-        "--users-from",
-        list.as_str(),
-        "--to",
-        "mdbox:~/mdbox",
-        "--min-free",
-        "100%",
-    ]);
+    let r = batch(&sb, &[ALICE, BOB], &["--min-free", "100%"]);
     assert_eq!(r.code, 75, "{}\n{}", r.out(), r.err());
     assert!(r.err().contains("not enough disk space"), "{}", r.err());
     assert!(r.err().contains("short of disk space"), "{}", r.err());
@@ -46,8 +51,16 @@ fn disk_space_status_and_cleanup(#[case] stack: Stack) {
         "{}",
         r.out()
     );
-    assert!(r.out().contains(&format!("  refused {ALICE}: ")), "{}", r.out());
-    assert!(r.out().contains(&format!("  not-started {BOB}: ")), "{}", r.out());
+    assert!(
+        r.out().contains(&format!("  refused {ALICE}: ")),
+        "{}",
+        r.out()
+    );
+    assert!(
+        r.out().contains(&format!("  not-started {BOB}: ")),
+        "{}",
+        r.out()
+    );
     assert_eq!(sb.mail_location(ALICE), "maildir:~/Maildir");
 
     let r = sb.mailmig(&["migrate", ALICE, "--to", "mdbox:~/mdbox"]);
@@ -138,15 +151,8 @@ fn finish_ends_the_campaign(#[case] stack: Stack) {
         r.out()
     );
 
-    let list = sb.root().join("all.txt");
-    fs_err::write(&list, users.join("\n")).expect("list");
-    let r = sb.mailmig(&[
-        "migrate",
-        "--users-from",
-        list.as_str(),
-        "--to",
-        "mdbox:~/mdbox",
-    ]);
+    let names: Vec<&str> = users.iter().map(String::as_str).collect();
+    let r = batch(&sb, &names, &[]);
     assert_eq!(r.code, 0, "{}\n{}", r.out(), r.err());
 
     let r = sb.mailmig(&["finish", "--to", "mdbox:~/mdbox"]);

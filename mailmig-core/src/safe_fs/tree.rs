@@ -2,13 +2,12 @@
 //! and removed (`mailmig cleanup`) without ever following a link, leaving the file system the
 //! tree started on, or being redirected by a directory renamed meanwhile.
 
-use std::ffi::CStr;
-use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd as _, BorrowedFd};
 
 use camino::{Utf8Path, Utf8PathBuf};
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, FileType};
 
-use super::{io_at, Dir, SafeFsError};
+use super::{io_at, open_dir_at, Dir, SafeFsError};
 
 /// The deepest tree mailmig walks: mail stores are a few levels deep; a deeper tree is refused
 /// before anything is removed (each level holds a directory handle).
@@ -41,16 +40,6 @@ pub struct FsSpace {
     /// Free for unprivileged processes (`f_bavail`): what a doveadm running as the mail user
     /// may fill.
     pub available: u64,
-}
-
-fn open_child(dir: BorrowedFd<'_>, name: &CStr, path: &Utf8Path) -> Result<OwnedFd, SafeFsError> {
-    rustix::fs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(io_at(path))
 }
 
 fn entries(fd: BorrowedFd<'_>, path: &Utf8Path) -> Result<Vec<std::ffi::CString>, SafeFsError> {
@@ -93,7 +82,7 @@ fn walk(
                     reason: "is another file system mounted inside the tree".into(),
                 });
             }
-            let sub = open_child(fd, name.as_c_str(), &child)?;
+            let sub = open_dir_at(fd, name.as_c_str(), &child)?;
             usage.add(walk(sub.as_fd(), &child, dev, depth + 1, remove)?);
             usage.bytes += bytes;
             usage.dirs += 1;
