@@ -94,8 +94,8 @@ pub(crate) fn located(
 /// the message, and the offending line with a caret.
 pub(crate) fn warn_unparsed(file: &Utf8Path, table: &mailmig_core::postfix::Table) {
     let mut source = None;
-    for d in table.diagnostics(true) {
-        if d.severity() == mailmig_core::postfix::Severity::Error {
+    for d in table.errors() {
+        {
             let source = source.get_or_insert_with(|| table.render());
             output::stderr_line(&located(
                 file,

@@ -1,6 +1,6 @@
 //! Properties of the lossless table document, over arbitrary bytes and realistic maps.
 
-use mailmig_core::postfix::{ItemKind, ParseOptions, PostfixVersion, Table};
+use mailmig_core::postfix::{ItemKind, ParseOptions, PostfixVersion, Severity, Table};
 use mailmig_tests::gen::{tricky_map, Rng};
 use proptest::prelude::*;
 
@@ -40,6 +40,21 @@ proptest! {
         // Every item is made of whole lines and items tile the input.
         let total: usize = t.items().map(|i| i.raw().len()).sum();
         prop_assert_eq!(total, t.render().len());
+    }
+
+    /// The fast paths agree with the full one: `errors()` is `diagnostics()`'s errors, and the
+    /// entries postmap keeps are the entries `duplicates()` does not name (issue 16).
+    #[test]
+    fn fast_paths_agree_with_the_full_diagnostics(seed in any::<u64>(), lines in 0usize..60, fold in any::<bool>()) {
+        let bytes = tricky_map(&mut Rng::new(seed), lines);
+        let t = Table::parse(bytes, &ParseOptions::default());
+        let all = t.diagnostics(fold);
+        let errors: Vec<_> = all.iter().filter(|d| d.severity() == Severity::Error).cloned().collect();
+        prop_assert_eq!(t.errors(), errors);
+        let dup_lines: Vec<usize> = t.duplicates(fold).iter().map(|d| d.line).collect();
+        let kept: Vec<usize> = t.entries().filter_map(|e| e.line()).filter(|l| !dup_lines.contains(l)).collect();
+        let effective: Vec<usize> = t.effective_entries(fold).iter().filter_map(|e| e.line()).collect();
+        prop_assert_eq!(kept, effective);
     }
 
     #[test]

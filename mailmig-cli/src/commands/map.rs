@@ -14,7 +14,16 @@ use crate::report::{self, Failure};
 /// Every finding for one table: postmap's, then the semantic checks of `kind`.
 pub(crate) fn findings(table: &Table, kind: MapKind, fold: bool) -> Vec<Diagnostic> {
     let mut out = table.diagnostics(fold);
-    for entry in table.effective_entries(fold) {
+    // The entries postmap keeps: every entry but the duplicates just found (one hash per key).
+    let duplicate_lines: std::collections::HashSet<usize> = out
+        .iter()
+        .filter(|d| matches!(d.kind, DiagnosticKind::DuplicateEntry { .. }))
+        .map(|d| d.line)
+        .collect();
+    for entry in table
+        .entries()
+        .filter(|e| !duplicate_lines.contains(&e.line().unwrap_or(0)))
+    {
         let line = entry.line().unwrap_or(0);
         let column = entry.key().len() + 2;
         let semantic = match kind {

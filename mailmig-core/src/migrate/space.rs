@@ -102,7 +102,7 @@ pub fn bytes(b: u64) -> String {
 pub struct SpaceEstimate {
     /// The source's storage, measured on disk.
     pub source: TreeUsage,
-    /// The estimate of what the target takes: the source plus [`MARGIN_PERCENT`] and 4 MiB.
+    /// The estimate of what the target takes: the source plus 10 % and 4 MiB.
     pub needed: u64,
     /// The existing directory whose file system was checked (the target or its nearest
     /// existing parent).

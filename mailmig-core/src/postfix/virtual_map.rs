@@ -204,29 +204,33 @@ pub struct VirtualMap<'t> {
 impl<'t> VirtualMap<'t> {
     /// Index the tables (fixed-key tables: keys fold). One pass over every entry.
     pub fn new(tables: &[&'t Table], options: ClosureOptions) -> Self {
+        // One pass per table: the lookup index and the entries postmap keeps (first of each
+        // folded key, in file order) together, one hash per key, the index sized up front.
+        let mut indexes = Vec::with_capacity(tables.len());
+        let mut kept: Vec<Vec<Entry<'t>>> = Vec::with_capacity(tables.len());
+        for &t in tables {
+            let mut index: HashMap<Cow<'t, [u8]>, Entry<'t>> =
+                HashMap::with_capacity_and_hasher(t.item_count(), Default::default());
+            let mut effective = Vec::new();
+            for e in t.entries() {
+                if let std::collections::hash_map::Entry::Vacant(v) =
+                    index.entry(e.lookup_key(true))
+                {
+                    v.insert(e);
+                    effective.push(e);
+                }
+            }
+            indexes.push(index);
+            kept.push(effective);
+        }
         let mut map = Self {
-            tables: tables
-                .iter()
-                .map(|t| {
-                    let mut index = HashMap::default();
-                    for e in t.entries() {
-                        index.entry(e.lookup_key(true)).or_insert(e);
-                    }
-                    index
-                })
-                .collect(),
+            tables: indexes,
             options,
             reverse: Vec::new(),
             rewrites: HashMap::default(),
             wide_keys: Vec::new(),
         };
-        for (ti, table) in tables.iter().enumerate() {
-            // The entries postmap keeps (first of each folded key), in file order.
-            let index = &map.tables[ti];
-            let effective: Vec<Entry<'t>> = table
-                .entries()
-                .filter(|e| index.get(e.lookup_key(true).as_ref()).map(|f| f.id()) == Some(e.id()))
-                .collect();
+        for (ti, effective) in kept.into_iter().enumerate() {
             for entry in effective {
                 let alias = VirtualAlias::new(entry);
                 if *alias.form() != KeyForm::Address {

@@ -1,6 +1,6 @@
 //! The lossless table document.
 
-use super::diag::{Diagnostic, DiagnosticKind};
+use super::diag::{Diagnostic, DiagnosticKind, Severity};
 use super::fold::fold_key;
 use super::options::ParseOptions;
 use super::{is_space, trim_space, FastMap, FastSet};
@@ -264,6 +264,12 @@ impl Table {
         })
     }
 
+    /// How many items (entries, comments, blank lines, unparsed records) the table holds: an
+    /// upper bound of its entries, to size indexes up front.
+    pub fn item_count(&self) -> usize {
+        self.items.len()
+    }
+
     /// Every item, in file order.
     pub fn items(&self) -> impl Iterator<Item = Item<'_>> + '_ {
         self.items
@@ -300,7 +306,8 @@ impl Table {
     /// The entries `postmap` would keep: the first of each (folded, when `fold`) key, in source
     /// order. This is what `postmap -s` prints, in source order instead of database order.
     pub fn effective_entries(&self, fold: bool) -> Vec<Entry<'_>> {
-        let mut seen: FastSet<std::borrow::Cow<'_, [u8]>> = FastSet::default();
+        let mut seen: FastSet<std::borrow::Cow<'_, [u8]>> =
+            FastSet::with_capacity_and_hasher(self.items.len(), Default::default());
         self.entries()
             .filter(|e| seen.insert(e.lookup_key(fold)))
             .collect()
@@ -333,46 +340,81 @@ impl Table {
     /// Every finding, in line order: what `postmap` warns about (dropped records, `key:` records,
     /// duplicates under folding when `fold`) and NUL bytes.
     pub fn diagnostics(&self, fold: bool) -> Vec<Diagnostic> {
+        let mut out: Vec<Diagnostic> = self
+            .items
+            .iter()
+            .flat_map(|item| self.item_findings(item))
+            .collect();
+        out.extend(self.duplicates(fold));
+        out.sort_by_key(|d| (d.line, d.column));
+        out
+    }
+
+    /// The findings of [`Severity::Error`] (records postmap skips), in line order: what
+    /// [`Table::diagnostics`] gives of that severity, without looking for duplicates (a warning),
+    /// which costs a hash of every key.
+    pub fn errors(&self) -> Vec<Diagnostic> {
+        let mut out: Vec<Diagnostic> = self
+            .items
+            .iter()
+            .flat_map(|item| self.item_findings(item))
+            .filter(|d| d.severity() == Severity::Error)
+            .collect();
+        out.sort_by_key(|d| (d.line, d.column));
+        out
+    }
+
+    /// What one item says of itself: an entry's warnings, an unparsed record's reason.
+    fn item_findings(&self, item: &ItemData) -> Vec<Diagnostic> {
+        let line = item.line as usize;
+        match item.tag {
+            Tag::Entry => self
+                .aux_of(item)
+                .iter()
+                .flat_map(|a| a.warnings())
+                .map(|(column, kind)| Diagnostic {
+                    line,
+                    column: *column,
+                    kind: kind.clone(),
+                })
+                .collect(),
+            Tag::Unparsed => self
+                .aux_of(item)
+                .and_then(Aux::unparsed)
+                .map(|data| Diagnostic {
+                    line,
+                    column: data.column,
+                    kind: data.kind.clone(),
+                })
+                .into_iter()
+                .collect(),
+            Tag::Blank | Tag::Comment => Vec::new(),
+        }
+    }
+
+    /// Entries whose (folded, when `fold`) key an earlier entry has: postmap keeps the first.
+    /// One hash per key, keys borrowed when folding changes nothing, the map sized up front.
+    pub fn duplicates(&self, fold: bool) -> Vec<Diagnostic> {
         let mut out = Vec::new();
-        let mut first: FastMap<Vec<u8>, usize> = FastMap::default();
-        for item in self.items.iter() {
+        let mut first: FastMap<std::borrow::Cow<'_, [u8]>, usize> =
+            FastMap::with_capacity_and_hasher(self.items.len(), Default::default());
+        for item in self.items.iter().filter(|i| i.tag == Tag::Entry) {
             let line = item.line as usize;
-            match item.tag {
-                Tag::Entry => {
-                    for (column, kind) in self.aux_of(item).iter().flat_map(|a| a.warnings()) {
-                        out.push(Diagnostic {
-                            line,
-                            column: *column,
-                            kind: kind.clone(),
-                        });
-                    }
-                    let key = self
-                        .fold(self.bytes(self.key_span(item)), fold)
-                        .into_owned();
-                    match first.get(&key) {
-                        Some(&first_line) => out.push(Diagnostic {
-                            line,
-                            column: 1,
-                            kind: DiagnosticKind::DuplicateEntry { key, first_line },
-                        }),
-                        None => {
-                            first.insert(key, line);
-                        }
-                    }
+            let key = self.fold(self.bytes(self.key_span(item)), fold);
+            match first.entry(key) {
+                std::collections::hash_map::Entry::Occupied(o) => out.push(Diagnostic {
+                    line,
+                    column: 1,
+                    kind: DiagnosticKind::DuplicateEntry {
+                        key: o.key().to_vec(),
+                        first_line: *o.get(),
+                    },
+                }),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(line);
                 }
-                Tag::Unparsed => {
-                    if let Some(data) = self.aux_of(item).and_then(Aux::unparsed) {
-                        out.push(Diagnostic {
-                            line,
-                            column: data.column,
-                            kind: data.kind.clone(),
-                        });
-                    }
-                }
-                Tag::Blank | Tag::Comment => {}
             }
         }
-        out.sort_by_key(|d| (d.line, d.column));
         out
     }
 
