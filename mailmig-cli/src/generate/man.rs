@@ -134,7 +134,7 @@ mod tests {
             .find(|p| p.name() == "mailmig-migrate")
             .expect("migrate page");
         let text = String::from_utf8(migrate.render().expect("render")).expect("utf-8");
-        assert!(text.starts_with(".TH MAILMIG-MIGRATE 8"), "{text}");
+        assert!(text.contains("\n.TH MAILMIG-MIGRATE 8 "), "{text}");
         for option in ["users\\-from", "postfix\\-config", "SEE ALSO", "mailmig(8)"] {
             assert!(text.contains(option), "{option} in {text}");
         }
