@@ -117,10 +117,20 @@ mod tests {
     #[test]
     fn every_visible_command_has_a_page_and_hidden_ones_none() {
         let names: Vec<String> = pages(Cli::command()).iter().map(Page::name).collect();
-        for expected in ["mailmig", "mailmig-migrate", "mailmig-map", "mailmig-map-check"] {
-            assert!(names.contains(&expected.to_owned()), "{expected} in {names:?}");
+        for expected in [
+            "mailmig",
+            "mailmig-migrate",
+            "mailmig-map",
+            "mailmig-map-check",
+        ] {
+            assert!(
+                names.contains(&expected.to_owned()),
+                "{expected} in {names:?}"
+            );
         }
-        assert!(!names.iter().any(|n| n.contains("generate") || n.ends_with("-help")));
+        assert!(!names
+            .iter()
+            .any(|n| n.contains("generate") || n.ends_with("-help")));
         let mut unique = names.clone();
         unique.dedup();
         assert_eq!(unique, names);
