@@ -82,11 +82,46 @@ pub(crate) enum Command {
     Resume(RunArgs),
     /// Undo the completed steps of runs (RUN, or every unfinished run) in reverse.
     Rollback(RunArgs),
-    /// Where runs and users stand.
+    /// Where runs and users stand: each run, and per state how many users (their latest run).
     Status(StatusArgs),
+    /// Remove what ended runs left behind (old locations, moved-aside copies) once it is safe.
+    Cleanup(CleanupArgs),
+    /// End a campaign: are all users on the target? The global setting to make; then remove the
+    /// per-user overrides that repeat it.
+    Finish(FinishArgs),
     /// Man pages and shell completions, from this definition (for packaging).
     #[command(subcommand, hide = true)]
     Generate(crate::generate::GenerateCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CleanupArgs {
+    /// Only runs that ended at least this long ago (`7d`, `12h`, `0s`).
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub(crate) older_than: std::time::Duration,
+    /// List what would be removed and the space it frees; remove nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FinishArgs {
+    /// The campaign's target location or template (as given to `migrate --to`).
+    #[arg(long, value_name = "LOCATION")]
+    pub(crate) to: String,
+    /// Only the users of this domain.
+    #[arg(long, value_name = "DOMAIN")]
+    pub(crate) domain: Option<String>,
+    /// Remove the per-user location overrides that repeat the global default (once it is the
+    /// target), in one edit, checking every user's location before and after.
+    #[arg(long)]
+    pub(crate) remove_overrides: bool,
+    /// JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// How a migration is done.
@@ -117,6 +152,12 @@ pub(crate) struct MigrationOptions {
     /// the release, it completes instead.
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration)]
     pub(crate) max_hold: std::time::Duration,
+    /// What must stay free on the target's file system after each user's copy: a percentage of
+    /// its size (`5%`) or a size (`20GiB`). The copy's need is estimated from the source's size
+    /// on disk (+10 % + 4 MiB); a user that does not fit is refused and a batch starts no one
+    /// after them.
+    #[arg(long, value_name = "PERCENT|SIZE", default_value = "5%")]
+    pub(crate) min_free: mailmig_core::migrate::space::MinFree,
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub(crate) json: bool,

@@ -25,6 +25,9 @@ use std::os::unix::fs::MetadataExt as _;
 use camino::{Utf8Component, Utf8Path, Utf8PathBuf};
 use rustix::fs::{AtFlags, Mode, OFlags};
 
+mod tree;
+pub use tree::{FsSpace, TreeUsage, MAX_DEPTH};
+
 /// How many symbolic links one resolution may follow (as the kernel's `ELOOP` limit).
 const MAX_LINKS: usize = 40;
 
@@ -154,7 +157,11 @@ impl Resolved {
     }
 }
 
-fn open_dir_at(fd: BorrowedFd<'_>, name: &str, path: &Utf8Path) -> Result<OwnedFd, SafeFsError> {
+fn open_dir_at<P: rustix::path::Arg>(
+    fd: BorrowedFd<'_>,
+    name: P,
+    path: &Utf8Path,
+) -> Result<OwnedFd, SafeFsError> {
     rustix::fs::openat(
         fd,
         name,

@@ -191,7 +191,8 @@ fn migrate_while_mail_arrives(#[case] stack: Stack) {
     assert_eq!(fresh.inbox_messages().expect("status"), inbox);
     let status = sb.mailmig(&["status", "--json"]);
     let runs: serde_json::Value = serde_json::from_str(&status.out()).expect("json");
-    assert_eq!(runs[0]["state"], "done", "{}", status.out());
+    assert_eq!(runs["runs"][0]["state"], "done", "{}", status.out());
+    assert_eq!(runs["users"]["done"], 1, "{}", status.out());
     eprintln!(
         "migrated 300 + {} live messages in {took:?}",
         sent.iter().filter(|s| s.1).count()

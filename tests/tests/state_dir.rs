@@ -27,6 +27,7 @@ fn header(run: &str) -> RunHeader {
             strategy: Strategy::Hold,
             warnings: vec![],
             steps: vec![],
+            space: None,
         },
         options: RunOptions {
             dovecot_config: "/etc/dovecot/dovecot.conf".into(),
@@ -48,6 +49,7 @@ fn header(run: &str) -> RunHeader {
             default_driver: None,
             quota: None,
             pop3: false,
+            min_free: Default::default(),
         },
     }
 }

@@ -21,6 +21,25 @@ fn rolled_back_with(sb: &Sandbox, script: &str, finding: &str) {
         "{}",
         r.err()
     );
+    // The copy was moved aside, and `cleanup` removes it (the old location stays).
+    let home = sb.home("alice@example.test");
+    let aside = || {
+        fs_err::read_dir(&home)
+            .expect("home")
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("mdbox.mailmig-rolled-back-")
+            })
+            .count()
+    };
+    assert_eq!(aside(), 1, "the copy is moved aside");
+    let r = sb.mailmig(&["cleanup", "--older-than", "0s"]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    assert!(r.out().contains("rolled-back copy"), "{}", r.out());
+    assert_eq!(aside(), 0, "{}", r.out());
+    assert!(home.join("Maildir").is_dir());
 }
 
 #[rstest]

@@ -71,6 +71,7 @@ fn server(ctx: &Context<'_>, opts: &MigrationOptions) -> Result<Server, Failure>
         hold_action: opts.hold_action,
         reason: opts.reason.clone(),
         max_hold: opts.max_hold,
+        min_free: opts.min_free,
     };
     let server = Server::discover(&ctx.runner, config, options).map_err(|e| failure(&e))?;
     if let Some(aliases) = &server.aliases {
@@ -96,8 +97,20 @@ pub(crate) fn plan(ctx: &Context<'_>, args: &PlanArgs) -> Result<u8, Failure> {
         .pop()
         .ok_or_else(|| Failure::new(exit::SOFTWARE, "error: nothing prepared"))?
         .map_err(|e| failure(&e))?;
-    show_plan(&p.plan, args.options.json)?;
+    show_plan(&with_space(p, &args.options).plan, args.options.json)?;
     Ok(exit::OK)
+}
+
+/// The plan with the disk-space estimate (a warning when it cannot be measured).
+fn with_space(mut p: migrate::PreparedRun, opts: &MigrationOptions) -> migrate::PreparedRun {
+    match migrate::space::estimate(&p, opts.min_free) {
+        Ok(e) => p.plan.space = Some(e),
+        Err(e) => output::stderr_line(&format!(
+            "warning: disk space not measured: {}",
+            crate::report::chain(&e)
+        )),
+    }
+    p
 }
 
 fn show_plan(plan: &migrate::Plan, json: bool) -> Result<(), Failure> {
@@ -145,7 +158,7 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
         let mut code = exit::OK;
         for p in prepared {
             match p {
-                Ok(p) => show_plan(&p.plan, args.options.json)?,
+                Ok(p) => show_plan(&with_space(p, &args.options).plan, args.options.json)?,
                 Err(e @ MigrateError::AlreadyDone { .. }) => {
                     output::stdout(format!("{}\n", crate::report::chain(&e)).as_bytes())?;
                 }
@@ -161,7 +174,7 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
     let reporter = reporter(args.options.json, users.len());
     let mut endings = Vec::new();
     // What each user came to, for the summary.
-    let mut kinds: Vec<Ending> = Vec::new();
+    let mut kinds: Vec<UserEnding> = Vec::new();
     let mut ready = Vec::new();
     for (user, p) in users.iter().zip(prepared) {
         match p {
@@ -173,7 +186,7 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
                     run: "",
                     kind: EventKind::AlreadyDone(&message),
                 });
-                kinds.push(Ending::AlreadyDone);
+                kinds.push(UserEnding::new(user, Ending::AlreadyDone, &message));
                 endings.push(Failure::new(exit::OK, message));
             }
             Err(e) => {
@@ -182,7 +195,7 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
                     run: "",
                     kind: EventKind::Refused(&e),
                 });
-                kinds.push(Ending::Refused);
+                kinds.push(UserEnding::new(user, Ending::Refused, &e.to_string()));
                 endings.push(failure(&e));
             }
         }
@@ -213,11 +226,12 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
     let mut migrated = false;
     for r in migrate::run_all(&run_ctx, ready, server.config.parse, &batch) {
         migrated |= matches!(r.outcome, Ok(RunOutcome::Migrated { .. }));
-        kinds.push(Ending::of(&r.outcome));
-        endings.push(match r.outcome {
-            Ok(o) => ending(&o),
-            Err(e) => failure(&e),
-        });
+        let e = match &r.outcome {
+            Ok(o) => ending(o),
+            Err(e) => failure(e),
+        };
+        kinds.push(UserEnding::new(&r.user, Ending::of(&r.outcome), &e.message));
+        endings.push(e);
     }
     let code = finish(&endings, args.options.json)?;
     if users.len() > 1 {
@@ -232,25 +246,61 @@ pub(crate) fn migrate(ctx: &Context<'_>, args: &MigrateArgs) -> Result<u8, Failu
     Ok(code)
 }
 
-/// The batch in counts: how many users came to each ending.
-fn summary(kinds: &[Ending], json: bool) -> Result<(), Failure> {
+/// What one user of a batch came to, for the summary.
+struct UserEnding {
+    user: String,
+    ending: Ending,
+    /// The first line of its message (the reason of a refusal or failure).
+    reason: String,
+}
+
+impl UserEnding {
+    fn new(user: &str, ending: Ending, message: &str) -> Self {
+        Self {
+            user: user.to_string(),
+            ending,
+            reason: message
+                .trim_start_matches("error: ")
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        }
+    }
+}
+
+/// The batch in counts (how many users came to each ending), and each user that did not end
+/// migrated or already done, with the reason.
+fn summary(kinds: &[UserEnding], json: bool) -> Result<(), Failure> {
     let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for kind in kinds {
-        *counts.entry(kind.name()).or_default() += 1;
+        *counts.entry(kind.ending.name()).or_default() += 1;
     }
-    let line = if json {
+    let others: Vec<&UserEnding> = kinds
+        .iter()
+        .filter(|k| !matches!(k.ending, Ending::Migrated | Ending::AlreadyDone))
+        .collect();
+    let text = if json {
+        let reasons: Vec<serde_json::Value> = others
+            .iter()
+            .map(|k| serde_json::json!({"user": k.user, "ending": k.ending.name(), "reason": k.reason}))
+            .collect();
         let v = serde_json::json!({
             "time": mailmig_core::transaction::utc_now_rfc3339(),
             "user": "*",
             "event": "summary",
-            "detail": counts,
+            "detail": { "counts": counts, "others": reasons },
         });
         format!("{v}\n")
     } else {
         let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
-        format!("summary: {} user(s): {}\n", kinds.len(), parts.join(", "))
+        let mut text = format!("summary: {} user(s): {}\n", kinds.len(), parts.join(", "));
+        for k in others {
+            text.push_str(&format!("  {} {}: {}\n", k.ending.name(), k.user, k.reason));
+        }
+        text
     };
-    output::stdout(line.as_bytes())
+    output::stdout(text.as_bytes())
 }
 
 /// How one run ended, for printing: its exit code and message.
@@ -383,22 +433,36 @@ pub(crate) fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<u8, Failure
     } else {
         exit::OK
     };
+    let counts = counts_of(&rows);
     if args.json {
-        let text = serde_json::to_string_pretty(&rows)
-            .map_err(|e| Failure::new(exit::IOERR, e.to_string()))?;
+        #[derive(serde::Serialize)]
+        struct Status<'a> {
+            /// Users per state of their latest run.
+            users: &'a std::collections::BTreeMap<String, usize>,
+            runs: &'a [migrate::RunStatus],
+        }
+        let text = serde_json::to_string_pretty(&Status {
+            users: &counts,
+            runs: &rows,
+        })
+        .map_err(|e| Failure::new(exit::IOERR, e.to_string()))?;
         output::stdout(format!("{text}\n").as_bytes())?;
         return Ok(code);
     }
     let mut out = String::new();
     for r in &rows {
         out.push_str(&format!(
-            "{}\t{}\t{} -> {}\t{}\tlast step done: {}{}\n",
+            "{}\t{}\t{} -> {}\t{}{}\tlast step done: {}\theld: {}{}\n",
             r.run,
             r.user,
             r.from,
             r.to,
             r.state,
+            if r.cleaned_up { " (cleaned up)" } else { "" },
             r.last_step_done.map_or("-".to_string(), |s| s.to_string()),
+            r.held_ms.map_or("-".to_string(), |ms| {
+                humantime::format_duration(std::time::Duration::from_millis(ms)).to_string()
+            }),
             r.message
                 .as_deref()
                 .map(|m| format!("\t{m}"))
@@ -407,9 +471,33 @@ pub(crate) fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<u8, Failure
     }
     if rows.is_empty() {
         out.push_str(&format!("no runs in {runs_dir}\n"));
+    } else {
+        let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        out.push_str(&format!(
+            "users: {} ({})\n",
+            counts.values().sum::<usize>(),
+            parts.join(", ")
+        ));
     }
     output::stdout(out.as_bytes())?;
     Ok(code)
+}
+
+/// Users per state of their latest run (run ids start with the time they were created).
+fn counts_of(rows: &[migrate::RunStatus]) -> std::collections::BTreeMap<String, usize> {
+    let mut latest: std::collections::BTreeMap<&str, &migrate::RunStatus> =
+        std::collections::BTreeMap::new();
+    for r in rows {
+        let e = latest.entry(r.user.as_str()).or_insert(r);
+        if r.run > e.run {
+            *e = r;
+        }
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for r in latest.values() {
+        *counts.entry(r.state.to_string()).or_default() += 1;
+    }
+    counts
 }
 
 // ---------------------------------------------------------------------- reporters
@@ -498,7 +586,7 @@ fn reporter(json: bool, total: usize) -> Box<dyn Reporter> {
         let bar = indicatif::ProgressBar::new(total as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} users  {msg}",
+                "{elapsed_precise} [{bar:30}] {pos}/{len} users, ETA {eta}  {msg}",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );

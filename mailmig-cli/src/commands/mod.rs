@@ -1,6 +1,7 @@
 //! One module per command; each returns the exit code or a [`Failure`].
 
 mod aliases;
+mod campaign;
 mod config;
 mod edit;
 mod hold;
@@ -55,6 +56,8 @@ pub(crate) fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Resume(args) => migrate::resume(&ctx, args),
         Command::Rollback(args) => migrate::rollback(&ctx, args),
         Command::Status(args) => migrate::status(&ctx, args),
+        Command::Cleanup(args) => campaign::cleanup(&ctx, args),
+        Command::Finish(args) => campaign::finish(&ctx, args),
         Command::Generate(cmd) => crate::generate::run(cmd),
     }
 }

@@ -121,6 +121,15 @@ pub enum MigrateError {
     /// The lock-out records cannot be read.
     #[error(transparent)]
     Login(#[from] LoginError),
+    /// The source or the target's file system cannot be measured.
+    #[error("{user}: cannot measure the disk space the copy needs")]
+    Space {
+        /// The user.
+        user: String,
+        /// Why.
+        #[source]
+        source: SafeFsError,
+    },
 }
 
 /// What the preflight refuses, each with the facts that make it unsafe.
@@ -211,6 +220,14 @@ pub enum Refusal {
     /// The target cannot be written in this Dovecot's userdb fields.
     #[error("{0}")]
     Target(String),
+    /// The copy would fill the target's file system past the reserve.
+    #[error("{user}: not enough disk space: the copy {}; free space first or lower --min-free", estimate.render())]
+    DiskSpace {
+        /// The user.
+        user: String,
+        /// What was measured.
+        estimate: Box<crate::migrate::space::SpaceEstimate>,
+    },
 
     /// A namespace without separator between formats with different defaults.
     #[error("a namespace has no explicit hierarchy separator: {from} and {to} default to different ones, and dsync refuses to convert between them (exit 78). Set `separator` in every namespace {{}} block first")]

@@ -131,6 +131,14 @@ pub enum StepData {
     },
     /// The run's figures (`done` of the last step).
     Finished(RunFigures),
+    /// What `mailmig cleanup` removes (`cleanup-start`) or removed (`cleaned-up`) after the run
+    /// ended: the old location of a finished run, or the moved-aside copy of a rolled-back one.
+    Cleanup {
+        /// The trees (or mbox files).
+        paths: Vec<Utf8PathBuf>,
+        /// What they held.
+        usage: crate::safe_fs::TreeUsage,
+    },
 }
 
 /// How long a run took, and how long the user's mail was held.
@@ -164,6 +172,10 @@ pub enum Event {
     Undone,
     /// The run ended; `outcome` says how.
     Closed,
+    /// After the run ended, `mailmig cleanup` is about to remove what it left (`data`).
+    CleanupStart,
+    /// The cleanup is done.
+    CleanedUp,
 }
 
 /// How a run ended.
@@ -459,6 +471,12 @@ pub struct RunState {
     pub outcome: Option<Outcome>,
     /// The closing message.
     pub closing_message: Option<String>,
+    /// When the run ended (the closing record's time, RFC 3339).
+    pub closed_at: Option<String>,
+    /// `mailmig cleanup` started removing what the run left.
+    pub cleanup_started: bool,
+    /// `mailmig cleanup` removed it.
+    pub cleaned_up: bool,
 }
 
 impl RunState {
@@ -482,7 +500,10 @@ impl RunState {
                 (Event::Closed, _) => {
                     s.outcome = r.outcome;
                     s.closing_message = r.message.clone();
+                    s.closed_at = Some(r.time.clone());
                 }
+                (Event::CleanupStart, _) => s.cleanup_started = true,
+                (Event::CleanedUp, _) => s.cleaned_up = true,
                 _ => {}
             }
         }
@@ -516,6 +537,7 @@ mod tests {
                 strategy: Strategy::Hold,
                 warnings: vec![],
                 steps: vec![],
+                space: None,
             },
             options: crate::migrate::plan::tests_support::options(),
         }

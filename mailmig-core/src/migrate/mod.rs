@@ -34,15 +34,19 @@
 //! [`crate::process::Runner`].
 
 pub mod argv;
+pub mod cleanup;
 pub mod dialect;
 mod engine;
 mod error;
+pub mod finish;
 pub mod journal;
+pub mod lookup;
 mod options;
 pub mod plan;
 mod report;
 pub mod runs;
 mod server;
+pub mod space;
 mod steps;
 pub mod verify;
 
@@ -381,6 +385,10 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// The steps.
     pub steps: Vec<PlannedStep>,
+    /// The disk space the copy needs and the target's file system has (measured when the run
+    /// starts, or for a plan shown with `--dry-run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub space: Option<space::SpaceEstimate>,
 }
 
 impl Plan {
@@ -392,6 +400,9 @@ impl Plan {
         );
         for w in &self.warnings {
             out.push_str(&format!("warning: {w}\n"));
+        }
+        if let Some(s) = &self.space {
+            out.push_str(&format!("disk space: {}\n", s.render()));
         }
         for (i, step) in self.steps.iter().enumerate() {
             out.push_str(&format!("\n{:>2}. {}\n", i + 1, step.step));

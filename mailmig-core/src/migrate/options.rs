@@ -28,6 +28,9 @@ pub struct MigrationOptions {
     /// The longest the user's mail may stay held; a step still running then is killed and the
     /// run rolled back (past the start of the release, completed).
     pub max_hold: Duration,
+    /// What must stay free on the target's file system after a user's copy: a user that does
+    /// not fit is refused, and a batch starts no one after them.
+    pub min_free: super::space::MinFree,
 }
 
 impl Default for MigrationOptions {
@@ -39,6 +42,7 @@ impl Default for MigrationOptions {
             hold_action: HoldAction::Hold,
             reason: "Mailbox maintenance".into(),
             max_hold: Duration::from_secs(15 * 60),
+            min_free: super::space::MinFree::default(),
         }
     }
 }
@@ -90,4 +94,8 @@ pub struct RunOptions {
     /// The global `mail_driver` (2.4), against which an unset `userdb_mail_driver` reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_driver: Option<String>,
+    /// What must stay free on the target's file system (journals before the disk-space guard:
+    /// the default).
+    #[serde(default)]
+    pub min_free: super::space::MinFree,
 }

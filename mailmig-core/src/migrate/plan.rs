@@ -387,6 +387,7 @@ pub fn build_plan(
         strategy,
         warnings: facts.warnings.clone(),
         steps,
+        space: None,
     })
 }
 
@@ -419,6 +420,7 @@ pub(crate) mod tests_support {
             default_driver: None,
             quota: None,
             pop3: false,
+            min_free: Default::default(),
         }
     }
 }

@@ -4,10 +4,11 @@
 
 use camino::{Utf8Path, Utf8PathBuf};
 
+use super::dialect;
 use super::error::{MigrateError, Refusal};
+use super::lookup::Lookup;
 use super::plan::{build_plan, PlanInputs};
 use super::runs;
-use super::{argv, dialect};
 use super::{validate_user, Location, MigrationOptions, Plan, RunOptions, Strategy};
 use crate::dovecot::config::uidl_format_survives;
 use crate::dovecot::generated::generated_by;
@@ -91,21 +92,6 @@ pub struct HoldKeys {
     pub keys: Vec<String>,
     /// What a hold cannot cover, in words.
     pub warnings: Vec<String>,
-}
-
-/// What a `doveadm user` command printed, trimmed; an unknown user (67) is an error.
-fn user_answer(
-    runner: &dyn Runner,
-    user: &str,
-    argv: &crate::process::Argv,
-) -> Result<String, MigrateError> {
-    let out = runner.run_expect(argv, None, &[0, 67])?;
-    if out.code == Some(67) {
-        return Err(MigrateError::UnknownUser {
-            user: user.to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// Two runs of one batch must not write into one storage, nor one's target into another's
@@ -383,15 +369,9 @@ impl Server {
         }
     }
 
-    /// `doveadm user -f FIELD USER`: the value; an unknown user is an error.
-    fn user_field(
-        &self,
-        runner: &dyn Runner,
-        user: &str,
-        field: &str,
-    ) -> Result<String, MigrateError> {
-        let argv = argv::user_field(&self.config.dovecot_config, user, field);
-        user_answer(runner, user, &argv)
+    /// Lookups of users in the running Dovecot.
+    pub fn lookup<'a>(&'a self, runner: &'a dyn Runner) -> Lookup<'a> {
+        Lookup::new(runner, &self.config.dovecot_config, &self.settings)
     }
 
     /// A location that may be a template (`maildir:/var/vmail/%d/%n`, 2.4
@@ -406,7 +386,7 @@ impl Server {
         if !text.contains('%') {
             return Ok(Location::parse(text)?);
         }
-        let expanded = self.expand(runner, user, text)?;
+        let expanded = self.lookup(runner).expand(user, text)?;
         if expanded.contains('%') {
             return Err(Refusal::Target(format!(
                 "`{text}` expands to `{expanded}` for {user}: Dovecot {} does not know a variable in it{}",
@@ -420,17 +400,6 @@ impl Server {
             .into());
         }
         Ok(Location::parse(&expanded)?)
-    }
-
-    /// `doveadm user -e TEMPLATE USER`.
-    fn expand(
-        &self,
-        runner: &dyn Runner,
-        user: &str,
-        template: &str,
-    ) -> Result<String, MigrateError> {
-        let argv = argv::expand(&self.config.dovecot_config, user, template);
-        user_answer(runner, user, &argv)
     }
 
     /// The checks that change nothing, for one user; the facts the plan needs.
@@ -462,33 +431,8 @@ impl Server {
         }
         let version = self.settings.version;
         dialect::check_target(version, &to).map_err(Refusal::Target)?;
-        let answers = dialect::shown_fields(version)
-            .iter()
-            .map(|field| self.user_field(runner, user, field))
-            .collect::<Result<Vec<_>, _>>()?;
-        // The global location may be a template (2.3 prints it unexpanded): expanded per user.
-        let answers = answers
-            .into_iter()
-            .map(|a| {
-                if a.contains('%') {
-                    self.expand(runner, user, &a)
-                } else {
-                    Ok(a)
-                }
-            })
-            .collect::<Result<Vec<_>, MigrateError>>()?;
-        let global = match self.settings.mail_location.as_deref() {
-            Some(g) if g.contains('%') => Some(self.expand(runner, user, g)?),
-            other => other.map(str::to_string),
-        };
-        let from =
-            dialect::current_location(version, &answers, global.as_deref()).map_err(|reason| {
-                Refusal::BadSource {
-                    user: user.to_string(),
-                    reason,
-                }
-            })?;
-        let home = self.user_field(runner, user, "home")?;
+        let from = self.lookup(runner).location(user)?;
+        let home = self.lookup(runner).field(user, "home")?;
         self.check_locations(user, &from, &to, &home)?;
         if let Some(dir) = &self.config.postfix_config {
             let delivery = self.delivery.delivery_of(runner, dir, user)?;
@@ -641,6 +585,7 @@ impl Server {
             dovecot_version: self.settings.version,
             quota: self.settings.quota_backend.clone(),
             pop3: self.settings.pop3,
+            min_free: self.options.min_free,
             default_driver: match self.settings.version {
                 DovecotVersion::V2_3 => None,
                 _ => self

@@ -9,11 +9,12 @@ use camino::Utf8PathBuf;
 use serde::Serialize;
 
 use super::{Engine, MapBatcher, RunContext, RunOutcome, TimedRunner};
-use crate::migrate::error::MigrateError;
+use crate::migrate::error::{MigrateError, Refusal};
 use crate::migrate::journal::{self, Journal, Outcome, Record, RunHeader, RunState};
 use crate::migrate::report::{Event, EventKind};
 use crate::migrate::runs;
 use crate::migrate::server::PreparedRun;
+use crate::migrate::space::{self, SpaceEstimate};
 use crate::migrate::{StepKind, Strategy};
 use crate::postfix::{parse_options_from_postconf, ParseOptions};
 use crate::state::StateDir;
@@ -69,6 +70,8 @@ pub fn start(
     if let Some(run) = runs::marker(ctx.state, &user)? {
         return Err(MigrateError::Unfinished { user, run });
     }
+    let mut prepared = prepared;
+    prepared.plan.space = Some(check_space(&prepared)?);
     // The run's id is chosen and recorded as the user's unfinished run *before* its journal is
     // created: a crash in between leaves a marker without a journal, which `resume`, `rollback`
     // and the next `migrate` recognise as a run that never started.
@@ -109,6 +112,26 @@ pub fn start(
         false,
         batcher,
     ))
+}
+
+/// The disk-space guard, right before the copy: the estimate, or a refusal when the copy would
+/// eat into the reserve.
+fn check_space(prepared: &PreparedRun) -> Result<SpaceEstimate, MigrateError> {
+    let user = &prepared.facts.user;
+    let estimate = space::estimate(prepared, prepared.options.min_free).map_err(|source| {
+        MigrateError::Space {
+            user: user.clone(),
+            source,
+        }
+    })?;
+    if estimate.is_short() {
+        return Err(Refusal::DiskSpace {
+            user: user.clone(),
+            estimate: Box::new(estimate),
+        }
+        .into());
+    }
+    Ok(estimate)
 }
 
 /// What one user of a batch came to.
@@ -223,6 +246,8 @@ pub fn run_all(
     let queue = Mutex::new(prepared.into_iter());
     let results = Mutex::new(Vec::new());
     let failures = AtomicUsize::new(0);
+    // Set when a user did not fit: a full file system stops everyone's mail, so no one starts.
+    let short: Mutex<Option<String>> = Mutex::new(None);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
@@ -232,7 +257,9 @@ pub fn run_all(
                         std::thread::sleep(options.pause_between);
                     }
                     first = false;
-                    let stopped = options.stopped(failures.load(Ordering::SeqCst));
+                    let stopped = options
+                        .stopped(failures.load(Ordering::SeqCst))
+                        .or_else(|| short.lock().ok().and_then(|s| s.clone()));
                     let next = queue.lock().map(|mut q| q.next()).unwrap_or(None);
                     let Some(p) = next else {
                         break;
@@ -247,6 +274,18 @@ pub fn run_all(
                     };
                     if Ending::of(&outcome).is_failure() {
                         failures.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if let Err(MigrateError::Refused(Refusal::DiskSpace { user, estimate })) =
+                        &outcome
+                    {
+                        if let Ok(mut s) = short.lock() {
+                            s.get_or_insert_with(|| {
+                                format!(
+                                    "{} is short of disk space ({user} did not fit)",
+                                    estimate.filesystem
+                                )
+                            });
+                        }
                     }
                     if let Err(e) = &outcome {
                         ctx.reporter.event(&Event {
@@ -418,6 +457,48 @@ pub struct RunStatus {
     pub rolling_back: bool,
     /// The closing message, the last failure, or what to do.
     pub message: Option<String>,
+    /// How long the user's mail was held (so far, while held), in milliseconds.
+    pub held_ms: Option<u64>,
+    /// When the run ended (RFC 3339).
+    pub ended: Option<String>,
+    /// `mailmig cleanup` removed what the run left behind.
+    pub cleaned_up: bool,
+}
+
+/// How long mail was held: from the hold's start to the release's end (or now, while held); the
+/// run's own figure when it finished.
+fn held_ms(records: &[Record]) -> Option<u64> {
+    let figures = records.iter().rev().find_map(|r| match &r.data {
+        Some(journal::StepData::Finished(f)) => f.held_ms,
+        _ => None,
+    });
+    if figures.is_some() {
+        return figures;
+    }
+    let time = |step, event| {
+        records
+            .iter()
+            .find(|r| r.step == Some(step) && r.event == event)
+            .and_then(|r| humantime::parse_rfc3339_weak(&r.time).ok())
+    };
+    let from = time(StepKind::Hold, journal::Event::Start)?;
+    let until = time(StepKind::Release, journal::Event::Done)
+        .or_else(|| {
+            records
+                .iter()
+                .any(|r| r.event == journal::Event::Closed)
+                .then(|| {
+                    records
+                        .last()
+                        .and_then(|r| humantime::parse_rfc3339_weak(&r.time).ok())
+                        .unwrap_or(from)
+                })
+        })
+        .unwrap_or_else(std::time::SystemTime::now);
+    until
+        .duration_since(from)
+        .ok()
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The state of every run (or of `run`), in run order. Runs whose journal cannot be read are
@@ -481,5 +562,8 @@ fn run_status(state: &StateDir, run: &str) -> Result<RunStatus, MigrateError> {
         steps_done: s.done,
         rolling_back: s.rolling_back,
         message,
+        held_ms: held_ms(&records),
+        ended: s.closed_at.clone(),
+        cleaned_up: s.cleaned_up,
     })
 }

@@ -321,6 +321,7 @@ impl World {
             default_driver: (self.version == DovecotVersion::V2_4).then(|| "maildir".into()),
             quota: None,
             pop3: false,
+            min_free: Default::default(),
         }
     }
 
@@ -338,6 +339,7 @@ impl World {
                 strategy,
                 warnings: vec![],
                 steps: vec![],
+                space: None,
             },
             options: self.options(),
         };
