@@ -66,12 +66,7 @@ step "Debian package: build, lintian, install into a throwaway Debian 13 root"
 bash tests/packaging/check-deb.sh
 
 step "cargo publish --dry-run (mailmig-core, mailmig-cli)"
-# A clean checkout (CI) is packaged as it is; local uncommitted changes are allowed here only.
-publish_flags=()
-if [[ -n $(git status --porcelain -- mailmig-core mailmig-cli Cargo.toml Cargo.lock 2>/dev/null) ]]; then
-  publish_flags=(--allow-dirty)
-fi
-cargo publish --dry-run --locked "${publish_flags[@]}" -p mailmig-core -p mailmig-cli
+bash packaging/publish-dry-run.sh
 
 step "fuzz targets: build and smoke-run ${FUZZ_SECONDS}s each"
 # The fuzz workspace's lock file is committed and must already be in sync (nothing rewrites it).
