@@ -5,6 +5,8 @@
 #      network namespace, MAILMIG_REQUIRE_DAEMONS=1: a missing daemon fails, never skips)
 #   3. every fuzz target: built, then run for a short smoke time
 #   4. the benchmarks: built (run them with benches/compare-sed.sh)
+#   5. the Debian package: built, lintian, installed into a throwaway Debian 13 root and checked
+#      there (tests/packaging/check-deb.sh); `cargo publish --dry-run` of both crates
 # Needs root (it installs Debian packages and creates a network namespace).
 #
 #   bash tests/run-all.sh                 # everything
@@ -29,6 +31,17 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   step "install cargo-fuzz"
   cargo install --locked cargo-fuzz
 fi
+if ! cargo deb --version >/dev/null 2>&1; then
+  step "install cargo-deb"
+  cargo install --locked cargo-deb
+fi
+# man pages are checked with groff and man; the package with lintian (Debian's packages)
+if ! command -v groff >/dev/null || ! command -v man >/dev/null || ! command -v lintian >/dev/null; then
+  step "install groff-base, man-db, lintian"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    groff-base man-db lintian </dev/null >/dev/null
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -48,6 +61,12 @@ trap 'rm -f "$test_log"' EXIT
 MAILMIG_REQUIRE_DAEMONS=1 CI=${CI:-true} bash tests/sandbox/sandbox.sh netns \
   cargo test --workspace --locked --offline 2>&1 | tee "$test_log"
 read -r passed failed < <(awk '/^test result:/ {p += $4; f += $6} END {print p + 0, f + 0}' "$test_log")
+
+step "Debian package: build, lintian, install into a throwaway Debian 13 root"
+bash tests/packaging/check-deb.sh
+
+step "cargo publish --dry-run (mailmig-core, mailmig-cli)"
+bash packaging/publish-dry-run.sh
 
 step "fuzz targets: build and smoke-run ${FUZZ_SECONDS}s each"
 # The fuzz workspace's lock file is committed and must already be in sync (nothing rewrites it).

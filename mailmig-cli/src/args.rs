@@ -9,7 +9,7 @@ use mailmig_core::migrate::Strategy;
 /// Convert Dovecot mailboxes between storage formats on a live Postfix + Dovecot server, and
 /// read and edit the Postfix and Dovecot files involved exactly as the daemons read them.
 #[derive(Debug, Parser)]
-#[command(name = "mailmig", version, about, max_term_width = 100)]
+#[command(name = "mailmig", version = crate::version::LONG, about, max_term_width = 100)]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: GlobalArgs,
@@ -20,14 +20,17 @@ pub(crate) struct Cli {
 /// Options every command understands.
 #[derive(Debug, Args)]
 pub(crate) struct GlobalArgs {
-    /// Postfix configuration directory (`postconf -c DIR`): reading rules and defaults come from it.
+    /// Postfix configuration directory (`postconf -c DIR`). Default: /etc/postfix, as for
+    /// postconf, for the commands that talk to the server; tables given as files are read with
+    /// its rules only when this is given.
     #[arg(long, global = true, value_name = "DIR")]
     pub(crate) postfix_config: Option<Utf8PathBuf>,
     /// Read tables with this Postfix release's rules (MAJOR.MINOR). Default: what `postconf`
     /// reports with --postfix-config, else the newest rules.
     #[arg(long, global = true, value_name = "VERSION")]
     pub(crate) postfix_version: Option<String>,
-    /// Dovecot configuration file (`doveconf -c FILE`, `doveadm -c FILE`).
+    /// Dovecot configuration file (`doveconf -c FILE`, `doveadm -c FILE`). Default:
+    /// /etc/dovecot/dovecot.conf, as for doveconf, for the commands that talk to the server.
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) dovecot_config: Option<Utf8PathBuf>,
     /// Where mailmig records what it did, to resume or undo (default /var/lib/mailmig).
@@ -86,6 +89,9 @@ pub(crate) enum Command {
     /// End a campaign: are all users on the target? The global setting to make; then remove the
     /// per-user overrides that repeat it.
     Finish(FinishArgs),
+    /// Man pages and shell completions, from this definition (for packaging).
+    #[command(subcommand, hide = true)]
+    Generate(crate::generate::GenerateCommand),
 }
 
 #[derive(Debug, Args)]

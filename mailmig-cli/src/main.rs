@@ -6,9 +6,12 @@
 
 mod args;
 mod commands;
+mod defaults;
 mod exit;
+mod generate;
 mod output;
 mod report;
+mod version;
 
 use std::process::ExitCode;
 

@@ -33,6 +33,58 @@
 //! assert_eq!(team.value(), b"alice@example.test,    carol@example.test");
 //! ```
 //!
+//! # Examples
+//!
+//! Edit a Postfix table: the entry postmap uses for the key is replaced, every other byte stays.
+//!
+//! ```
+//! use mailmig_core::postfix::{ParseOptions, Table};
+//!
+//! let src = b"# virtual\nsales@example.test  bob@example.test\n";
+//! let mut table = Table::parse(src.to_vec(), &ParseOptions::default());
+//! table.set(b"Sales@example.test", b"alice@example.test", true)?;
+//! assert_eq!(table.render(), b"# virtual\nsales@example.test  alice@example.test\n");
+//! # Ok::<(), mailmig_core::postfix::TableEditError>(())
+//! ```
+//!
+//! Every address whose mail reaches a mailbox through `virtual_alias_maps` (the mailbox itself
+//! and nested aliases included), as Postfix's virtual(5) expansion would deliver it:
+//!
+//! ```
+//! use mailmig_core::postfix::{Address, ClosureOptions, ParseOptions, Table, VirtualMap};
+//!
+//! let src = b"team@example.test sales@example.test\nsales@example.test alice@example.test\n";
+//! let table = Table::parse(src.to_vec(), &ParseOptions::default());
+//! let map = VirtualMap::new(&[&table], ClosureOptions::default());
+//! let closure = map.reverse_closure(&Address(b"alice@example.test".to_vec()));
+//! let mut reaching: Vec<_> = closure
+//!     .addresses
+//!     .iter()
+//!     .map(|a| String::from_utf8_lossy(&a.address.0).into_owned())
+//!     .collect();
+//! reaching.sort();
+//! assert_eq!(reaching, ["alice@example.test", "sales@example.test", "team@example.test"]);
+//! ```
+//!
+//! Read a Dovecot passwd-file as the auth process does, and set an extra field of the record
+//! Dovecot uses (here the lock-out `allow_nets=`), keeping every other byte:
+//!
+//! ```
+//! use mailmig_core::dovecot::{NumericIds, PasswdFile, PasswdOptions};
+//!
+//! let src = b"alice@example.test:{PLAIN}secret:1000:1000::/home/alice::userdb_mail=maildir:~/Maildir\n";
+//! let mut file = PasswdFile::parse(src.to_vec(), &PasswdOptions::default());
+//! let alice = file.lookup(b"Alice@Example.test", &NumericIds).expect("found (%Lu lowercases)");
+//! let userdb = alice.userdb(&NumericIds).expect("valid").expect("has userdb fields");
+//! assert_eq!(userdb.get(b"mail"), Some(Some(&b"maildir:~/Maildir"[..])));
+//! file.set_extra(b"alice@example.test", b"allow_nets", Some(b""), &NumericIds)?;
+//! assert!(file.render().ends_with(b"userdb_mail=maildir:~/Maildir allow_nets=\n"));
+//! # Ok::<(), mailmig_core::dovecot::PasswdEditError>(())
+//! ```
+//!
+//! A whole migration (the server discovered from `postconf` and `doveconf`, each user's plan,
+//! the journaled run) is shown in [`migrate`] and in `examples/migrate.rs`.
+//!
 //! # Limitations
 //! - The reading rules are those of Postfix 3.2 and later by default (quoted keys); older versions
 //!   can be selected with [`postfix::PostfixVersion`]. See `docs/` for every difference we know of.
@@ -71,3 +123,8 @@ pub mod queue;
 pub mod safe_fs;
 pub mod state;
 pub mod transaction;
+
+/// The examples of this crate's README, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -213,6 +213,18 @@ fn configuration_is_read_from_the_daemons(#[case] stack: Stack) {
     );
     assert_eq!(d["userdb_drivers"], serde_json::json!(["passwd-file"]));
     assert_eq!(d["version"], dovecot);
+    // where each fact came from
+    assert_eq!(v["postfix"]["config_directory_from"], "--postfix-config");
+    assert_eq!(v["dovecot"]["config_from"], "--dovecot-config");
+    let rules = &v["reading_rules"];
+    assert_eq!(
+        rules["postfix_version"],
+        postfix.rsplit_once('.').map_or(postfix, |(mm, _)| mm)
+    );
+    assert!(rules["postfix_version_from"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("mail_version of postconf -c "));
     assert_eq!(
         d["namespaces"],
         serde_json::json!([{ "name": "inbox", "separator": "/", "type": "private", "location": null }])

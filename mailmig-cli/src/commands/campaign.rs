@@ -101,12 +101,7 @@ fn render_cleanup(items: &[CleanupItem], dry_run: bool) -> String {
 }
 
 pub(crate) fn finish(ctx: &Context<'_>, args: &FinishArgs) -> Result<u8, Failure> {
-    let dovecot_config = ctx.global.dovecot_config.clone().ok_or_else(|| {
-        Failure::new(
-            exit::USAGE,
-            "error: finish asks the running Dovecot: give --dovecot-config FILE",
-        )
-    })?;
+    let dovecot_config = ctx.global.dovecot_file().path;
     let state = ctx.state()?;
     let ids = super::ids();
     let options = FinishOptions {

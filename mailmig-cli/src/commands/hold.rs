@@ -183,12 +183,7 @@ pub(crate) fn list(ctx: &Context<'_>, args: &HoldListArgs) -> Result<u8, Failure
 }
 
 pub(crate) fn check(ctx: &Context<'_>, args: &HoldCheckArgs) -> Result<u8, Failure> {
-    let Some(dir) = ctx.global.postfix_config.clone() else {
-        return Err(Failure::new(
-            exit::USAGE,
-            "error: hold check reads Postfix's configuration: give --postfix-config DIR",
-        ));
-    };
+    let dir = ctx.global.postfix_dir().path;
     let (map_path, _) = access_map(ctx, &args.map)?;
     let problems =
         coverage_problems(&ctx.runner, &dir, &map_path).map_err(|e| discover_failure(&e))?;

@@ -11,13 +11,7 @@ use crate::output;
 use crate::report::Failure;
 
 fn dovecot<'a>(ctx: &'a Context<'_>) -> Result<Dovecot<'a>, Failure> {
-    let config = ctx.global.dovecot_config.clone().ok_or_else(|| {
-        Failure::new(
-            exit::USAGE,
-            "error: login commands talk to the running Dovecot: give --dovecot-config FILE",
-        )
-    })?;
-    Ok(Dovecot::new(config, &ctx.runner))
+    Ok(Dovecot::new(ctx.global.dovecot_file().path, &ctx.runner))
 }
 
 fn failure(e: &LoginError) -> Failure {

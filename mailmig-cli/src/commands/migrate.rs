@@ -59,16 +59,10 @@ fn code_of_outcome(o: &RunOutcome) -> u8 {
 
 /// Discover the server for a migration with these options.
 fn server(ctx: &Context<'_>, opts: &MigrationOptions) -> Result<Server, Failure> {
-    let dovecot_config = ctx.global.dovecot_config.clone().ok_or_else(|| {
-        Failure::new(
-            exit::USAGE,
-            "error: a migration talks to the running Dovecot: give --dovecot-config FILE",
-        )
-    })?;
     let config = ServerConfig {
-        dovecot_config,
-        postfix_config: ctx.global.postfix_config.clone(),
-        parse: ctx.options,
+        dovecot_config: ctx.global.dovecot_file().path,
+        postfix_config: Some(ctx.global.postfix_dir().path),
+        parse: ctx.server_options()?,
     };
     let options = CoreOptions {
         strategy: opts.strategy,

@@ -58,6 +58,7 @@ pub(crate) fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Status(args) => migrate::status(&ctx, args),
         Command::Cleanup(args) => campaign::cleanup(&ctx, args),
         Command::Finish(args) => campaign::finish(&ctx, args),
+        Command::Generate(cmd) => crate::generate::run(cmd),
     }
 }
 
@@ -71,24 +72,25 @@ pub(crate) struct Context<'a> {
 impl<'a> Context<'a> {
     fn new(global: &'a GlobalArgs) -> Result<Self, Failure> {
         let runner = SystemRunner;
-        let mut options = match &global.postfix_config {
-            Some(dir) => postfix::parse_options_from_postconf(&runner, dir)
-                .map_err(|e| Failure::error(exit::UNAVAILABLE, &e))?,
-            None => ParseOptions::default(),
-        };
-        if let Some(v) = &global.postfix_version {
-            options.version = v
-                .parse::<PostfixVersion>()
-                .map_err(|e| Failure::new(exit::USAGE, format!("error: --postfix-version: {e}")))?;
-        }
-        if let Some(flag) = global.smtputf8 {
-            options.smtputf8 = matches!(flag, YesNo::Yes);
-        }
+        let options = parse_options(&runner, global, global.postfix_config.as_deref())?;
         Ok(Self {
             options,
             global,
             runner,
         })
+    }
+
+    /// The reading rules of the server's own tables: those of `--postfix-config` (already read),
+    /// else of the default directory (`postconf` as a stock server answers it).
+    pub(crate) fn server_options(&self) -> Result<ParseOptions, Failure> {
+        match &self.global.postfix_config {
+            Some(_) => Ok(self.options),
+            None => parse_options(
+                &self.runner,
+                self.global,
+                Some(&self.global.postfix_dir().path),
+            ),
+        }
     }
 
     /// Read and parse one table file (regular files only).
@@ -101,6 +103,29 @@ impl<'a> Context<'a> {
     pub(crate) fn state(&self) -> Result<StateDir, Failure> {
         StateDir::open(&self.global.state_dir).map_err(|e| state_failure(&e))
     }
+}
+
+/// Reading rules from `postconf -c DIR` (newest rules without DIR), then `--postfix-version`
+/// and `--smtputf8`.
+fn parse_options(
+    runner: &SystemRunner,
+    global: &GlobalArgs,
+    dir: Option<&Utf8Path>,
+) -> Result<ParseOptions, Failure> {
+    let mut options = match dir {
+        Some(dir) => postfix::parse_options_from_postconf(runner, dir)
+            .map_err(|e| Failure::error(exit::UNAVAILABLE, &e))?,
+        None => ParseOptions::default(),
+    };
+    if let Some(v) = &global.postfix_version {
+        options.version = v
+            .parse::<PostfixVersion>()
+            .map_err(|e| Failure::new(exit::USAGE, format!("error: --postfix-version: {e}")))?;
+    }
+    if let Some(flag) = global.smtputf8 {
+        options.smtputf8 = matches!(flag, YesNo::Yes);
+    }
+    Ok(options)
 }
 
 /// Read an input file: regular files only (a FIFO or device is refused, never read).
@@ -131,30 +156,30 @@ pub(crate) fn access_map(
     if let Some(m) = &args.map {
         return Ok((m.clone(), None));
     }
-    let Some(dir) = &ctx.global.postfix_config else {
-        return Err(Failure::new(
-            exit::USAGE,
-            "error: no access map: give --map FILE or --postfix-config DIR",
-        ));
-    };
-    discover::access_map(&ctx.runner, dir)
+    discover::access_map(&ctx.runner, &ctx.global.postfix_dir().path)
         .map(|(m, t)| (m, Some(t)))
         .map_err(|e| discover_failure(&e))
 }
 
-/// The virtual alias maps (given, or `virtual_alias_maps` from --postfix-config), read; their
-/// unreadable entries and the records postmap skips are warned about on stderr.
+/// The virtual alias maps (given, or `virtual_alias_maps` of the Postfix configuration:
+/// --postfix-config, else /etc/postfix), read; their unreadable entries and the records postmap
+/// skips are warned about on stderr. Given maps are expanded with the settings of
+/// --postfix-config only when it is given.
 pub(crate) fn alias_maps(
     ctx: &Context<'_>,
     given: &[Utf8PathBuf],
     recipient_delimiter: Option<&str>,
 ) -> Result<AliasMaps, Failure> {
+    let (dir, options) = match (&ctx.global.postfix_config, given.is_empty()) {
+        (None, true) => (Some(ctx.global.postfix_dir().path), ctx.server_options()?),
+        (dir, _) => (dir.clone(), ctx.options),
+    };
     let maps = discover::alias_maps(
         &ctx.runner,
-        ctx.global.postfix_config.as_deref(),
+        dir.as_deref(),
         given,
         recipient_delimiter,
-        &ctx.options,
+        &options,
     )
     .map_err(|e| discover_failure(&e))?;
     warn_alias_maps(&maps);

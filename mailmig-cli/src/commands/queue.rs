@@ -13,12 +13,7 @@ use crate::output;
 use crate::report::Failure;
 
 fn config_dir(ctx: &Context<'_>) -> Result<Utf8PathBuf, Failure> {
-    ctx.global.postfix_config.clone().ok_or_else(|| {
-        Failure::new(
-            exit::USAGE,
-            "error: queue commands need the Postfix configuration: give --postfix-config DIR",
-        )
-    })
+    Ok(ctx.global.postfix_dir().path)
 }
 
 fn delimiters(ctx: &Context<'_>, dir: &Utf8PathBuf) -> Result<String, Failure> {
