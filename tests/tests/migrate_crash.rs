@@ -135,7 +135,8 @@ fn series(stack: Stack, prefix: &str, recover: &str) {
         access_before
     );
     let status = sb.mailmig(&["status", "--json"]);
-    let runs: serde_json::Value = serde_json::from_str(&status.out()).expect("json");
+    let status: serde_json::Value = serde_json::from_str(&status.out()).expect("json");
+    let runs = &status["runs"];
     assert_eq!(runs.as_array().map(Vec::len), Some(POINTS.len()));
     for run in runs.as_array().into_iter().flatten() {
         assert!(

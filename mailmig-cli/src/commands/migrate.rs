@@ -409,7 +409,7 @@ pub(crate) fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<u8, Failure
             ));
         }
         let text = if args.json {
-            "[]\n".to_string()
+            "{\n  \"users\": {},\n  \"runs\": []\n}\n".to_string()
         } else {
             format!("no runs in {runs_dir}\n")
         };
