@@ -126,7 +126,7 @@ pub enum LoadStatus {
 /// The users Dovecot would load from the file.
 #[derive(Debug, Clone)]
 pub struct Loaded {
-    users: HashMap<Vec<u8>, usize>,
+    users: crate::postfix::FastMap<Vec<u8>, usize>,
     status: Vec<(usize, LoadStatus)>,
 }
 
@@ -653,8 +653,10 @@ impl PasswdFile {
 
     /// Load the file as Dovecot's auth process does.
     pub fn load(&self, ids: &dyn IdResolver) -> Loaded {
-        let mut users: HashMap<Vec<u8>, usize> = HashMap::new();
-        let mut status = Vec::new();
+        // foldhash, sized up front: a million users hashed once each, no rehashing.
+        let mut users: crate::postfix::FastMap<Vec<u8>, usize> =
+            crate::postfix::FastMap::with_capacity_and_hasher(self.lines.len(), Default::default());
+        let mut status = Vec::with_capacity(self.lines.len());
         for (i, entry) in self
             .lines()
             .enumerate()
