@@ -89,9 +89,35 @@ pub(crate) enum Command {
     /// End a campaign: are all users on the target? The global setting to make; then remove the
     /// per-user overrides that repeat it.
     Finish(FinishArgs),
+    /// Dovecot's chained databases as an overlay over any userdb (SQL, LDAP, a large
+    /// passwd-file): the configuration to add, and whether it is in place.
+    #[command(subcommand)]
+    Overlay(OverlayCommand),
     /// Man pages and shell completions, from this definition (for packaging).
     #[command(subcommand, hide = true)]
     Generate(crate::generate::GenerateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OverlayCommand {
+    /// Print the configuration for the running Dovecot's release, and where each piece goes.
+    Show(OverlayArgs),
+    /// Check the running configuration (`doveconf -n`): exit 0 when the overlay is in place as
+    /// measured, 1 with what is missing or misplaced.
+    Check(OverlayArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct OverlayArgs {
+    /// The lock-out overlay's passwd-file (default: mailmig-deny beside dovecot.conf).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) deny_file: Option<Utf8PathBuf>,
+    /// The location overlay's passwd-file (default: mailmig-override beside dovecot.conf).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) location_file: Option<Utf8PathBuf>,
+    /// JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

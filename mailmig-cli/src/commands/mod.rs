@@ -8,6 +8,7 @@ mod hold;
 mod login;
 mod map;
 mod migrate;
+mod overlay;
 mod passwd;
 mod queue;
 
@@ -21,8 +22,8 @@ use mailmig_core::safe_fs::{self, SafeFsError};
 use mailmig_core::state::{StateDir, StateError};
 
 use crate::args::{
-    Cli, Command, GlobalArgs, HoldCommand, HoldMapArgs, LoginCommand, MapCommand, PasswdCommand,
-    QueueCommand, YesNo,
+    Cli, Command, GlobalArgs, HoldCommand, HoldMapArgs, LoginCommand, MapCommand, OverlayCommand,
+    PasswdCommand, QueueCommand, YesNo,
 };
 use crate::exit;
 use crate::output;
@@ -58,6 +59,8 @@ pub(crate) fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Status(args) => migrate::status(&ctx, args),
         Command::Cleanup(args) => campaign::cleanup(&ctx, args),
         Command::Finish(args) => campaign::finish(&ctx, args),
+        Command::Overlay(OverlayCommand::Show(args)) => overlay::show(&ctx, args),
+        Command::Overlay(OverlayCommand::Check(args)) => overlay::check(&ctx, args),
         Command::Generate(cmd) => crate::generate::run(cmd),
     }
 }

@@ -22,6 +22,7 @@ mod expand;
 pub mod generated;
 mod ids;
 pub mod mask;
+pub mod overlay;
 mod passwd;
 mod report;
 mod running;
