@@ -451,6 +451,15 @@ impl Sandbox {
         )
     }
 
+    /// Write Dovecot's configuration file and `doveadm reload`, then give the new processes a
+    /// moment to take over.
+    pub fn reconfigure_dovecot(&self, text: &str) {
+        fs_err::write(self.path("DOVECOT_CONFIG"), text).expect("write dovecot.conf");
+        let r = self.doveadm(&["reload"]);
+        assert_eq!(r.code, 0, "doveadm reload: {}", r.err());
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+    }
+
     /// `doveadm -c CONF ARGS...`.
     pub fn doveadm(&self, args: &[&str]) -> Run {
         let mut all = vec!["-c", self.get("DOVECOT_CONFIG")];

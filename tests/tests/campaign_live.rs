@@ -121,10 +121,7 @@ fn make_mdbox_the_default(sb: &Sandbox) {
         .replace("mail_driver = maildir", "mail_driver = mdbox")
         .replace("mail_path = ~/Maildir", "mail_path = ~/mdbox");
     assert_ne!(new, text, "the global location was found");
-    fs_err::write(&conf, new).expect("write");
-    let r = sb.doveadm(&["reload"]);
-    assert_eq!(r.code, 0, "{}", r.err());
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    sb.reconfigure_dovecot(&new);
 }
 
 #[rstest]

@@ -23,12 +23,6 @@ fn place(conf: &str, snippet: &serde_json::Value) -> String {
     text
 }
 
-fn reload(sb: &Sandbox) {
-    let r = sb.doveadm(&["reload"]);
-    assert_eq!(r.code, 0, "{}", r.err());
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-}
-
 #[rstest]
 #[case::debian12(Stack::Debian12)]
 #[case::debian13(Stack::Debian13)]
@@ -65,16 +59,14 @@ fn the_overlay_moves_and_locks_out_one_user(#[case] stack: Stack) {
         snippet["passdb"].as_str().expect("passdb"),
         snippet["userdb"].as_str().expect("userdb")
     );
-    fs_err::write(&conf_path, misplaced).expect("write");
-    reload(&sb);
+    sb.reconfigure_dovecot(&misplaced);
     let r = sb.mailmig(&["overlay", "check"]);
     assert_eq!(r.code, 1, "{}", r.out());
     assert!(r.out().contains("is passdb number 2"), "{}", r.out());
     assert!(r.out().contains("stops on success"), "{}", r.out());
 
     // Placed as `show` says: in place, and nothing changes for anyone.
-    fs_err::write(&conf_path, place(&conf, &snippet)).expect("write");
-    reload(&sb);
+    sb.reconfigure_dovecot(&place(&conf, &snippet));
     let r = sb.mailmig(&["overlay", "check"]);
     assert_eq!(r.code, 0, "{}\n{}", r.out(), r.err());
     let home = sb.home(ALICE);
