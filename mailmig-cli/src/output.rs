@@ -14,6 +14,13 @@ pub(crate) fn stdout(bytes: &[u8]) -> Result<(), Failure> {
     }
 }
 
+/// `value` as pretty JSON on stdout, one newline after it.
+pub(crate) fn json_pretty<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Failure::new(crate::exit::IOERR, e.to_string()))?;
+    stdout(format!("{text}\n").as_bytes())
+}
+
 /// Write one line of text to stderr (warnings). Errors writing to stderr are ignored: there is
 /// nowhere left to report them.
 pub(crate) fn stderr_line(text: &str) {

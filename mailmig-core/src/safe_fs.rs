@@ -26,7 +26,7 @@ use camino::{Utf8Component, Utf8Path, Utf8PathBuf};
 use rustix::fs::{AtFlags, Mode, OFlags};
 
 mod tree;
-pub use tree::{FsSpace, TreeUsage, MAX_DEPTH};
+pub use tree::{measure, FsSpace, Measured, TreeUsage, MAX_DEPTH};
 
 /// How many symbolic links one resolution may follow (as the kernel's `ELOOP` limit).
 const MAX_LINKS: usize = 40;

@@ -13,12 +13,6 @@ use crate::exit;
 use crate::output;
 use crate::report::{chain, Failure};
 
-fn json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Failure::new(exit::IOERR, e.to_string()))?;
-    output::stdout(format!("{text}\n").as_bytes())
-}
-
 fn migrate_failure(e: &MigrateError) -> Failure {
     let code = match e {
         MigrateError::Unfinished { .. } => exit::TEMPFAIL,
@@ -55,7 +49,7 @@ pub(crate) fn cleanup(ctx: &Context<'_>, args: &CleanupArgs) -> Result<u8, Failu
         }
     }
     if args.json {
-        json(&items)?;
+        output::json_pretty(&items)?;
     } else {
         output::stdout(render_cleanup(&items, args.dry_run).as_bytes())?;
     }
@@ -113,7 +107,7 @@ pub(crate) fn finish(ctx: &Context<'_>, args: &FinishArgs) -> Result<u8, Failure
     match finish::finish(&ctx.runner, &state, ids.as_ref(), &options) {
         Ok(report) => {
             if args.json {
-                json(&report)?;
+                output::json_pretty(&report)?;
             } else {
                 output::stdout(render_finish(&report, &args.to).as_bytes())?;
             }

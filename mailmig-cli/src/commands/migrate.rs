@@ -115,9 +115,7 @@ fn with_space(mut p: migrate::PreparedRun, opts: &MigrationOptions) -> migrate::
 
 fn show_plan(plan: &migrate::Plan, json: bool) -> Result<(), Failure> {
     if json {
-        let text = serde_json::to_string_pretty(plan)
-            .map_err(|e| Failure::new(exit::IOERR, e.to_string()))?;
-        output::stdout(format!("{text}\n").as_bytes())
+        output::json_pretty(plan)
     } else {
         output::stdout(plan.render().as_bytes())
     }
@@ -441,12 +439,10 @@ pub(crate) fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<u8, Failure
             users: &'a std::collections::BTreeMap<String, usize>,
             runs: &'a [migrate::RunStatus],
         }
-        let text = serde_json::to_string_pretty(&Status {
+        output::json_pretty(&Status {
             users: &counts,
             runs: &rows,
-        })
-        .map_err(|e| Failure::new(exit::IOERR, e.to_string()))?;
-        output::stdout(format!("{text}\n").as_bytes())?;
+        })?;
         return Ok(code);
     }
     let mut out = String::new();

@@ -21,12 +21,6 @@ fn files(ctx: &Context<'_>, args: &OverlayArgs) -> OverlayFiles {
     files
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Failure::new(exit::IOERR, e.to_string()))?;
-    output::stdout(format!("{text}\n").as_bytes())
-}
-
 pub(crate) fn show(ctx: &Context<'_>, args: &OverlayArgs) -> Result<u8, Failure> {
     let config = ctx.global.dovecot_file().path;
     let dovecot = Dovecot::new(config.clone(), &ctx.runner);
@@ -37,7 +31,7 @@ pub(crate) fn show(ctx: &Context<'_>, args: &OverlayArgs) -> Result<u8, Failure>
     let files = files(ctx, args);
     let s = overlay::snippet(version, &files);
     if args.json {
-        return json(&s).map(|()| exit::OK);
+        return output::json_pretty(&s).map(|()| exit::OK);
     }
     let text = format!(
         "# mailmig's overlays for Dovecot {version} ({config}); see docs/overlay.md.\n\
@@ -68,7 +62,7 @@ pub(crate) fn check(ctx: &Context<'_>, args: &OverlayArgs) -> Result<u8, Failure
             files: &'a OverlayFiles,
             problems: &'a [overlay::OverlayProblem],
         }
-        json(&Report {
+        output::json_pretty(&Report {
             active: problems.is_empty(),
             files: &files,
             problems: &problems,

@@ -207,30 +207,14 @@ fn leftover(header: &RunHeader, records: &[Record]) -> Result<Option<CleanupItem
         if item.paths.iter().any(|q| p.starts_with(q)) {
             continue;
         }
-        let r = safe_fs::resolve(&p).map_err(|source| MigrateError::Read {
+        let measured = safe_fs::measure(&p).map_err(|source| MigrateError::Read {
             path: p.clone(),
             source,
         })?;
-        let Some(meta) = &r.meta else { continue };
-        let usage = if meta.is_dir() {
-            r.dir
-                .tree_usage(&r.name)
-                .map_err(|source| MigrateError::Read {
-                    path: p.clone(),
-                    source,
-                })?
-        } else {
-            use std::os::unix::fs::MetadataExt as _;
-            TreeUsage {
-                bytes: meta.blocks() * 512,
-                files: 1,
-                dirs: 0,
-            }
-        };
-        item.usage.bytes += usage.bytes;
-        item.usage.files += usage.files;
-        item.usage.dirs += usage.dirs;
-        item.paths.push(r.path());
+        if let Some(m) = measured {
+            item.usage.add(m.usage);
+            item.paths.push(m.path);
+        }
     }
     Ok((!item.paths.is_empty()).then_some(item))
 }
@@ -359,10 +343,7 @@ fn remove(
         let r = safe_fs::resolve(path).map_err(fail)?;
         match &r.meta {
             Some(m) if m.is_dir() => {
-                let u = r.dir.remove_tree(&r.name).map_err(fail)?;
-                removed.bytes += u.bytes;
-                removed.files += u.files;
-                removed.dirs += u.dirs;
+                removed.add(r.dir.remove_tree(&r.name).map_err(fail)?);
             }
             Some(_) => {
                 r.dir.remove_file(&r.name).map_err(fail)?;

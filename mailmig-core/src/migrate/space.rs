@@ -180,21 +180,8 @@ fn measure(location: &Location, home: &str) -> Result<TreeUsage, SafeFsError> {
         if inside_another {
             continue;
         }
-        let resolved = safe_fs::resolve(Utf8Path::new(p))?;
-        if resolved
-            .meta
-            .as_ref()
-            .is_some_and(std::fs::Metadata::is_dir)
-        {
-            let u = resolved.dir.tree_usage(&resolved.name)?;
-            total.bytes += u.bytes;
-            total.files += u.files;
-            total.dirs += u.dirs;
-        } else if let Some(m) = &resolved.meta {
-            // An mbox file.
-            use std::os::unix::fs::MetadataExt as _;
-            total.bytes += m.blocks() * 512;
-            total.files += 1;
+        if let Some(m) = safe_fs::measure(Utf8Path::new(p))? {
+            total.add(m.usage);
         }
     }
     Ok(total)

@@ -25,7 +25,8 @@ pub struct TreeUsage {
 }
 
 impl TreeUsage {
-    fn add(&mut self, other: TreeUsage) {
+    /// Add another tree's figures to these.
+    pub fn add(&mut self, other: TreeUsage) {
         self.bytes += other.bytes;
         self.files += other.files;
         self.dirs += other.dirs;
@@ -100,6 +101,37 @@ fn walk(
         }
     }
     Ok(usage)
+}
+
+/// What a path holds, and where it resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measured {
+    /// The path, resolved (no symbolic link in it).
+    pub path: Utf8PathBuf,
+    /// A directory's tree ([`Dir::tree_usage`]), or a single file (an mbox).
+    pub usage: TreeUsage,
+}
+
+/// Measure what `path` holds without following an untrusted link; `None` when it does not
+/// exist.
+pub fn measure(path: &Utf8Path) -> Result<Option<Measured>, SafeFsError> {
+    let r = super::resolve(path)?;
+    let usage = match &r.meta {
+        None => return Ok(None),
+        Some(m) if m.is_dir() => r.dir.tree_usage(&r.name)?,
+        Some(m) => {
+            use std::os::unix::fs::MetadataExt as _;
+            TreeUsage {
+                bytes: m.blocks() * 512,
+                files: 1,
+                dirs: 0,
+            }
+        }
+    };
+    Ok(Some(Measured {
+        path: r.path(),
+        usage,
+    }))
 }
 
 impl Dir {
