@@ -164,7 +164,8 @@ pub(crate) struct MigrationOptions {
     /// Skip the presync (hold strategy): the whole copy then happens while mail is held.
     #[arg(long)]
     pub(crate) no_presync: bool,
-    /// How logins are refused (hold strategy).
+    /// How logins are refused (hold strategy). When Dovecot reads mailmig's overlay files
+    /// (`mailmig overlay check`), always `deny`: a line in the deny overlay.
     #[arg(long, value_enum, default_value_t = LockMethod::AllowNets)]
     pub(crate) lock: LockMethod,
     /// HOLD (queue the mail, default) or DEFER (make senders retry) at Postfix.
@@ -302,7 +303,8 @@ pub(crate) struct LoginDisableArgs {
     /// The passwd-file (default: the passwd-file passdb of --dovecot-config).
     #[arg(long, value_name = "FILE")]
     pub(crate) passwd_file: Option<Utf8PathBuf>,
-    /// `allow-nets`: every authentication fails; `nologin`: login processes refuse with the reason.
+    /// `allow-nets`: every authentication fails; `nologin`: login processes refuse with the
+    /// reason; `deny`: a line in mailmig's deny overlay (any passdb; `mailmig overlay show`).
     #[arg(long, value_enum, default_value_t = LockMethod::AllowNets)]
     pub(crate) method: LockMethod,
     /// The reason shown by `nologin` (spaces become `_`: passwd-files cannot hold them).

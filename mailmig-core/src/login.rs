@@ -29,6 +29,18 @@ pub enum LockMethod {
     /// `nologin=y reason=...`: Dovecot's login processes refuse with the reason; Postfix SASL
     /// still authenticates.
     Nologin,
+    /// The user's name in the deny overlay (a passwd-file passdb with `deny = yes`, first; see
+    /// [`crate::dovecot::overlay`]): every authentication fails as with `allow_nets=`, whatever
+    /// the primary passdb is; the primary database is not touched.
+    Deny,
+}
+
+impl LockMethod {
+    /// Whether the method makes passdb lookups fail, so that an LMTP that checks the passdb
+    /// (`userdb static` without `allow_all_users=yes`) would bounce the user's mail.
+    pub fn refuses_lmtp_passdb_lookups(self) -> bool {
+        matches!(self, Self::AllowNets | Self::Deny)
+    }
 }
 
 impl std::fmt::Display for LockMethod {
@@ -36,6 +48,7 @@ impl std::fmt::Display for LockMethod {
         f.write_str(match self {
             Self::AllowNets => "allow-nets",
             Self::Nologin => "nologin",
+            Self::Deny => "deny",
         })
     }
 }
@@ -81,6 +94,10 @@ pub struct LockRecord {
     pub line_sha256: String,
     /// The fields the lock-out set, with their previous values.
     pub previous: Vec<PreviousField>,
+    /// [`LockMethod::Deny`]: the user was in the deny overlay before mailmig added them (the
+    /// line stays when they are let back in).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub listed_before: bool,
 }
 
 /// What `enable` did.
@@ -183,6 +200,12 @@ pub enum LoginError {
         /// How many.
         count: usize,
     },
+    /// The deny lock-out without the overlay in place.
+    #[error("the deny lock-out needs Dovecot to read {file} as the first passdb with deny = yes (see `mailmig overlay check`)")]
+    NoOverlay {
+        /// The deny file.
+        file: Utf8PathBuf,
+    },
     /// The state directory cannot be used.
     #[error(transparent)]
     StateDir(#[from] crate::state::StateError),
@@ -195,6 +218,20 @@ impl Dovecot<'_> {
         match self.passwd_files()?.as_slice() {
             [one] => Ok(one.clone()),
             files => Err(LoginError::PasswdFiles { count: files.len() }),
+        }
+    }
+
+    /// The file a lock-out with `method` edits: the deny overlay for [`LockMethod::Deny`]
+    /// ([`LoginError::NoOverlay`] unless Dovecot reads it as measured), else
+    /// [`Self::the_passwd_file`].
+    pub fn lock_file(&self, method: LockMethod) -> Result<Utf8PathBuf, LoginError> {
+        if method != LockMethod::Deny {
+            return self.the_passwd_file();
+        }
+        let files = self.overlay_files();
+        match crate::dovecot::overlay::mode(self.configuration()?, &files) {
+            crate::dovecot::overlay::OverlayMode::Active => Ok(files.deny),
+            _ => Err(LoginError::NoOverlay { file: files.deny }),
         }
     }
 }
@@ -305,7 +342,7 @@ pub fn disable(
     state: &StateDir,
     req: &DisableRequest<'_>,
 ) -> Result<LockRecord, LoginError> {
-    let (method, ids) = (req.method, req.ids);
+    let method = req.method;
     if req.reason.chars().any(char::is_control) || req.reason.contains('%') {
         return Err(LoginError::BadReason(req.reason.to_string()));
     }
@@ -322,16 +359,71 @@ pub fn disable(
         // happened (an older mailmig's torn write): replaced below.
         StateRead::Absent | StateRead::Unreadable(_) => None,
     };
-    if method == LockMethod::AllowNets && dovecot.lmtp_checks_passdb()? {
+    if method.refuses_lmtp_passdb_lookups() && dovecot.lmtp_checks_passdb()? {
         return Err(LoginError::AllowNetsBouncesMail);
     }
-    let reason = req.reason.trim().replace(' ', "_");
-    let fields: Vec<(&str, Option<&str>)> = match method {
-        LockMethod::AllowNets => vec![("allow_nets", Some(""))],
-        LockMethod::Nologin => vec![("nologin", Some("y")), ("reason", Some(reason.as_str()))],
-    };
     let tx = FileTransaction::prepare(req.passwd_file)?;
     let mut file = PasswdFile::parse(tx.original().to_vec(), req.options);
+    let record = match method {
+        LockMethod::Deny => deny_edit(&mut file, tx.path(), &key)?,
+        _ => field_edit(&mut file, tx.path(), req)?,
+    };
+    let user = record.user.clone();
+    // The way back is recorded before anything changes. A record left by an interrupted run
+    // holds the fields as they were before *that* lock-out: keep it (the record read now may
+    // already carry the lock-out fields).
+    let record = match earlier {
+        Some(earlier) => earlier,
+        None => {
+            let json = serde_json::to_vec_pretty(&record).map_err(|e| LoginError::State {
+                path: state_file(state, &key),
+                reason: e.to_string(),
+            })?;
+            state.write(STATE_SUB, &state_name(&key), &json)?;
+            record
+        }
+    };
+    tx.commit(&file.render(), &CommitOptions::default())?;
+    dovecot.flush_auth_cache(&user)?;
+    let limit = Duration::from_secs(5);
+    let seen = match method {
+        LockMethod::AllowNets | LockMethod::Deny => {
+            wait_for(limit, || Ok(dovecot.auth_lookup(&user)?.0 == 67))?
+        }
+        LockMethod::Nologin => wait_for(limit, || {
+            let (code, out) = dovecot.auth_lookup(&user)?;
+            Ok(code == 0 && out.lines().any(|l| l.trim_start().starts_with("nologin")))
+        })?,
+    };
+    if !seen {
+        return Err(LoginError::NotConfirmed {
+            what: "refuse the user's logins",
+            seconds: limit.as_secs(),
+        });
+    }
+    dovecot.kick(&user)?;
+    if !wait_for(limit, || Ok(dovecot.sessions(&user)?.is_empty()))? {
+        return Err(LoginError::NotConfirmed {
+            what: "end the user's sessions",
+            seconds: limit.as_secs(),
+        });
+    }
+    Ok(record)
+}
+
+/// The lock-out fields set in the user's record (`allow_nets=`, `nologin`): the record of what
+/// they were.
+fn field_edit(
+    file: &mut PasswdFile,
+    path: Utf8PathBuf,
+    req: &DisableRequest<'_>,
+) -> Result<LockRecord, LoginError> {
+    let ids = req.ids;
+    let reason = req.reason.trim().replace(' ', "_");
+    let fields: Vec<(&str, Option<&str>)> = match req.method {
+        LockMethod::Nologin => vec![("nologin", Some("y")), ("reason", Some(reason.as_str()))],
+        _ => vec![("allow_nets", Some(""))],
+    };
     let entry =
         file.lookup(req.user.as_bytes(), ids)
             .ok_or_else(|| PasswdEditError::NoSuchUser {
@@ -355,50 +447,37 @@ pub fn disable(
     let record = LockRecord {
         version: LOCK_RECORD_VERSION,
         user: user.clone(),
-        passwd_file: tx.path(),
-        method,
+        passwd_file: path,
+        method: req.method,
         line_sha256: digest(entry.raw()),
         previous,
+        listed_before: false,
     };
     for (k, v) in &fields {
         file.set_extra(user.as_bytes(), k.as_bytes(), v.map(str::as_bytes), ids)?;
     }
-    // The way back is recorded before anything changes. A record left by an interrupted run
-    // holds the fields as they were before *that* lock-out: keep it (the record read now may
-    // already carry the lock-out fields).
-    let record = match earlier {
-        Some(earlier) => earlier,
-        None => {
-            let json = serde_json::to_vec_pretty(&record).map_err(|e| LoginError::State {
-                path: state_file(state, &key),
-                reason: e.to_string(),
-            })?;
-            state.write(STATE_SUB, &state_name(&key), &json)?;
-            record
-        }
+    Ok(record)
+}
+
+/// The user's line added to the deny overlay (the name as Dovecot looks it up); a user listed
+/// there already stays listed afterwards.
+fn deny_edit(
+    file: &mut PasswdFile,
+    path: Utf8PathBuf,
+    key: &str,
+) -> Result<LockRecord, LoginError> {
+    let listed = file.records().find(|e| e.user() == key.as_bytes());
+    let record = LockRecord {
+        version: LOCK_RECORD_VERSION,
+        user: key.to_string(),
+        passwd_file: path,
+        method: LockMethod::Deny,
+        line_sha256: digest(listed.as_ref().map_or(b"".as_slice(), |e| e.raw())),
+        previous: Vec::new(),
+        listed_before: listed.is_some(),
     };
-    tx.commit(&file.render(), &CommitOptions::default())?;
-    dovecot.flush_auth_cache(&user)?;
-    let limit = Duration::from_secs(5);
-    let seen = match method {
-        LockMethod::AllowNets => wait_for(limit, || Ok(dovecot.auth_lookup(&user)?.0 == 67))?,
-        LockMethod::Nologin => wait_for(limit, || {
-            let (code, out) = dovecot.auth_lookup(&user)?;
-            Ok(code == 0 && out.lines().any(|l| l.trim_start().starts_with("nologin")))
-        })?,
-    };
-    if !seen {
-        return Err(LoginError::NotConfirmed {
-            what: "refuse the user's logins",
-            seconds: limit.as_secs(),
-        });
-    }
-    dovecot.kick(&user)?;
-    if !wait_for(limit, || Ok(dovecot.sessions(&user)?.is_empty()))? {
-        return Err(LoginError::NotConfirmed {
-            what: "end the user's sessions",
-            seconds: limit.as_secs(),
-        });
+    if !record.listed_before {
+        file.add_record(key.as_bytes(), &[])?;
     }
     Ok(record)
 }
@@ -428,31 +507,28 @@ pub fn enable(
     let user = record.user.as_str();
     let tx = FileTransaction::prepare(&record.passwd_file)?;
     let mut file = PasswdFile::parse(tx.original().to_vec(), options);
-    for field in &record.previous {
-        let key = field.key.as_bytes();
-        match &field.before {
-            FieldBefore::Absent => {
-                file.remove_extra(user.as_bytes(), key, ids)?;
-            }
-            FieldBefore::Bare => file.set_extra(user.as_bytes(), key, None, ids)?,
-            FieldBefore::Value(v) => {
-                file.set_extra(user.as_bytes(), key, Some(v.as_bytes()), ids)?;
-            }
+    let exact = if record.method == LockMethod::Deny {
+        if !record.listed_before {
+            file.remove_records(user.as_bytes())?;
         }
+        true
+    } else {
+        restore_fields(&mut file, &record, ids)?
+    };
+    if file.render() != tx.original() {
+        tx.commit(&file.render(), &CommitOptions::default())?;
     }
-    let exact = file
-        .lookup(user.as_bytes(), ids)
-        .is_some_and(|e| digest(e.raw()) == record.line_sha256);
-    tx.commit(&file.render(), &CommitOptions::default())?;
     dovecot.flush_auth_cache(user)?;
-    // With an allow_nets of its own restored, a lookup without a remote IP may still be denied:
-    // then the committed file is the confirmation; otherwise Dovecot must accept the user.
-    let own_allow_nets = record
-        .previous
-        .iter()
-        .any(|f| f.key == "allow_nets" && f.before != FieldBefore::Absent);
+    // With an allow_nets of its own restored (or a deny line of the admin's kept), a lookup
+    // may still be denied: then the committed file is the confirmation; otherwise Dovecot must
+    // accept the user.
+    let own_denial = record.listed_before
+        || record
+            .previous
+            .iter()
+            .any(|f| f.key == "allow_nets" && f.before != FieldBefore::Absent);
     let limit = Duration::from_secs(5);
-    let ok = own_allow_nets
+    let ok = own_denial
         || wait_for(limit, || {
             let (code, out) = dovecot.auth_lookup(user)?;
             Ok(code == 0 && !out.lines().any(|l| l.trim_start().starts_with("nologin")))
@@ -465,6 +541,28 @@ pub fn enable(
     }
     state.remove(STATE_SUB, &state_name(&key))?;
     Ok(Enabled::Restored { record, exact })
+}
+
+/// The recorded fields back in the record; whether the line is byte for byte what it was.
+fn restore_fields(
+    file: &mut PasswdFile,
+    record: &LockRecord,
+    ids: &dyn IdResolver,
+) -> Result<bool, LoginError> {
+    let user = record.user.as_bytes();
+    for field in &record.previous {
+        let key = field.key.as_bytes();
+        match &field.before {
+            FieldBefore::Absent => {
+                file.remove_extra(user, key, ids)?;
+            }
+            FieldBefore::Bare => file.set_extra(user, key, None, ids)?,
+            FieldBefore::Value(v) => file.set_extra(user, key, Some(v.as_bytes()), ids)?,
+        }
+    }
+    Ok(file
+        .lookup(user, ids)
+        .is_some_and(|e| digest(e.raw()) == record.line_sha256))
 }
 
 /// An unreadable state file: the lock-out it guards never happened (it is written whole before

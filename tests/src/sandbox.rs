@@ -460,6 +460,24 @@ impl Sandbox {
         std::thread::sleep(std::time::Duration::from_millis(1500));
     }
 
+    /// mailmig's overlay as `mailmig overlay show` places it: empty deny and override files
+    /// beside dovecot.conf, the deny passdb before the first passdb, `result_success =
+    /// continue-ok` in the primary userdb, the override userdb at the end; Dovecot reloaded.
+    /// Returns the two files (deny, override).
+    pub fn place_overlay(&self) -> (Utf8PathBuf, Utf8PathBuf) {
+        let r = self.mailmig(&["overlay", "show", "--json"]);
+        assert_eq!(r.code, 0, "overlay show: {}", r.err());
+        let snippet: serde_json::Value = serde_json::from_str(&r.out()).expect("json");
+        let conf_path = self.path("DOVECOT_CONFIG").to_owned();
+        let conf = fs_err::read_to_string(&conf_path).expect("read dovecot.conf");
+        let dir = conf_path.parent().expect("dir");
+        let (deny, location) = (dir.join("mailmig-deny"), dir.join("mailmig-override"));
+        fs_err::write(&deny, "").expect("deny file");
+        fs_err::write(&location, "").expect("override file");
+        self.reconfigure_dovecot(&overlay_placed(&conf, &snippet));
+        (deny, location)
+    }
+
     /// `doveadm -c CONF ARGS...`.
     pub fn doveadm(&self, args: &[&str]) -> Run {
         let mut all = vec!["-c", self.get("DOVECOT_CONFIG")];
@@ -669,4 +687,16 @@ impl Drop for Sandbox {
             eprintln!("sandbox down failed: {}{}", r.out(), r.err());
         }
     }
+}
+
+/// `conf` with `mailmig overlay show --json`'s snippet placed as it says.
+pub fn overlay_placed(conf: &str, snippet: &serde_json::Value) -> String {
+    let get = |k: &str| snippet[k].as_str().expect("snippet field").to_string();
+    let at = conf.find("\npassdb ").expect("a passdb") + 1;
+    let mut text = format!("{}{}{}", &conf[..at], get("passdb"), &conf[at..]);
+    let userdb = text.find("\nuserdb ").expect("a userdb") + 1;
+    let close = userdb + text[userdb..].find("\n}").expect("its end") + 1;
+    text.insert_str(close, &get("primary_userdb"));
+    text.push_str(&get("userdb"));
+    text
 }

@@ -4,24 +4,11 @@
 //! alone (uid, gid, home from the primary userdb kept), a line in the deny file refuses that
 //! user's logins while LMTP keeps delivering their mail, into the overlay's location.
 
-use mailmig_tests::sandbox::{Sandbox, Stack};
+use mailmig_tests::sandbox::{overlay_placed, Sandbox, Stack};
 use rstest::rstest;
 
 const ALICE: &str = "alice@example.test";
 const BOB: &str = "bob@example.test";
-
-/// The sandbox's dovecot.conf with the snippet placed: the deny passdb before the first passdb,
-/// `result_success = continue-ok` in the primary userdb, the override userdb at the end.
-fn place(conf: &str, snippet: &serde_json::Value) -> String {
-    let get = |k: &str| snippet[k].as_str().expect("snippet field").to_string();
-    let at = conf.find("\npassdb ").expect("a passdb") + 1;
-    let mut text = format!("{}{}{}", &conf[..at], get("passdb"), &conf[at..]);
-    let userdb = text.find("\nuserdb ").expect("a userdb") + 1;
-    let close = userdb + text[userdb..].find("\n}").expect("its end") + 1;
-    text.insert_str(close, &get("primary_userdb"));
-    text.push_str(&get("userdb"));
-    text
-}
 
 #[rstest]
 #[case::debian12(Stack::Debian12)]
@@ -66,7 +53,7 @@ fn the_overlay_moves_and_locks_out_one_user(#[case] stack: Stack) {
     assert!(r.out().contains("stops on success"), "{}", r.out());
 
     // Placed as `show` says: in place, and nothing changes for anyone.
-    sb.reconfigure_dovecot(&place(&conf, &snippet));
+    sb.reconfigure_dovecot(&overlay_placed(&conf, &snippet));
     let r = sb.mailmig(&["overlay", "check"]);
     assert_eq!(r.code, 0, "{}\n{}", r.out(), r.err());
     let home = sb.home(ALICE);

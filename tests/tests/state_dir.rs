@@ -50,6 +50,7 @@ fn header(run: &str) -> RunHeader {
             quota: None,
             pop3: false,
             min_free: Default::default(),
+            overlay: None,
         },
     }
 }

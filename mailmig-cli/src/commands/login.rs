@@ -21,7 +21,8 @@ fn failure(e: &LoginError) -> Failure {
         | LoginError::BadReason(_)
         | LoginError::AllowNetsBouncesMail
         | LoginError::AlreadyDisabled { .. }
-        | LoginError::User(_) => exit::DATAERR,
+        | LoginError::User(_)
+        | LoginError::NoOverlay { .. } => exit::DATAERR,
         LoginError::NotDisabled { .. } => exit::NOINPUT,
         LoginError::PasswdFiles { count: 0 } => exit::DATAERR,
         LoginError::PasswdFiles { .. } => exit::USAGE,
@@ -39,7 +40,7 @@ pub(crate) fn disable(ctx: &Context<'_>, args: &LoginDisableArgs) -> Result<u8, 
     let dovecot = dovecot(ctx)?;
     let passwd_file = match &args.passwd_file {
         Some(f) => f.clone(),
-        None => dovecot.the_passwd_file().map_err(|e| failure(&e))?,
+        None => dovecot.lock_file(args.method).map_err(|e| failure(&e))?,
     };
     let method = args.method;
     let ids = ids();

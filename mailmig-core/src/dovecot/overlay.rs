@@ -11,7 +11,7 @@
 //! running configuration for it ([`check`]); mailmig never edits `dovecot.conf` itself.
 
 use camino::{Utf8Path, Utf8PathBuf};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::config::{AuthDb, DovecotConfig, DovecotVersion};
 
@@ -21,7 +21,7 @@ pub const DENY_FILE: &str = "mailmig-deny";
 pub const LOCATION_FILE: &str = "mailmig-override";
 
 /// Where the two overlay files are.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OverlayFiles {
     /// The deny passdb's passwd-file: a listed user cannot log in.
     pub deny: Utf8PathBuf,
@@ -38,6 +38,50 @@ impl OverlayFiles {
             location: dir.join(LOCATION_FILE),
         }
     }
+
+    /// Whether `path` is one of the two files.
+    pub fn contains(&self, path: &Utf8Path) -> bool {
+        path == self.deny || path == self.location
+    }
+}
+
+/// Whether Dovecot reads the overlay at all ([`OverlayMode::Off`]), exactly as measured
+/// ([`OverlayMode::Active`]), or in part ([`OverlayMode::Incomplete`], with the problems).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OverlayMode {
+    /// No passdb or userdb reads either file.
+    Off,
+    /// The overlay is in place: lock-outs and switches go through the two files.
+    Active,
+    /// Some of it is configured, not all.
+    Incomplete(Vec<OverlayProblem>),
+}
+
+/// Whether `config` uses the overlay of `files`.
+pub fn mode(config: &DovecotConfig, files: &OverlayFiles) -> OverlayMode {
+    let problems = check(config, files);
+    if problems.is_empty() {
+        return OverlayMode::Active;
+    }
+    let mentioned = config
+        .passdbs
+        .iter()
+        .chain(&config.userdbs)
+        .any(|db| reads(db, &files.deny) || reads(db, &files.location));
+    if mentioned {
+        OverlayMode::Incomplete(problems)
+    } else {
+        OverlayMode::Off
+    }
+}
+
+/// The passwd-files of the configuration that are not the overlay's (the primary databases).
+pub fn primary_passwd_files(config: &DovecotConfig, files: &OverlayFiles) -> Vec<Utf8PathBuf> {
+    config
+        .passwd_files()
+        .into_iter()
+        .filter(|f| !files.contains(f))
+        .collect()
 }
 
 /// The configuration to add, for one Dovecot release.

@@ -118,7 +118,14 @@ impl<'r> Dovecot<'r> {
 
     /// What mailmig reads from Dovecot's configuration.
     pub fn settings(&self) -> Result<DovecotSettings, DovecotError> {
-        Ok(DovecotSettings::from(self.configuration()?))
+        let mut settings = DovecotSettings::from(self.configuration()?);
+        settings.passwd_files = self.passwd_files()?;
+        Ok(settings)
+    }
+
+    /// mailmig's overlay files beside this configuration file.
+    pub fn overlay_files(&self) -> super::overlay::OverlayFiles {
+        super::overlay::OverlayFiles::beside(&self.config)
     }
 
     /// `doveadm auth lookup USER`: exit code and output (0 found, 67 unknown/denied, 75 failed).
@@ -173,9 +180,13 @@ impl<'r> Dovecot<'r> {
         Ok(())
     }
 
-    /// The passwd-files of passwd-file passdbs.
+    /// The passwd-files of passwd-file passdbs and userdbs, mailmig's overlay files left out
+    /// (the primary databases).
     pub fn passwd_files(&self) -> Result<Vec<Utf8PathBuf>, DovecotError> {
-        Ok(self.configuration()?.passwd_files())
+        Ok(super::overlay::primary_passwd_files(
+            self.configuration()?,
+            &self.overlay_files(),
+        ))
     }
 
     /// Whether a userdb setup would make LMTP do passdb lookups (`userdb static` without

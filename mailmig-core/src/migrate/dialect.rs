@@ -68,8 +68,10 @@ pub fn shown_fields(version: DovecotVersion) -> &'static [&'static str] {
 }
 
 /// Whether `doveadm user`'s answers (for [`shown_fields`], in order) put the user at
-/// `location`. An empty answer never confirms a location, except 2.4's `mail_driver` when the
-/// userdb sets none and `default_driver` (the global `mail_driver`) is the location's format.
+/// `location`. An empty answer never confirms a location, except where the userdb is expected
+/// to set none (an undo to a record without location fields, or to a primary userdb that sets
+/// none): 2.4's `mail_driver`, or 2.3's `mail`, when `default_driver` (the global
+/// `mail_driver`, or the format of the global `mail_location`) is the location's format.
 /// 2.4 prints `mail_path` expanded, so `~` is expanded with `home` first.
 pub fn shows(
     version: DovecotVersion,
@@ -79,7 +81,10 @@ pub fn shows(
     default_driver: Option<&str>,
 ) -> bool {
     match (version, answers) {
-        (DovecotVersion::V2_3, [mail]) => !mail.is_empty() && mail == location.as_str(),
+        (DovecotVersion::V2_3, [mail]) if mail.is_empty() => {
+            default_driver == Some(location.format())
+        }
+        (DovecotVersion::V2_3, [mail]) => mail == location.as_str(),
         (DovecotVersion::V2_4, [driver, path]) => {
             let driver_ok = if driver.is_empty() {
                 default_driver == Some(location.format())
@@ -179,6 +184,21 @@ mod tests {
             None
         ));
         assert!(!shows(DovecotVersion::V2_3, &a(&[""]), &to, "/h", None));
+        // Undone to a userdb without a location: the global one, of the location's format.
+        assert!(shows(
+            DovecotVersion::V2_3,
+            &a(&[""]),
+            &to,
+            "/h",
+            Some(to.format())
+        ));
+        assert!(!shows(
+            DovecotVersion::V2_3,
+            &a(&[""]),
+            &to,
+            "/h",
+            Some("sdbox")
+        ));
         assert!(shows(
             DovecotVersion::V2_4,
             &a(&["mdbox", "/h/mdbox"]),

@@ -137,11 +137,28 @@ pub enum MigrateError {
 #[non_exhaustive]
 pub enum Refusal {
     /// No passwd-file passdb/userdb.
-    #[error("this Dovecot has no passwd-file passdb/userdb: mailmig switches the mail location in a passwd-file")]
+    #[error("this Dovecot has no passwd-file passdb/userdb: mailmig switches the mail location in a passwd-file, or through its overlay files over any userdb (see `mailmig overlay show`)")]
     NoPasswdFile,
     /// Several passwd-files.
-    #[error("this Dovecot has several passwd-files; mailmig supports one (the user's record is edited there)")]
+    #[error("this Dovecot has several passwd-files; mailmig edits one in place (the user's record is edited there), or uses its overlay files over any userdb (see `mailmig overlay show`)")]
     SeveralPasswdFiles,
+    /// The overlay is configured in part: a migration through it would not be exact.
+    #[error("Dovecot reads mailmig's overlay files, but not as measured (see `mailmig overlay check`):\n{}", problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    OverlayIncomplete {
+        /// What is wrong, each naming the setting.
+        problems: Vec<crate::dovecot::overlay::OverlayProblem>,
+    },
+    /// An overlay file cannot be used.
+    #[error("the overlay file {path} cannot be used: {reason} (create it empty, owned by root, mode 0644: see `mailmig overlay show`)")]
+    OverlayFile {
+        /// The file.
+        path: Utf8PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The deny lock-out asked for without the overlay.
+    #[error("--lock deny refuses logins through the deny overlay, which this Dovecot does not read (see `mailmig overlay check`)")]
+    DenyWithoutOverlay,
     /// The reason text cannot be stored.
     #[error("--reason `{0}`: `]`, `%` and control characters cannot be stored")]
     BadReason(String),
@@ -154,7 +171,7 @@ pub enum Refusal {
         problems: Vec<String>,
     },
     /// `userdb static` without `allow_all_users=yes` with the allow_nets lock-out.
-    #[error("this Dovecot has `userdb static` without `allow_all_users=yes`: LMTP checks the passdb, so the allow_nets= lock-out would bounce the user's mail; use --lock nologin")]
+    #[error("this Dovecot has `userdb static` without `allow_all_users=yes`: LMTP checks the passdb, so the allow_nets= or deny lock-out would bounce the user's mail; use --lock nologin (in place) or set allow_all_users=yes")]
     LmtpChecksPassdb,
     /// The user was locked out by hand.
     #[error("{user} is locked out by `mailmig login disable` ({state_file}); `mailmig login enable {user}` first (a migration restores the logins it finds)")]

@@ -58,7 +58,8 @@ pub struct RunOptions {
     pub access_map: Option<Utf8PathBuf>,
     /// Its type.
     pub map_type: Option<MapType>,
-    /// The passwd-file whose record is edited.
+    /// The passwd-file whose record the switch edits: the primary one, or the overlay's
+    /// location file.
     pub passwd_file: Utf8PathBuf,
     /// How logins are refused.
     pub lock: LockMethod,
@@ -91,11 +92,27 @@ pub struct RunOptions {
     /// POP3 is served: the verification compares stored POP3 UIDLs too.
     #[serde(default)]
     pub pop3: bool,
-    /// The global `mail_driver` (2.4), against which an unset `userdb_mail_driver` reads.
+    /// The global `mail_driver` (2.4) or the format of the global `mail_location` (2.3): what
+    /// a userdb answer without a location reads as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_driver: Option<String>,
     /// What must stay free on the target's file system (journals before the disk-space guard:
     /// the default).
     #[serde(default)]
     pub min_free: super::space::MinFree,
+    /// The overlay files when Dovecot reads them: the lock-out is a line in the deny file and
+    /// the switch a record in the location file ([`Self::passwd_file`] is then the location
+    /// file); the primary userdb is not touched. `None`: the passwd-file is edited in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<crate::dovecot::overlay::OverlayFiles>,
+}
+
+impl RunOptions {
+    /// The file the lock-out edits: the deny overlay, or the passwd-file.
+    pub fn lock_file(&self) -> &camino::Utf8Path {
+        match &self.overlay {
+            Some(o) if self.lock == LockMethod::Deny => &o.deny,
+            _ => &self.passwd_file,
+        }
+    }
 }

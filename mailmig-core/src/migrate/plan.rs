@@ -21,8 +21,10 @@ use crate::process::Argv;
 pub struct PlanInputs<'a> {
     /// The access map (hold strategy).
     pub access: Option<&'a Table>,
-    /// The passwd-file.
+    /// The passwd-file the switch edits (the overlay's location file when it is active).
     pub passwd: &'a PasswdFile,
+    /// The deny overlay, when the overlay is active.
+    pub deny: Option<&'a PasswdFile>,
     /// System user and group names.
     pub ids: &'a dyn IdResolver,
 }
@@ -94,6 +96,194 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_string()).collect()
 }
 
+/// The record edits a run makes, as diffs: the lock-out, the switch after it, the release of
+/// the lock-out after both (hold strategy), and the switch alone (live strategy).
+struct RecordEdits {
+    lock: PlannedEdit,
+    switch: PlannedEdit,
+    unlock: PlannedEdit,
+    live_switch: PlannedEdit,
+}
+
+/// The line `number` (1-based) of `f`, or nothing.
+fn line_at(f: &PasswdFile, number: usize) -> Vec<u8> {
+    f.lines()
+        .nth(number.wrapping_sub(1))
+        .map_or(Vec::new(), |l| l.raw().to_vec())
+}
+
+/// In place: every edit touches the user's record line only: each version of that line is read
+/// from one copy of the parsed file, edited in turn, and diffed on its own, the password masked
+/// (plans are recorded in the journal, which must hold no password hash and no other user's
+/// line).
+fn in_place_edits(
+    opts: &RunOptions,
+    user: &str,
+    switch_fields: &[(&str, Option<&str>)],
+    files: &PlanInputs<'_>,
+) -> Result<RecordEdits, MigrateError> {
+    let ids = files.ids;
+    let edit_failed = |source: PasswdEditError| MigrateError::Edit {
+        passwd_file: opts.passwd_file.clone(),
+        source,
+    };
+    let number = files
+        .passwd
+        .lookup(user.as_bytes(), ids)
+        .map(|e| e.line())
+        .ok_or_else(|| {
+            edit_failed(PasswdEditError::NoSuchUser {
+                user: user.to_string(),
+            })
+        })?;
+    let original_line = line_at(files.passwd, number);
+    let passwd_diff = |old: &[u8], new: &[u8]| {
+        window_diff(
+            &opts.passwd_file,
+            b"",
+            (&mask_line(old), &mask_line(new)),
+            b"",
+            number,
+        )
+    };
+    let reason = opts.reason.replace(' ', "_");
+    let lock_fields: Vec<(&str, Option<&str>)> = match opts.lock {
+        LockMethod::Nologin => vec![("nologin", Some("y")), ("reason", Some(reason.as_str()))],
+        _ => vec![("allow_nets", Some(""))],
+    };
+    let set =
+        |f: &mut PasswdFile, fields: &[(&str, Option<&str>)]| -> Result<Vec<u8>, MigrateError> {
+            for (k, v) in fields {
+                f.set_extra(user.as_bytes(), k.as_bytes(), v.map(str::as_bytes), ids)
+                    .map_err(edit_failed)?;
+            }
+            Ok(line_at(f, number))
+        };
+    let mut edited = files.passwd.clone();
+    let locked = set(&mut edited, &lock_fields)?;
+    let locked_switched = set(&mut edited, switch_fields)?;
+    for (k, _) in &lock_fields {
+        edited
+            .remove_extra(user.as_bytes(), k.as_bytes(), ids)
+            .map_err(edit_failed)?;
+    }
+    let switched_unlocked = line_at(&edited, number);
+    let switched = set(&mut files.passwd.clone(), switch_fields)?;
+    Ok(RecordEdits {
+        lock: passwd_diff(&original_line, &locked),
+        switch: passwd_diff(&locked, &locked_switched),
+        unlock: passwd_diff(&locked_switched, &switched_unlocked),
+        live_switch: passwd_diff(&original_line, &switched),
+    })
+}
+
+/// How one line of a small overlay file changes: `old` at line `number` becomes `new` (an empty
+/// `old` past the end: appended; an empty `new`: removed), with the line before as context.
+fn overlay_diff(
+    path: &Utf8Path,
+    f: &PasswdFile,
+    number: usize,
+    old: &[u8],
+    new: &[u8],
+) -> PlannedEdit {
+    let before = if number > 1 {
+        line_at(f, number - 1)
+    } else {
+        Vec::new()
+    };
+    let mut before = before;
+    if !before.is_empty() && !before.ends_with(b"\n") {
+        before.push(b'\n');
+    }
+    let first = if before.is_empty() {
+        number
+    } else {
+        number - 1
+    };
+    window_diff(path, &before, (old, new), b"", first.max(1))
+}
+
+/// Through the overlay: a line for the user appended to the deny file (the lock-out) and
+/// removed again (the release); the user's record in the location file created, or its location
+/// fields set (the switch). The primary userdb is not touched.
+fn overlay_edits(
+    opts: &RunOptions,
+    overlay: &crate::dovecot::overlay::OverlayFiles,
+    user: &str,
+    switch_fields: &[(&str, Option<&str>)],
+    files: &PlanInputs<'_>,
+) -> Result<RecordEdits, MigrateError> {
+    let ids = files.ids;
+    let failed = |path: &Utf8Path| {
+        let path = path.to_owned();
+        move |source: PasswdEditError| MigrateError::Edit {
+            passwd_file: path.clone(),
+            source,
+        }
+    };
+    // The name as Dovecot looks it up (the preflight validated it).
+    let key = crate::login::state_key(user, &crate::dovecot::PasswdOptions::default())
+        .unwrap_or_else(|_| user.to_ascii_lowercase());
+    let empty = PasswdFile::parse(Vec::new(), &crate::dovecot::PasswdOptions::default());
+    let deny = files.deny.unwrap_or(&empty);
+    let (lock, unlock) = match deny.records().find(|e| e.user() == key.as_bytes()) {
+        // Listed by the admin already: it stays.
+        Some(_) => (
+            window_diff(&overlay.deny, b"", (b"", b""), b"", 1),
+            window_diff(&overlay.deny, b"", (b"", b""), b"", 1),
+        ),
+        None => {
+            let line = format!("{key}\n").into_bytes();
+            let number = deny.lines().count() + 1;
+            (
+                overlay_diff(&overlay.deny, deny, number, b"", &line),
+                overlay_diff(&overlay.deny, deny, number, &line, b""),
+            )
+        }
+    };
+    let loc = files.passwd;
+    let switch = match loc.lookup(user.as_bytes(), ids) {
+        Some(entry) => {
+            let number = entry.line();
+            let mut edited = loc.clone();
+            for (k, v) in switch_fields {
+                edited
+                    .set_extra(user.as_bytes(), k.as_bytes(), v.map(str::as_bytes), ids)
+                    .map_err(failed(&opts.passwd_file))?;
+            }
+            overlay_diff(
+                &opts.passwd_file,
+                loc,
+                number,
+                &line_at(loc, number),
+                &line_at(&edited, number),
+            )
+        }
+        None => {
+            let mut edited = loc.clone();
+            let fields: Vec<(&[u8], Option<&[u8]>)> = switch_fields
+                .iter()
+                .map(|(k, v)| (k.as_bytes(), v.map(str::as_bytes)))
+                .collect();
+            edited
+                .add_record(key.as_bytes(), &fields)
+                .map_err(failed(&opts.passwd_file))?;
+            let number = loc.lines().count() + 1;
+            let new = edited
+                .lines()
+                .last()
+                .map_or(Vec::new(), |l| l.raw().to_vec());
+            overlay_diff(&opts.passwd_file, loc, number, b"", &new)
+        }
+    };
+    Ok(RecordEdits {
+        lock,
+        unlock,
+        live_switch: switch.clone(),
+        switch,
+    })
+}
+
 /// The plan for one user: pure (files given), so that its rendering is snapshot-tested.
 pub fn build_plan(
     opts: &RunOptions,
@@ -123,52 +313,10 @@ pub fn build_plan(
         .collect::<Vec<_>>()
         .join(" ");
     let shown = dialect::shown_fields(version);
-    let ids = files.ids;
-    let edit_failed = |source: PasswdEditError| MigrateError::Edit {
-        passwd_file: opts.passwd_file.clone(),
-        source,
+    let edits = match &opts.overlay {
+        None => in_place_edits(opts, user, &switch_fields, files)?,
+        Some(overlay) => overlay_edits(opts, overlay, user, &switch_fields, files)?,
     };
-    // The passwd-file edits touch the user's record line only: each version of that line is read
-    // from one copy of the parsed file, edited in turn, and diffed with its neighbours.
-    let number = files
-        .passwd
-        .lookup(user.as_bytes(), ids)
-        .map(|e| e.line())
-        .ok_or_else(|| {
-            edit_failed(PasswdEditError::NoSuchUser {
-                user: user.to_string(),
-            })
-        })?;
-    let line_at = |f: &PasswdFile, n: usize| {
-        f.lines()
-            .nth(n - 1)
-            .map_or(Vec::new(), |l| l.raw().to_vec())
-    };
-    let original_line = line_at(files.passwd, number);
-    // Only the user's own line, its password masked: plans are recorded in the journal, which
-    // must hold no password hash and no other user's line.
-    let passwd_diff = |old: &[u8], new: &[u8]| {
-        window_diff(
-            &opts.passwd_file,
-            b"",
-            (&mask_line(old), &mask_line(new)),
-            b"",
-            number,
-        )
-    };
-    let reason = opts.reason.replace(' ', "_");
-    let lock_fields: Vec<(&str, Option<&str>)> = match opts.lock {
-        LockMethod::AllowNets => vec![("allow_nets", Some(""))],
-        LockMethod::Nologin => vec![("nologin", Some("y")), ("reason", Some(reason.as_str()))],
-    };
-    let set =
-        |f: &mut PasswdFile, fields: &[(&str, Option<&str>)]| -> Result<Vec<u8>, MigrateError> {
-            for (k, v) in fields {
-                f.set_extra(user.as_bytes(), k.as_bytes(), v.map(str::as_bytes), ids)
-                    .map_err(edit_failed)?;
-            }
-            Ok(line_at(f, number))
-        };
     let backup = |dest| words(argv::dsync(conf, &["backup"], user, dest));
     let sync = |dest| words(argv::dsync(conf, &["sync"], user, dest));
     let catch_up = || words(argv::dsync(conf, &["sync", "-1", "-R"], user, from_loc));
@@ -200,11 +348,21 @@ pub fn build_plan(
     };
     step(
         StepKind::Preflight,
-        vec![format!(
-            "{user} is at {from} (home {}); target {to} is free; separators, quota and passwd-file record checked{}",
-            facts.home,
-            if strategy == Strategy::Hold { "; smtpd consults the access map before any permit" } else { "" }
-        )],
+        vec![
+            format!(
+                "{user} is at {from} (home {}); target {to} is free; separators, quota and {} checked{}",
+                facts.home,
+                if opts.overlay.is_some() { "overlay" } else { "passwd-file record" },
+                if strategy == Strategy::Hold { "; smtpd consults the access map before any permit" } else { "" }
+            ),
+            match &opts.overlay {
+                Some(o) => format!(
+                    "mode: overlay: the lock-out is a line in {}, the switch a record in {}; the primary userdb is not touched",
+                    o.deny, o.location
+                ),
+                None => format!("mode: in place: the user's record in {} is edited", opts.passwd_file),
+            },
+        ],
         user_fields().into_iter().chain([user_field("home")]).collect(),
         vec![],
     );
@@ -237,15 +395,6 @@ pub fn build_plan(
                 &format!("{map_type}:{map}"),
             ]));
             let postqueue = words(Argv::new(["postqueue", "-c", pfx.as_str(), "-j"]));
-            let mut edited = files.passwd.clone();
-            let locked = set(&mut edited, &lock_fields)?;
-            let locked_switched = set(&mut edited, &switch_fields)?;
-            for (k, _) in &lock_fields {
-                edited
-                    .remove_extra(user.as_bytes(), k.as_bytes(), ids)
-                    .map_err(edit_failed)?;
-            }
-            let switched_unlocked = line_at(&edited, number);
             if opts.presync {
                 step(
                     StepKind::Presync,
@@ -279,7 +428,7 @@ pub fn build_plan(
                     words(doveadm(conf, &["kick", user])),
                     words(doveadm(conf, &["who", "-1", user])),
                 ],
-                vec![passwd_diff(&original_line, &locked)],
+                vec![edits.lock],
             );
             step(
                 StepKind::FinalSync,
@@ -297,7 +446,7 @@ pub fn build_plan(
                 StepKind::Switch,
                 vec![format!("{switch_text}; confirmed with doveadm user")],
                 user_fields(),
-                vec![passwd_diff(&locked, &locked_switched)],
+                vec![edits.switch],
             );
             step(
                 StepKind::CatchUp,
@@ -325,16 +474,19 @@ pub fn build_plan(
             ])));
             step(
                 StepKind::Release,
-                strings(&["remove the holds, restore the record's lock-out fields exactly, release only the messages this run held"]),
+                vec![format!(
+                    "remove the holds, {}, release only the messages this run held",
+                    if opts.overlay.is_some() {
+                        "remove the deny line"
+                    } else {
+                        "restore the record's lock-out fields exactly"
+                    }
+                )],
                 release_cmds,
-                vec![
-                    diff(&map, &access_after, &access_before),
-                    passwd_diff(&locked_switched, &switched_unlocked),
-                ],
+                vec![diff(&map, &access_after, &access_before), edits.unlock],
             );
         }
         Strategy::Live => {
-            let switched = set(&mut files.passwd.clone(), &switch_fields)?;
             step(
                 StepKind::Presync,
                 strings(&["two-way sync, twice, while the user is online"]),
@@ -350,7 +502,7 @@ pub fn build_plan(
                     .into_iter()
                     .chain([words(doveadm(conf, &["kick", user]))])
                     .collect(),
-                vec![passwd_diff(&original_line, &switched)],
+                vec![edits.live_switch],
             );
             step(
                 StepKind::FinalSync,
@@ -421,6 +573,7 @@ pub(crate) mod tests_support {
             quota: None,
             pop3: false,
             min_free: Default::default(),
+            overlay: None,
         }
     }
 }
@@ -459,6 +612,7 @@ mod tests {
         let inputs = PlanInputs {
             access: Some(&access),
             passwd: &passwd,
+            deny: None,
             ids: &crate::dovecot::NumericIds,
         };
         build_plan(&opts, &facts, strategy, &inputs, "2026-11-29T12:00:00Z").expect("plan")
@@ -534,6 +688,7 @@ mod tests {
         let inputs = PlanInputs {
             access: None,
             passwd: &passwd,
+            deny: None,
             ids: &ids,
         };
         let plan = build_plan(
@@ -558,5 +713,61 @@ mod tests {
         insta::assert_snapshot!("plan_hold", fixture(Strategy::Hold).render());
         insta::assert_snapshot!("plan_live", fixture(Strategy::Live).render());
         insta::assert_json_snapshot!("plan_hold_json", fixture(Strategy::Hold));
+    }
+
+    #[test]
+    fn through_the_overlay_only_the_overlay_files_change() {
+        let mut opts = options();
+        opts.lock = LockMethod::Deny;
+        let overlay = crate::dovecot::overlay::OverlayFiles::beside(Utf8Path::new(
+            "/etc/dovecot/dovecot.conf",
+        ));
+        opts.passwd_file = overlay.location.clone();
+        opts.overlay = Some(overlay);
+        let facts = UserFacts {
+            user: "Alice@example.test".into(),
+            from: Location::parse("maildir:~/Maildir").expect("valid"),
+            to: Location::parse("mdbox:~/mdbox").expect("valid"),
+            home: "/srv/mail/alice".into(),
+            hold_keys: vec!["alice@example.test".into()],
+            warnings: vec![],
+        };
+        let access = Table::parse(Vec::new(), &ParseOptions::default());
+        let location = PasswdFile::parse(
+            b"bob@example.test:::::::userdb_mail=sdbox:~/sdbox\n".to_vec(),
+            &crate::dovecot::PasswdOptions::default(),
+        );
+        let deny = PasswdFile::parse(b"# mailmig\n".to_vec(), &Default::default());
+        let inputs = PlanInputs {
+            access: Some(&access),
+            passwd: &location,
+            deny: Some(&deny),
+            ids: &crate::dovecot::NumericIds,
+        };
+        let plan = build_plan(
+            &opts,
+            &facts,
+            Strategy::Hold,
+            &inputs,
+            "2026-11-29T12:00:00Z",
+        )
+        .expect("plan");
+        insta::assert_snapshot!("plan_overlay", plan.render());
+        let paths: Vec<String> = plan
+            .steps
+            .iter()
+            .flat_map(|s| &s.edits)
+            .map(|e| e.path.to_string())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/etc/postfix/recipient_maintenance",
+                "/etc/dovecot/mailmig-deny",
+                "/etc/dovecot/mailmig-override",
+                "/etc/postfix/recipient_maintenance",
+                "/etc/dovecot/mailmig-deny",
+            ]
+        );
     }
 }

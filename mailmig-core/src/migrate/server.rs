@@ -12,6 +12,7 @@ use super::runs;
 use super::{validate_user, Location, MigrationOptions, Plan, RunOptions, Strategy};
 use crate::dovecot::config::uidl_format_survives;
 use crate::dovecot::generated::generated_by;
+use crate::dovecot::overlay::{self, OverlayFiles, OverlayMode};
 use crate::dovecot::DovecotConfig;
 use crate::dovecot::{DovecotVersion, IdResolver, PasswdFile, PasswdOptions};
 use crate::hold::plan_hold_keys;
@@ -44,8 +45,12 @@ pub struct Server {
     pub options: MigrationOptions,
     /// The access map holds go to, and its type (hold strategy).
     pub access_map: Option<(Utf8PathBuf, MapType)>,
-    /// The passwd-file whose records are edited.
+    /// The passwd-file whose records the switch edits (the overlay's location file when the
+    /// overlay is active).
     pub passwd_file: Utf8PathBuf,
+    /// The overlay files, when Dovecot reads them as measured: lock-outs and switches go
+    /// through them and the primary userdb is not touched.
+    pub overlay: Option<OverlayFiles>,
     /// What Dovecot's configuration says.
     pub settings: DovecotSettings,
     /// Postfix's `recipient_delimiter`.
@@ -54,6 +59,13 @@ pub struct Server {
     pub aliases: Option<AliasMaps>,
     /// What Postfix's delivery depends on: each user's mail must be delivered by Dovecot.
     pub delivery: DeliveryConfig,
+}
+
+/// The files the preflight and the plans read, parsed once for all users.
+struct Inputs {
+    access: Option<Table>,
+    passwd: PasswdFile,
+    deny: Option<PasswdFile>,
 }
 
 /// One user's facts, found by the preflight checks.
@@ -174,6 +186,49 @@ fn refuse_settings(c: &DovecotConfig) -> Result<(), MigrateError> {
     Ok(())
 }
 
+/// The one passwd-file edited in place, unless mailmig would rewrite what a tool generates.
+fn in_place_passwd_file(
+    settings: &DovecotSettings,
+    lock: login::LockMethod,
+) -> Result<Utf8PathBuf, MigrateError> {
+    if lock == login::LockMethod::Deny {
+        return Err(Refusal::DenyWithoutOverlay.into());
+    }
+    let passwd_file = match settings.passwd_files.as_slice() {
+        [one] => one.clone(),
+        [] => return Err(Refusal::NoPasswdFile.into()),
+        _ => return Err(Refusal::SeveralPasswdFiles.into()),
+    };
+    let bytes = safe_fs::read_regular(&passwd_file).map_err(|source| MigrateError::Read {
+        path: passwd_file.clone(),
+        source,
+    })?;
+    if let Some(g) = generated_by(&passwd_file, &bytes, Utf8Path::new("/")) {
+        return Err(Refusal::GeneratedPasswdFile {
+            passwd_file,
+            by: g.by,
+            evidence: g.evidence,
+            advice: g.advice,
+        }
+        .into());
+    }
+    Ok(passwd_file)
+}
+
+/// The overlay files exist as regular files mailmig can replace atomically.
+fn check_overlay_files(files: &OverlayFiles) -> Result<(), MigrateError> {
+    for path in [&files.deny, &files.location] {
+        if let Err(e) = safe_fs::read_regular(path) {
+            return Err(Refusal::OverlayFile {
+                path: path.clone(),
+                reason: crate::display_chain(&e),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
 fn reason_ok(reason: &str) -> bool {
     !(reason.contains(']') || reason.contains('%') || reason.chars().any(char::is_control))
 }
@@ -189,24 +244,22 @@ impl Server {
         let dovecot = Dovecot::new(config.dovecot_config.clone(), runner);
         let settings = dovecot.settings()?;
         refuse_settings(dovecot.configuration()?)?;
-        let passwd_file = match settings.passwd_files.as_slice() {
-            [one] => one.clone(),
-            [] => return Err(Refusal::NoPasswdFile.into()),
-            _ => return Err(Refusal::SeveralPasswdFiles.into()),
-        };
-        let bytes = safe_fs::read_regular(&passwd_file).map_err(|source| MigrateError::Read {
-            path: passwd_file.clone(),
-            source,
-        })?;
-        if let Some(g) = generated_by(&passwd_file, &bytes, Utf8Path::new("/")) {
-            return Err(Refusal::GeneratedPasswdFile {
-                passwd_file,
-                by: g.by,
-                evidence: g.evidence,
-                advice: g.advice,
+        let files = OverlayFiles::beside(&config.dovecot_config);
+        let overlay = match overlay::mode(dovecot.configuration()?, &files) {
+            OverlayMode::Active => Some(files),
+            OverlayMode::Off => None,
+            OverlayMode::Incomplete(problems) => {
+                return Err(Refusal::OverlayIncomplete { problems }.into())
             }
-            .into());
-        }
+        };
+        let passwd_file = match &overlay {
+            Some(files) => {
+                check_overlay_files(files)?;
+                options.lock = login::LockMethod::Deny;
+                files.location.clone()
+            }
+            None => in_place_passwd_file(&settings, options.lock)?,
+        };
         if !reason_ok(&options.reason) {
             return Err(Refusal::BadReason(options.reason.clone()).into());
         }
@@ -225,6 +278,7 @@ impl Server {
             options,
             access_map: None,
             passwd_file,
+            overlay,
             settings,
             delimiters: String::new(),
             aliases: None,
@@ -249,7 +303,7 @@ impl Server {
         if !problems.is_empty() {
             return Err(Refusal::HoldNotCovering { map, problems }.into());
         }
-        if self.options.lock == login::LockMethod::AllowNets && dovecot.lmtp_checks_passdb()? {
+        if self.options.lock.refuses_lmtp_passdb_lookups() && dovecot.lmtp_checks_passdb()? {
             return Err(Refusal::LmtpChecksPassdb.into());
         }
         self.access_map = Some((map, map_type));
@@ -318,8 +372,9 @@ impl Server {
         let keys = self.hold_keys(users);
         let since = crate::transaction::utc_now_rfc3339();
         let plan_inputs = PlanInputs {
-            access: inputs.0.as_ref(),
-            passwd: &inputs.1,
+            access: inputs.access.as_ref(),
+            passwd: &inputs.passwd,
+            deny: inputs.deny.as_ref(),
             ids,
         };
         let prepared: Vec<Result<PreparedRun, MigrateError>> = users
@@ -345,8 +400,9 @@ impl Server {
         Ok(refuse_collisions(prepared))
     }
 
-    /// The access map (hold strategy) and the passwd-file, read and parsed.
-    fn read_inputs(&self) -> Result<(Option<Table>, PasswdFile), MigrateError> {
+    /// The access map (hold strategy), the passwd-file (or the overlay's location file) and the
+    /// deny overlay, read and parsed.
+    fn read_inputs(&self) -> Result<Inputs, MigrateError> {
         let read = |path: &Utf8Path| {
             safe_fs::read_regular(path).map_err(|source| MigrateError::Read {
                 path: path.to_owned(),
@@ -358,7 +414,15 @@ impl Server {
             None => None,
         };
         let passwd = PasswdFile::parse(read(&self.passwd_file)?, &self.passwd_options());
-        Ok((access, passwd))
+        let deny = match &self.overlay {
+            Some(o) => Some(PasswdFile::parse(read(&o.deny)?, &self.passwd_options())),
+            None => None,
+        };
+        Ok(Inputs {
+            access,
+            passwd,
+            deny,
+        })
     }
 
     /// How this Dovecot reads the passwd-file.
@@ -444,18 +508,8 @@ impl Server {
                 .into());
             }
         }
-        let Some(entry) = inputs.passwd.lookup(user.as_bytes(), inputs.ids) else {
-            return Err(MigrateError::NoRecord {
-                user: user.to_string(),
-                passwd_file: self.passwd_file.clone(),
-            });
-        };
-        if entry.legacy_mail().is_some_and(|m| !m.is_empty()) {
-            return Err(Refusal::LegacyMailField {
-                passwd_file: self.passwd_file.clone(),
-                user: user.to_string(),
-            }
-            .into());
+        if self.overlay.is_none() {
+            self.check_record(inputs, user)?;
         }
         if let (Some((map, _)), Some(table)) = (&self.access_map, inputs.access) {
             let key_bytes: Vec<Vec<u8>> =
@@ -489,6 +543,24 @@ impl Server {
             hold_keys: keys.keys,
             warnings: keys.warnings,
         })
+    }
+
+    /// In place: the user's record is in the passwd-file and can take the location fields.
+    fn check_record(&self, inputs: &PlanInputs<'_>, user: &str) -> Result<(), MigrateError> {
+        let Some(entry) = inputs.passwd.lookup(user.as_bytes(), inputs.ids) else {
+            return Err(MigrateError::NoRecord {
+                user: user.to_string(),
+                passwd_file: self.passwd_file.clone(),
+            });
+        };
+        if entry.legacy_mail().is_some_and(|m| !m.is_empty()) {
+            return Err(Refusal::LegacyMailField {
+                passwd_file: self.passwd_file.clone(),
+                user: user.to_string(),
+            }
+            .into());
+        }
+        Ok(())
     }
 
     /// The source, the target and the settings dsync needs agree; the target is free.
@@ -586,15 +658,13 @@ impl Server {
             quota: self.settings.quota_backend.clone(),
             pop3: self.settings.pop3,
             min_free: self.options.min_free,
-            default_driver: match self.settings.version {
-                DovecotVersion::V2_3 => None,
-                _ => self
-                    .settings
-                    .mail_location
-                    .as_deref()
-                    .and_then(|l| l.split_once(':'))
-                    .map(|(driver, _)| driver.to_string()),
-            },
+            overlay: self.overlay.clone(),
+            default_driver: self
+                .settings
+                .mail_location
+                .as_deref()
+                .and_then(|l| l.split_once(':'))
+                .map(|(driver, _)| driver.to_string()),
         }
     }
 }

@@ -46,6 +46,14 @@ pub enum PasswdEditError {
         /// Why.
         reason: &'static str,
     },
+    /// The user has a record already: an overlay file gets one line per user.
+    #[error("line {line}: `{user}` has a record already")]
+    RecordExists {
+        /// 1-based line.
+        line: usize,
+        /// The name (lossy).
+        user: String,
+    },
     /// The field appears more than once in the record.
     #[error("line {line}: `{key}` appears more than once in the record; fix it by hand first")]
     AmbiguousKey {
@@ -145,6 +153,77 @@ impl PasswdFile {
         line.extend_from_slice(tail);
         self.lines[index] = LineRaw::Owned(line);
         Ok(true)
+    }
+
+    /// Append a record for `user`: the name alone when `extra` is empty (a passdb line, as a
+    /// `deny = yes` overlay reads it), else `user:::::::` and the extra fields (a userdb line that
+    /// leaves uid, gid and home to the userdb before it). A file without a final newline gets one
+    /// first. Refused when any line already names the user.
+    pub fn add_record(
+        &mut self,
+        user: &[u8],
+        extra: &[(&[u8], Option<&[u8]>)],
+    ) -> Result<(), PasswdEditError> {
+        validate_user(user)?;
+        for (k, v) in extra {
+            validate_key(k)?;
+            if let Some(v) = v {
+                validate_value(k, v, user)?;
+            }
+        }
+        if let Some(e) = self.records().find(|e| e.user() == user) {
+            return Err(PasswdEditError::RecordExists {
+                line: e.line(),
+                user: show(user),
+            });
+        }
+        if let Some(last) = self.lines.len().checked_sub(1) {
+            let raw = self.raw(last);
+            if !raw.ends_with(b"\n") {
+                let mut owned = raw.to_vec();
+                owned.push(b'\n');
+                self.lines[last] = LineRaw::Owned(owned);
+            }
+        }
+        let mut line = user.to_vec();
+        if !extra.is_empty() {
+            line.extend_from_slice(b":::::::");
+            for (i, (k, v)) in extra.iter().enumerate() {
+                if i > 0 {
+                    line.push(b' ');
+                }
+                line.extend_from_slice(k);
+                if let Some(v) = v {
+                    line.push(b'=');
+                    line.extend_from_slice(v);
+                }
+            }
+        }
+        line.push(b'\n');
+        self.lines.push(LineRaw::Owned(line));
+        Ok(())
+    }
+
+    /// Remove every line that names `user` exactly (an overlay file's own records: removing
+    /// only the effective one would let a later line take effect). Returns how many.
+    pub fn remove_records(&mut self, user: &[u8]) -> Result<usize, PasswdEditError> {
+        validate_user(user)?;
+        let doomed: Vec<usize> = (0..self.lines.len())
+            .filter(|&i| {
+                let line = Line {
+                    number: i + 1,
+                    raw: self.raw(i),
+                    options: self.options,
+                };
+                line.entry().is_some_and(|e| e.user() == user)
+            })
+            .collect();
+        for &i in &doomed {
+            // Emptied in place: later lines keep their indexes (and their padding records).
+            self.lines[i] = LineRaw::Owned(Vec::new());
+            self.padded.remove(&i);
+        }
+        Ok(doomed.len())
     }
 
     /// The line index and record of `user` that Dovecot uses, if it can take extra-field edits.
@@ -287,4 +366,62 @@ fn validate_value(key: &[u8], value: &[u8], user: &[u8]) -> Result<(), PasswdEdi
         return bad("Dovecot drops a trailing `%`; write a literal % as %%".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+
+    fn file(text: &str) -> PasswdFile {
+        PasswdFile::parse(text.as_bytes().to_vec(), &PasswdOptions::default())
+    }
+
+    #[test]
+    fn records_are_added_and_removed_leaving_every_other_byte() {
+        let text = "# overlay\r\nbob@x:::::::userdb_mail=mdbox:~/mdbox";
+        let mut f = file(text);
+        f.add_record(b"alice@x", &[]).unwrap();
+        f.add_record(
+            b"carol@x",
+            &[
+                (b"userdb_mail_driver", Some(b"mdbox")),
+                (b"userdb_mail_path", Some(b"~/mdbox")),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(f.render()).unwrap(),
+            format!("{text}\nalice@x\ncarol@x:::::::userdb_mail_driver=mdbox userdb_mail_path=~/mdbox\n")
+        );
+        let err = f.add_record(b"bob@x", &[]).unwrap_err();
+        assert_eq!(
+            err,
+            PasswdEditError::RecordExists {
+                line: 2,
+                user: "bob@x".into()
+            }
+        );
+        assert_eq!(f.remove_records(b"alice@x").unwrap(), 1);
+        assert_eq!(f.remove_records(b"carol@x").unwrap(), 1);
+        assert_eq!(f.remove_records(b"nobody@x").unwrap(), 0);
+        assert_eq!(String::from_utf8(f.render()).unwrap(), format!("{text}\n"));
+    }
+
+    #[test]
+    fn every_line_of_a_user_goes() {
+        let mut f = file("a@x\nb@x\na@x:::::::k=v\n");
+        assert_eq!(f.remove_records(b"a@x").unwrap(), 2);
+        assert_eq!(f.render(), b"b@x\n");
+    }
+
+    #[test]
+    fn bad_names_and_values_are_refused_before_any_change() {
+        let mut f = file("");
+        assert!(f.add_record(b"a b", &[]).is_err());
+        assert!(f.add_record(b"#a", &[]).is_err());
+        assert!(f
+            .add_record(b"a@x", &[(b"userdb_mail", Some(b"a b"))])
+            .is_err());
+        assert_eq!(f.render(), b"");
+    }
 }

@@ -1,4 +1,5 @@
-//! Lock-out: refuse the user's logins in the passwd-file (`allow_nets=` or `nologin`), confirmed
+//! Lock-out: refuse the user's logins in the passwd-file (`allow_nets=` or `nologin`) or with a
+//! line in the deny overlay, confirmed
 //! with `doveadm auth lookup`, sessions kicked and checked with `doveadm who`. Undo (and the
 //! release): restore the recorded fields exactly.
 
@@ -23,7 +24,7 @@ pub(super) fn forward(e: &mut Engine<'_>) -> Result<(), StepError> {
         &e.dovecot(),
         e.state,
         &DisableRequest {
-            passwd_file: &opts.passwd_file,
+            passwd_file: opts.lock_file(),
             options: &PasswdOptions::default(),
             ids: e.ids,
             user: e.user(),
@@ -46,7 +47,7 @@ pub(super) fn enable(e: &Engine<'_>) -> Result<(), StepError> {
         &PasswdOptions::default(),
         e.ids,
         e.user(),
-        Some(&e.opts().passwd_file),
+        Some(e.opts().lock_file()),
     ) {
         Ok(enabled) => enabled,
         // No record: nothing of the lock-out is in place.

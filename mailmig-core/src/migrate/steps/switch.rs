@@ -1,5 +1,6 @@
 //! Switch: the location fields of the user's record set to the target (`userdb_mail=`, or on
-//! Dovecot 2.4 `userdb_mail_driver=` and `userdb_mail_path=` in one edit), confirmed with
+//! Dovecot 2.4 `userdb_mail_driver=` and `userdb_mail_path=` in one edit) — in the passwd-file,
+//! or through the overlay in the user's record of the location file — confirmed with
 //! `doveadm user` (the auth cache flushed when it is on); the live strategy kicks the sessions.
 //! Undo: the previous fields back, confirmed, and mail the new location got meanwhile carried
 //! back to the old one (`doveadm sync -1 -R`, deleting nothing).
@@ -53,9 +54,10 @@ pub(super) fn undo(e: &mut Engine<'_>) -> Result<(), StepError> {
     if switched {
         set_fields(e, &previous, "undo-switch")?;
     }
+    let unset_key = dialect::location_keys(e.opts().dovecot_version)[0];
     let driver_unset = previous
         .iter()
-        .any(|p| p.key == "userdb_mail_driver" && p.before == FieldBefore::Absent);
+        .any(|p| p.key == unset_key && p.before == FieldBefore::Absent);
     wait_location(e, &from, driver_unset)?;
     // Mail the new location got after the switch goes back with the user.
     let source = e.mail_state(&from)?;
@@ -97,19 +99,40 @@ fn previous_fields(e: &Engine<'_>) -> Vec<PreviousField> {
 }
 
 /// Write the fields (each to its value, bare, or removed for [`FieldBefore::Absent`]) in one
-/// edit of the passwd-file.
+/// edit of the passwd-file. Through the overlay, the user's record there is created for the
+/// switch and removed again when the undo leaves it without fields.
 fn set_fields(e: &Engine<'_>, fields: &[PreviousField], point: &str) -> Result<(), StepError> {
     let tx = FileTransaction::prepare(&e.opts().passwd_file)?;
     let mut file = PasswdFile::parse(tx.original().to_vec(), &PasswdOptions::default());
     let user = e.user().as_bytes();
-    for f in fields {
-        let key = f.key.as_bytes();
-        match &f.before {
-            FieldBefore::Value(v) => file.set_extra(user, key, Some(v.as_bytes()), e.ids)?,
-            FieldBefore::Bare => file.set_extra(user, key, None, e.ids)?,
-            FieldBefore::Absent => {
-                file.remove_extra(user, key, e.ids)?;
+    let overlay = e.opts().overlay.is_some();
+    if overlay && file.lookup(user, e.ids).is_none() {
+        let values: Vec<(&[u8], Option<&[u8]>)> = fields
+            .iter()
+            .filter_map(|f| match &f.before {
+                FieldBefore::Value(v) => Some((f.key.as_bytes(), Some(v.as_bytes()))),
+                FieldBefore::Bare => Some((f.key.as_bytes(), None)),
+                FieldBefore::Absent => None,
+            })
+            .collect();
+        if !values.is_empty() {
+            // The name as Dovecot looks it up, as the deny line is written.
+            let key = crate::login::state_key(e.user(), &PasswdOptions::default())?;
+            file.add_record(key.as_bytes(), &values)?;
+        }
+    } else {
+        for f in fields {
+            let key = f.key.as_bytes();
+            match &f.before {
+                FieldBefore::Value(v) => file.set_extra(user, key, Some(v.as_bytes()), e.ids)?,
+                FieldBefore::Bare => file.set_extra(user, key, None, e.ids)?,
+                FieldBefore::Absent => {
+                    file.remove_extra(user, key, e.ids)?;
+                }
             }
+        }
+        if overlay && overlay_record_is_empty(&file, user, e) {
+            file.remove_records(user)?;
         }
     }
     let new = file.render();
@@ -123,17 +146,39 @@ fn set_fields(e: &Engine<'_>, fields: &[PreviousField], point: &str) -> Result<(
     Ok(())
 }
 
-/// The location fields in the user's record now.
+/// An overlay record that sets nothing (`user:::::::`): it would only shadow the primary.
+fn overlay_record_is_empty(file: &PasswdFile, user: &[u8], e: &Engine<'_>) -> bool {
+    file.lookup(user, e.ids).is_some_and(|entry| {
+        entry.extra().is_empty()
+            && entry.password().is_none_or(<[u8]>::is_empty)
+            && [entry.uid_field(), entry.gid_field(), entry.home_field()]
+                .iter()
+                .all(|f| f.is_none_or(<[u8]>::is_empty))
+    })
+}
+
+/// The location fields in the user's record now (through the overlay, a user without a record
+/// there has none).
 fn fields_now(e: &Engine<'_>) -> Result<Vec<PreviousField>, StepError> {
     let bytes = safe_fs::read_regular(&e.opts().passwd_file)?;
     let file = PasswdFile::parse(bytes, &PasswdOptions::default());
-    let entry = file
-        .lookup(e.user().as_bytes(), e.ids)
-        .ok_or_else(|| StepError::NoRecord {
+    let keys = dialect::location_keys(e.opts().dovecot_version);
+    let Some(entry) = file.lookup(e.user().as_bytes(), e.ids) else {
+        if e.opts().overlay.is_some() {
+            return Ok(keys
+                .iter()
+                .map(|key| PreviousField {
+                    key: (*key).to_string(),
+                    before: FieldBefore::Absent,
+                })
+                .collect());
+        }
+        return Err(StepError::NoRecord {
             user: e.user().to_string(),
             passwd_file: e.opts().passwd_file.clone(),
-        })?;
-    Ok(dialect::location_keys(e.opts().dovecot_version)
+        });
+    };
+    Ok(keys
         .iter()
         .map(|key| PreviousField {
             key: (*key).to_string(),

@@ -322,6 +322,7 @@ impl World {
             quota: None,
             pop3: false,
             min_free: Default::default(),
+            overlay: None,
         }
     }
 
