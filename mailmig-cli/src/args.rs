@@ -105,6 +105,38 @@ pub(crate) enum OverlayCommand {
     /// Check the running configuration (`doveconf -n`): exit 0 when the overlay is in place as
     /// measured, 1 with what is missing or misplaced.
     Check(OverlayArgs),
+    /// Print what to change in the primary database for each user the location overlay moved:
+    /// `user<TAB>field=value ...`, or `UPDATE` statements (--sql-table).
+    Export(OverlayExportArgs),
+    /// Remove the location overlay's records whose users the primary databases alone put at the
+    /// same location (asked of a private Dovecot instance without the overlay); each pruned user
+    /// is checked with the running Dovecot afterwards, and the file put back if one moved.
+    Prune(OverlayPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct OverlayExportArgs {
+    /// Write `UPDATE TABLE SET FIELD = 'VALUE', ... WHERE USER_COLUMN = 'USER';` for a table
+    /// whose columns are named as the userdb fields its query returns (`mail`; on Dovecot 2.4
+    /// `mail_driver` and `mail_path`).
+    #[arg(long, value_name = "TABLE")]
+    pub(crate) sql_table: Option<String>,
+    /// The column that holds the user name (with --sql-table).
+    #[arg(long, value_name = "COLUMN", default_value = "username")]
+    pub(crate) sql_user_column: String,
+    /// JSON: one object per user with its fields.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct OverlayPruneArgs {
+    /// Say which records would go, change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

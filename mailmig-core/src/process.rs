@@ -118,6 +118,13 @@ pub trait Runner {
         self.run(argv, stdin)
     }
 
+    /// Start a daemon (`dovecot -c FILE`): its standard streams go nowhere (the daemon would hold a
+    /// captured pipe open, and the caller wait for it), only the starter's exit code counts. The
+    /// default runs it as [`Runner::run`] (test fakes).
+    fn start_daemon(&self, argv: &Argv) -> Result<Option<i32>, RunError> {
+        Ok(self.run(argv, None)?.code)
+    }
+
     /// Run and accept only the listed exit codes.
     fn run_expect(
         &self,
@@ -145,6 +152,40 @@ pub struct SystemRunner;
 impl Runner for SystemRunner {
     fn run(&self, argv: &Argv, stdin: Option<&[u8]>) -> Result<Output, RunError> {
         self.run_within(argv, stdin, DEFAULT_TIMEOUT)
+    }
+
+    fn start_daemon(&self, argv: &Argv) -> Result<Option<i32>, RunError> {
+        let Some((program, args)) = argv.0.split_first() else {
+            return Err(RunError::Spawn {
+                argv: argv.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"),
+            });
+        };
+        let spawn = |source| RunError::Spawn {
+            argv: argv.clone(),
+            source,
+        };
+        let handle = duct::cmd(program, args)
+            .stdin_null()
+            .stdout_null()
+            .stderr_null()
+            .unchecked()
+            .before_spawn(|cmd| {
+                std::os::unix::process::CommandExt::process_group(cmd, 0);
+                Ok(())
+            })
+            .start()
+            .map_err(spawn)?;
+        match handle.wait_timeout(DEFAULT_TIMEOUT).map_err(spawn)? {
+            Some(out) => Ok(out.status.code()),
+            None => {
+                let _ = handle.kill();
+                Err(RunError::TimedOut {
+                    argv: argv.clone(),
+                    seconds: DEFAULT_TIMEOUT.as_secs(),
+                })
+            }
+        }
     }
 
     fn run_within(
@@ -242,6 +283,15 @@ mod tests {
             r.run(&Argv::new(["/nonexistent/program"]), None),
             Err(RunError::Spawn { .. })
         ));
+    }
+
+    /// A daemon's starter returns although the daemon keeps running with its streams.
+    #[test]
+    fn a_daemon_start_returns_when_the_starter_exits() {
+        let code = SystemRunner
+            .start_daemon(&Argv::new(["sh", "-c", "sleep 30 & exit 4"]))
+            .expect("started");
+        assert_eq!(code, Some(4));
     }
 
     /// A command that hangs is killed at its limit instead of blocking the caller.

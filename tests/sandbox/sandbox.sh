@@ -2,7 +2,7 @@
 # sandbox.sh - throwaway, self-contained Postfix + Dovecot instances for mailmig tests.
 #
 #   sandbox.sh install [--stack debian12|debian13|all]
-#   sandbox.sh up DIR [--stack debian12|debian13] [--smtp-port N] [--imap-port N]
+#   sandbox.sh up DIR [--stack debian12|debian13] [--userdb passwd-file|sql] [--smtp-port N] [--imap-port N]
 #   sandbox.sh down DIR
 #   sandbox.sh seed DIR USER COUNT [--first N]
 #   sandbox.sh exec DIR CMD [ARG...]
@@ -29,7 +29,7 @@ PROG=${0##*/}
 readonly PROG
 readonly DOMAIN=example.test
 readonly USERS=(alice bob carol)
-readonly PKGS=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d swaks)
+readonly PKGS=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d dovecot-sqlite sqlite3 swaks)
 readonly TOOLS=(postfix postmap postqueue dovecot doveadm swaks)
 readonly DEFAULT_SMTP_PORT=2525 DEFAULT_IMAP_PORT=10143
 # the Debian 13 root: built once per machine, rebuilt when missing or its package list changed
@@ -54,8 +54,8 @@ need_root() { [[ $(id -u) -eq 0 ]] || skip "must run as root (current uid $(id -
 usage() {
   cat <<EOF
 usage: $PROG install [--stack debian12|debian13|all]   (default all)
-       $PROG up DIR [--stack debian12|debian13] [--smtp-port N] [--imap-port N]
-                                       (defaults debian12, $DEFAULT_SMTP_PORT / $DEFAULT_IMAP_PORT)
+       $PROG up DIR [--stack debian12|debian13] [--userdb passwd-file|sql] [--smtp-port N] [--imap-port N]
+                                       (defaults debian12, passwd-file, $DEFAULT_SMTP_PORT / $DEFAULT_IMAP_PORT)
        $PROG down DIR
        $PROG seed DIR USER COUNT [--first N]
        $PROG exec DIR CMD [ARG...]     (CMD on DIR's stack: chrooted for debian13)
@@ -209,6 +209,9 @@ install_debian12() {
   for t in "${TOOLS[@]}"; do command -v "$t" >/dev/null 2>&1 || missing+=("$t"); done
   # POP3 (the configuration checks read pop3 settings; doveconf wants the protocol installed)
   [[ -x /usr/lib/dovecot/pop3 ]] || missing+=(dovecot-pop3d)
+  # SQL users (the PostfixAdmin-style variant): Dovecot's SQLite driver, and the CLI to fill it
+  [[ -e /usr/lib/dovecot/modules/libdriver_sqlite.so ]] || missing+=(dovecot-sqlite)
+  command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
   if (( ${#missing[@]} )); then
     if ! command -v apt-get >/dev/null 2>&1 || ! command -v debconf-set-selections >/dev/null 2>&1; then
       skip "missing ${missing[*]} and this is not a Debian-like system (no apt-get/debconf)"
@@ -368,6 +371,57 @@ EOF
     </dev/null >"$DIR/log/postmap.out" 2>&1 || { cat "$DIR/log/postmap.out" >&2; die "postmap failed"; }
 }
 
+# The SQL variant: the users in SQLite, in PostfixAdmin's `mailbox` table (its columns; the
+# password in the sandbox's {PLAIN} scheme, maildir relative to the mail root as PostfixAdmin
+# writes it), read by Dovecot's sql passdb and userdb (Debian's dovecot-sqlite).
+write_sql_users() {
+  local db=$1 u
+  rm -f "$db"
+  {
+    cat <<'EOF'
+CREATE TABLE mailbox (
+  username varchar(255) NOT NULL PRIMARY KEY,
+  password varchar(255) NOT NULL,
+  name varchar(255) NOT NULL DEFAULT '',
+  maildir varchar(255) NOT NULL,
+  quota bigint NOT NULL DEFAULT 0,
+  local_part varchar(255) NOT NULL,
+  domain varchar(255) NOT NULL,
+  created datetime NOT NULL DEFAULT '2000-01-01 00:00:00',
+  modified datetime NOT NULL DEFAULT '2000-01-01 00:00:00',
+  active tinyint(1) NOT NULL DEFAULT 1
+);
+EOF
+    for u in "${USERS[@]}"; do
+      printf "INSERT INTO mailbox (username, password, name, maildir, local_part, domain) VALUES ('%s@%s', '{PLAIN}%spw', '%s', '%s/%s/', '%s', '%s');\n" \
+        "$u" "$DOMAIN" "$u" "$u" "$DOMAIN" "$u" "$u" "$DOMAIN"
+    done
+  } | sqlite3 "$db" || die "cannot write $db"
+  chmod 0644 "$db"
+}
+
+# the sql passdb and userdb over the SQLite file, in the stack's syntax (PostfixAdmin's queries:
+# home from maildir, one uid/gid for all, only active users; the global mail location applies)
+sql_userdbs() {
+  local ddir=$1 home pass user iter
+  home="'$DIR/mail/' || rtrim(maildir, '/') AS home, $VUID AS uid, $VGID AS gid"
+  if [[ $STACK == debian13 ]]; then
+    pass="SELECT username AS user, password FROM mailbox WHERE username = '%{user}' AND active = 1"
+    user="SELECT $home FROM mailbox WHERE username = '%{user}' AND active = 1"
+    iter="SELECT username AS user FROM mailbox WHERE active = 1"
+    printf 'sql_driver = sqlite\nsqlite_path = %s\npassdb sql {\n  query = %s\n}\nuserdb sql {\n  query = %s\n  iterate_query = %s\n}' \
+      "$ddir/users.sqlite" "$pass" "$user" "$iter"
+  else
+    pass="SELECT username AS user, password FROM mailbox WHERE username = '%u' AND active = 1"
+    user="SELECT $home FROM mailbox WHERE username = '%u' AND active = 1"
+    iter="SELECT username AS user FROM mailbox WHERE active = 1"
+    printf 'driver = sqlite\nconnect = %s\npassword_query = %s\nuser_query = %s\niterate_query = %s\n' \
+      "$ddir/users.sqlite" "$pass" "$user" "$iter" > "$ddir/dovecot-sql.conf.ext"
+    printf 'passdb {\n  driver = sql\n  args = %s\n}\nuserdb {\n  driver = sql\n  args = %s\n}' \
+      "$ddir/dovecot-sql.conf.ext" "$ddir/dovecot-sql.conf.ext"
+  fi
+}
+
 write_dovecot() {
   local ddir=$DIR/dovecot u
   {
@@ -388,6 +442,10 @@ write_dovecot() {
     mail="mail_location = maildir:~/Maildir"
     userdbs=$(printf 'passdb {\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%%u %s\n}\nuserdb {\n  driver = passwd-file\n  args = username_format=%%u %s\n}' "$ddir/users" "$ddir/users")
     listen_key=address
+  fi
+  if [[ $USERDB == sql ]]; then
+    write_sql_users "$ddir/users.sqlite"
+    userdbs=$(sql_userdbs "$ddir")
   fi
   {
     if (( ${#head[@]} )); then printf '%s\n' "${head[@]}"; fi
@@ -451,6 +509,8 @@ SANDBOX_DIR=$DIR
 POSTFIX_CONFIG=$DIR/postfix
 DOVECOT_CONFIG=$DIR/dovecot/dovecot.conf
 PASSWD_FILE=$DIR/dovecot/users
+USERDB=$USERDB
+SQL_DB=$DIR/dovecot/users.sqlite
 VIRTUAL_MAP=$DIR/postfix/virtual
 ACCESS_MAP=$DIR/postfix/recipient_maintenance
 VMAILBOX_MAP=$DIR/postfix/vmailbox
@@ -586,7 +646,7 @@ parse_port() {  # NAME VALUE
 }
 
 cmd_up() {
-  local arg dir=""
+  local arg dir="" USERDB=passwd-file
   SMTP_PORT=$DEFAULT_SMTP_PORT IMAP_PORT=$DEFAULT_IMAP_PORT
   while (( $# )); do
     arg=$1; shift
@@ -597,11 +657,14 @@ cmd_up() {
       --imap-port=*) IMAP_PORT=$(parse_port --imap-port "${arg#*=}") ;;
       --stack) (( $# )) || usage_err "--stack needs a value"; set_stack "$1"; shift ;;
       --stack=*) set_stack "${arg#*=}" ;;
+      --userdb) (( $# )) || usage_err "--userdb needs a value"; USERDB=$1; shift ;;
+      --userdb=*) USERDB=${arg#*=} ;;
       -*) usage_err "unknown option '$arg'" ;;
       *) [[ -z $dir ]] || usage_err "more than one DIR given"; dir=$arg ;;
     esac
   done
   [[ -n $dir ]] || usage_err "up needs DIR"
+  case $USERDB in passwd-file|sql) ;; *) usage_err "unknown userdb '$USERDB' (passwd-file or sql)" ;; esac
   (( SMTP_PORT != IMAP_PORT )) || usage_err "SMTP and IMAP ports must differ"
   need_root
   have_prereqs || skip "the $STACK stack is not installed (postfix/dovecot/swaks, the vmail user, the Debian 13 root): run '$0 install' first"

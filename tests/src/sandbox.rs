@@ -80,6 +80,16 @@ impl Sandbox {
 
     /// Start a sandbox on `stack`, or `None` when it is not installed and not required.
     pub fn start_on(stack: Stack) -> Option<Sandbox> {
+        Self::start_variant(stack, "passwd-file")
+    }
+
+    /// Start a sandbox on `stack` whose users live in SQLite (PostfixAdmin's `mailbox` table,
+    /// Dovecot's sql passdb and userdb), or `None` as [`Self::start_on`].
+    pub fn start_sql(stack: Stack) -> Option<Sandbox> {
+        Self::start_variant(stack, "sql")
+    }
+
+    fn start_variant(stack: Stack, userdb: &str) -> Option<Sandbox> {
         if !require(SANDBOX_TOOLS) {
             return None;
         }
@@ -101,6 +111,8 @@ impl Sandbox {
                     root.as_str(),
                     "--stack",
                     stack.name(),
+                    "--userdb",
+                    userdb,
                     "--smtp-port",
                     &smtp,
                     "--imap-port",
@@ -516,17 +528,47 @@ impl Sandbox {
     /// Add users `NAME@example.test` (password `NAMEpw`) to the passwd-file and the virtual
     /// mailbox map (rebuilt), like the sandbox's own users.
     pub fn add_users(&self, names: &[String]) {
+        if self.get("USERDB") == "sql" {
+            return self.add_sql_users(names);
+        }
         let (uid, gid) = (self.get("VMAIL_UID"), self.get("VMAIL_GID"));
         let mut passwd = fs_err::read_to_string(self.path("PASSWD_FILE")).expect("passwd-file");
-        let mut vmailbox = fs_err::read_to_string(self.path("VMAILBOX_MAP")).expect("vmailbox");
+        let vmailbox = fs_err::read_to_string(self.path("VMAILBOX_MAP")).expect("vmailbox");
         for n in names {
             let home = self.home(&format!("{n}@example.test"));
             passwd.push_str(&format!(
                 "{n}@example.test:{{PLAIN}}{n}pw:{uid}:{gid}::{home}::\n"
             ));
-            vmailbox.push_str(&format!("{n}@example.test example.test/{n}/\n"));
         }
         fs_err::write(self.path("PASSWD_FILE"), passwd).expect("write passwd-file");
+        self.add_mailboxes(names, vmailbox);
+    }
+
+    /// The SQL variant's [`Self::add_users`]: rows in the `mailbox` table.
+    fn add_sql_users(&self, names: &[String]) {
+        let mut sql = String::from("BEGIN;\n");
+        for n in names {
+            sql.push_str(&format!(
+                "INSERT INTO mailbox (username, password, name, maildir, local_part, domain) VALUES ('{n}@example.test', '{{PLAIN}}{n}pw', '{n}', 'example.test/{n}/', '{n}', 'example.test');\n"
+            ));
+        }
+        sql.push_str("COMMIT;\n");
+        // The host's sqlite3 (the file is the same path in the Debian 13 root).
+        let r = crate::capture(
+            duct::cmd("sqlite3", [self.get("SQL_DB")]),
+            "sqlite3",
+            Some(sql.as_bytes()),
+        );
+        assert_eq!(r.code, 0, "sqlite3: {}", r.err());
+        let vmailbox = fs_err::read_to_string(self.path("VMAILBOX_MAP")).expect("vmailbox");
+        self.add_mailboxes(names, vmailbox);
+    }
+
+    /// The users' homes and their lines in the virtual mailbox map (rebuilt).
+    fn add_mailboxes(&self, names: &[String], mut vmailbox: String) {
+        for n in names {
+            vmailbox.push_str(&format!("{n}@example.test example.test/{n}/\n"));
+        }
         fs_err::write(self.path("VMAILBOX_MAP"), vmailbox).expect("write vmailbox");
         let r = self.run(
             "postmap",

@@ -61,6 +61,8 @@ pub(crate) fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Finish(args) => campaign::finish(&ctx, args),
         Command::Overlay(OverlayCommand::Show(args)) => overlay::show(&ctx, args),
         Command::Overlay(OverlayCommand::Check(args)) => overlay::check(&ctx, args),
+        Command::Overlay(OverlayCommand::Export(args)) => overlay::export(&ctx, args),
+        Command::Overlay(OverlayCommand::Prune(args)) => overlay::prune(&ctx, args),
         Command::Generate(cmd) => crate::generate::run(cmd),
     }
 }

@@ -1,11 +1,12 @@
-//! `mailmig overlay show|check`: the chained-database overlay's configuration, over
-//! `mailmig_core::dovecot::overlay`.
+//! `mailmig overlay show|check|export|prune`: the chained-database overlay's configuration and
+//! the end of a campaign through it, over `mailmig_core::dovecot::overlay` and
+//! `mailmig_core::migrate::prune`.
 
 use mailmig_core::dovecot::overlay::{self, OverlayFiles};
 use mailmig_core::dovecot::Dovecot;
 
 use super::Context;
-use crate::args::OverlayArgs;
+use crate::args::{OverlayArgs, OverlayExportArgs, OverlayPruneArgs};
 use crate::exit;
 use crate::output;
 use crate::report::Failure;
@@ -85,4 +86,80 @@ pub(crate) fn check(ctx: &Context<'_>, args: &OverlayArgs) -> Result<u8, Failure
     } else {
         exit::NOT_FOUND
     })
+}
+
+pub(crate) fn export(ctx: &Context<'_>, args: &OverlayExportArgs) -> Result<u8, Failure> {
+    let files = OverlayFiles::beside(&ctx.global.dovecot_file().path);
+    let bytes = mailmig_core::safe_fs::read_regular(&files.location)
+        .map_err(|e| Failure::error(exit::NOINPUT, &e))?;
+    let file = mailmig_core::dovecot::PasswdFile::parse(bytes, &Default::default());
+    let entries = overlay::entries(&file);
+    if args.json {
+        return output::json_pretty(&entries).map(|()| exit::OK);
+    }
+    let text = match &args.sql_table {
+        Some(table) => overlay::sql_updates(&entries, table, &args.sql_user_column)
+            .map_err(|e| Failure::error(exit::DATAERR, &e))?,
+        None => entries
+            .iter()
+            .map(|e| {
+                let fields: Vec<String> = e
+                    .fields
+                    .iter()
+                    .map(|f| format!("{}={}", f.key, f.value))
+                    .collect();
+                format!("{}\t{}\n", e.user, fields.join(" "))
+            })
+            .collect(),
+    };
+    output::stdout(text.as_bytes())?;
+    Ok(exit::OK)
+}
+
+pub(crate) fn prune(ctx: &Context<'_>, args: &OverlayPruneArgs) -> Result<u8, Failure> {
+    use mailmig_core::migrate::prune::{self, Kept, PruneError};
+    let state = ctx.state()?;
+    let config = ctx.global.dovecot_file().path;
+    let report = prune::prune(&ctx.runner, &state, &config, args.dry_run).map_err(|e| {
+        let code = match &e {
+            PruneError::NotActive { .. } => exit::DATAERR,
+            PruneError::Moved { .. } => exit::SOFTWARE,
+            PruneError::Transaction(_) => exit::IOERR,
+            _ => exit::UNAVAILABLE,
+        };
+        Failure::error(code, &e)
+    })?;
+    if args.json {
+        return output::json_pretty(&report).map(|()| exit::OK);
+    }
+    let mut text = format!(
+        "{} {}, kept {} ({})\n",
+        if report.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        },
+        report.removed.len(),
+        report.kept.len(),
+        report.file
+    );
+    for r in &report.removed {
+        text.push_str(&format!(
+            "  removed {}: the primary databases put them at {} too\n",
+            r.user, r.location
+        ));
+    }
+    for k in &report.kept {
+        let why = match &k.kept {
+            Kept::PrimaryDiffers { overlay, primary } => {
+                format!("the overlay puts them at {overlay}, the primary databases at {primary}")
+            }
+            Kept::NotInPrimary => "the primary databases do not know them".to_string(),
+            Kept::Unfinished { run } => format!("run {run} is unfinished"),
+            _ => "kept".to_string(),
+        };
+        text.push_str(&format!("  kept {}: {why}\n", k.user));
+    }
+    output::stdout(text.as_bytes())?;
+    Ok(exit::OK)
 }

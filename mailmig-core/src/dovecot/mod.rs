@@ -24,6 +24,7 @@ mod ids;
 pub mod mask;
 pub mod overlay;
 mod passwd;
+pub mod primary;
 mod report;
 mod running;
 

@@ -245,6 +245,129 @@ pub fn check(config: &DovecotConfig, files: &OverlayFiles) -> Vec<OverlayProblem
     problems
 }
 
+/// One field a location-overlay record sets, as the userdb returns it (`mail`, or
+/// `mail_driver` and `mail_path`: the `userdb_` prefix of the passwd-file removed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OverlayField {
+    /// The userdb field.
+    pub key: String,
+    /// Its value, as written.
+    pub value: String,
+}
+
+/// A user's record in the location overlay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OverlayEntry {
+    /// The user, as the record names them.
+    pub user: String,
+    /// The record's line (1-based).
+    pub line: usize,
+    /// The fields it sets.
+    pub fields: Vec<OverlayField>,
+}
+
+/// Every record of the location overlay, in file order.
+pub fn entries(location: &super::PasswdFile) -> Vec<OverlayEntry> {
+    location
+        .records()
+        .map(|e| OverlayEntry {
+            user: String::from_utf8_lossy(e.user()).into_owned(),
+            line: e.line(),
+            fields: e
+                .extra()
+                .iter()
+                .map(|f| {
+                    let key = String::from_utf8_lossy(&f.key);
+                    OverlayField {
+                        key: key.strip_prefix("userdb_").unwrap_or(&key).to_string(),
+                        value: f
+                            .value
+                            .as_deref()
+                            .map(|v| String::from_utf8_lossy(v).into_owned())
+                            .unwrap_or_default(),
+                    }
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Why `UPDATE` statements cannot be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// A table or column name that would need quoting.
+    #[error("`{name}` is not a plain SQL name (letters, digits, `_`, not starting with a digit)")]
+    Name {
+        /// The name.
+        name: String,
+    },
+    /// A value SQL dialects do not read alike.
+    #[error("line {line}: {user}'s `{key}` holds a backslash or a control character, which MySQL and SQLite/PostgreSQL read differently; write it by hand")]
+    Value {
+        /// The record's line.
+        line: usize,
+        /// The user.
+        user: String,
+        /// The field.
+        key: String,
+    },
+}
+
+fn plain_name(name: &str) -> Result<&str, ExportError> {
+    let ok = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.chars().next().is_some_and(|c| !c.is_ascii_digit());
+    if ok {
+        Ok(name)
+    } else {
+        Err(ExportError::Name {
+            name: name.to_string(),
+        })
+    }
+}
+
+/// One `UPDATE table SET field = 'value', ... WHERE user_column = 'user';` per record, for a
+/// table whose columns are named as the userdb fields its query returns (`mail`; or
+/// `mail_driver`, `mail_path`). Values are quoted by doubling `'`; a value with a backslash or a
+/// control byte is refused (MySQL reads backslash escapes, standard SQL does not).
+pub fn sql_updates(
+    entries: &[OverlayEntry],
+    table: &str,
+    user_column: &str,
+) -> Result<String, ExportError> {
+    let (table, user_column) = (plain_name(table)?, plain_name(user_column)?);
+    let quote = |e: &OverlayEntry, key: &str, v: &str| {
+        if v.contains('\\') || v.chars().any(char::is_control) {
+            return Err(ExportError::Value {
+                line: e.line,
+                user: e.user.clone(),
+                key: key.to_string(),
+            });
+        }
+        Ok(format!("'{}'", v.replace('\'', "''")))
+    };
+    let mut out = String::new();
+    for e in entries.iter().filter(|e| !e.fields.is_empty()) {
+        let sets = e
+            .fields
+            .iter()
+            .map(|f| {
+                Ok(format!(
+                    "{} = {}",
+                    plain_name(&f.key)?,
+                    quote(e, &f.key, &f.value)?
+                ))
+            })
+            .collect::<Result<Vec<_>, ExportError>>()?;
+        out.push_str(&format!(
+            "UPDATE {table} SET {} WHERE {user_column} = {};\n",
+            sets.join(", "),
+            quote(e, user_column, &e.user)?
+        ));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,5 +417,30 @@ mod tests {
             &files(),
         );
         assert_eq!(none.len(), 2, "{none:?}");
+    }
+
+    #[test]
+    fn export_writes_one_update_per_user_and_refuses_what_dialects_read_apart() {
+        let file = super::super::PasswdFile::parse(
+            b"a@x:::::::userdb_mail_driver=mdbox userdb_mail_path=~/md'box\nb@x:::::::userdb_mail=mdbox:~/mdbox\n".to_vec(),
+            &Default::default(),
+        );
+        let all = entries(&file);
+        assert_eq!(
+            sql_updates(&all, "mailbox", "username").unwrap(),
+            "UPDATE mailbox SET mail_driver = 'mdbox', mail_path = '~/md''box' WHERE username = 'a@x';\nUPDATE mailbox SET mail = 'mdbox:~/mdbox' WHERE username = 'b@x';\n"
+        );
+        assert!(matches!(
+            sql_updates(&all, "mail box", "username"),
+            Err(ExportError::Name { .. })
+        ));
+        let slash = super::super::PasswdFile::parse(
+            b"a@x:::::::userdb_mail=mdbox:C:\\m\n".to_vec(),
+            &Default::default(),
+        );
+        assert!(matches!(
+            sql_updates(&entries(&slash), "mailbox", "username"),
+            Err(ExportError::Value { line: 1, .. })
+        ));
     }
 }

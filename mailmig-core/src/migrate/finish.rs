@@ -410,7 +410,7 @@ fn remove_overrides(
 }
 
 /// Wait until Dovecot shows `user` at `was` again; `Err` with where it shows them instead.
-fn wait_same(lookup: &Lookup<'_>, user: &str, was: &Location) -> Result<(), String> {
+pub(super) fn wait_same(lookup: &Lookup<'_>, user: &str, was: &Location) -> Result<(), String> {
     let deadline = Instant::now() + SHOWN_WITHIN;
     let home = lookup
         .field(user, "home")

@@ -43,6 +43,7 @@ pub mod journal;
 pub mod lookup;
 mod options;
 pub mod plan;
+pub mod prune;
 mod report;
 pub mod runs;
 mod server;
