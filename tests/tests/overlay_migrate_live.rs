@@ -169,3 +169,41 @@ fn migrations_go_through_the_overlay(#[case] stack: Stack) {
         "the primary passwd-file is not touched by the runs nor the deny lock-outs"
     );
 }
+
+/// With Dovecot's auth cache on (an hour, negative answers too) and filled, the overlay's edits
+/// still take effect at once: mailmig flushes the user's entries after each edit.
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn the_auth_cache_does_not_hide_overlay_edits(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
+    let conf = fs_err::read_to_string(sb.path("DOVECOT_CONFIG")).expect("conf");
+    sb.reconfigure_dovecot(&format!(
+        "{conf}auth_cache_size = 1M\nauth_cache_ttl = 1 hour\nauth_cache_negative_ttl = 1 hour\n"
+    ));
+    let (deny, _) = sb.place_overlay();
+    let port = sb.get("IMAP_PORT").to_string();
+    // Filled: a login and a userdb lookup of each.
+    for (user, pw) in [(ALICE, "alicepw"), (BOB, "bobpw")] {
+        Imap::login(&port, user, pw).expect("login before");
+        assert_eq!(sb.doveadm(&["user", user]).code, 0);
+    }
+    let r = sb.mailmig(&["login", "disable", BOB, "--method", "deny"]);
+    assert_eq!(r.code, 0, "{}{}", r.out(), r.err());
+    assert!(Imap::login(&port, BOB, "bobpw").is_err(), "bob is refused");
+    let r = sb.mailmig(&["login", "enable", BOB]);
+    assert_eq!(r.code, 0, "{}{}", r.out(), r.err());
+    Imap::login(&port, BOB, "bobpw").expect("bob logs in again");
+
+    sb.populate(ALICE, &[("INBOX", 5)]);
+    let r = sb.mailmig(&["migrate", ALICE, "--to", "mdbox:~/mdbox"]);
+    assert_eq!(r.code, 0, "{}{}", r.out(), r.err());
+    assert_eq!(sb.mail_location(ALICE), "mdbox:~/mdbox");
+    assert_eq!(read(&deny), "");
+    Imap::login(&port, ALICE, "alicepw").expect("alice logs in after");
+    let r = sb.seed(ALICE, 1);
+    assert_eq!(r.code, 0, "{}", r.err());
+    assert_eq!(sb.inbox_count(ALICE), 6, "delivered into mdbox");
+}

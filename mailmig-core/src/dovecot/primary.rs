@@ -17,6 +17,7 @@ use fs_err::os::unix::fs::OpenOptionsExt as _;
 
 use super::overlay::OverlayFiles;
 use crate::process::{Argv, RunError, Runner};
+use crate::state::StateDir;
 
 /// Why the private instance cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,9 @@ pub enum PrimaryError {
     /// A command failed.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// The record of the running instance cannot be kept.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     /// Its directory or configuration cannot be written.
     #[error("the private Dovecot instance's directory: {0}")]
     Dir(#[from] std::io::Error),
@@ -102,11 +106,17 @@ pub fn primary_config(doveconf: &str, files: &OverlayFiles, dir: &Utf8Path) -> S
     out
 }
 
+/// Where the state directory records the running private instance (its configuration file),
+/// so that one left behind by a killed mailmig is stopped by the next.
+const STATE_SUB: &str = "primary";
+const STATE_NAME: &str = "instance";
+
 /// A running private instance without the overlay; stopped when dropped.
 pub struct PrimaryOnly<'r> {
     runner: &'r dyn Runner,
     config: Utf8PathBuf,
-    _dir: tempfile::TempDir,
+    state: &'r StateDir,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl std::fmt::Debug for PrimaryOnly<'_> {
@@ -119,13 +129,20 @@ impl std::fmt::Debug for PrimaryOnly<'_> {
 
 impl<'r> PrimaryOnly<'r> {
     /// Start the instance for the running configuration `live` and wait until it answers a
-    /// lookup of `probe` (any user; an unknown one answers too).
+    /// lookup of `probe` (any user; an unknown one answers too). An instance a killed mailmig
+    /// left running (recorded in `state`) is stopped first.
     pub fn start(
         runner: &'r dyn Runner,
+        state: &'r StateDir,
         live: &Utf8Path,
         files: &OverlayFiles,
         probe: &str,
     ) -> Result<Self, PrimaryError> {
+        if let Some(old) = state.read(STATE_SUB, STATE_NAME)? {
+            let old = String::from_utf8_lossy(&old).trim().to_string();
+            let _ = runner.run(&Argv::new(["doveadm", "-c", old.as_str(), "stop"]), None);
+            state.remove(STATE_SUB, STATE_NAME)?;
+        }
         let doveconf = runner.run_expect(
             &Argv::new(["doveconf", "-nP", "-c", live.as_str()]),
             None,
@@ -148,6 +165,7 @@ impl<'r> PrimaryOnly<'r> {
             .open(&config)?;
         std::io::Write::write_all(&mut file, text.as_bytes())?;
         drop(file);
+        state.write(STATE_SUB, STATE_NAME, config.as_str().as_bytes())?;
         let start = Argv::new(["dovecot", "-c", config.as_str()]);
         let code = runner.start_daemon(&start)?;
         if code != Some(0) {
@@ -161,7 +179,8 @@ impl<'r> PrimaryOnly<'r> {
         let instance = Self {
             runner,
             config,
-            _dir: dir,
+            state,
+            dir: Some(dir),
         };
         instance.wait_ready(probe, &path)?;
         Ok(instance)
@@ -205,10 +224,16 @@ impl<'r> PrimaryOnly<'r> {
 
 impl Drop for PrimaryOnly<'_> {
     fn drop(&mut self) {
-        let _ = self.runner.run(
+        let stopped = self.runner.run(
             &Argv::new(["doveadm", "-c", self.config.as_str(), "stop"]),
             None,
         );
+        if stopped.is_ok_and(|o| o.code == Some(0)) {
+            let _ = self.state.remove(STATE_SUB, STATE_NAME);
+        } else if let Some(dir) = self.dir.take() {
+            // Still running: its configuration stays for the next start to stop it.
+            let _ = dir.keep();
+        }
     }
 }
 
@@ -225,5 +250,65 @@ mod tests {
             out,
             "# 2.4.1-4 (7d8c0e5759): /etc/dovecot/dovecot.conf\nmail_driver = maildir\nsql_driver = sqlite\npassdb sql {\n  query = SELECT 1\n}\nuserdb sql {\n  query = SELECT 2\n  result_success = continue-ok\n}\nnamespace inbox {\n  inbox = yes\n}\n# mailmig: a private instance without the overlay\nbase_dir = /tmp/p/run\nstate_dir = /tmp/p/state\ninstance_name = mailmig-primary\nlog_path = /tmp/p/log\nprotocols = \n"
         );
+    }
+
+    /// Records the commands; Dovecot's answers as a started instance gives them.
+    struct Fake(std::cell::RefCell<Vec<String>>);
+
+    impl Runner for Fake {
+        fn run(&self, argv: &Argv, _: Option<&[u8]>) -> Result<crate::process::Output, RunError> {
+            let line = argv.to_string();
+            self.0.borrow_mut().push(line.clone());
+            let (code, stdout) = if line.starts_with("doveconf") {
+                (0, "# 2.3.19.1 (9b53102964): /c\nbase_dir = /run/dovecot\n")
+            } else if line.contains(" user ") {
+                (67, "")
+            } else {
+                (0, "")
+            };
+            Ok(crate::process::Output {
+                code: Some(code),
+                stdout: stdout.into(),
+                stderr: Vec::new(),
+            })
+        }
+    }
+
+    #[test]
+    fn an_instance_left_running_is_stopped_and_the_own_one_forgotten_when_stopped() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = Utf8PathBuf::try_from(tmp.path().to_path_buf()).expect("utf8");
+        let state = StateDir::open(&dir.join("state")).expect("state");
+        state
+            .write(
+                STATE_SUB,
+                STATE_NAME,
+                b"/tmp/mailmig-primary-old/dovecot.conf",
+            )
+            .expect("record");
+        let fake = Fake(Default::default());
+        let files = OverlayFiles::beside(Utf8Path::new("/c"));
+        let own = {
+            let p = PrimaryOnly::start(&fake, &state, Utf8Path::new("/c"), &files, "a@x")
+                .expect("started");
+            let own = p.config().to_owned();
+            let recorded = state
+                .read(STATE_SUB, STATE_NAME)
+                .expect("read")
+                .expect("record");
+            assert_eq!(recorded, own.as_str().as_bytes());
+            assert!(fs_err::read_to_string(&own)
+                .expect("config")
+                .contains("protocols = \n"));
+            own
+        };
+        let log = fake.0.borrow().clone();
+        assert_eq!(
+            log[0],
+            "doveadm -c /tmp/mailmig-primary-old/dovecot.conf stop"
+        );
+        assert_eq!(log.last().expect("stop"), &format!("doveadm -c {own} stop"));
+        assert_eq!(state.read(STATE_SUB, STATE_NAME).expect("read"), None);
+        assert!(!own.exists(), "the directory is removed once stopped");
     }
 }

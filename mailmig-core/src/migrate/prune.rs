@@ -149,7 +149,7 @@ pub fn prune(
     let live = Lookup::new(runner, dovecot_config, &settings);
     let mut before = Vec::new();
     {
-        let primary = PrimaryOnly::start(runner, dovecot_config, &files, &first.user)?;
+        let primary = PrimaryOnly::start(runner, state, dovecot_config, &files, &first.user)?;
         let alone = Lookup::new(runner, primary.config(), &settings);
         for e in &entries {
             if let Some(run) = runs::marker(state, &e.user).map_err(MigrateError::from)? {
