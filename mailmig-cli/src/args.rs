@@ -112,6 +112,9 @@ pub(crate) enum OverlayCommand {
     /// same location (asked of a private Dovecot instance without the overlay); each pruned user
     /// is checked with the running Dovecot afterwards, and the file put back if one moved.
     Prune(OverlayPruneArgs),
+    /// A passwd-file primary: write every location-overlay record's fields into the user's
+    /// primary record, in one rewrite, then prune the records (the end of a campaign).
+    Fold(OverlayPruneArgs),
 }
 
 #[derive(Debug, Args)]
@@ -131,7 +134,7 @@ pub(crate) struct OverlayExportArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct OverlayPruneArgs {
-    /// Say which records would go, change nothing.
+    /// Say what would change, change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
     /// JSON.

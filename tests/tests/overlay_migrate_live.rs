@@ -168,6 +168,41 @@ fn migrations_go_through_the_overlay(#[case] stack: Stack) {
         passwd_with_new_users,
         "the primary passwd-file is not touched by the runs nor the deny lock-outs"
     );
+
+    // The end of the campaign on a passwd-file primary: the overlay folded into it in one
+    // rewrite, then pruned; only alice's and dave's lines change, everyone stays where they are.
+    let r = sb.mailmig(&["overlay", "fold", "--dry-run"]);
+    assert_eq!(r.code, 0, "{}{}", r.out(), r.err());
+    assert!(r.out().contains("would fold 2"), "{}", r.out());
+    assert_eq!(
+        fs_err::read(sb.path("PASSWD_FILE")).expect("passwd"),
+        passwd_with_new_users
+    );
+    let r = sb.mailmig(&["overlay", "fold"]);
+    assert_eq!(r.code, 0, "{}{}", r.out(), r.err());
+    assert!(r.out().contains("folded 2"), "{}", r.out());
+    assert!(r.out().contains("removed 2, kept 0"), "{}", r.out());
+    assert_eq!(read(&location), "");
+    let fields = sb.userdb_location("mdbox:~/mdbox");
+    let before = String::from_utf8(passwd_with_new_users).expect("utf-8");
+    let after = read(sb.path("PASSWD_FILE"));
+    assert_eq!(before.lines().count(), after.lines().count());
+    for (b, a) in before.lines().zip(after.lines()) {
+        if b.starts_with(ALICE) || b.starts_with(dave) {
+            assert_eq!(
+                a,
+                format!("{b}{fields}"),
+                "only the location fields are added"
+            );
+        } else {
+            assert_eq!(a, b);
+        }
+    }
+    for user in [ALICE, dave] {
+        assert_eq!(sb.mail_location(user), "mdbox:~/mdbox", "{user}");
+    }
+    assert_eq!(sb.mail_location(carol), "maildir:~/Maildir");
+    Imap::login(sb.get("IMAP_PORT"), ALICE, "alicepw").expect("alice logs in after the fold");
 }
 
 /// With Dovecot's auth cache on (an hour, negative answers too) and filled, the overlay's edits

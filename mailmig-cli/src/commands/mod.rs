@@ -63,6 +63,7 @@ pub(crate) fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Overlay(OverlayCommand::Check(args)) => overlay::check(&ctx, args),
         Command::Overlay(OverlayCommand::Export(args)) => overlay::export(&ctx, args),
         Command::Overlay(OverlayCommand::Prune(args)) => overlay::prune(&ctx, args),
+        Command::Overlay(OverlayCommand::Fold(args)) => overlay::fold(&ctx, args),
         Command::Generate(cmd) => crate::generate::run(cmd),
     }
 }

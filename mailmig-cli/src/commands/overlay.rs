@@ -116,22 +116,20 @@ pub(crate) fn export(ctx: &Context<'_>, args: &OverlayExportArgs) -> Result<u8, 
     Ok(exit::OK)
 }
 
-pub(crate) fn prune(ctx: &Context<'_>, args: &OverlayPruneArgs) -> Result<u8, Failure> {
-    use mailmig_core::migrate::prune::{self, Kept, PruneError};
-    let state = ctx.state()?;
-    let config = ctx.global.dovecot_file().path;
-    let report = prune::prune(&ctx.runner, &state, &config, args.dry_run).map_err(|e| {
-        let code = match &e {
-            PruneError::NotActive { .. } => exit::DATAERR,
-            PruneError::Moved { .. } => exit::SOFTWARE,
-            PruneError::Transaction(_) => exit::IOERR,
-            _ => exit::UNAVAILABLE,
-        };
-        Failure::error(code, &e)
-    })?;
-    if args.json {
-        return output::json_pretty(&report).map(|()| exit::OK);
-    }
+fn prune_failure(e: &mailmig_core::migrate::prune::PruneError) -> Failure {
+    use mailmig_core::migrate::prune::PruneError;
+    let code = match e {
+        PruneError::NotActive { .. } | PruneError::NotOnePasswdFile { .. } => exit::DATAERR,
+        PruneError::Moved { .. } => exit::SOFTWARE,
+        PruneError::Transaction(_) => exit::IOERR,
+        PruneError::Migrate(mailmig_core::migrate::MigrateError::Refused(_)) => exit::DATAERR,
+        _ => exit::UNAVAILABLE,
+    };
+    Failure::error(code, e)
+}
+
+/// The prune report's lines.
+fn prune_text(report: &mailmig_core::migrate::prune::PruneReport) -> String {
     let mut text = format!(
         "{} {}, kept {} ({})\n",
         if report.dry_run {
@@ -150,15 +148,67 @@ pub(crate) fn prune(ctx: &Context<'_>, args: &OverlayPruneArgs) -> Result<u8, Fa
         ));
     }
     for k in &report.kept {
-        let why = match &k.kept {
-            Kept::PrimaryDiffers { overlay, primary } => {
-                format!("the overlay puts them at {overlay}, the primary databases at {primary}")
-            }
-            Kept::NotInPrimary => "the primary databases do not know them".to_string(),
-            Kept::Unfinished { run } => format!("run {run} is unfinished"),
-            _ => "kept".to_string(),
-        };
-        text.push_str(&format!("  kept {}: {why}\n", k.user));
+        text.push_str(&format!("  kept {}: {}\n", k.user, kept_text(&k.kept)));
+    }
+    text
+}
+
+fn kept_text(kept: &mailmig_core::migrate::prune::Kept) -> String {
+    use mailmig_core::migrate::prune::Kept;
+    match kept {
+        Kept::PrimaryDiffers { overlay, primary } => {
+            format!("the overlay puts them at {overlay}, the primary databases at {primary}")
+        }
+        Kept::NotInPrimary => "the primary databases do not know them".to_string(),
+        Kept::NoPrimaryRecord => "the primary passwd-file has no record for them".to_string(),
+        Kept::Unfinished { run } => format!("run {run} is unfinished"),
+        _ => "kept".to_string(),
+    }
+}
+
+pub(crate) fn prune(ctx: &Context<'_>, args: &OverlayPruneArgs) -> Result<u8, Failure> {
+    let state = ctx.state()?;
+    let config = ctx.global.dovecot_file().path;
+    let report = mailmig_core::migrate::prune::prune(&ctx.runner, &state, &config, args.dry_run)
+        .map_err(|e| prune_failure(&e))?;
+    if args.json {
+        return output::json_pretty(&report).map(|()| exit::OK);
+    }
+    output::stdout(prune_text(&report).as_bytes())?;
+    Ok(exit::OK)
+}
+
+pub(crate) fn fold(ctx: &Context<'_>, args: &OverlayPruneArgs) -> Result<u8, Failure> {
+    let state = ctx.state()?;
+    let config = ctx.global.dovecot_file().path;
+    let ids = super::ids();
+    let report = mailmig_core::migrate::prune::fold(
+        &ctx.runner,
+        &state,
+        ids.as_ref(),
+        &config,
+        args.dry_run,
+    )
+    .map_err(|e| prune_failure(&e))?;
+    if args.json {
+        return output::json_pretty(&report).map(|()| exit::OK);
+    }
+    let mut text = format!(
+        "{} {} into {}, skipped {}\n",
+        if report.dry_run {
+            "would fold"
+        } else {
+            "folded"
+        },
+        report.folded.len(),
+        report.passwd_file,
+        report.skipped.len()
+    );
+    for k in &report.skipped {
+        text.push_str(&format!("  skipped {}: {}\n", k.user, kept_text(&k.kept)));
+    }
+    if let Some(p) = &report.prune {
+        text.push_str(&prune_text(p));
     }
     output::stdout(text.as_bytes())?;
     Ok(exit::OK)

@@ -1,4 +1,6 @@
-//! Ending a campaign through the overlay (`mailmig overlay prune`): a location-overlay record is
+//! Ending a campaign through the overlay. `mailmig overlay fold` (a passwd-file primary) writes
+//! every overlay record's location fields into the user's primary record in one rewrite, then
+//! prunes. `mailmig overlay prune`: a location-overlay record is
 //! removed once the primary databases alone put its user at the same location — asked of Dovecot
 //! itself, through a private instance without the overlay
 //! ([`crate::dovecot::primary::PrimaryOnly`]) — so that removing it moves no one. Removals are one
@@ -8,13 +10,14 @@
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
-use super::error::MigrateError;
+use super::error::{MigrateError, Refusal};
 use super::finish::wait_same;
 use super::lookup::Lookup;
 use super::runs;
+use crate::dovecot::generated::generated_by;
 use crate::dovecot::overlay::{self, OverlayMode, OverlayProblem};
 use crate::dovecot::primary::{PrimaryError, PrimaryOnly};
-use crate::dovecot::{PasswdFile, PasswdOptions};
+use crate::dovecot::{IdResolver, PasswdFile, PasswdOptions};
 use crate::login::Dovecot;
 use crate::process::Runner;
 use crate::safe_fs;
@@ -35,6 +38,8 @@ pub enum Kept {
     },
     /// The primary databases do not know the user.
     NotInPrimary,
+    /// The primary passwd-file has no record Dovecot uses for the user (fold).
+    NoPrimaryRecord,
     /// A run of the user is unfinished: it may still undo its switch.
     Unfinished {
         /// The run.
@@ -92,6 +97,12 @@ pub enum PruneError {
     /// The overlay file cannot be read or written.
     #[error(transparent)]
     Transaction(#[from] TransactionError),
+    /// Fold needs exactly one primary passwd-file.
+    #[error("fold writes the overlay into the primary passwd-file, and this Dovecot has {count} of them besides the overlay; with SQL or LDAP, change the database (`mailmig overlay export`) and prune")]
+    NotOnePasswdFile {
+        /// How many.
+        count: usize,
+    },
     /// A pruned user moved: the file was put back.
     #[error("after the removal Dovecot has {user} on {after} instead of {before}; {file} was put back as it was")]
     Moved {
@@ -112,6 +123,112 @@ impl From<crate::dovecot::DovecotError> for PruneError {
     }
 }
 
+/// The overlay files, when Dovecot reads them as measured.
+fn active(dovecot: &Dovecot<'_>) -> Result<overlay::OverlayFiles, PruneError> {
+    let files = dovecot.overlay_files();
+    match overlay::mode(dovecot.configuration()?, &files) {
+        OverlayMode::Active => Ok(files),
+        OverlayMode::Incomplete(problems) => Err(PruneError::NotActive { problems }),
+        OverlayMode::Off => Err(PruneError::NotActive {
+            problems: overlay::check(dovecot.configuration()?, &files),
+        }),
+    }
+}
+
+/// What `fold` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FoldReport {
+    /// The primary passwd-file.
+    pub passwd_file: Utf8PathBuf,
+    /// Nothing was written.
+    pub dry_run: bool,
+    /// The users whose overlay fields were written into their primary record.
+    pub folded: Vec<String>,
+    /// The users left in the overlay, and why.
+    pub skipped: Vec<KeptRecord>,
+    /// The prune that followed the rewrite (none with `dry_run` or nothing folded).
+    pub prune: Option<PruneReport>,
+}
+
+/// A passwd-file primary: write each location-overlay record's fields into the user's primary
+/// record, all in one transaction of the primary (refused when a tool generates it), then
+/// [`prune`] — which removes each record once the primary alone gives the same location, checked
+/// by Dovecot. Users with an unfinished run or without a primary record stay in the overlay.
+pub fn fold(
+    runner: &dyn Runner,
+    state: &StateDir,
+    ids: &dyn IdResolver,
+    dovecot_config: &Utf8Path,
+    dry_run: bool,
+) -> Result<FoldReport, PruneError> {
+    let dovecot = Dovecot::new(dovecot_config.to_owned(), runner);
+    let files = active(&dovecot)?;
+    let settings = dovecot.settings()?;
+    let passwd_file = match settings.passwd_files.as_slice() {
+        [one] => one.clone(),
+        other => return Err(PruneError::NotOnePasswdFile { count: other.len() }),
+    };
+    let tx = FileTransaction::prepare(&passwd_file)?;
+    if let Some(g) = generated_by(&passwd_file, tx.original(), Utf8Path::new("/")) {
+        return Err(MigrateError::from(Refusal::GeneratedPasswdFile {
+            passwd_file,
+            by: g.by,
+            evidence: g.evidence,
+            advice: g.advice,
+        })
+        .into());
+    }
+    let options = PasswdOptions {
+        legacy_mail_field: settings.version.legacy_mail_field(),
+        ..PasswdOptions::default()
+    };
+    let mut primary = PasswdFile::parse(tx.original().to_vec(), &options);
+    let bytes = safe_fs::read_regular(&files.location).map_err(|source| MigrateError::Read {
+        path: files.location.clone(),
+        source,
+    })?;
+    let overlay_file = PasswdFile::parse(bytes, &PasswdOptions::default());
+    let mut report = FoldReport {
+        passwd_file: passwd_file.clone(),
+        dry_run,
+        folded: Vec::new(),
+        skipped: Vec::new(),
+        prune: None,
+    };
+    for entry in overlay_file.records() {
+        let user = String::from_utf8_lossy(entry.user()).into_owned();
+        let skip = if let Some(run) = runs::marker(state, &user).map_err(MigrateError::from)? {
+            Some(Kept::Unfinished { run })
+        } else if primary.lookup(entry.user(), ids).is_none() {
+            Some(Kept::NoPrimaryRecord)
+        } else {
+            None
+        };
+        if let Some(kept) = skip {
+            report.skipped.push(KeptRecord { user, kept });
+            continue;
+        }
+        for f in entry.extra() {
+            primary
+                .set_extra(entry.user(), &f.key, f.value.as_deref(), ids)
+                .map_err(|source| MigrateError::Edit {
+                    passwd_file: passwd_file.clone(),
+                    source,
+                })?;
+        }
+        report.folded.push(user);
+    }
+    if dry_run || report.folded.is_empty() {
+        return Ok(report);
+    }
+    tx.commit(&primary.render(), &CommitOptions::default())?;
+    for user in &report.folded {
+        dovecot.flush_auth_cache(user).map_err(MigrateError::from)?;
+    }
+    report.prune = Some(prune(runner, state, dovecot_config, false)?);
+    Ok(report)
+}
+
 /// Remove the location-overlay records the primary databases have caught up with (`dry_run`:
 /// only say which).
 pub fn prune(
@@ -121,16 +238,7 @@ pub fn prune(
     dry_run: bool,
 ) -> Result<PruneReport, PruneError> {
     let dovecot = Dovecot::new(dovecot_config.to_owned(), runner);
-    let files = dovecot.overlay_files();
-    match overlay::mode(dovecot.configuration()?, &files) {
-        OverlayMode::Active => {}
-        OverlayMode::Incomplete(problems) => return Err(PruneError::NotActive { problems }),
-        OverlayMode::Off => {
-            return Err(PruneError::NotActive {
-                problems: overlay::check(dovecot.configuration()?, &files),
-            })
-        }
-    }
+    let files = active(&dovecot)?;
     let settings = dovecot.settings()?;
     let bytes = safe_fs::read_regular(&files.location).map_err(|source| MigrateError::Read {
         path: files.location.clone(),
