@@ -58,7 +58,8 @@ const OWN_SETTINGS: &[&str] = &[
 ];
 
 /// The private instance's configuration: `doveconf -nP` output of the running one, the overlay's
-/// blocks, every `service` block and the settings of [`OWN_SETTINGS`] left out, its own settings
+/// blocks, every `service` block and the settings it sets itself (`base_dir`, `state_dir`,
+/// `instance_name`, the log paths, `protocols`, `listen`, `shutdown_clients`) left out, its own settings
 /// for `dir` appended.
 pub fn primary_config(doveconf: &str, files: &OverlayFiles, dir: &Utf8Path) -> String {
     let mut out = String::with_capacity(doveconf.len() + 256);
