@@ -171,7 +171,12 @@ fn sql_users_migrate_through_the_overlay(#[case] stack: Stack) {
         "{}",
         r.out()
     );
-    // The database still gives the old location: prune keeps every line.
+    // The database still gives the old location: prune keeps every line — also when the
+    // running configuration names its auth socket by absolute path (the private instance must
+    // not ask the running one).
+    let conf = read(sb.path("DOVECOT_CONFIG"));
+    let run_dir = sb.path("DOVECOT_CONFIG").parent().expect("dir").join("run");
+    sb.reconfigure_dovecot(&format!("{conf}auth_socket_path = {run_dir}/auth-userdb\n"));
     let r = sb.mailmig(&["overlay", "prune"]);
     assert_eq!(r.code, 0, "{}\n{}", r.out(), r.err());
     assert_eq!(read(&location).lines().count(), 21);

@@ -55,12 +55,17 @@ const OWN_SETTINGS: &[&str] = &[
     "protocols",
     "listen",
     "shutdown_clients",
+    // Absolute, these would point the private instance's doveadm at the running instance's
+    // sockets (its lookups would then answer with the overlay).
+    "auth_socket_path",
+    "doveadm_socket_path",
 ];
 
 /// The private instance's configuration: `doveconf -nP` output of the running one, the overlay's
-/// blocks, every `service` block and the settings it sets itself (`base_dir`, `state_dir`,
-/// `instance_name`, the log paths, `protocols`, `listen`, `shutdown_clients`) left out, its own settings
-/// for `dir` appended.
+/// blocks, every `service` block, and the settings that name the running instance's places
+/// (`base_dir`, `state_dir`, `instance_name`, the log paths, `protocols`, `listen`,
+/// `shutdown_clients`, `auth_socket_path`, `doveadm_socket_path`) left out; its own settings for
+/// `dir` appended.
 pub fn primary_config(doveconf: &str, files: &OverlayFiles, dir: &Utf8Path) -> String {
     let mut out = String::with_capacity(doveconf.len() + 256);
     let mut block: Vec<&str> = Vec::new();
@@ -245,7 +250,7 @@ mod tests {
     #[test]
     fn the_overlay_services_and_own_settings_are_left_out() {
         let files = OverlayFiles::beside(Utf8Path::new("/etc/dovecot/dovecot.conf"));
-        let doveconf = "# 2.4.1-4 (7d8c0e5759): /etc/dovecot/dovecot.conf\nbase_dir = /run/dovecot\nmail_driver = maildir\nprotocols = imap lmtp\nlisten = *\nsql_driver = sqlite\npassdb mailmig-deny {\n  deny = yes\n  driver = passwd-file\n  passwd_file_path = /etc/dovecot/mailmig-deny\n}\npassdb sql {\n  query = SELECT 1\n}\nuserdb sql {\n  query = SELECT 2\n  result_success = continue-ok\n}\nuserdb mailmig-override {\n  driver = passwd-file\n  passwd_file_path = /etc/dovecot/mailmig-override\n  skip = notfound\n}\nservice auth {\n  unix_listener /var/spool/postfix/private/auth {\n    mode = 0660\n  }\n}\nnamespace inbox {\n  inbox = yes\n}\n";
+        let doveconf = "# 2.4.1-4 (7d8c0e5759): /etc/dovecot/dovecot.conf\nbase_dir = /run/dovecot\nauth_socket_path = /run/dovecot/auth-userdb\nmail_driver = maildir\nprotocols = imap lmtp\nlisten = *\nsql_driver = sqlite\npassdb mailmig-deny {\n  deny = yes\n  driver = passwd-file\n  passwd_file_path = /etc/dovecot/mailmig-deny\n}\npassdb sql {\n  query = SELECT 1\n}\nuserdb sql {\n  query = SELECT 2\n  result_success = continue-ok\n}\nuserdb mailmig-override {\n  driver = passwd-file\n  passwd_file_path = /etc/dovecot/mailmig-override\n  skip = notfound\n}\nservice auth {\n  unix_listener /var/spool/postfix/private/auth {\n    mode = 0660\n  }\n}\nnamespace inbox {\n  inbox = yes\n}\n";
         let out = primary_config(doveconf, &files, Utf8Path::new("/tmp/p"));
         assert_eq!(
             out,
