@@ -137,6 +137,10 @@ fn in_place_edits(
             })
         })?;
     let original_line = line_at(files.passwd, number);
+    // The edits of the user's record need the record alone: a one-line document of it (the
+    // effective record of the whole file, so the one the edits would change there), never a copy
+    // of the whole file (180 MB per user on a server with a million users).
+    let alone = || PasswdFile::parse(original_line.clone(), files.passwd.options());
     let passwd_diff = |old: &[u8], new: &[u8]| {
         window_diff(
             &opts.passwd_file,
@@ -157,9 +161,9 @@ fn in_place_edits(
                 f.set_extra(user.as_bytes(), k.as_bytes(), v.map(str::as_bytes), ids)
                     .map_err(edit_failed)?;
             }
-            Ok(line_at(f, number))
+            Ok(line_at(f, 1))
         };
-    let mut edited = files.passwd.clone();
+    let mut edited = alone();
     let locked = set(&mut edited, &lock_fields)?;
     let locked_switched = set(&mut edited, switch_fields)?;
     for (k, _) in &lock_fields {
@@ -167,8 +171,8 @@ fn in_place_edits(
             .remove_extra(user.as_bytes(), k.as_bytes(), ids)
             .map_err(edit_failed)?;
     }
-    let switched_unlocked = line_at(&edited, number);
-    let switched = set(&mut files.passwd.clone(), switch_fields)?;
+    let switched_unlocked = line_at(&edited, 1);
+    let switched = set(&mut alone(), switch_fields)?;
     Ok(RecordEdits {
         lock: passwd_diff(&original_line, &locked),
         switch: passwd_diff(&locked, &locked_switched),

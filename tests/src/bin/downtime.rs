@@ -12,7 +12,11 @@
 //!    sandbox as it is and with 1,000,000 more users in its passwd-file (~180 MB), each in place
 //!    (passwd-file edits) and through mailmig's overlay: median mail-held time and wall time.
 //!
-//! `downtime [MESSAGES] [a|b|c]...`: the parts to run (default all).
+//! D. Batch planning: `mailmig migrate --users-from --dry-run` (the preflight and the plan of
+//!    every user, nothing changed) for 200 users, on the sandbox and with the 1,000,000 more
+//!    users of C: wall time per user.
+//!
+//! `downtime [MESSAGES] [a|b|c|d]...`: the parts to run (default all).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::collections::BTreeMap;
@@ -286,6 +290,48 @@ fn part_c() {
     }
 }
 
+fn part_d() {
+    println!("\nD. `migrate --users-from --dry-run` of 200 users (preflight and plan of each)");
+    println!("| server | wall | per user |");
+    println!("|---|---|---|");
+    for filler in [0usize, 1_000_000] {
+        let sb = Sandbox::start().expect("sandbox");
+        let names: Vec<String> = (1..=200).map(|i| format!("d{i:03}")).collect();
+        sb.add_users(&names);
+        if filler > 0 {
+            add_filler_users(&sb, filler);
+            let conf = fs_err::read_to_string(sb.path("DOVECOT_CONFIG")).expect("conf");
+            sb.reconfigure_dovecot(&format!("{conf}service auth {{\n  vsz_limit = 2G\n}}\n"));
+        }
+        let users: Vec<String> = names.iter().map(|n| format!("{n}@example.test")).collect();
+        let r = sb.doveadm(&["user", "-f", "home", &users[0]]);
+        assert_eq!(r.code, 0, "{}", r.err());
+        let list = sb.root().join("users.txt");
+        fs_err::write(&list, users.join("\n")).expect("list");
+        let start = Instant::now();
+        let r = sb.mailmig(&[
+            "migrate",
+            "--users-from",
+            list.as_str(),
+            "--to",
+            "mdbox:~/mdbox",
+            "--dry-run",
+        ]);
+        let took = start.elapsed().as_secs_f64();
+        assert_eq!(r.code, 0, "{}{}", r.out(), r.err());
+        println!(
+            "| {} | {:.1} s | {:.1} ms |",
+            if filler > 0 {
+                "+1,000,000 users (passwd-file)"
+            } else {
+                "sandbox"
+            },
+            took,
+            1000.0 * took / users.len() as f64
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let messages = args.iter().find_map(|a| a.parse().ok()).unwrap_or(10_000);
@@ -303,5 +349,8 @@ fn main() {
     }
     if wants("c") {
         part_c();
+    }
+    if wants("d") {
+        part_d();
     }
 }
