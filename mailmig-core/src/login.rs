@@ -515,8 +515,9 @@ pub fn enable(
     } else {
         restore_fields(&mut file, &record, ids)?
     };
-    if file.render() != tx.original() {
-        tx.commit(&file.render(), &CommitOptions::default())?;
+    let new = file.render();
+    if new != tx.original() {
+        tx.commit(&new, &CommitOptions::default())?;
     }
     dovecot.flush_auth_cache(user)?;
     // With an allow_nets of its own restored (or a deny line of the admin's kept), a lookup

@@ -198,3 +198,37 @@ impl Sender {
         self.handle.join().expect("the sender thread")
     }
 }
+
+/// Tags and the recipients each was sent to.
+pub type Sent = Vec<(String, Vec<String>)>;
+
+/// Send tagged mail (`PREFIX-N`) until `stop`, one message every `pause`, spread over `users`:
+/// message N to user 7N, every fourth also to user 13N+5 (shared messages). Returns what was
+/// sent; a failed send panics.
+pub fn spread_sender(
+    port: String,
+    users: Vec<String>,
+    prefix: &'static str,
+    pause: Duration,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Sent> {
+    std::thread::spawn(move || {
+        let mut sent = Vec::new();
+        let mut n = 0usize;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let a = &users[(n * 7) % users.len()];
+            let b = &users[(n * 13 + 5) % users.len()];
+            let to: Vec<&str> = if n.is_multiple_of(4) && a != b {
+                vec![a, b]
+            } else {
+                vec![a]
+            };
+            let tag = format!("{prefix}-{n}");
+            send_tagged(&port, &to, &tag).expect("send");
+            sent.push((tag, to.iter().map(|t| t.to_string()).collect()));
+            n += 1;
+            std::thread::sleep(pause);
+        }
+        sent
+    })
+}

@@ -472,6 +472,44 @@ impl Sandbox {
         std::thread::sleep(std::time::Duration::from_millis(1500));
     }
 
+    /// `mailmig migrate --users-from LIST --jobs 4 --to mdbox:~/mdbox EXTRA...`.
+    pub fn migrate_to_mdbox(&self, list: &Utf8Path, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "migrate",
+            "--users-from",
+            list.as_str(),
+            "--jobs",
+            "4",
+            "--to",
+            "mdbox:~/mdbox",
+        ];
+        args.extend_from_slice(extra);
+        self.mailmig(&args)
+    }
+
+    /// Each user (of `expected`: user → tags it had) is at `location`, and every tag it had or
+    /// was `sent` is in its mailbox exactly once, with nothing else there.
+    pub fn assert_each_once(
+        &self,
+        mut expected: BTreeMap<String, Vec<String>>,
+        sent: &crate::mail::Sent,
+        location: &str,
+    ) {
+        for (tag, to) in sent {
+            for u in to {
+                expected.get_mut(u).expect("user").push(tag.clone());
+            }
+        }
+        for (user, tags) in &expected {
+            assert_eq!(self.mail_location(user), location, "{user}");
+            let counts = self.tag_counts(user, None);
+            for t in tags {
+                assert_eq!(counts.get(t), Some(&1), "{user}: {t}");
+            }
+            assert_eq!(counts.len(), tags.len(), "{user}: extra messages");
+        }
+    }
+
     /// mailmig's overlay as `mailmig overlay show` places it: empty deny and override files
     /// beside dovecot.conf, the deny passdb before the first passdb, `result_success =
     /// continue-ok` in the primary userdb, the override userdb at the end; Dovecot reloaded.

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mailmig_tests::mail::send_tagged;
+use mailmig_tests::mail::spread_sender;
 use mailmig_tests::sandbox::{Sandbox, Stack};
 use rstest::rstest;
 
@@ -28,40 +28,16 @@ fn fifty_users_four_jobs_while_mail_arrives(#[case] stack: Stack) {
     fs_err::write(&list, format!("# batch\n{}\n", users.join("\n"))).expect("write list");
 
     let stop = Arc::new(AtomicBool::new(false));
-    let port = sb.get("SMTP_PORT").to_string();
-    let (s, targets) = (stop.clone(), users.clone());
-    let sender = std::thread::spawn(move || {
-        let mut sent = Vec::new();
-        let mut n = 0usize;
-        while !s.load(Ordering::SeqCst) {
-            // Spread over the users, two at a time now and then (shared messages).
-            let a = &targets[(n * 7) % targets.len()];
-            let b = &targets[(n * 13 + 5) % targets.len()];
-            let to: Vec<&str> = if n.is_multiple_of(4) && a != b {
-                vec![a, b]
-            } else {
-                vec![a]
-            };
-            let tag = format!("batch-{n}");
-            send_tagged(&port, &to, &tag).expect("send");
-            sent.push((tag, to.iter().map(|t| t.to_string()).collect::<Vec<_>>()));
-            n += 1;
-            std::thread::sleep(Duration::from_millis(30));
-        }
-        sent
-    });
+    let sender = spread_sender(
+        sb.get("SMTP_PORT").to_string(),
+        users.clone(),
+        "batch",
+        Duration::from_millis(30),
+        stop.clone(),
+    );
     std::thread::sleep(Duration::from_millis(500));
     let start = Instant::now();
-    let r = sb.mailmig(&[
-        "migrate",
-        "--users-from",
-        list.as_str(),
-        "--jobs",
-        "4",
-        "--to",
-        "mdbox:~/mdbox",
-        "--json",
-    ]);
+    let r = sb.migrate_to_mdbox(&list, &["--json"]);
     let took = start.elapsed();
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::SeqCst);
@@ -88,19 +64,7 @@ fn fifty_users_four_jobs_while_mail_arrives(#[case] stack: Stack) {
     assert_eq!(n, Some(100), "{edits}");
     assert!(tx.is_some_and(|t| (1..=100).contains(&t)), "{edits}");
     assert!(sb.wait_queue_empty(60), "queue: {:?}", sb.queue_summary());
-    for (tag, to) in &sent {
-        for u in to {
-            expected.get_mut(u).expect("user").push(tag.clone());
-        }
-    }
-    for (user, tags) in &expected {
-        assert_eq!(sb.mail_location(user), "mdbox:~/mdbox", "{user}");
-        let counts = sb.tag_counts(user, None);
-        for t in tags {
-            assert_eq!(counts.get(t), Some(&1), "{user}: {t}");
-        }
-        assert_eq!(counts.len(), tags.len(), "{user}: extra messages");
-    }
+    sb.assert_each_once(expected, &sent, "mdbox:~/mdbox");
     let access = fs_err::read_to_string(sb.path("ACCESS_MAP")).expect("map");
     assert!(!access.contains("mailmig hold"), "holds left: {access}");
     // The same list again: every user is already done (exit 0), nothing changes.
@@ -108,15 +72,7 @@ fn fifty_users_four_jobs_while_mail_arrives(#[case] stack: Stack) {
         .iter()
         .map(|k| fs_err::read(sb.path(k)).expect("read"))
         .collect();
-    let again = sb.mailmig(&[
-        "migrate",
-        "--users-from",
-        list.as_str(),
-        "--jobs",
-        "4",
-        "--to",
-        "mdbox:~/mdbox",
-    ]);
+    let again = sb.migrate_to_mdbox(&list, &[]);
     assert_eq!(again.code, 0, "{}", again.err());
     assert!(
         again.out().contains("summary: 50 user(s): 50 already-done"),

@@ -430,3 +430,29 @@ fn join(findings: &[Finding]) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+/// A regular file's bytes (no link followed), a failure naming the file.
+pub(crate) fn read_file(path: &camino::Utf8Path) -> Result<Vec<u8>, MigrateError> {
+    crate::safe_fs::read_regular(path).map_err(|source| MigrateError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Refused when a tool generates `passwd_file` (whose `bytes` these are): an edit would be
+/// undone the next time it is generated.
+pub(crate) fn refuse_generated(
+    passwd_file: &camino::Utf8Path,
+    bytes: &[u8],
+) -> Result<(), MigrateError> {
+    match crate::dovecot::generated::generated_by(passwd_file, bytes, camino::Utf8Path::new("/")) {
+        Some(g) => Err(Refusal::GeneratedPasswdFile {
+            passwd_file: passwd_file.to_owned(),
+            by: g.by,
+            evidence: g.evidence,
+            advice: g.advice,
+        }
+        .into()),
+        None => Ok(()),
+    }
+}

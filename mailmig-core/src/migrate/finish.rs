@@ -10,13 +10,12 @@ use std::time::{Duration, Instant};
 use camino::Utf8PathBuf;
 use serde::{Deserialize, Serialize};
 
-use super::error::{MigrateError, Refusal};
+use super::error::{read_file, MigrateError, Refusal};
 use super::lookup::Lookup;
 use super::{argv, dialect, unfinished_runs, Location};
 use crate::dovecot::{DovecotVersion, IdResolver, PasswdFile, PasswdOptions};
 use crate::login::{Dovecot, DovecotSettings};
 use crate::process::Runner;
-use crate::safe_fs;
 use crate::state::StateDir;
 use crate::transaction::{CommitOptions, FileTransaction};
 
@@ -184,7 +183,7 @@ pub fn finish(
         removed: false,
         record: None,
     };
-    let bytes = read(&passwd_file)?;
+    let bytes = read_file(&passwd_file)?;
     let file = PasswdFile::parse(bytes.clone(), &PasswdOptions::default());
     let mut before = Vec::with_capacity(users.len());
     for user in &users {
@@ -241,13 +240,6 @@ pub fn finish(
     )?;
     report.removed = true;
     Ok(report)
-}
-
-fn read(path: &Utf8PathBuf) -> Result<Vec<u8>, MigrateError> {
-    safe_fs::read_regular(path).map_err(|source| MigrateError::Read {
-        path: path.clone(),
-        source,
-    })
 }
 
 /// The same storage with the same options (`INDEX=`, `LAYOUT=`, ...): where the user's mail

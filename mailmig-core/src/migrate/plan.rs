@@ -190,12 +190,8 @@ fn overlay_diff(
     old: &[u8],
     new: &[u8],
 ) -> PlannedEdit {
-    let before = if number > 1 {
-        line_at(f, number - 1)
-    } else {
-        Vec::new()
-    };
-    let mut before = before;
+    // Line 0 is no line: the first line has no context before it.
+    let mut before = line_at(f, number.saturating_sub(1));
     if !before.is_empty() && !before.ends_with(b"\n") {
         before.push(b'\n');
     }
@@ -232,10 +228,10 @@ fn overlay_edits(
     let deny = files.deny.unwrap_or(&empty);
     let (lock, unlock) = match deny.records().find(|e| e.user() == key.as_bytes()) {
         // Listed by the admin already: it stays.
-        Some(_) => (
-            window_diff(&overlay.deny, b"", (b"", b""), b"", 1),
-            window_diff(&overlay.deny, b"", (b"", b""), b"", 1),
-        ),
+        Some(_) => {
+            let unchanged = window_diff(&overlay.deny, b"", (b"", b""), b"", 1);
+            (unchanged.clone(), unchanged)
+        }
         None => {
             let line = format!("{key}\n").into_bytes();
             let number = deny.lines().count() + 1;

@@ -10,17 +10,15 @@
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
-use super::error::{MigrateError, Refusal};
+use super::error::{read_file, refuse_generated, MigrateError};
 use super::finish::wait_same;
 use super::lookup::Lookup;
 use super::runs;
-use crate::dovecot::generated::generated_by;
 use crate::dovecot::overlay::{self, OverlayMode, OverlayProblem};
 use crate::dovecot::primary::{PrimaryError, PrimaryOnly};
 use crate::dovecot::{IdResolver, PasswdFile, PasswdOptions};
 use crate::login::Dovecot;
 use crate::process::Runner;
-use crate::safe_fs;
 use crate::state::StateDir;
 use crate::transaction::{CommitOptions, FileTransaction, TransactionError};
 
@@ -169,24 +167,13 @@ pub fn fold(
         other => return Err(PruneError::NotOnePasswdFile { count: other.len() }),
     };
     let tx = FileTransaction::prepare(&passwd_file)?;
-    if let Some(g) = generated_by(&passwd_file, tx.original(), Utf8Path::new("/")) {
-        return Err(MigrateError::from(Refusal::GeneratedPasswdFile {
-            passwd_file,
-            by: g.by,
-            evidence: g.evidence,
-            advice: g.advice,
-        })
-        .into());
-    }
+    refuse_generated(&passwd_file, tx.original())?;
     let options = PasswdOptions {
         legacy_mail_field: settings.version.legacy_mail_field(),
         ..PasswdOptions::default()
     };
     let mut primary = PasswdFile::parse(tx.original().to_vec(), &options);
-    let bytes = safe_fs::read_regular(&files.location).map_err(|source| MigrateError::Read {
-        path: files.location.clone(),
-        source,
-    })?;
+    let bytes = read_file(&files.location)?;
     let overlay_file = PasswdFile::parse(bytes, &PasswdOptions::default());
     let mut report = FoldReport {
         passwd_file: passwd_file.clone(),
@@ -240,10 +227,7 @@ pub fn prune(
     let dovecot = Dovecot::new(dovecot_config.to_owned(), runner);
     let files = active(&dovecot)?;
     let settings = dovecot.settings()?;
-    let bytes = safe_fs::read_regular(&files.location).map_err(|source| MigrateError::Read {
-        path: files.location.clone(),
-        source,
-    })?;
+    let bytes = read_file(&files.location)?;
     let entries = overlay::entries(&PasswdFile::parse(bytes, &PasswdOptions::default()));
     let mut report = PruneReport {
         file: files.location.clone(),

@@ -5,13 +5,12 @@
 use camino::{Utf8Path, Utf8PathBuf};
 
 use super::dialect;
-use super::error::{MigrateError, Refusal};
+use super::error::{read_file, refuse_generated, MigrateError, Refusal};
 use super::lookup::Lookup;
 use super::plan::{build_plan, PlanInputs};
 use super::runs;
 use super::{validate_user, Location, MigrationOptions, Plan, RunOptions, Strategy};
 use crate::dovecot::config::uidl_format_survives;
-use crate::dovecot::generated::generated_by;
 use crate::dovecot::overlay::{self, OverlayFiles, OverlayMode};
 use crate::dovecot::DovecotConfig;
 use crate::dovecot::{DovecotVersion, IdResolver, PasswdFile, PasswdOptions};
@@ -199,19 +198,7 @@ fn in_place_passwd_file(
         [] => return Err(Refusal::NoPasswdFile.into()),
         _ => return Err(Refusal::SeveralPasswdFiles.into()),
     };
-    let bytes = safe_fs::read_regular(&passwd_file).map_err(|source| MigrateError::Read {
-        path: passwd_file.clone(),
-        source,
-    })?;
-    if let Some(g) = generated_by(&passwd_file, &bytes, Utf8Path::new("/")) {
-        return Err(Refusal::GeneratedPasswdFile {
-            passwd_file,
-            by: g.by,
-            evidence: g.evidence,
-            advice: g.advice,
-        }
-        .into());
-    }
+    refuse_generated(&passwd_file, &read_file(&passwd_file)?)?;
     Ok(passwd_file)
 }
 
@@ -403,19 +390,16 @@ impl Server {
     /// The access map (hold strategy), the passwd-file (or the overlay's location file) and the
     /// deny overlay, read and parsed.
     fn read_inputs(&self) -> Result<Inputs, MigrateError> {
-        let read = |path: &Utf8Path| {
-            safe_fs::read_regular(path).map_err(|source| MigrateError::Read {
-                path: path.to_owned(),
-                source,
-            })
-        };
         let access = match &self.access_map {
-            Some((m, _)) => Some(Table::parse(read(m)?, &self.config.parse)),
+            Some((m, _)) => Some(Table::parse(read_file(m)?, &self.config.parse)),
             None => None,
         };
-        let passwd = PasswdFile::parse(read(&self.passwd_file)?, &self.passwd_options());
+        let passwd = PasswdFile::parse(read_file(&self.passwd_file)?, &self.passwd_options());
         let deny = match &self.overlay {
-            Some(o) => Some(PasswdFile::parse(read(&o.deny)?, &self.passwd_options())),
+            Some(o) => Some(PasswdFile::parse(
+                read_file(&o.deny)?,
+                &self.passwd_options(),
+            )),
             None => None,
         };
         Ok(Inputs {

@@ -131,6 +131,13 @@ fn lost(sb: &Sandbox, sent: &[(String, String)], users: &[String]) -> (usize, us
     (missing, stranded)
 }
 
+/// `mailmig migrate --users-from LIST --jobs 4 --to mdbox:~/mdbox --json` of `users`.
+fn migrate_all(sb: &Sandbox, users: &[String]) -> mailmig_tests::Run {
+    let list = sb.root().join("users.txt");
+    fs_err::write(&list, users.join("\n")).expect("list");
+    sb.migrate_to_mdbox(&list, &["--json"])
+}
+
 fn part_b() {
     println!("\nB. 50 users (16 messages each), mail arriving for them every 30 ms");
     for manual in [false, true] {
@@ -160,18 +167,7 @@ fn part_b() {
                 .filter_map(|l| l.split('\t').nth(1)?.parse().ok())
                 .collect()
         } else {
-            let list = sb.root().join("users.txt");
-            fs_err::write(&list, users.join("\n")).expect("list");
-            let r = sb.mailmig(&[
-                "migrate",
-                "--users-from",
-                list.as_str(),
-                "--jobs",
-                "4",
-                "--to",
-                "mdbox:~/mdbox",
-                "--json",
-            ]);
+            let r = migrate_all(&sb, &users);
             assert_eq!(r.code, 0, "{}", r.err());
             done_figures(&r.out())
                 .iter()
@@ -198,7 +194,8 @@ fn part_b() {
 }
 
 /// `count` more users in the passwd-file, each line as long as a SHA512-CRYPT record (their
-/// homes do not exist: only the file's size and Dovecot's work to load it matter).
+/// homes do not exist: only the file's size and Dovecot's work to load it matter), and the auth
+/// process allowed the memory to load them.
 fn add_filler_users(sb: &Sandbox, count: usize) {
     use std::io::Write as _;
     let (uid, gid) = (sb.get("VMAIL_UID"), sb.get("VMAIL_GID"));
@@ -218,6 +215,10 @@ fn add_filler_users(sb: &Sandbox, count: usize) {
         .expect("write");
     }
     out.flush().expect("flush");
+    drop(out);
+    // Dovecot's auth process cannot hold the file under its default 256 MB.
+    let conf = fs_err::read_to_string(sb.path("DOVECOT_CONFIG")).expect("conf");
+    sb.reconfigure_dovecot(&format!("{conf}service auth {{\n  vsz_limit = 2G\n}}\n"));
 }
 
 fn part_c() {
@@ -235,9 +236,6 @@ fn part_c() {
             }
             if filler > 0 {
                 add_filler_users(&sb, filler);
-                // Dovecot's auth process cannot hold the file under its default 256 MB.
-                let conf = fs_err::read_to_string(sb.path("DOVECOT_CONFIG")).expect("conf");
-                sb.reconfigure_dovecot(&format!("{conf}service auth {{\n  vsz_limit = 2G\n}}\n"));
             }
             if overlay {
                 sb.place_overlay();
@@ -245,22 +243,11 @@ fn part_c() {
             // Loaded (the first lookup reads the whole file).
             let r = sb.doveadm(&["user", "-f", "home", &users[0]]);
             assert_eq!(r.code, 0, "{}", r.err());
-            let list = sb.root().join("users.txt");
-            fs_err::write(&list, users.join("\n")).expect("list");
             let stop = Arc::new(AtomicBool::new(false));
             let thread = sender(sb.get("SMTP_PORT").to_string(), users.clone(), stop.clone());
             std::thread::sleep(Duration::from_millis(300));
             let start = Instant::now();
-            let r = sb.mailmig(&[
-                "migrate",
-                "--users-from",
-                list.as_str(),
-                "--jobs",
-                "4",
-                "--to",
-                "mdbox:~/mdbox",
-                "--json",
-            ]);
+            let r = migrate_all(&sb, &users);
             let took = start.elapsed();
             assert_eq!(r.code, 0, "{}", r.err());
             std::thread::sleep(Duration::from_millis(1500));
@@ -300,8 +287,6 @@ fn part_d() {
         sb.add_users(&names);
         if filler > 0 {
             add_filler_users(&sb, filler);
-            let conf = fs_err::read_to_string(sb.path("DOVECOT_CONFIG")).expect("conf");
-            sb.reconfigure_dovecot(&format!("{conf}service auth {{\n  vsz_limit = 2G\n}}\n"));
         }
         let users: Vec<String> = names.iter().map(|n| format!("{n}@example.test")).collect();
         let r = sb.doveadm(&["user", "-f", "home", &users[0]]);
