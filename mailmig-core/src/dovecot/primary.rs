@@ -147,6 +147,7 @@ impl<'r> PrimaryOnly<'r> {
         if let Some(old) = state.read(STATE_SUB, STATE_NAME)? {
             let old = String::from_utf8_lossy(&old).trim().to_string();
             let _ = runner.run(&Argv::new(["doveadm", "-c", old.as_str(), "stop"]), None);
+            remove_leftover(Utf8Path::new(&old));
             state.remove(STATE_SUB, STATE_NAME)?;
         }
         let doveconf = runner.run_expect(
@@ -228,6 +229,20 @@ impl<'r> PrimaryOnly<'r> {
     }
 }
 
+/// The directory of an instance a killed mailmig left behind (its configuration may hold
+/// `-P`'s secrets): removed when it is one of ours in the temporary directory. Symbolic links
+/// inside are removed, not followed.
+fn remove_leftover(config: &Utf8Path) {
+    let Some(dir) = config.parent() else { return };
+    let ours = dir.parent().map(|p| p.as_std_path()) == Some(std::env::temp_dir().as_path())
+        && dir
+            .file_name()
+            .is_some_and(|n| n.starts_with("mailmig-primary-"));
+    if ours {
+        let _ = fs_err::remove_dir_all(dir);
+    }
+}
+
 impl Drop for PrimaryOnly<'_> {
     fn drop(&mut self) {
         let stopped = self.runner.run(
@@ -284,13 +299,16 @@ mod tests {
     fn an_instance_left_running_is_stopped_and_the_own_one_forgotten_when_stopped() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = Utf8PathBuf::try_from(tmp.path().to_path_buf()).expect("utf8");
+        let leftover = tempfile::Builder::new()
+            .prefix("mailmig-primary-")
+            .tempdir()
+            .expect("leftover")
+            .keep();
+        let old = Utf8PathBuf::try_from(leftover.join("dovecot.conf")).expect("utf8");
+        fs_err::write(&old, "secret").expect("old config");
         let state = StateDir::open(&dir.join("state")).expect("state");
         state
-            .write(
-                STATE_SUB,
-                STATE_NAME,
-                b"/tmp/mailmig-primary-old/dovecot.conf",
-            )
+            .write(STATE_SUB, STATE_NAME, old.as_str().as_bytes())
             .expect("record");
         let fake = Fake(Default::default());
         let files = OverlayFiles::beside(Utf8Path::new("/c"));
@@ -309,10 +327,8 @@ mod tests {
             own
         };
         let log = fake.0.borrow().clone();
-        assert_eq!(
-            log[0],
-            "doveadm -c /tmp/mailmig-primary-old/dovecot.conf stop"
-        );
+        assert_eq!(log[0], format!("doveadm -c {old} stop"));
+        assert!(!leftover.exists(), "the leftover directory is removed");
         assert_eq!(log.last().expect("stop"), &format!("doveadm -c {own} stop"));
         assert_eq!(state.read(STATE_SUB, STATE_NAME).expect("read"), None);
         assert!(!own.exists(), "the directory is removed once stopped");
