@@ -342,6 +342,33 @@ pub fn disable(
     state: &StateDir,
     req: &DisableRequest<'_>,
 ) -> Result<LockRecord, LoginError> {
+    let edit = prepare_disable(dovecot, state, req)?;
+    let method = edit.method;
+    let tx = FileTransaction::prepare(req.passwd_file)?;
+    let mut file = PasswdFile::parse(tx.original().to_vec(), req.options);
+    let record = edit.apply(&mut file, tx.path(), state, req.ids)?;
+    tx.commit(&file.render(), &CommitOptions::default())?;
+    confirm_disabled(dovecot, &record.user, method)?;
+    Ok(record)
+}
+
+/// A lock-out checked and ready to be applied to the passwd-file's document (see [`disable`];
+/// the migration engine applies it within a group commit).
+pub(crate) struct LockEdit {
+    key: String,
+    user: String,
+    method: LockMethod,
+    reason: String,
+    earlier: Option<LockRecord>,
+}
+
+/// Everything [`disable`] checks before it edits: the reason, the user's key, an earlier record
+/// (kept; another method refused), whether the method would bounce mail.
+pub(crate) fn prepare_disable(
+    dovecot: &Dovecot<'_>,
+    state: &StateDir,
+    req: &DisableRequest<'_>,
+) -> Result<LockEdit, LoginError> {
     let method = req.method;
     if req.reason.chars().any(char::is_control) || req.reason.contains('%') {
         return Err(LoginError::BadReason(req.reason.to_string()));
@@ -362,36 +389,67 @@ pub fn disable(
     if method.refuses_lmtp_passdb_lookups() && dovecot.lmtp_checks_passdb()? {
         return Err(LoginError::AllowNetsBouncesMail);
     }
-    let tx = FileTransaction::prepare(req.passwd_file)?;
-    let mut file = PasswdFile::parse(tx.original().to_vec(), req.options);
-    let record = match method {
-        LockMethod::Deny => deny_edit(&mut file, tx.path(), &key)?,
-        _ => field_edit(&mut file, tx.path(), req)?,
-    };
-    let user = record.user.clone();
-    // The way back is recorded before anything changes. A record left by an interrupted run
-    // holds the fields as they were before *that* lock-out: keep it (the record read now may
-    // already carry the lock-out fields).
-    let record = match earlier {
-        Some(earlier) => earlier,
-        None => {
-            let json = serde_json::to_vec_pretty(&record).map_err(|e| LoginError::State {
-                path: state_file(state, &key),
-                reason: e.to_string(),
-            })?;
-            state.write(STATE_SUB, &state_name(&key), &json)?;
-            record
-        }
-    };
-    tx.commit(&file.render(), &CommitOptions::default())?;
-    dovecot.flush_auth_cache(&user)?;
+    Ok(LockEdit {
+        key,
+        user: req.user.to_string(),
+        method,
+        reason: req.reason.to_string(),
+        earlier,
+    })
+}
+
+impl LockEdit {
+    /// The name Dovecot looks the user up by (what the confirmation asks for).
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Edit the document (`path`: the file it is, for the record) and record the way back in
+    /// the state directory before anything is committed. Returns the record of what the
+    /// fields were before the first lock-out.
+    pub(crate) fn apply(
+        self,
+        file: &mut PasswdFile,
+        path: Utf8PathBuf,
+        state: &StateDir,
+        ids: &dyn IdResolver,
+    ) -> Result<LockRecord, LoginError> {
+        let record = match self.method {
+            LockMethod::Deny => deny_edit(file, path, &self.key)?,
+            _ => field_edit(file, path, &self, ids)?,
+        };
+        // The way back is recorded before anything changes. A record left by an interrupted
+        // run holds the fields as they were before *that* lock-out: keep it (the record read
+        // now may already carry the lock-out fields).
+        Ok(match self.earlier {
+            Some(earlier) => earlier,
+            None => {
+                let json = serde_json::to_vec_pretty(&record).map_err(|e| LoginError::State {
+                    path: state_file(state, &self.key),
+                    reason: e.to_string(),
+                })?;
+                state.write(STATE_SUB, &state_name(&self.key), &json)?;
+                record
+            }
+        })
+    }
+}
+
+/// After the lock-out is committed: Dovecot refuses the user (the auth cache flushed first),
+/// then the user's sessions are kicked and gone.
+pub(crate) fn confirm_disabled(
+    dovecot: &Dovecot<'_>,
+    user: &str,
+    method: LockMethod,
+) -> Result<(), LoginError> {
+    dovecot.flush_auth_cache(user)?;
     let limit = Duration::from_secs(5);
     let seen = match method {
         LockMethod::AllowNets | LockMethod::Deny => {
-            wait_for(limit, || Ok(dovecot.auth_lookup(&user)?.0 == 67))?
+            wait_for(limit, || Ok(dovecot.auth_lookup(user)?.0 == 67))?
         }
         LockMethod::Nologin => wait_for(limit, || {
-            let (code, out) = dovecot.auth_lookup(&user)?;
+            let (code, out) = dovecot.auth_lookup(user)?;
             Ok(code == 0 && out.lines().any(|l| l.trim_start().starts_with("nologin")))
         })?,
     };
@@ -401,14 +459,14 @@ pub fn disable(
             seconds: limit.as_secs(),
         });
     }
-    dovecot.kick(&user)?;
-    if !wait_for(limit, || Ok(dovecot.sessions(&user)?.is_empty()))? {
+    dovecot.kick(user)?;
+    if !wait_for(limit, || Ok(dovecot.sessions(user)?.is_empty()))? {
         return Err(LoginError::NotConfirmed {
             what: "end the user's sessions",
             seconds: limit.as_secs(),
         });
     }
-    Ok(record)
+    Ok(())
 }
 
 /// The lock-out fields set in the user's record (`allow_nets=`, `nologin`): the record of what
@@ -416,9 +474,9 @@ pub fn disable(
 fn field_edit(
     file: &mut PasswdFile,
     path: Utf8PathBuf,
-    req: &DisableRequest<'_>,
+    req: &LockEdit,
+    ids: &dyn IdResolver,
 ) -> Result<LockRecord, LoginError> {
-    let ids = req.ids;
     let reason = req.reason.trim().replace(' ', "_");
     let fields: Vec<(&str, Option<&str>)> = match req.method {
         LockMethod::Nologin => vec![("nologin", Some("y")), ("reason", Some(reason.as_str()))],
@@ -491,34 +549,81 @@ pub fn enable(
     user: &str,
     passwd_file: Option<&Utf8Path>,
 ) -> Result<Enabled, LoginError> {
-    let key = state_key(user, options)?;
-    let record = match read_state(state, &key)? {
-        StateRead::Record(r) => r,
-        StateRead::Absent => {
-            return Err(LoginError::NotDisabled {
-                user: user.to_string(),
-                state_file: state_file(state, &key),
-            })
-        }
-        StateRead::Unreadable(reason) => {
-            return forget_unreadable(state, &key, user, reason, options, ids, passwd_file)
-        }
+    let (key, record) = match to_enable(state, options, ids, user, passwd_file)? {
+        ToEnable::Locked { key, record } => (key, record),
+        ToEnable::Finished(enabled) => return Ok(enabled),
     };
-    let user = record.user.as_str();
     let tx = FileTransaction::prepare(&record.passwd_file)?;
     let mut file = PasswdFile::parse(tx.original().to_vec(), options);
-    let exact = if record.method == LockMethod::Deny {
-        if !record.listed_before {
-            file.remove_records(user.as_bytes())?;
-        }
-        true
-    } else {
-        restore_fields(&mut file, &record, ids)?
-    };
+    let exact = restore(&mut file, &record, ids)?;
     let new = file.render();
     if new != tx.original() {
         tx.commit(&new, &CommitOptions::default())?;
     }
+    confirm_enabled(dovecot, state, &key, &record)?;
+    Ok(Enabled::Restored { record, exact })
+}
+
+/// What letting a user in again starts from.
+pub(crate) enum ToEnable {
+    /// A lock-out is recorded (under `key`): restore it.
+    Locked {
+        /// The state key.
+        key: String,
+        /// The record.
+        record: LockRecord,
+    },
+    /// Nothing is left to restore (an unreadable record of a lock-out that never happened).
+    Finished(Enabled),
+}
+
+/// Read the user's lock-out record for [`enable`]: no record is [`LoginError::NotDisabled`].
+pub(crate) fn to_enable(
+    state: &StateDir,
+    options: &PasswdOptions,
+    ids: &dyn IdResolver,
+    user: &str,
+    passwd_file: Option<&Utf8Path>,
+) -> Result<ToEnable, LoginError> {
+    let key = state_key(user, options)?;
+    match read_state(state, &key)? {
+        StateRead::Record(record) => Ok(ToEnable::Locked { key, record }),
+        StateRead::Absent => Err(LoginError::NotDisabled {
+            user: user.to_string(),
+            state_file: state_file(state, &key),
+        }),
+        StateRead::Unreadable(reason) => {
+            forget_unreadable(state, &key, user, reason, options, ids, passwd_file)
+                .map(ToEnable::Finished)
+        }
+    }
+}
+
+/// Undo the recorded lock-out in the document (the deny line removed unless the admin had
+/// written it, or the fields restored); whether the record line is byte for byte what it was.
+pub(crate) fn restore(
+    file: &mut PasswdFile,
+    record: &LockRecord,
+    ids: &dyn IdResolver,
+) -> Result<bool, LoginError> {
+    if record.method == LockMethod::Deny {
+        if !record.listed_before {
+            file.remove_records(record.user.as_bytes())?;
+        }
+        return Ok(true);
+    }
+    restore_fields(file, record, ids)
+}
+
+/// After the restore is committed: Dovecot accepts the user again (the auth cache flushed
+/// first), then the record is forgotten.
+pub(crate) fn confirm_enabled(
+    dovecot: &Dovecot<'_>,
+    state: &StateDir,
+    key: &str,
+    record: &LockRecord,
+) -> Result<(), LoginError> {
+    let user = record.user.as_str();
     dovecot.flush_auth_cache(user)?;
     // With an allow_nets of its own restored (or a deny line of the admin's kept), a lookup
     // may still be denied: then the committed file is the confirmation; otherwise Dovecot must
@@ -540,8 +645,8 @@ pub fn enable(
             seconds: limit.as_secs(),
         });
     }
-    state.remove(STATE_SUB, &state_name(&key))?;
-    Ok(Enabled::Restored { record, exact })
+    state.remove(STATE_SUB, &state_name(key))?;
+    Ok(())
 }
 
 /// The recorded fields back in the record; whether the line is byte for byte what it was.

@@ -296,27 +296,38 @@ fn components(path: &Utf8Path) -> std::collections::VecDeque<String> {
 /// Read a whole input file: regular files only, following links (a read is not an attack on
 /// the target of a link). A FIFO, socket or device is refused before anything is read.
 pub fn read_regular(path: &Utf8Path) -> Result<Vec<u8>, SafeFsError> {
-    let err = |source| SafeFsError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let mut file = open_regular(path)?;
+    let len = file.metadata().map_or(0, |m| m.len());
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.read_to_end(&mut bytes)
+        .map_err(|source| SafeFsError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+    Ok(bytes)
+}
+
+/// Open an input file for reading as [`read_regular`] does (regular files only, links
+/// followed), for readers that stream it.
+pub fn open_regular(path: &Utf8Path) -> Result<fs_err::File, SafeFsError> {
     let fd = rustix::fs::open(
         path.as_str(),
         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
         Mode::empty(),
     )
     .map_err(io_at(path))?;
-    let mut file = file_from(fd, path);
-    let meta = file.metadata().map_err(err)?;
+    let file = file_from(fd, path);
+    let meta = file.metadata().map_err(|source| SafeFsError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     if !meta.is_file() {
         return Err(SafeFsError::NotRegular {
             path: path.to_owned(),
             kind: kind_of(&meta),
         });
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_end(&mut bytes).map_err(err)?;
-    Ok(bytes)
+    Ok(file)
 }
 
 impl Dir {

@@ -63,6 +63,19 @@ fn fifty_users_four_jobs_while_mail_arrives(#[case] stack: Stack) {
     );
     assert_eq!(n, Some(100), "{edits}");
     assert!(tx.is_some_and(|t| (1..=100).contains(&t)), "{edits}");
+    // So are the passwd-file edits: 50 lock-outs, 50 switches, 50 re-enables.
+    let passwd = r
+        .out()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "passwd-edits")
+        .expect("passwd-edits event");
+    let (pn, ptx) = (
+        passwd["detail"]["edits"].as_u64(),
+        passwd["detail"]["transactions"].as_u64(),
+    );
+    assert_eq!(pn, Some(150), "{passwd}");
+    assert!(ptx.is_some_and(|t| (1..=150).contains(&t)), "{passwd}");
     assert!(sb.wait_queue_empty(60), "queue: {:?}", sb.queue_summary());
     sb.assert_each_once(expected, &sent, "mdbox:~/mdbox");
     let access = fs_err::read_to_string(sb.path("ACCESS_MAP")).expect("map");
@@ -91,9 +104,10 @@ fn fifty_users_four_jobs_while_mail_arrives(#[case] stack: Stack) {
         .collect();
     assert_eq!(after, files);
     eprintln!(
-        "50 users, 4 jobs, {} messages sent meanwhile: {took:?}; 100 map edits in {} transactions",
+        "50 users, 4 jobs, {} messages sent meanwhile: {took:?}; 100 map edits in {} transactions, 150 passwd-file edits in {} rewrites",
         sent.len(),
-        tx.unwrap_or(0)
+        tx.unwrap_or(0),
+        ptx.unwrap_or(0)
     );
 }
 

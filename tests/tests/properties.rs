@@ -57,6 +57,23 @@ proptest! {
         prop_assert_eq!(kept, effective);
     }
 
+    /// The lookup straight from the source bytes answers as the parsed table does, for a key
+    /// the map holds (in any case) and for arbitrary bytes.
+    #[test]
+    fn the_source_lookup_agrees_with_the_table(seed in any::<u64>(), lines in 0usize..60, fold in any::<bool>(), pick in any::<usize>(), upper in any::<bool>(), bytes in table_bytes(), opts in options()) {
+        let map = tricky_map(&mut Rng::new(seed), lines);
+        for (src, opts) in [(map, ParseOptions::default()), (bytes, opts)] {
+            let t = Table::parse(src.clone(), &opts);
+            let keys: Vec<Vec<u8>> = t.entries().map(|e| e.key().to_vec()).collect();
+            let mut key = if keys.is_empty() { b"a@x".to_vec() } else { keys[pick % keys.len()].clone() };
+            if upper {
+                key.make_ascii_uppercase();
+            }
+            let want = t.get(&key, fold).map(|e| e.value().to_vec());
+            prop_assert_eq!(Table::lookup_source(&src, &key, fold, &opts), want);
+        }
+    }
+
     #[test]
     fn realistic_maps_round_trip(seed in any::<u64>(), lines in 0usize..60) {
         let bytes = tricky_map(&mut Rng::new(seed), lines);

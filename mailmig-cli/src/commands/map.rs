@@ -85,10 +85,10 @@ pub(crate) fn dump(ctx: &Context<'_>, args: &MapDumpArgs) -> Result<u8, Failure>
 }
 
 pub(crate) fn get(ctx: &Context<'_>, args: &MapGetArgs) -> Result<u8, Failure> {
-    let table = ctx.read_table(&args.file)?;
-    match table.get(args.key.as_bytes(), !args.no_fold) {
-        Some(entry) => {
-            let mut text = entry.value().to_vec();
+    // One key: read straight from the bytes, parsing only the records that could hold it.
+    let bytes = super::read_input(&args.file)?;
+    match Table::lookup_source(&bytes, args.key.as_bytes(), !args.no_fold, &ctx.options) {
+        Some(mut text) => {
             text.push(b'\n');
             output::stdout(&text)?;
             Ok(exit::OK)

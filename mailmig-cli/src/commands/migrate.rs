@@ -505,6 +505,10 @@ fn describe(kind: &EventKind<'_>) -> (&'static str, Option<StepKind>, serde_json
         EventKind::MapEdits {
             edits,
             transactions,
+        }
+        | EventKind::PasswdEdits {
+            edits,
+            transactions,
         } => serde_json::json!({ "edits": edits, "transactions": transactions }),
         other => other.text().map_or(serde_json::Value::Null, Into::into),
     };

@@ -136,10 +136,15 @@ fn parse_options(
 
 /// Read an input file: regular files only (a FIFO or device is refused, never read).
 pub(crate) fn read_input(path: &Utf8Path) -> Result<Vec<u8>, Failure> {
-    safe_fs::read_regular(path).map_err(|e| match e {
+    safe_fs::read_regular(path).map_err(|e| input_failure(path, e))
+}
+
+/// An input file that cannot be opened or read.
+pub(crate) fn input_failure(path: &Utf8Path, e: SafeFsError) -> Failure {
+    match e {
         SafeFsError::Io { source, .. } => Failure::io(path.as_str(), &source),
         other => Failure::new(exit::NOINPUT, format!("error: {other}")),
-    })
+    }
 }
 
 /// System user and group names (for uid/gid fields such as `vmail`).

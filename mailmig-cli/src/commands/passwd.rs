@@ -5,7 +5,9 @@ use mailmig_core::dovecot::{
     Dovecot, DovecotVersion, PasswdEditError, PasswdFile, PasswdOptions, RecordReport,
 };
 
-use super::{edit, ids, Context};
+use mailmig_core::safe_fs;
+
+use super::{edit, ids, input_failure, Context};
 use crate::args::{PasswdCheckArgs, PasswdSetArgs, PasswdSetup, PasswdShowArgs, PasswdUnsetArgs};
 use crate::exit;
 use crate::output;
@@ -66,8 +68,13 @@ pub(crate) fn check(ctx: &Context<'_>, args: &PasswdCheckArgs) -> Result<u8, Fai
 pub(crate) fn show(ctx: &Context<'_>, args: &PasswdShowArgs) -> Result<u8, Failure> {
     let options = options(ctx, &args.setup)?;
     let ids = ids();
-    let passwd = read(&args.file, &options)?;
-    let Some(entry) = passwd.lookup(args.user.as_bytes(), ids.as_ref()) else {
+    // One user: streamed, stopping at the record (the whole file is read only to explain a
+    // missing one).
+    let file = safe_fs::open_regular(&args.file).map_err(|e| input_failure(&args.file, e))?;
+    let found = PasswdFile::find_record(file, args.user.as_bytes(), &options, ids.as_ref())
+        .map_err(|e| Failure::io(args.file.as_str(), &e))?;
+    let Some(found) = found else {
+        let passwd = read(&args.file, &options)?;
         let why = passwd.explain_missing(args.user.as_bytes(), ids.as_ref());
         output::stderr_line(&format!(
             "{}: user `{}` has no record Dovecot would use ({why})",
@@ -75,7 +82,14 @@ pub(crate) fn show(ctx: &Context<'_>, args: &PasswdShowArgs) -> Result<u8, Failu
         ));
         return Ok(exit::NOUSER);
     };
-    let report = RecordReport::of(&entry, &options, ids.as_ref());
+    let Some(entry) = found.record.records().next() else {
+        return Err(Failure::new(
+            exit::SOFTWARE,
+            "the record found is empty".to_string(),
+        ));
+    };
+    let mut report = RecordReport::of(&entry, &options, ids.as_ref());
+    report.line = found.line;
     let rendered = if args.json {
         let json =
             serde_json::to_string(&report).map_err(|e| Failure::new(exit::IOERR, e.to_string()))?;

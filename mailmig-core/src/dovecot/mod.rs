@@ -32,8 +32,8 @@ pub use config::{DovecotConfig, DovecotVersion};
 pub use expand::ExpandError;
 pub use ids::{IdResolver, NumericIds, SystemIds};
 pub use passwd::{
-    ExtraField, Line, LineKind, LoadStatus, Loaded, LookupFailure, MailLocation, PassdbView,
-    PasswdDiagnostic, PasswdDiagnosticKind, PasswdEditError, PasswdEntry, PasswdFile,
+    ExtraField, FoundRecord, Line, LineKind, LoadStatus, Loaded, LookupFailure, MailLocation,
+    PassdbView, PasswdDiagnostic, PasswdDiagnosticKind, PasswdEditError, PasswdEntry, PasswdFile,
     PasswdOptions, UserdbView,
 };
 pub use report::{Extra, Fields, RecordReport};

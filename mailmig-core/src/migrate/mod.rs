@@ -53,7 +53,7 @@ pub mod verify;
 
 pub use engine::{
     failpoint, resume, rollback, run_all, start, status, unfinished_runs, BatchOptions,
-    BatchResult, Ending, MapBatcher, NeverStarted, RunContext, RunLabel, RunOutcome, RunStatus,
+    BatchResult, Batcher, Ending, NeverStarted, RunContext, RunLabel, RunOutcome, RunStatus,
     TimedRunner, UnfinishedRuns,
 };
 pub use error::{MigrateError, Refusal, StepError};

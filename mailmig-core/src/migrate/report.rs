@@ -8,7 +8,7 @@ use super::journal::{RunFigures, StepData};
 use super::verify::Finding;
 use super::StepKind;
 
-/// One event of a run (or of a batch, for [`EventKind::Refused`] and [`EventKind::MapEdits`]).
+/// One event of a run (or of a batch, for [`EventKind::Refused`] and [`EventKind::MapEdits`], [`EventKind::PasswdEdits`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Event<'a> {
     /// The user (`*` for batch-wide events).
@@ -60,6 +60,13 @@ pub enum EventKind<'a> {
         /// Transactions.
         transactions: u64,
     },
+    /// A batch's passwd-file edits (lock-outs, switches, re-enables) and the rewrites they took.
+    PasswdEdits {
+        /// Edits committed.
+        edits: u64,
+        /// Rewrites of a passwd-file.
+        transactions: u64,
+    },
 }
 
 impl EventKind<'_> {
@@ -82,6 +89,7 @@ impl EventKind<'_> {
             Self::AlreadyDone(_) => "already-done",
             Self::NotStarted(_) => "not-started",
             Self::MapEdits { .. } => "map-edits",
+            Self::PasswdEdits { .. } => "passwd-edits",
         }
     }
 

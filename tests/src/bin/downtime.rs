@@ -223,8 +223,8 @@ fn add_filler_users(sb: &Sandbox, count: usize) {
 
 fn part_c() {
     println!("\nC. 20 users × 20 messages, --jobs 4, mail arriving every 30 ms");
-    println!("| server | mode | mail held per user | wall | messages sent | not delivered exactly once |");
-    println!("|---|---|---|---|---|---|");
+    println!("| server | mode | mail held per user | wall | messages sent | not delivered exactly once | passwd-file edits / rewrites |");
+    println!("|---|---|---|---|---|---|---|");
     for filler in [0usize, 1_000_000] {
         for overlay in [false, true] {
             let sb = Sandbox::start().expect("sandbox");
@@ -260,8 +260,16 @@ fn part_c() {
                 .map(|ms| ms as f64 / 1000.0)
                 .collect();
             let (missing, _) = lost(&sb, &sent, &users);
+            let grouping = r
+                .out()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|e| e["event"] == "passwd-edits")
+                .map_or("?".to_string(), |e| {
+                    format!("{} / {}", e["detail"]["edits"], e["detail"]["transactions"])
+                });
             println!(
-                "| {} | {} | {} | {:.1} s | {} | {} |",
+                "| {} | {} | {} | {:.1} s | {} | {} | {} |",
                 if filler > 0 {
                     "+1,000,000 users (passwd-file)"
                 } else {
@@ -271,7 +279,8 @@ fn part_c() {
                 stats(held),
                 took.as_secs_f64(),
                 sent.len(),
-                missing
+                missing,
+                grouping
             );
         }
     }

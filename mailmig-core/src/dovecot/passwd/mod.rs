@@ -10,10 +10,12 @@ use crate::postfix::Severity;
 
 mod diagnostics;
 mod edit;
+mod find;
 mod views;
 
 pub use diagnostics::{PasswdDiagnostic, PasswdDiagnosticKind};
 pub use edit::PasswdEditError;
+pub use find::FoundRecord;
 pub use views::{MailLocation, PassdbView, UserdbView};
 
 /// How Dovecot is set up to use the file.
@@ -59,6 +61,8 @@ pub struct PasswdFile {
     /// Lines an edit padded with `:` up to the extra fields (line index → colons added), so
     /// that removing the last extra field again restores the line exactly.
     padded: HashMap<usize, usize>,
+    /// While [`PasswdFile::atomically`] runs: the lines its edit replaced, as they were.
+    undo: Option<Vec<(usize, LineRaw)>>,
 }
 
 /// What a line is to Dovecot.
@@ -605,6 +609,7 @@ impl PasswdFile {
             lines,
             options: *options,
             padded: HashMap::new(),
+            undo: None,
         }
     }
 
@@ -1054,5 +1059,32 @@ mod tests {
         assert_eq!(f.render(), src.as_bytes(), "nothing was written");
         f.set_extra(b"u", b"k", Some(b"100%%"), &ids)
             .expect("%% is a literal %");
+    }
+
+    /// A failing atomic edit takes back every line it changed or added (padding included);
+    /// a succeeding one nested in it is taken back with it; a succeeding one stays.
+    #[test]
+    fn a_failing_atomic_edit_changes_nothing() {
+        let src = "u:{PLAIN}x:1:1::/h\nv:{PLAIN}x:1:1::/h::a=1\n";
+        let mut f = file(src);
+        let ids = ids();
+        let r: Result<(), PasswdEditError> = f.atomically(|f| {
+            f.set_extra(b"u", b"k", Some(b"1"), &ids)?;
+            f.atomically(|f| f.set_extra(b"v", b"a", Some(b"2"), &ids))?;
+            f.add_record(b"w", &[])?;
+            f.remove_records(b"v")?;
+            f.set_extra(b"u", b"k", Some(b"two words"), &ids)
+        });
+        assert!(r.is_err());
+        assert_eq!(f.render(), src.as_bytes());
+        // The padding record went back too: a later set and remove restore the line.
+        f.atomically(|f| f.set_extra(b"u", b"k", Some(b"1"), &ids))
+            .expect("set");
+        assert_eq!(
+            f.render(),
+            b"u:{PLAIN}x:1:1::/h::k=1\nv:{PLAIN}x:1:1::/h::a=1\n"
+        );
+        assert!(f.remove_extra(b"u", b"k", &ids).expect("remove"));
+        assert_eq!(f.render(), src.as_bytes());
     }
 }

@@ -8,7 +8,7 @@ use camino::Utf8PathBuf;
 
 use serde::Serialize;
 
-use super::{Engine, MapBatcher, RunContext, RunOutcome, TimedRunner};
+use super::{Batcher, Engine, RunContext, RunOutcome, TimedRunner};
 use crate::migrate::error::{MigrateError, Refusal};
 use crate::migrate::journal::{self, Journal, Outcome, Record, RunHeader, RunState};
 use crate::migrate::report::{Event, EventKind};
@@ -33,7 +33,7 @@ fn drive(
     (journal, records): (Journal, Vec<Record>),
     parse: ParseOptions,
     backward: bool,
-    batcher: Option<&MapBatcher>,
+    batcher: Option<&Batcher>,
 ) -> RunOutcome {
     let runner = TimedRunner::new(ctx.runner);
     let mut engine = Engine {
@@ -62,7 +62,7 @@ pub fn start(
     ctx: &RunContext<'_>,
     prepared: PreparedRun,
     parse: ParseOptions,
-    batcher: Option<&MapBatcher>,
+    batcher: Option<&Batcher>,
 ) -> Result<RunOutcome, MigrateError> {
     let user = prepared.facts.user.clone();
     let _lock = runs::lock_user(ctx.state, &user)?;
@@ -230,10 +230,11 @@ impl Ending {
     }
 }
 
-/// Run prepared migrations with `options.jobs` users at a time; access-map edits of parallel
-/// runs are group-committed. A user is never abandoned mid-run: a stop (signal, stop file,
-/// `max_failures`) only keeps new users from starting; they end as
-/// [`MigrateError::NotStarted`]. A [`EventKind::MapEdits`] event reports the grouping at the end.
+/// Run prepared migrations with `options.jobs` users at a time; access-map and passwd-file edits
+/// of parallel runs are group-committed. A user is never abandoned mid-run: a stop (signal, stop
+/// file, `max_failures`) only keeps new users from starting; they end as
+/// [`MigrateError::NotStarted`]. [`EventKind::MapEdits`] and [`EventKind::PasswdEdits`] events
+/// report the grouping at the end.
 pub fn run_all(
     ctx: &RunContext<'_>,
     prepared: Vec<PreparedRun>,
@@ -241,7 +242,7 @@ pub fn run_all(
     options: &BatchOptions<'_>,
 ) -> Vec<BatchResult> {
     let jobs = options.jobs;
-    let batcher = (jobs > 1).then(MapBatcher::default);
+    let batcher = (jobs > 1).then(Batcher::default);
     let workers = jobs.clamp(1, prepared.len().max(1));
     let queue = Mutex::new(prepared.into_iter());
     let results = Mutex::new(Vec::new());
@@ -313,6 +314,14 @@ pub fn run_all(
             kind: EventKind::MapEdits {
                 edits: b.edits(),
                 transactions: b.transactions(),
+            },
+        });
+        ctx.reporter.event(&Event {
+            user: "*",
+            run: "",
+            kind: EventKind::PasswdEdits {
+                edits: b.passwd_edits(),
+                transactions: b.passwd_transactions(),
             },
         });
     }

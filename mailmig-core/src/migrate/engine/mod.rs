@@ -14,7 +14,9 @@ pub use self::api::{
     resume, rollback, run_all, start, status, unfinished_runs, BatchOptions, BatchResult, Ending,
     NeverStarted, RunLabel, RunStatus, UnfinishedRuns,
 };
-pub use self::batch::MapBatcher;
+pub use self::batch::Batcher;
+#[cfg(test)]
+pub(crate) use self::batch::{EditEnv, PasswdEdit};
 pub(crate) use self::batch::{MapEdit, MapLock};
 pub use self::runner::TimedRunner;
 
@@ -148,7 +150,7 @@ pub(crate) struct Engine<'a> {
     pub(crate) ids: &'a (dyn IdResolver + Sync),
     pub(crate) reporter: &'a dyn Reporter,
     pub(crate) started: Instant,
-    pub(crate) batcher: Option<&'a MapBatcher>,
+    pub(crate) batcher: Option<&'a Batcher>,
 }
 
 impl<'a> Engine<'a> {

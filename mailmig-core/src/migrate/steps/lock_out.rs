@@ -4,7 +4,7 @@
 //! release): restore the recorded fields exactly.
 
 use crate::dovecot::PasswdOptions;
-use crate::login::{self, DisableRequest, Enabled};
+use crate::login::{self, DisableRequest, Enabled, ToEnable};
 use crate::migrate::engine::Engine;
 use crate::migrate::error::StepError;
 use crate::migrate::journal::StepData;
@@ -20,8 +20,9 @@ pub(super) fn start_data(e: &Engine<'_>) -> Result<StepData, StepError> {
 
 pub(super) fn forward(e: &mut Engine<'_>) -> Result<(), StepError> {
     let opts = e.opts().clone();
-    login::disable(
-        &e.dovecot(),
+    let dovecot = e.dovecot();
+    let edit = login::prepare_disable(
+        &dovecot,
         e.state,
         &DisableRequest {
             passwd_file: opts.lock_file(),
@@ -32,6 +33,16 @@ pub(super) fn forward(e: &mut Engine<'_>) -> Result<(), StepError> {
             reason: &opts.reason,
         },
     )?;
+    let key = edit.key().to_string();
+    // Group-committed with the other runs' passwd-file edits in a batch.
+    e.edit_passwd(
+        opts.lock_file(),
+        Box::new(move |doc, env| {
+            edit.apply(doc, env.path.to_owned(), env.state, env.ids)?;
+            Ok(())
+        }),
+    )?;
+    login::confirm_disabled(&dovecot, &key, opts.lock)?;
     Ok(())
 }
 
@@ -41,22 +52,33 @@ pub(super) fn undo(e: &mut Engine<'_>) -> Result<(), StepError> {
 
 /// Restore the lock-out fields, if a lock-out record says they are in place.
 pub(super) fn enable(e: &Engine<'_>) -> Result<(), StepError> {
-    let enabled = match login::enable(
-        &e.dovecot(),
+    let (key, record) = match login::to_enable(
         e.state,
         &PasswdOptions::default(),
         e.ids,
         e.user(),
         Some(e.opts().lock_file()),
     ) {
-        Ok(enabled) => enabled,
+        Ok(ToEnable::Locked { key, record }) => (key, record),
+        Ok(ToEnable::Finished(Enabled::NeverLockedOut { state_file })) => {
+            let text = format!("the lock-out record {state_file} was unreadable; the user's record carries no lock-out, so the lock-out never happened (record removed)");
+            e.report(EventKind::Warning(Some(StepKind::LockOut), &text));
+            return Ok(());
+        }
+        Ok(ToEnable::Finished(_)) => return Ok(()),
         // No record: nothing of the lock-out is in place.
         Err(login::LoginError::NotDisabled { .. }) => return Ok(()),
         Err(other) => return Err(other.into()),
     };
-    if let Enabled::NeverLockedOut { state_file } = enabled {
-        let text = format!("the lock-out record {state_file} was unreadable; the user's record carries no lock-out, so the lock-out never happened (record removed)");
-        e.report(EventKind::Warning(Some(StepKind::LockOut), &text));
-    }
+    let restoring = record.clone();
+    // Group-committed with the other runs' passwd-file edits in a batch.
+    e.edit_passwd(
+        &record.passwd_file,
+        Box::new(move |doc, env| {
+            login::restore(doc, &restoring, env.ids)?;
+            Ok(())
+        }),
+    )?;
+    login::confirm_enabled(&e.dovecot(), e.state, &key, &record)?;
     Ok(())
 }

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::dovecot::{PasswdFile, PasswdOptions};
+use crate::dovecot::{IdResolver, PasswdFile, PasswdOptions};
 use crate::login::{FieldBefore, PreviousField};
 use crate::migrate::dialect;
 use crate::migrate::engine::{failpoint, Engine};
@@ -16,7 +16,6 @@ use crate::migrate::journal::StepData;
 use crate::migrate::verify::{self, Expect};
 use crate::migrate::{Location, StepKind};
 use crate::safe_fs;
-use crate::transaction::{CommitOptions, FileTransaction};
 
 pub(super) fn start_data(e: &Engine<'_>) -> Result<StepData, StepError> {
     Ok(StepData::PreviousLocation {
@@ -99,14 +98,37 @@ fn previous_fields(e: &Engine<'_>) -> Vec<PreviousField> {
 }
 
 /// Write the fields (each to its value, bare, or removed for [`FieldBefore::Absent`]) in one
-/// edit of the passwd-file. Through the overlay, the user's record there is created for the
-/// switch and removed again when the undo leaves it without fields.
+/// edit of the passwd-file — group-committed with the other runs' edits in a batch. Through the
+/// overlay, the user's record there is created for the switch and removed again when the undo
+/// leaves it without fields.
 fn set_fields(e: &Engine<'_>, fields: &[PreviousField], point: &str) -> Result<(), StepError> {
-    let tx = FileTransaction::prepare(&e.opts().passwd_file)?;
-    let mut file = PasswdFile::parse(tx.original().to_vec(), &PasswdOptions::default());
-    let user = e.user().as_bytes();
+    let user = e.user().to_string();
     let overlay = e.opts().overlay.is_some();
-    if overlay && file.lookup(user, e.ids).is_none() {
+    // The name as Dovecot looks it up, as the deny line is written.
+    let key = crate::login::state_key(e.user(), &PasswdOptions::default())?;
+    let fields = fields.to_vec();
+    e.edit_passwd(
+        &e.opts().passwd_file,
+        Box::new(move |doc, env| set_fields_in(doc, env.ids, &user, &key, &fields, overlay)),
+    )?;
+    failpoint(&format!("{point}:passwd-written"));
+    if e.opts().auth_cache {
+        e.dovecot().flush_auth_cache(e.user())?;
+    }
+    Ok(())
+}
+
+/// [`set_fields`] on the document.
+fn set_fields_in(
+    file: &mut PasswdFile,
+    ids: &dyn IdResolver,
+    user: &str,
+    key: &str,
+    fields: &[PreviousField],
+    overlay: bool,
+) -> Result<(), StepError> {
+    let user = user.as_bytes();
+    if overlay && file.lookup(user, ids).is_none() {
         let values: Vec<(&[u8], Option<&[u8]>)> = fields
             .iter()
             .filter_map(|f| match &f.before {
@@ -116,39 +138,29 @@ fn set_fields(e: &Engine<'_>, fields: &[PreviousField], point: &str) -> Result<(
             })
             .collect();
         if !values.is_empty() {
-            // The name as Dovecot looks it up, as the deny line is written.
-            let key = crate::login::state_key(e.user(), &PasswdOptions::default())?;
             file.add_record(key.as_bytes(), &values)?;
         }
-    } else {
-        for f in fields {
-            let key = f.key.as_bytes();
-            match &f.before {
-                FieldBefore::Value(v) => file.set_extra(user, key, Some(v.as_bytes()), e.ids)?,
-                FieldBefore::Bare => file.set_extra(user, key, None, e.ids)?,
-                FieldBefore::Absent => {
-                    file.remove_extra(user, key, e.ids)?;
-                }
+        return Ok(());
+    }
+    for f in fields {
+        let k = f.key.as_bytes();
+        match &f.before {
+            FieldBefore::Value(v) => file.set_extra(user, k, Some(v.as_bytes()), ids)?,
+            FieldBefore::Bare => file.set_extra(user, k, None, ids)?,
+            FieldBefore::Absent => {
+                file.remove_extra(user, k, ids)?;
             }
         }
-        if overlay && overlay_record_is_empty(&file, user, e) {
-            file.remove_records(user)?;
-        }
     }
-    let new = file.render();
-    if new != tx.original() {
-        tx.commit(&new, &CommitOptions::default())?;
-    }
-    failpoint(&format!("{point}:passwd-written"));
-    if e.opts().auth_cache {
-        e.dovecot().flush_auth_cache(e.user())?;
+    if overlay && overlay_record_is_empty(file, user, ids) {
+        file.remove_records(user)?;
     }
     Ok(())
 }
 
 /// An overlay record that sets nothing (`user:::::::`): it would only shadow the primary.
-fn overlay_record_is_empty(file: &PasswdFile, user: &[u8], e: &Engine<'_>) -> bool {
-    file.lookup(user, e.ids).is_some_and(|entry| {
+fn overlay_record_is_empty(file: &PasswdFile, user: &[u8], ids: &dyn IdResolver) -> bool {
+    file.lookup(user, ids).is_some_and(|entry| {
         entry.extra().is_empty()
             && entry.password().is_none_or(<[u8]>::is_empty)
             && [entry.uid_field(), entry.gid_field(), entry.home_field()]

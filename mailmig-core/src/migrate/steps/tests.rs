@@ -10,7 +10,7 @@ use camino::Utf8PathBuf;
 
 use super::{forward, start_data, undo};
 use crate::dovecot::{DovecotVersion, NumericIds, PasswdFile, PasswdOptions};
-use crate::migrate::engine::{Engine, TimedRunner};
+use crate::migrate::engine::{Batcher, EditEnv, Engine, PasswdEdit, TimedRunner};
 use crate::migrate::error::StepError;
 use crate::migrate::journal::{Event, Journal, RunHeader, StepData, FORMAT};
 use crate::migrate::report::{Event as ReportEvent, EventKind, Reporter};
@@ -328,6 +328,16 @@ impl World {
 
     /// Run `f` with an engine on a fresh journal.
     fn with<T>(&self, strategy: Strategy, f: impl FnOnce(&mut Engine<'_>) -> T) -> T {
+        self.with_batcher(strategy, None, f)
+    }
+
+    /// [`World::with`], the engine sharing `batcher` as the runs of a batch do.
+    fn with_batcher<T>(
+        &self,
+        strategy: Strategy,
+        batcher: Option<&Batcher>,
+        f: impl FnOnce(&mut Engine<'_>) -> T,
+    ) -> T {
         let runner = TimedRunner::new(&self.fake);
         let header = RunHeader {
             format: FORMAT,
@@ -355,7 +365,7 @@ impl World {
             ids: &NumericIds,
             reporter: &self.reporter,
             started: Instant::now(),
-            batcher: None,
+            batcher,
         };
         f(&mut engine)
     }
@@ -722,4 +732,47 @@ fn a_23_spelling_on_dovecot_24_cannot_verify() {
             Err(StepError::SameStorage { .. })
         ));
     });
+}
+
+/// Passwd-file edits due together are one rewrite: each applied on its own, a failing one
+/// (after a first field was set) changing nothing, the others committed.
+#[test]
+fn passwd_edits_of_a_batch_are_one_rewrite_and_a_failing_one_changes_nothing() {
+    let w = World::new();
+    let batcher = Batcher::default();
+    let before = w.read("users");
+    let set = |user: &'static str, key: &'static str, fail: bool| PasswdEdit {
+        file: w.path("users"),
+        edit: Box::new(move |doc: &mut PasswdFile, env: &EditEnv<'_>| {
+            doc.set_extra(user.as_bytes(), key.as_bytes(), Some(b"1"), env.ids)?;
+            if fail {
+                // A second field that cannot be written: the first must go too.
+                doc.set_extra(user.as_bytes(), b"bad", Some(b"two words"), env.ids)?;
+            }
+            Ok(())
+        }),
+    };
+    let results = w.with_batcher(Strategy::Hold, Some(&batcher), |e| {
+        e.commit_passwd(vec![
+            set("alice@x.test", "first", false),
+            set("bob@x.test", "second", true),
+            set("bob@x.test", "third", false),
+        ])
+    });
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(results[1].is_err(), "{results:?}");
+    let after = w.read("users");
+    let home = w.path("home");
+    let want = before
+        .replace(&format!("{home}::\n"), &format!("{home}::first=1\n"))
+        .replace(
+            &format!("{home}/bob::\n"),
+            &format!("{home}/bob::third=1\n"),
+        );
+    assert_ne!(want, before);
+    assert_eq!(after, want);
+    assert_eq!(
+        (batcher.passwd_edits(), batcher.passwd_transactions()),
+        (3, 1)
+    );
 }

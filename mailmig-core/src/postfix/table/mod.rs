@@ -6,6 +6,7 @@ use super::options::ParseOptions;
 use super::{is_space, trim_space, FastMap, FastSet};
 
 mod edit;
+mod lookup;
 mod parse;
 
 pub use edit::TableEditError;
