@@ -28,11 +28,16 @@ impl Table {
         } else {
             std::borrow::Cow::Borrowed(key)
         };
-        let head = &wanted[..wanted.iter().position(|&b| is_space(b)).unwrap_or(wanted.len())];
+        let head = &wanted[..wanted
+            .iter()
+            .position(|&b| is_space(b))
+            .unwrap_or(wanted.len())];
+        // A file of ASCII alone (the usual one) needs no per-line look for non-ASCII bytes.
+        let any_non_ascii = fold && !src.is_ascii();
         let mut at = 0;
         while at < src.len() {
             let line_end = next_line(src, at);
-            if starts_record(src[at]) && could_be(&src[at..line_end], head, fold) {
+            if starts_record(src[at]) && could_be(&src[at..line_end], head, fold, any_non_ascii) {
                 let mut end = line_end;
                 while end < src.len() && !starts_record(src[end]) {
                     end = next_line(src, end);
@@ -61,11 +66,12 @@ fn starts_record(first: u8) -> bool {
 
 /// Whether the record whose first line is `line` could have a lookup key that starts with
 /// `head` (folded when `fold`): the line starts with it (ASCII case ignored when folding), or,
-/// when folding, the line holds a non-ASCII byte (an ASCII line folds to ASCII).
-fn could_be(line: &[u8], head: &[u8], fold: bool) -> bool {
+/// when folding, the line holds a non-ASCII byte (an ASCII line folds to ASCII; a file without
+/// any, `any_non_ascii` false, is not looked at again).
+fn could_be(line: &[u8], head: &[u8], fold: bool, any_non_ascii: bool) -> bool {
     let start = line.get(..head.len());
     if fold {
-        start.is_some_and(|s| s.eq_ignore_ascii_case(head)) || !line.is_ascii()
+        start.is_some_and(|s| s.eq_ignore_ascii_case(head)) || (any_non_ascii && !line.is_ascii())
     } else {
         start == Some(head)
     }
@@ -119,7 +125,10 @@ mod tests {
             for fold in [true, false] {
                 let want = table.get(e.key(), fold).map(|e| e.value().to_vec());
                 assert!(want.is_some());
-                assert_eq!(Table::lookup_source(src.as_bytes(), e.key(), fold, &opts), want);
+                assert_eq!(
+                    Table::lookup_source(src.as_bytes(), e.key(), fold, &opts),
+                    want
+                );
             }
         }
     }
