@@ -26,6 +26,18 @@ fn options() -> impl Strategy<Value = ParseOptions> {
         })
 }
 
+/// A reader that hands out `.1` bytes at a time.
+struct Steps<'a>(&'a [u8], usize);
+
+impl std::io::Read for Steps<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = out.len().min(self.1).min(self.0.len());
+        out[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
 fn raws(t: &Table) -> Vec<Vec<u8>> {
     t.items().map(|i| i.raw().to_vec()).collect()
 }
@@ -60,7 +72,7 @@ proptest! {
     /// The lookup straight from the source bytes answers as the parsed table does, for a key
     /// the map holds (in any case) and for arbitrary bytes.
     #[test]
-    fn the_source_lookup_agrees_with_the_table(seed in any::<u64>(), lines in 0usize..60, fold in any::<bool>(), pick in any::<usize>(), upper in any::<bool>(), bytes in table_bytes(), opts in options()) {
+    fn the_source_lookup_agrees_with_the_table(seed in any::<u64>(), lines in 0usize..60, fold in any::<bool>(), pick in any::<usize>(), upper in any::<bool>(), bytes in table_bytes(), opts in options(), step in 1usize..40) {
         let map = tricky_map(&mut Rng::new(seed), lines);
         for (src, opts) in [(map, ParseOptions::default()), (bytes, opts)] {
             let t = Table::parse(src.clone(), &opts);
@@ -70,7 +82,10 @@ proptest! {
                 key.make_ascii_uppercase();
             }
             let want = t.get(&key, fold).map(|e| e.value().to_vec());
-            prop_assert_eq!(Table::lookup_source(&src, &key, fold, &opts), want);
+            prop_assert_eq!(Table::lookup_source(&src, &key, fold, &opts), want.clone());
+            // Streamed, `step` bytes a read: records cut anywhere by the reads.
+            let streamed = Table::lookup_reader(Steps(&src, step), &key, fold, &opts).expect("read");
+            prop_assert_eq!(streamed, want);
         }
     }
 

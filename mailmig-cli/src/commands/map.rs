@@ -5,6 +5,8 @@ use mailmig_core::postfix::{
     parse_address_list, AccessRule, Diagnostic, DiagnosticKind, Table, TableEditError,
 };
 
+use mailmig_core::safe_fs;
+
 use super::{edit, Context};
 use crate::args::{MapCheckArgs, MapDelArgs, MapDumpArgs, MapGetArgs, MapKind, MapSetArgs};
 use crate::exit;
@@ -85,9 +87,12 @@ pub(crate) fn dump(ctx: &Context<'_>, args: &MapDumpArgs) -> Result<u8, Failure>
 }
 
 pub(crate) fn get(ctx: &Context<'_>, args: &MapGetArgs) -> Result<u8, Failure> {
-    // One key: read straight from the bytes, parsing only the records that could hold it.
-    let bytes = super::read_input(&args.file)?;
-    match Table::lookup_source(&bytes, args.key.as_bytes(), !args.no_fold, &ctx.options) {
+    // One key: streamed, parsing only the records that could hold it, stopping at the answer.
+    let file =
+        safe_fs::open_regular(&args.file).map_err(|e| super::input_failure(&args.file, e))?;
+    let found = Table::lookup_reader(file, args.key.as_bytes(), !args.no_fold, &ctx.options)
+        .map_err(|e| Failure::io(args.file.as_str(), &e))?;
+    match found {
         Some(mut text) => {
             text.push(b'\n');
             output::stdout(&text)?;

@@ -1,6 +1,8 @@
 //! One lookup straight from the source bytes, without building the table: what `map get` and
 //! other single-key readers need on a large map.
 
+use std::io::Read;
+
 use super::{fold_key, is_space, Table};
 use crate::postfix::ParseOptions;
 
@@ -13,43 +15,121 @@ impl Table {
     /// that could have the key are parsed, each with its continuation lines, by the table's
     /// own reader: a first line that starts with the (folded) key up to its first white space
     /// (ASCII case ignored when `fold`), or, when `fold`, one holding a non-ASCII byte (Unicode
-    /// case folding can turn those into ASCII). The first such record that is an entry with the key is the answer, as the first
-    /// entry wins in `postmap`.
+    /// case folding can turn those into ASCII). The first such record that is an entry with
+    /// the key is the answer, as the first entry wins in `postmap`.
     pub fn lookup_source(
         src: &[u8],
         key: &[u8],
         fold: bool,
         options: &ParseOptions,
     ) -> Option<Vec<u8>> {
-        // The key up to its first white space (a key may hold escaped white space, and a
-        // continuation line may carry the rest): those bytes are on the record's first line.
-        let wanted = if fold {
+        Wanted::new(key, fold, options).scan(src)
+    }
+
+    /// [`Table::lookup_source`] over a reader, a chunk of whole records at a time, stopping at
+    /// the answer: the file is never held whole.
+    pub fn lookup_reader(
+        mut reader: impl Read,
+        key: &[u8],
+        fold: bool,
+        options: &ParseOptions,
+    ) -> std::io::Result<Option<Vec<u8>>> {
+        let wanted = Wanted::new(key, fold, options);
+        let mut buf = vec![0u8; CHUNK];
+        let mut filled = 0;
+        loop {
+            if filled == buf.len() {
+                // One record longer than the buffer: make room for the rest of it.
+                buf.resize(buf.len() * 2, 0);
+            }
+            let n = reader.read(&mut buf[filled..])?;
+            filled += n;
+            if n == 0 {
+                return Ok(wanted.scan(&buf[..filled]));
+            }
+            // Whole records only: up to the last line that starts one (its continuation lines
+            // may still be unread).
+            let Some(cut) = last_record_start(&buf[..filled]) else {
+                continue;
+            };
+            if let Some(value) = wanted.scan(&buf[..cut]) {
+                return Ok(Some(value));
+            }
+            buf.copy_within(cut..filled, 0);
+            filled -= cut;
+        }
+    }
+}
+
+/// How much of a map [`Table::lookup_reader`] holds at once (grown for a longer record).
+const CHUNK: usize = 1 << 20;
+
+/// The start of the last line of `held` that starts a record and is not its first byte (so
+/// that something is before it), if any.
+fn last_record_start(held: &[u8]) -> Option<usize> {
+    memchr::memrchr_iter(b'\n', held)
+        .map(|nl| nl + 1)
+        .find(|&start| start < held.len() && starts_record(held[start]))
+}
+
+/// The key looked up, and what a record's first line must start with to be read.
+struct Wanted<'k> {
+    key: &'k [u8],
+    fold: bool,
+    options: ParseOptions,
+    /// The (folded) key up to its first white space: a key may hold escaped white space, and a
+    /// continuation line may carry the rest; these bytes are on the record's first line.
+    head: Vec<u8>,
+}
+
+impl<'k> Wanted<'k> {
+    fn new(key: &'k [u8], fold: bool, options: &ParseOptions) -> Self {
+        let folded = if fold {
             fold_key(key, options.smtputf8)
         } else {
             std::borrow::Cow::Borrowed(key)
         };
-        let head = &wanted[..wanted
+        let head_len = folded
             .iter()
             .position(|&b| is_space(b))
-            .unwrap_or(wanted.len())];
-        // A file of ASCII alone (the usual one) needs no per-line look for non-ASCII bytes.
-        let any_non_ascii = fold && !src.is_ascii();
-        let mut at = 0;
-        while at < src.len() {
-            let line_end = next_line(src, at);
-            if starts_record(src[at]) && could_be(&src[at..line_end], head, fold, any_non_ascii) {
-                let mut end = line_end;
-                while end < src.len() && !starts_record(src[end]) {
-                    end = next_line(src, end);
-                }
-                let record = Table::parse_split(src[at..end].to_vec(), options, None);
-                if let Some(entry) = record.get(key, fold) {
-                    return Some(entry.value().to_vec());
-                }
-                at = end;
-            } else {
-                at = line_end;
+            .unwrap_or(folded.len());
+        Self {
+            key,
+            fold,
+            options: *options,
+            head: folded[..head_len].to_vec(),
+        }
+    }
+
+    /// The answer among the whole records in `src` (which starts at a record, or at the start
+    /// of the file).
+    fn scan(&self, src: &[u8]) -> Option<Vec<u8>> {
+        // Bytes of ASCII alone (the usual map) need no per-line look for non-ASCII bytes.
+        let any_non_ascii = self.fold && !src.is_ascii();
+        let starts = std::iter::once(0).chain(memchr::memchr_iter(b'\n', src).map(|nl| nl + 1));
+        let mut skip_to = 0;
+        for at in starts {
+            if at < skip_to || at >= src.len() || !starts_record(src[at]) {
+                continue;
             }
+            // The head holds no white space, so a match never runs past the line's end.
+            let line = if any_non_ascii {
+                &src[at..next_line(src, at)]
+            } else {
+                &src[at..]
+            };
+            if !could_be(line, &self.head, self.fold, any_non_ascii) {
+                continue;
+            }
+            let mut end = next_line(src, at);
+            while end < src.len() && !starts_record(src[end]) {
+                end = next_line(src, end);
+            }
+            let record = Table::parse_split(src[at..end].to_vec(), &self.options, None);
+            if let Some(entry) = record.get(self.key, self.fold) {
+                return Some(entry.value().to_vec());
+            }
+            skip_to = end;
         }
         None
     }
@@ -81,11 +161,28 @@ fn could_be(line: &[u8], head: &[u8], fold: bool, any_non_ascii: bool) -> bool {
 mod tests {
     use super::*;
 
+    /// A reader that hands out two bytes at a time.
+    struct Slow<'a>(&'a [u8]);
+
+    impl Read for Slow<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = out.len().min(2).min(self.0.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// The source lookup (checked against the reader's, two bytes at a time) and the table's.
     fn both(src: &str, key: &str, fold: bool) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
         let opts = ParseOptions::default();
         let table = Table::parse(src.as_bytes().to_vec(), &opts);
+        let fast = Table::lookup_source(src.as_bytes(), key.as_bytes(), fold, &opts);
+        let streamed =
+            Table::lookup_reader(Slow(src.as_bytes()), key.as_bytes(), fold, &opts).expect("read");
+        assert_eq!(fast, streamed, "{key} {fold}");
         (
-            Table::lookup_source(src.as_bytes(), key.as_bytes(), fold, &opts),
+            fast,
             table.get(key.as_bytes(), fold).map(|e| e.value().to_vec()),
         )
     }
