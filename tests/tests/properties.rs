@@ -1,6 +1,8 @@
 //! Properties of the lossless table document, over arbitrary bytes and realistic maps.
 
-use mailmig_core::postfix::{ItemKind, ParseOptions, PostfixVersion, Severity, Table};
+use mailmig_core::postfix::{
+    Address, ClosureOptions, ItemKind, ParseOptions, PostfixVersion, Severity, Table, VirtualMap,
+};
 use mailmig_tests::gen::{tricky_map, Rng};
 use proptest::prelude::*;
 
@@ -24,6 +26,44 @@ fn options() -> impl Strategy<Value = ParseOptions> {
             smtputf8: u,
             version: PostfixVersion::new(a, b),
         })
+}
+
+/// The addresses of small alias maps full of chains: cases, extensions, bare users, catch-alls,
+/// domain rewrites, quoting.
+const ALIAS_WORDS: &[&str] = &[
+    "a@x.test",
+    "A@X.TEST",
+    "b@x.test",
+    "c@y.test",
+    "a+z@x.test",
+    "b+z@x.test",
+    "a",
+    "b",
+    "@x.test",
+    "@y.test",
+    "\"a\"@x.test",
+    "c@x.test",
+    "d@y.test",
+    "B@x.test",
+];
+
+/// A virtual map of `lines` records over [`ALIAS_WORDS`], some values spread over
+/// continuation lines.
+fn alias_map() -> impl Strategy<Value = Vec<u8>> {
+    let word = prop::sample::select(ALIAS_WORDS.to_vec());
+    let record = (
+        word.clone(),
+        prop::collection::vec(word, 1..4),
+        any::<bool>(),
+    );
+    prop::collection::vec(record, 0..14).prop_map(|records| {
+        let mut out = Vec::new();
+        for (key, values, continued) in records {
+            let sep = if continued { ",\n\t" } else { ", " };
+            out.extend_from_slice(format!("{key} {}\n", values.join(sep)).as_bytes());
+        }
+        out
+    })
 }
 
 /// A reader that hands out `.1` bytes at a time.
@@ -145,5 +185,33 @@ proptest! {
         prop_assert_eq!(after.len(), before.len() - 1);
         prop_assert_eq!(&after[..index.min(after.len().saturating_sub(1))], &before[..index.min(after.len().saturating_sub(1))]);
         prop_assert_eq!(&after[index..], &before[index + 1..]);
+    }
+}
+
+proptest! {
+    // Each case expands every address of the alphabet twice over maps full of loops: fewer
+    // cases, and limits small enough that a loop stops after a few rounds (the limits apply
+    // alike to both paths; the loops and their order are what is compared).
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// One closure without the reverse index (a scan of the values) is the indexed one, order
+    /// included, for every address of the alphabet and every setting that changes addresses.
+    #[test]
+    fn the_scanned_closure_is_the_indexed_one(map in alias_map(), delimiter in any::<bool>(), origin in any::<bool>()) {
+        let t = Table::parse(map, &ParseOptions::default());
+        let options = ClosureOptions {
+            recipient_delimiter: if delimiter { b"+".to_vec() } else { Vec::new() },
+            myorigin: origin.then(|| b"x.test".to_vec()),
+            mydestination: vec![b"x.test".to_vec()],
+            recursion_limit: 8,
+            expansion_limit: 40,
+            ..ClosureOptions::default()
+        };
+        let indexed = VirtualMap::new(&[&t], options.clone());
+        let scanned = VirtualMap::for_one_mailbox(&[&t], options);
+        for word in ALIAS_WORDS.iter().filter(|w| !w.starts_with('@')) {
+            let a = Address(word.as_bytes().to_vec());
+            prop_assert_eq!(scanned.reverse_closure(&a), indexed.reverse_closure(&a), "{}", word);
+        }
     }
 }

@@ -14,7 +14,7 @@ pub(crate) fn run(ctx: &Context<'_>, args: &AliasesArgs) -> Result<u8, Failure> 
     let maps = super::alias_maps(ctx, &args.virtual_maps, args.recipient_delimiter.as_deref())?;
     let files = &maps.files;
     let refs: Vec<&Table> = maps.tables.iter().collect();
-    let vm = VirtualMap::new(&refs, maps.options.clone());
+    let vm = VirtualMap::for_one_mailbox(&refs, maps.options.clone());
     let closure = vm.reverse_closure(&Address(args.address.clone().into_bytes()));
     let text = if args.json {
         json(&closure, files)

@@ -315,7 +315,13 @@ impl Server {
             return users.iter().map(|_| HoldKeys::default()).collect();
         };
         let refs: Vec<&Table> = aliases.tables.iter().collect();
-        let vm = VirtualMap::new(&refs, aliases.options.clone());
+        // One or two users (a single plan or migration): walk the values instead of indexing
+        // all of them; a batch indexes once for everyone.
+        let vm = if users.len() <= 2 {
+            VirtualMap::for_one_mailbox(&refs, aliases.options.clone())
+        } else {
+            VirtualMap::new(&refs, aliases.options.clone())
+        };
         users
             .iter()
             .map(|user| {

@@ -39,21 +39,46 @@ pub struct VirtualAlias<'a> {
     destinations: AddressList,
 }
 
+/// The form of a key.
+fn key_form(key: &[u8]) -> KeyForm {
+    if key.first() == Some(&b'@') {
+        KeyForm::CatchAll
+    } else if key.contains(&b'@') {
+        KeyForm::Address
+    } else {
+        KeyForm::Bare
+    }
+}
+
+/// Whether a value could list an address whose folded, extension-stripped local part is
+/// `local`: it holds those bytes (ASCII case ignored), or something that parsing could turn
+/// into them — quoting, escapes, comments, angle brackets, or non-ASCII bytes (Unicode case
+/// folding).
+fn could_list(value: &[u8], local: &[u8]) -> bool {
+    if value
+        .iter()
+        .any(|&b| matches!(b, b'"' | b'\\' | b'(' | b'<') || !b.is_ascii())
+    {
+        return true;
+    }
+    let Some(&first) = local.first() else {
+        return true;
+    };
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    memchr::memchr2_iter(lower, upper, value).any(|i| {
+        value
+            .get(i..i + local.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(local))
+    })
+}
+
 impl<'a> VirtualAlias<'a> {
     /// Read an entry as a virtual alias.
     pub fn new(entry: Entry<'a>) -> Self {
-        let key = entry.key();
-        let form = if key.first() == Some(&b'@') {
-            KeyForm::CatchAll
-        } else if key.contains(&b'@') {
-            KeyForm::Address
-        } else {
-            KeyForm::Bare
-        };
         Self {
             destinations: parse_address_list(entry.value()),
+            form: key_form(entry.key()),
             entry,
-            form,
         }
     }
 
@@ -185,16 +210,26 @@ pub struct ReverseClosure {
     pub deferred: Vec<(Address, String)>,
 }
 
+/// How the reverse walk finds the entries whose value lists an address.
+enum Reverse<'t> {
+    /// (hash of a folded, extension-stripped destination, table, the entry's place among the
+    /// table's kept entries, entry that lists it), sorted by hash, then file order. A hash collision only adds a candidate, and every candidate is
+    /// confirmed by forward expansion; a flat sorted vector avoids a million small allocations.
+    /// Built once for many closures (a batch).
+    Indexed(Vec<(u64, u32, u32, Entry<'t>)>),
+    /// No index: each address the walk reaches scans the values, parsing only those that could
+    /// list it. For one closure (one mailbox) this is far cheaper than indexing every value.
+    Scan(Vec<&'t Table>),
+}
+
 /// A set of virtual alias maps, searched in order like `virtual_alias_maps`.
 pub struct VirtualMap<'t> {
     /// Each table's lookup index: folded key (borrowed from the table when folding changes
     /// nothing) → the entry postmap keeps.
     tables: Vec<HashMap<Cow<'t, [u8]>, Entry<'t>>>,
     options: ClosureOptions,
-    /// (hash of a folded, extension-stripped destination, table, entry that lists it), sorted by
-    /// hash. A hash collision only adds a candidate, and every candidate is confirmed by forward
-    /// expansion; a flat sorted vector avoids a million small allocations.
-    reverse: Vec<(u64, u32, Entry<'t>)>,
+    /// How the walk finds the entries that list an address.
+    reverse: Reverse<'t>,
     /// destination domain of `@domain` rewrites → catch-all or address keys that rewrite to it.
     rewrites: HashMap<Vec<u8>, Vec<(usize, Entry<'t>)>>,
     /// catch-all keys and bare keys, which are reached by any matching address.
@@ -202,8 +237,20 @@ pub struct VirtualMap<'t> {
 }
 
 impl<'t> VirtualMap<'t> {
-    /// Index the tables (fixed-key tables: keys fold). One pass over every entry.
+    /// Index the tables (fixed-key tables: keys fold) for many closures: the forward index and
+    /// a reverse index of every value. One pass over every entry.
     pub fn new(tables: &[&'t Table], options: ClosureOptions) -> Self {
+        Self::build(tables, options, true)
+    }
+
+    /// Index the tables for one closure (one mailbox: `aliases`, `hold add`, a single plan):
+    /// the forward index only; the reverse walk scans the values instead. The same closures
+    /// as [`VirtualMap::new`], in the same order.
+    pub fn for_one_mailbox(tables: &[&'t Table], options: ClosureOptions) -> Self {
+        Self::build(tables, options, false)
+    }
+
+    fn build(tables: &[&'t Table], options: ClosureOptions, reverse_index: bool) -> Self {
         // One pass per table: the lookup index and the entries postmap keeps (first of each
         // folded key, in file order) together, one hash per key, the index sized up front.
         let mut indexes = Vec::with_capacity(tables.len());
@@ -226,31 +273,85 @@ impl<'t> VirtualMap<'t> {
         let mut map = Self {
             tables: indexes,
             options,
-            reverse: Vec::new(),
+            reverse: Reverse::Scan(tables.to_vec()),
             rewrites: HashMap::default(),
             wide_keys: Vec::new(),
         };
+        let mut reverse = Vec::new();
         for (ti, effective) in kept.into_iter().enumerate() {
-            for entry in effective {
-                let alias = VirtualAlias::new(entry);
-                if *alias.form() != KeyForm::Address {
+            for (place, entry) in effective.into_iter().enumerate() {
+                if key_form(entry.key()) != KeyForm::Address {
                     map.wide_keys.push((ti, entry));
                 }
-                if alias.is_domain_rewrite() {
+                if entry.value().first() == Some(&b'@') {
                     let domain = fold_key(&entry.value()[1..], map.options.smtputf8).into_owned();
                     map.rewrites.entry(domain).or_default().push((ti, entry));
                     continue;
                 }
-                for dest in &alias.destinations().addresses {
-                    let canon = canonicalize(dest, map.options.myorigin.as_deref());
-                    let norm = map.normalize(&canon);
+                if !reverse_index {
+                    continue;
+                }
+                for dest in &parse_address_list(entry.value()).addresses {
+                    let norm = map.destination_norm(dest);
                     let table = u32::try_from(ti).unwrap_or(u32::MAX);
-                    map.reverse.push((hash_key(&norm), table, entry));
+                    let place = u32::try_from(place).unwrap_or(u32::MAX);
+                    reverse.push((hash_key(&norm), table, place, entry));
                 }
             }
         }
-        map.reverse.sort_unstable_by_key(|(h, _, _)| *h);
+        if reverse_index {
+            // File order among equal hashes: the walk meets an address's sources as a scan does.
+            reverse.sort_unstable_by_key(|(h, t, place, _)| (*h, *t, *place));
+            map.reverse = Reverse::Indexed(reverse);
+        }
         map
+    }
+
+    /// What a destination address is known by: canonical, folded, extension stripped.
+    fn destination_norm(&self, dest: &Address) -> Vec<u8> {
+        self.normalize(&canonicalize(dest, self.options.myorigin.as_deref()))
+    }
+
+    /// The entries postmap keeps whose value lists an address known by `norm` (domain
+    /// rewrites apart), in file order, table by table: through the reverse index, or by
+    /// scanning the values (only those that could list it are parsed).
+    fn listing(&self, norm: &[u8]) -> Vec<(usize, Entry<'t>)> {
+        match &self.reverse {
+            Reverse::Indexed(reverse) => {
+                let h = hash_key(norm);
+                let from = reverse.partition_point(|(k, _, _, _)| *k < h);
+                reverse[from..]
+                    .iter()
+                    .take_while(|(k, _, _, _)| *k == h)
+                    .map(|(_, ti, _, e)| (*ti as usize, *e))
+                    .collect()
+            }
+            Reverse::Scan(tables) => {
+                let at = norm.iter().rposition(|&b| b == b'@').unwrap_or(norm.len());
+                let local = &norm[..at];
+                let mut found = Vec::new();
+                for (ti, t) in tables.iter().enumerate() {
+                    for e in t.entries() {
+                        let value = e.value();
+                        if value.first() == Some(&b'@') || !could_list(value, local) {
+                            continue;
+                        }
+                        let kept = self.tables[ti]
+                            .get(e.lookup_key(true).as_ref())
+                            .is_some_and(|k| k.id() == e.id());
+                        if kept
+                            && parse_address_list(value)
+                                .addresses
+                                .iter()
+                                .any(|d| self.destination_norm(d) == norm)
+                        {
+                            found.push((ti, e));
+                        }
+                    }
+                }
+                found
+            }
+        }
     }
 
     /// The options in force.
@@ -479,12 +580,10 @@ impl<'t> VirtualMap<'t> {
         let mut candidates: Vec<(Address, Option<(usize, usize)>)> = vec![(target.clone(), None)];
         let mut wide: HashSet<(usize, usize)> = HashSet::default();
         while let Some(norm) = queue.pop_front() {
-            let h = hash_key(&norm);
-            let from = self.reverse.partition_point(|(k, _, _)| *k < h);
-            let mut sources: Vec<(usize, Entry<'t>, Option<Vec<u8>>)> = self.reverse[from..]
-                .iter()
-                .take_while(|(k, _, _)| *k == h)
-                .map(|(_, ti, e)| (*ti as usize, *e, None))
+            let mut sources: Vec<(usize, Entry<'t>, Option<Vec<u8>>)> = self
+                .listing(&norm)
+                .into_iter()
+                .map(|(ti, e)| (ti, e, None))
                 .collect();
             // `@d1 → @d2` and `user@d1 → @d2` rewrites: local@d2 comes from local@d1.
             if let Some(at) = norm.iter().rposition(|&b| b == b'@') {
@@ -503,7 +602,7 @@ impl<'t> VirtualMap<'t> {
             for (ti, entry, derived) in sources {
                 let line = entry.line().unwrap_or(0);
                 let key = entry.key().to_vec();
-                let form = VirtualAlias::new(entry).form().clone();
+                let form = key_form(&key);
                 let address = match (&form, derived) {
                     (_, Some(d)) => Address(d),
                     (KeyForm::Address, None) => Address(unquote_key(&key)),
