@@ -5,10 +5,11 @@
 //! looked up again (lookup order `user+ext@domain`, `user@domain`, then `user+ext` and `user` for
 //! local domains, then `@domain`), an address that lists itself is expanded only once, and going
 //! past a limit defers the mail. The reverse closure finds candidates through a reverse index of
-//! every map's values and **confirms each one by forward expansion**, so it never reports an
-//! address whose mail would not reach the mailbox.
+//! every map's values (a batch) or a scan of them (one mailbox) and **confirms each one by
+//! forward expansion**, so it never reports an address whose mail would not reach the mailbox.
 
-use std::borrow::Cow;
+mod forward;
+
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
 
@@ -16,6 +17,7 @@ use super::address::{canonicalize, parse_address_list, quote_local, Address, Add
 use super::fold::fold_key;
 use super::table::{Entry, Table};
 use super::{FastMap as HashMap, FastSet as HashSet};
+use forward::Forward;
 
 /// The shape of a virtual alias key (proto/virtual, "TABLE SEARCH ORDER").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +72,17 @@ fn could_list(value: &[u8], local: &[u8]) -> bool {
             .get(i..i + local.len())
             .is_some_and(|w| w.eq_ignore_ascii_case(local))
     })
+}
+
+/// Whether a record (its bytes, the key at their start) could have a catch-all or bare key
+/// (its first word starts with `@` or holds none) or rewrite a domain (an `@` after a blank or
+/// colon could start the value).
+fn may_be_wide_or_rewrite(raw: &[u8]) -> bool {
+    let first = forward::first_word(raw);
+    first.first() == Some(&b'@')
+        || !first.contains(&b'@')
+        || memchr::memchr_iter(b'@', raw)
+            .any(|i| i > 0 && (raw[i - 1] <= b' ' || raw[i - 1] == b':'))
 }
 
 impl<'a> VirtualAlias<'a> {
@@ -219,14 +232,13 @@ enum Reverse<'t> {
     Indexed(Vec<(u64, u32, u32, Entry<'t>)>),
     /// No index: each address the walk reaches scans the values, parsing only those that could
     /// list it. For one closure (one mailbox) this is far cheaper than indexing every value.
-    Scan(Vec<&'t Table>),
+    Scan,
 }
 
 /// A set of virtual alias maps, searched in order like `virtual_alias_maps`.
 pub struct VirtualMap<'t> {
-    /// Each table's lookup index: folded key (borrowed from the table when folding changes
-    /// nothing) → the entry postmap keeps.
-    tables: Vec<HashMap<Cow<'t, [u8]>, Entry<'t>>>,
+    /// Which entry each table keeps for a folded key.
+    forward: Forward<'t>,
     options: ClosureOptions,
     /// How the walk finds the entries that list an address.
     reverse: Reverse<'t>,
@@ -243,37 +255,28 @@ impl<'t> VirtualMap<'t> {
         Self::build(tables, options, true)
     }
 
-    /// Index the tables for one closure (one mailbox: `aliases`, `hold add`, a single plan):
-    /// the forward index only; the reverse walk scans the values instead. The same closures
-    /// as [`VirtualMap::new`], in the same order.
+    /// Prepare the tables for one closure (one mailbox: `aliases`, `hold add`, a single plan):
+    /// no reverse index (the walk scans the values) and the forward index only if the walk
+    /// makes many lookups (it scans the keys until then). The same closures as
+    /// [`VirtualMap::new`], in the same order.
     pub fn for_one_mailbox(tables: &[&'t Table], options: ClosureOptions) -> Self {
         Self::build(tables, options, false)
     }
 
     fn build(tables: &[&'t Table], options: ClosureOptions, reverse_index: bool) -> Self {
-        // One pass per table: the lookup index and the entries postmap keeps (first of each
-        // folded key, in file order) together, one hash per key, the index sized up front.
-        let mut indexes = Vec::with_capacity(tables.len());
-        let mut kept: Vec<Vec<Entry<'t>>> = Vec::with_capacity(tables.len());
-        for &t in tables {
-            let mut index: HashMap<Cow<'t, [u8]>, Entry<'t>> =
-                HashMap::with_capacity_and_hasher(t.item_count(), Default::default());
-            let mut effective = Vec::new();
-            for e in t.entries() {
-                if let std::collections::hash_map::Entry::Vacant(v) =
-                    index.entry(e.lookup_key(true))
-                {
-                    v.insert(e);
-                    effective.push(e);
-                }
-            }
-            indexes.push(index);
-            kept.push(effective);
-        }
+        // The entries postmap keeps (first of each folded key, in file order): all of them
+        // for the reverse index, else only the few the walk needs up front.
+        let (forward, kept) = if reverse_index {
+            Forward::indexed(tables)
+        } else {
+            Forward::lazy(tables, may_be_wide_or_rewrite, |e| {
+                key_form(e.key()) != KeyForm::Address || e.value().first() == Some(&b'@')
+            })
+        };
         let mut map = Self {
-            tables: indexes,
+            forward,
             options,
-            reverse: Reverse::Scan(tables.to_vec()),
+            reverse: Reverse::Scan,
             rewrites: HashMap::default(),
             wide_keys: Vec::new(),
         };
@@ -326,24 +329,23 @@ impl<'t> VirtualMap<'t> {
                     .map(|(_, ti, _, e)| (*ti as usize, *e))
                     .collect()
             }
-            Reverse::Scan(tables) => {
+            Reverse::Scan => {
                 let at = norm.iter().rposition(|&b| b == b'@').unwrap_or(norm.len());
                 let local = &norm[..at];
                 let mut found = Vec::new();
-                for (ti, t) in tables.iter().enumerate() {
-                    for e in t.entries() {
+                for (ti, t) in self.forward.tables().iter().enumerate() {
+                    // A value's bytes are in its record's (continuation lines joined keep
+                    // their leading whitespace, so no word spans a join).
+                    for e in t.entries_where(|raw| could_list(raw, local)) {
                         let value = e.value();
                         if value.first() == Some(&b'@') || !could_list(value, local) {
                             continue;
                         }
-                        let kept = self.tables[ti]
-                            .get(e.lookup_key(true).as_ref())
-                            .is_some_and(|k| k.id() == e.id());
-                        if kept
-                            && parse_address_list(value)
-                                .addresses
-                                .iter()
-                                .any(|d| self.destination_norm(d) == norm)
+                        if parse_address_list(value)
+                            .addresses
+                            .iter()
+                            .any(|d| self.destination_norm(d) == norm)
+                            && self.forward.is_kept(ti, &e)
                         {
                             found.push((ti, e));
                         }
@@ -404,9 +406,7 @@ impl<'t> VirtualMap<'t> {
 
     fn query(&self, key: &[u8]) -> Option<Entry<'t>> {
         let folded = fold_key(key, self.options.smtputf8);
-        self.tables
-            .iter()
-            .find_map(|index| index.get(folded.as_ref()).copied())
+        (0..self.forward.tables().len()).find_map(|ti| self.forward.first_in(ti, &folded))
     }
 
     /// `mail_addr_find()`: the lookup order for one address.
@@ -687,9 +687,9 @@ impl<'t> VirtualMap<'t> {
 
     fn source_of(&self, address: &Address) -> Option<(usize, usize)> {
         let key = fold_key(&quote_local(&address.0, false), self.options.smtputf8).into_owned();
-        self.tables.iter().enumerate().find_map(|(ti, index)| {
-            index
-                .get(key.as_slice())
+        (0..self.forward.tables().len()).find_map(|ti| {
+            self.forward
+                .first_in(ti, &key)
                 .map(|e| (ti, e.line().unwrap_or(0)))
         })
     }

@@ -265,6 +265,12 @@ impl Table {
         })
     }
 
+    /// Whether every byte of the table (as read and as edited) is ASCII: then no key folds to
+    /// another length, and a scan can compare keys' bytes as they stand.
+    pub fn is_ascii(&self) -> bool {
+        self.src.is_ascii() && self.side.is_ascii()
+    }
+
     /// How many items (entries, comments, blank lines, unparsed records) the table holds: an
     /// upper bound of its entries, to size indexes up front.
     pub fn item_count(&self) -> usize {
@@ -301,6 +307,22 @@ impl Table {
         self.items
             .iter()
             .filter(|item| item.tag == Tag::Entry)
+            .map(move |item| Entry::new(self, item))
+    }
+
+    /// The entries whose record `keep` accepts, in file order. `keep` sees the record's bytes
+    /// (its physical lines, the key at their start) before the entry is read, so that a scan
+    /// for a few entries reads only the records that could be them.
+    pub fn entries_where<'s, 'k>(
+        &'s self,
+        keep: impl Fn(&[u8]) -> bool + 'k,
+    ) -> impl Iterator<Item = Entry<'s>> + 'k
+    where
+        's: 'k,
+    {
+        self.items
+            .iter()
+            .filter(move |item| item.tag == Tag::Entry && keep(self.bytes(item.raw)))
             .map(move |item| Entry::new(self, item))
     }
 
