@@ -49,6 +49,10 @@ const ALIAS_WORDS: &[&str] = &[
     "\u{212A}@x.test",
     "ä@x.test",
     "Ä@X.test",
+    "xa@x.test",
+    "a.a@x.test",
+    "a . a@x.test",
+    "a-z@x.test",
 ];
 
 /// A virtual map of `lines` records over [`ALIAS_WORDS`], some values spread over
@@ -205,7 +209,7 @@ proptest! {
         let t = Table::parse(map, &ParseOptions { smtputf8, ..ParseOptions::default() });
         let options = ClosureOptions {
             smtputf8,
-            recipient_delimiter: if delimiter { b"+".to_vec() } else { Vec::new() },
+            recipient_delimiter: if delimiter { b"+-".to_vec() } else { Vec::new() },
             myorigin: origin.then(|| b"x.test".to_vec()),
             mydestination: vec![b"x.test".to_vec()],
             recursion_limit: 8,

@@ -53,25 +53,44 @@ fn key_form(key: &[u8]) -> KeyForm {
 }
 
 /// Whether a value could list an address whose folded, extension-stripped local part is
-/// `local`: it holds those bytes (ASCII case ignored), or something that parsing could turn
-/// into them — quoting, escapes, comments, angle brackets, or non-ASCII bytes (Unicode case
-/// folding).
-fn could_list(value: &[u8], local: &[u8]) -> bool {
-    if value
-        .iter()
-        .any(|&b| matches!(b, b'"' | b'\\' | b'(' | b'<') || !b.is_ascii())
-    {
+/// `local`: it holds those bytes (ASCII case ignored) as a whole word — not inside a longer
+/// local part, though an extension may follow after one of the `delimiters` — or something that
+/// parsing could turn into them: quoting, escapes, comments, angle brackets, a dot beside a
+/// blank (`a . b` is `a.b`), or non-ASCII bytes (Unicode case folding).
+/// `plain`: the whole table was found to hold none of those, and the value is not looked at
+/// for them again.
+fn could_list(value: &[u8], local: &[u8], delimiters: &[u8], plain: bool) -> bool {
+    if !plain && !is_plain(value) {
         return true;
     }
     let Some(&first) = local.first() else {
         return true;
     };
+    // A byte that a local part can hold (RFC 5322 atext and the dot).
+    let atom = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b);
     let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
     memchr::memchr2_iter(lower, upper, value).any(|i| {
+        let end = i + local.len();
         value
-            .get(i..i + local.len())
+            .get(i..end)
             .is_some_and(|w| w.eq_ignore_ascii_case(local))
+            && (i == 0 || !atom(value[i - 1]))
+            && value
+                .get(end)
+                .is_none_or(|&b| !atom(b) || delimiters.contains(&b))
     })
+}
+
+/// Whether bytes hold nothing that parsing could turn into other address bytes: no quotes,
+/// escapes, comments, angle brackets, dots beside blanks or non-ASCII bytes.
+fn is_plain(bytes: &[u8]) -> bool {
+    bytes.is_ascii()
+        && memchr::memchr3(b'"', b'\\', b'(', bytes).is_none()
+        && memchr::memchr(b'<', bytes).is_none()
+        && !memchr::memchr_iter(b'.', bytes).any(|k| {
+            k > 0 && bytes[k - 1].is_ascii_whitespace()
+                || bytes.get(k + 1).is_some_and(u8::is_ascii_whitespace)
+        })
 }
 
 /// Whether a record (its bytes, the key at their start) could have a catch-all or bare key
@@ -232,7 +251,8 @@ enum Reverse<'t> {
     Indexed(Vec<(u64, u32, u32, Entry<'t>)>),
     /// No index: each address the walk reaches scans the values, parsing only those that could
     /// list it. For one closure (one mailbox) this is far cheaper than indexing every value.
-    Scan,
+    /// Per table: whether its records are plain throughout ([`is_plain`]).
+    Scan(Vec<bool>),
 }
 
 /// A set of virtual alias maps, searched in order like `virtual_alias_maps`.
@@ -276,7 +296,7 @@ impl<'t> VirtualMap<'t> {
         let mut map = Self {
             forward,
             options,
-            reverse: Reverse::Scan,
+            reverse: Reverse::Scan(Vec::new()),
             rewrites: HashMap::default(),
             wide_keys: Vec::new(),
         };
@@ -301,6 +321,18 @@ impl<'t> VirtualMap<'t> {
                     reverse.push((hash_key(&norm), table, place, entry));
                 }
             }
+        }
+        if !reverse_index {
+            map.reverse = Reverse::Scan(
+                tables
+                    .iter()
+                    .map(|t| {
+                        // The whole table at once, else its records (comments apart).
+                        t.buffers().iter().all(|b| is_plain(b))
+                            || t.entries_where(|raw| !is_plain(raw)).next().is_none()
+                    })
+                    .collect(),
+            );
         }
         if reverse_index {
             // File order among equal hashes: the walk meets an address's sources as a scan does.
@@ -329,16 +361,20 @@ impl<'t> VirtualMap<'t> {
                     .map(|(_, ti, _, e)| (*ti as usize, *e))
                     .collect()
             }
-            Reverse::Scan => {
+            Reverse::Scan(plain) => {
                 let at = norm.iter().rposition(|&b| b == b'@').unwrap_or(norm.len());
                 let local = &norm[..at];
+                let delimiters = &self.options.recipient_delimiter;
                 let mut found = Vec::new();
                 for (ti, t) in self.forward.tables().iter().enumerate() {
+                    let plain = plain.get(ti).copied().unwrap_or(false);
                     // A value's bytes are in its record's (continuation lines joined keep
                     // their leading whitespace, so no word spans a join).
-                    for e in t.entries_where(|raw| could_list(raw, local)) {
+                    for e in t.entries_where(|raw| could_list(raw, local, delimiters, plain)) {
                         let value = e.value();
-                        if value.first() == Some(&b'@') || !could_list(value, local) {
+                        if value.first() == Some(&b'@')
+                            || !could_list(value, local, delimiters, plain)
+                        {
                             continue;
                         }
                         if parse_address_list(value)

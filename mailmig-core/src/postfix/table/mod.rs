@@ -265,6 +265,12 @@ impl Table {
         })
     }
 
+    /// The table's bytes as read and as edits added them (not in file order): for searches
+    /// over the whole table before record by record.
+    pub fn buffers(&self) -> [&[u8]; 2] {
+        [&self.src, &self.side]
+    }
+
     /// Whether every byte of the table (as read and as edited) is ASCII: then no key folds to
     /// another length, and a scan can compare keys' bytes as they stand.
     pub fn is_ascii(&self) -> bool {

@@ -8,17 +8,20 @@
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use super::super::table::{Entry, Table};
 use super::super::FastMap as HashMap;
 
-/// Scans a lazy lookup makes before it builds the index.
+/// Scans (of distinct keys) a lazy lookup makes before it builds the index.
 const SCANS_BEFORE_INDEX: usize = 16;
 
 /// Each table's index: folded key (borrowed from the table when folding changes nothing) →
 /// the entry postmap keeps.
 type Index<'t> = Vec<HashMap<Cow<'t, [u8]>, Entry<'t>>>;
+
+/// What scans found: (table, folded key) → the entry kept, if any.
+type Found<'t> = HashMap<(usize, Vec<u8>), Option<Entry<'t>>>;
 
 /// The forward lookup of the tables, in `virtual_alias_maps` order.
 pub(super) struct Forward<'t> {
@@ -27,6 +30,9 @@ pub(super) struct Forward<'t> {
     unicode: Vec<bool>,
     index: OnceLock<Index<'t>>,
     scans: AtomicUsize,
+    /// What the scans found: (table, folded key) → the entry kept. A walk asks for the same
+    /// keys again and again (every expansion that confirms a candidate).
+    found: Mutex<Found<'t>>,
 }
 
 impl<'t> Forward<'t> {
@@ -38,6 +44,7 @@ impl<'t> Forward<'t> {
             unicode: Vec::new(),
             index: OnceLock::from(index),
             scans: AtomicUsize::new(0),
+            found: Mutex::default(),
         };
         (forward, kept)
     }
@@ -55,6 +62,7 @@ impl<'t> Forward<'t> {
             unicode: tables.iter().map(|t| !t.is_ascii()).collect(),
             index: OnceLock::new(),
             scans: AtomicUsize::new(0),
+            found: Mutex::default(),
         };
         let kept = tables
             .iter()
@@ -75,11 +83,22 @@ impl<'t> Forward<'t> {
 
     /// The entry table `ti` keeps for the folded key `folded`.
     pub(super) fn first_in(&self, ti: usize, folded: &[u8]) -> Option<Entry<'t>> {
+        if let Some(index) = self.index.get() {
+            return index.get(ti)?.get(folded).copied();
+        }
+        let key = (ti, folded.to_vec());
+        if let Some(found) = self.found.lock().ok().and_then(|f| f.get(&key).copied()) {
+            return found;
+        }
         if let Some(index) = self.ready_index() {
             return index.get(ti)?.get(folded).copied();
         }
         let unicode = self.unicode.get(ti).copied().unwrap_or(true);
-        scan_first(self.tables.get(ti)?, folded, unicode)
+        let found = scan_first(self.tables.get(ti)?, folded, unicode);
+        if let Ok(mut f) = self.found.lock() {
+            f.insert(key, found);
+        }
+        found
     }
 
     /// Whether `entry` of table `ti` is the one postmap keeps for its key.
@@ -88,11 +107,8 @@ impl<'t> Forward<'t> {
             .is_some_and(|k| k.id() == entry.id())
     }
 
-    /// The index, once built or once scanning has gone on long enough to build it.
+    /// The index, once scanning has gone on long enough to build it.
     fn ready_index(&self) -> Option<&Index<'t>> {
-        if let Some(index) = self.index.get() {
-            return Some(index);
-        }
         if self.scans.fetch_add(1, Ordering::Relaxed) < SCANS_BEFORE_INDEX {
             return None;
         }
