@@ -338,7 +338,7 @@ fn add_filler_aliases(sb: &Sandbox, count: usize, user: &str) {
     let mut out = std::io::BufWriter::new(
         fs_err::OpenOptions::new()
             .append(true)
-            .open(&map)
+            .open(map.as_std_path())
             .expect("virtual map"),
     );
     for i in 0..count {
