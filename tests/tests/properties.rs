@@ -1,7 +1,8 @@
 //! Properties of the lossless table document, over arbitrary bytes and realistic maps.
 
 use mailmig_core::postfix::{
-    Address, ClosureOptions, ItemKind, ParseOptions, PostfixVersion, Severity, Table, VirtualMap,
+    Address, ClosureOptions, DiagnosticKind, ItemKind, ParseOptions, PostfixVersion, Severity,
+    Table, VirtualMap,
 };
 use mailmig_tests::gen::{tricky_map, Rng};
 use proptest::prelude::*;
@@ -114,7 +115,25 @@ proptest! {
         let dup_lines: Vec<usize> = t.duplicates(fold).iter().map(|d| d.line).collect();
         let kept: Vec<usize> = t.entries().filter_map(|e| e.line()).filter(|l| !dup_lines.contains(l)).collect();
         let effective: Vec<usize> = t.effective_entries(fold).iter().filter_map(|e| e.line()).collect();
-        prop_assert_eq!(kept, effective);
+        prop_assert_eq!(&kept, &effective);
+        // And both are what a plain map of every key says (the walk keeps a word per key and
+        // compares keys only when their hashes meet).
+        let mut first = std::collections::HashMap::new();
+        let mut naive_dups = Vec::new();
+        for e in t.entries() {
+            let line = e.line().unwrap_or(0);
+            match first.entry(e.lookup_key(fold).into_owned()) {
+                std::collections::hash_map::Entry::Occupied(o) => naive_dups.push((line, *o.get())),
+                std::collections::hash_map::Entry::Vacant(v) => { v.insert(line); }
+            }
+        }
+        let dups: Vec<(usize, usize)> = t.duplicates(fold).iter().map(|d| match &d.kind {
+            DiagnosticKind::DuplicateEntry { first_line, .. } => (d.line, *first_line),
+            _ => (0, 0),
+        }).collect();
+        prop_assert_eq!(&dups, &naive_dups);
+        let naive_kept: Vec<usize> = t.entries().filter_map(|e| e.line()).filter(|l| !naive_dups.iter().any(|(d, _)| d == l)).collect();
+        prop_assert_eq!(effective, naive_kept);
     }
 
     /// The lookup straight from the source bytes answers as the parsed table does, for a key

@@ -71,17 +71,32 @@ pub(crate) fn check(ctx: &Context<'_>, args: &MapCheckArgs) -> Result<u8, Failur
     Ok(if found { exit::DATAERR } else { exit::OK })
 }
 
+/// How much of `map dump`'s output is kept before it is printed.
+const DUMP_CHUNK: usize = 1 << 20;
+
 pub(crate) fn dump(ctx: &Context<'_>, args: &MapDumpArgs) -> Result<u8, Failure> {
     let table = ctx.read_table(&args.file)?;
     let fold = !args.no_fold;
-    let mut text = Vec::new();
-    for entry in table.effective_entries(fold) {
+    crate::report::warn_unparsed(&args.file, &table);
+    // Printed 1 MiB at a time: the output is as large as the map.
+    let mut text = Vec::with_capacity(DUMP_CHUNK);
+    let mut failed = None;
+    table.for_each_effective_entry(fold, |entry| {
+        if failed.is_some() {
+            return;
+        }
         text.extend_from_slice(&entry.lookup_key(fold));
         text.push(b'\t');
         text.extend_from_slice(entry.value());
         text.push(b'\n');
+        if text.len() >= DUMP_CHUNK {
+            failed = output::stdout(&text).err();
+            text.clear();
+        }
+    });
+    if let Some(f) = failed {
+        return Err(f);
     }
-    crate::report::warn_unparsed(&args.file, &table);
     output::stdout(&text)?;
     Ok(exit::OK)
 }

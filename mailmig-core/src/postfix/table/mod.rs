@@ -3,9 +3,10 @@
 use super::diag::{Diagnostic, DiagnosticKind, Severity};
 use super::fold::fold_key;
 use super::options::ParseOptions;
-use super::{is_space, trim_space, FastMap, FastSet};
+use super::{is_space, trim_space, FastMap};
 
 mod edit;
+mod first_keys;
 mod lookup;
 mod parse;
 
@@ -335,11 +336,19 @@ impl Table {
     /// The entries `postmap` would keep: the first of each (folded, when `fold`) key, in source
     /// order. This is what `postmap -s` prints, in source order instead of database order.
     pub fn effective_entries(&self, fold: bool) -> Vec<Entry<'_>> {
-        let mut seen: FastSet<std::borrow::Cow<'_, [u8]>> =
-            FastSet::with_capacity_and_hasher(self.items.len(), Default::default());
-        self.entries()
-            .filter(|e| seen.insert(e.lookup_key(fold)))
-            .collect()
+        let mut kept = Vec::new();
+        self.for_each_effective_entry(fold, |entry| kept.push(entry));
+        kept
+    }
+
+    /// [`Table::effective_entries`] one at a time, without collecting them (for output as large
+    /// as the table).
+    pub fn for_each_effective_entry<'s>(&'s self, fold: bool, mut each: impl FnMut(Entry<'s>)) {
+        self.walk_first_keys(fold, |entry, earlier| {
+            if earlier.is_none() {
+                each(entry);
+            }
+        });
     }
 
     /// An index from lookup key to the entry `postmap` keeps, for many lookups.
@@ -422,28 +431,21 @@ impl Table {
     }
 
     /// Entries whose (folded, when `fold`) key an earlier entry has: postmap keeps the first.
-    /// One hash per key, keys borrowed when folding changes nothing, the map sized up front.
+    /// One hash per key, a word of index per key.
     pub fn duplicates(&self, fold: bool) -> Vec<Diagnostic> {
         let mut out = Vec::new();
-        let mut first: FastMap<std::borrow::Cow<'_, [u8]>, usize> =
-            FastMap::with_capacity_and_hasher(self.items.len(), Default::default());
-        for item in self.items.iter().filter(|i| i.tag == Tag::Entry) {
-            let line = item.line as usize;
-            let key = self.fold(self.bytes(self.key_span(item)), fold);
-            match first.entry(key) {
-                std::collections::hash_map::Entry::Occupied(o) => out.push(Diagnostic {
-                    line,
+        self.walk_first_keys(fold, |entry, earlier| {
+            if let Some(first) = earlier {
+                out.push(Diagnostic {
+                    line: entry.item.line as usize,
                     column: 1,
                     kind: DiagnosticKind::DuplicateEntry {
-                        key: o.key().to_vec(),
-                        first_line: *o.get(),
+                        key: entry.lookup_key(fold).into_owned(),
+                        first_line: first.item.line as usize,
                     },
-                }),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(line);
-                }
+                });
             }
-        }
+        });
         out
     }
 
