@@ -25,12 +25,7 @@ pub(crate) fn add(ctx: &Context<'_>, args: &HoldAddArgs) -> Result<u8, Failure> 
     let (map_path, map_type) = access_map(ctx, &args.map)?;
     let maps = alias_maps(ctx, &args.virtual_maps, args.recipient_delimiter.as_deref())?;
     let refs: Vec<&Table> = maps.tables.iter().collect();
-    // A few mailboxes: walk the values instead of indexing all of them.
-    let vm = if args.addresses.len() <= 2 {
-        VirtualMap::for_one_mailbox(&refs, maps.options.clone())
-    } else {
-        VirtualMap::new(&refs, maps.options.clone())
-    };
+    let vm = VirtualMap::for_mailboxes(&refs, maps.options.clone(), args.addresses.len());
     let closures: Vec<_> = args
         .addresses
         .iter()

@@ -315,13 +315,8 @@ impl Server {
             return users.iter().map(|_| HoldKeys::default()).collect();
         };
         let refs: Vec<&Table> = aliases.tables.iter().collect();
-        // One or two users (a single plan or migration): walk the values instead of indexing
-        // all of them; a batch indexes once for everyone.
-        let vm = if users.len() <= 2 {
-            VirtualMap::for_one_mailbox(&refs, aliases.options.clone())
-        } else {
-            VirtualMap::new(&refs, aliases.options.clone())
-        };
+        // A single plan or migration walks the values; a batch indexes once for everyone.
+        let vm = VirtualMap::for_mailboxes(&refs, aliases.options.clone(), users.len());
         users
             .iter()
             .map(|user| {

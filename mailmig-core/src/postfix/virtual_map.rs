@@ -52,6 +52,11 @@ fn key_form(key: &[u8]) -> KeyForm {
     }
 }
 
+/// Whether an entry's value rewrites the domain only (`@otherdomain`).
+fn rewrites_domain(entry: &Entry<'_>) -> bool {
+    entry.value().first() == Some(&b'@')
+}
+
 /// Whether a value could list an address whose folded, extension-stripped local part is
 /// `local`: it holds those bytes (ASCII case ignored) as a whole word — not inside a longer
 /// local part, though an extension may follow after one of the `delimiters` — or something that
@@ -131,7 +136,7 @@ impl<'a> VirtualAlias<'a> {
 
     /// Whether the value rewrites the domain only (`@otherdomain`).
     pub fn is_domain_rewrite(&self) -> bool {
-        self.entry.value().first() == Some(&b'@')
+        rewrites_domain(&self.entry)
     }
 }
 
@@ -245,9 +250,10 @@ pub struct ReverseClosure {
 /// How the reverse walk finds the entries whose value lists an address.
 enum Reverse<'t> {
     /// (hash of a folded, extension-stripped destination, table, the entry's place among the
-    /// table's kept entries, entry that lists it), sorted by hash, then file order. A hash collision only adds a candidate, and every candidate is
-    /// confirmed by forward expansion; a flat sorted vector avoids a million small allocations.
-    /// Built once for many closures (a batch).
+    /// table's kept entries, entry that lists it), sorted by hash, then file order. A hash
+    /// collision only adds a candidate, and every candidate is confirmed by forward expansion;
+    /// a flat sorted vector avoids a million small allocations. Built once for many closures
+    /// (a batch).
     Indexed(Vec<(u64, u32, u32, Entry<'t>)>),
     /// No index: each address the walk reaches scans the values, parsing only those that could
     /// list it. For one closure (one mailbox) this is far cheaper than indexing every value.
@@ -283,6 +289,12 @@ impl<'t> VirtualMap<'t> {
         Self::build(tables, options, false)
     }
 
+    /// The preparation that pays for `mailboxes` closures: [`VirtualMap::for_one_mailbox`] for
+    /// one or two, [`VirtualMap::new`] (indexed once for all) from three on.
+    pub fn for_mailboxes(tables: &[&'t Table], options: ClosureOptions, mailboxes: usize) -> Self {
+        Self::build(tables, options, mailboxes > 2)
+    }
+
     fn build(tables: &[&'t Table], options: ClosureOptions, reverse_index: bool) -> Self {
         // The entries postmap keeps (first of each folded key, in file order): all of them
         // for the reverse index, else only the few the walk needs up front.
@@ -290,7 +302,7 @@ impl<'t> VirtualMap<'t> {
             Forward::indexed(tables)
         } else {
             Forward::lazy(tables, may_be_wide_or_rewrite, |e| {
-                key_form(e.key()) != KeyForm::Address || e.value().first() == Some(&b'@')
+                key_form(e.key()) != KeyForm::Address || rewrites_domain(e)
             })
         };
         let mut map = Self {
@@ -306,7 +318,7 @@ impl<'t> VirtualMap<'t> {
                 if key_form(entry.key()) != KeyForm::Address {
                     map.wide_keys.push((ti, entry));
                 }
-                if entry.value().first() == Some(&b'@') {
+                if rewrites_domain(&entry) {
                     let domain = fold_key(&entry.value()[1..], map.options.smtputf8).into_owned();
                     map.rewrites.entry(domain).or_default().push((ti, entry));
                     continue;
@@ -322,8 +334,12 @@ impl<'t> VirtualMap<'t> {
                 }
             }
         }
-        if !reverse_index {
-            map.reverse = Reverse::Scan(
+        map.reverse = if reverse_index {
+            // File order among equal hashes: the walk meets an address's sources as a scan does.
+            reverse.sort_unstable_by_key(|(h, t, place, _)| (*h, *t, *place));
+            Reverse::Indexed(reverse)
+        } else {
+            Reverse::Scan(
                 tables
                     .iter()
                     .map(|t| {
@@ -332,13 +348,8 @@ impl<'t> VirtualMap<'t> {
                             || t.entries_where(|raw| !is_plain(raw)).next().is_none()
                     })
                     .collect(),
-            );
-        }
-        if reverse_index {
-            // File order among equal hashes: the walk meets an address's sources as a scan does.
-            reverse.sort_unstable_by_key(|(h, t, place, _)| (*h, *t, *place));
-            map.reverse = Reverse::Indexed(reverse);
-        }
+            )
+        };
         map
     }
 
@@ -372,9 +383,7 @@ impl<'t> VirtualMap<'t> {
                     // their leading whitespace, so no word spans a join).
                     for e in t.entries_where(|raw| could_list(raw, local, delimiters, plain)) {
                         let value = e.value();
-                        if value.first() == Some(&b'@')
-                            || !could_list(value, local, delimiters, plain)
-                        {
+                        if rewrites_domain(&e) || !could_list(value, local, delimiters, plain) {
                             continue;
                         }
                         if parse_address_list(value)

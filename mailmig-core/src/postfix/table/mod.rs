@@ -272,12 +272,6 @@ impl Table {
         [&self.src, &self.side]
     }
 
-    /// Whether every byte of the table (as read and as edited) is ASCII: then no key folds to
-    /// another length, and a scan can compare keys' bytes as they stand.
-    pub fn is_ascii(&self) -> bool {
-        self.src.is_ascii() && self.side.is_ascii()
-    }
-
     /// How many items (entries, comments, blank lines, unparsed records) the table holds: an
     /// upper bound of its entries, to size indexes up front.
     pub fn item_count(&self) -> usize {

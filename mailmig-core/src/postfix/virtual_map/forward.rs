@@ -59,7 +59,10 @@ impl<'t> Forward<'t> {
     ) -> (Self, Vec<Vec<Entry<'t>>>) {
         let forward = Self {
             tables: tables.to_vec(),
-            unicode: tables.iter().map(|t| !t.is_ascii()).collect(),
+            unicode: tables
+                .iter()
+                .map(|t| !t.buffers().iter().all(|b| b.is_ascii()))
+                .collect(),
             index: OnceLock::new(),
             scans: AtomicUsize::new(0),
             found: Mutex::default(),
