@@ -9,6 +9,7 @@
 //! forward expansion**, so it never reports an address whose mail would not reach the mailbox.
 
 mod forward;
+mod words;
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
@@ -18,6 +19,7 @@ use super::fold::fold_key;
 use super::table::{Entry, Table};
 use super::{FastMap as HashMap, FastSet as HashSet};
 use forward::Forward;
+use words::{is_word_at, word_hits, ByteFrequency};
 
 /// The shape of a virtual alias key (proto/virtual, "TABLE SEARCH ORDER").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,19 +73,8 @@ fn could_list(value: &[u8], local: &[u8], delimiters: &[u8], plain: bool) -> boo
     let Some(&first) = local.first() else {
         return true;
     };
-    // A byte that a local part can hold (RFC 5322 atext and the dot).
-    let atom = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b);
     let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
-    memchr::memchr2_iter(lower, upper, value).any(|i| {
-        let end = i + local.len();
-        value
-            .get(i..end)
-            .is_some_and(|w| w.eq_ignore_ascii_case(local))
-            && (i == 0 || !atom(value[i - 1]))
-            && value
-                .get(end)
-                .is_none_or(|&b| !atom(b) || delimiters.contains(&b))
-    })
+    memchr::memchr2_iter(lower, upper, value).any(|i| is_word_at(value, i, local, delimiters))
 }
 
 /// Whether bytes hold nothing that parsing could turn into other address bytes: no quotes,
@@ -257,8 +248,9 @@ enum Reverse<'t> {
     Indexed(Vec<(u64, u32, u32, Entry<'t>)>),
     /// No index: each address the walk reaches scans the values, parsing only those that could
     /// list it. For one closure (one mailbox) this is far cheaper than indexing every value.
-    /// Per table: whether its records are plain throughout ([`is_plain`]).
-    Scan(Vec<bool>),
+    /// Per table: whether its records are plain throughout ([`is_plain`]), and then a sample
+    /// of its bytes' frequencies (one search of all its bytes finds a word).
+    Scan(Vec<Option<ByteFrequency>>),
 }
 
 /// A set of virtual alias maps, searched in order like `virtual_alias_maps`.
@@ -344,8 +336,9 @@ impl<'t> VirtualMap<'t> {
                     .iter()
                     .map(|t| {
                         // The whole table at once, else its records (comments apart).
-                        t.buffers().iter().all(|b| is_plain(b))
-                            || t.entries_where(|raw| !is_plain(raw)).next().is_none()
+                        let plain = t.buffers().iter().all(|b| is_plain(b))
+                            || t.entries_where(|raw| !is_plain(raw)).next().is_none();
+                        plain.then(|| ByteFrequency::sample(t.buffers()[0]))
                     })
                     .collect(),
             )
@@ -372,16 +365,25 @@ impl<'t> VirtualMap<'t> {
                     .map(|(_, ti, _, e)| (*ti as usize, *e))
                     .collect()
             }
-            Reverse::Scan(plain) => {
+            Reverse::Scan(tables) => {
                 let at = norm.iter().rposition(|&b| b == b'@').unwrap_or(norm.len());
                 let local = &norm[..at];
                 let delimiters = &self.options.recipient_delimiter;
                 let mut found = Vec::new();
                 for (ti, t) in self.forward.tables().iter().enumerate() {
-                    let plain = plain.get(ti).copied().unwrap_or(false);
+                    let frequency = tables.get(ti).and_then(Option::as_ref);
+                    let plain = frequency.is_some();
                     // A value's bytes are in its record's (continuation lines joined keep
-                    // their leading whitespace, so no word spans a join).
-                    for e in t.entries_where(|raw| could_list(raw, local, delimiters, plain)) {
+                    // their leading whitespace, so no word spans a join). In a plain table,
+                    // one search of the parsed bytes finds the records that hold the word.
+                    let may_list = |raw: &[u8]| could_list(raw, local, delimiters, plain);
+                    let hits =
+                        frequency.and_then(|f| word_hits(t.buffers()[0], local, delimiters, f));
+                    let candidates: Box<dyn Iterator<Item = Entry<'t>>> = match &hits {
+                        Some(hits) => Box::new(t.entries_holding(hits, may_list)),
+                        None => Box::new(t.entries_where(may_list)),
+                    };
+                    for e in candidates {
                         let value = e.value();
                         if rewrites_domain(&e) || !could_list(value, local, delimiters, plain) {
                             continue;

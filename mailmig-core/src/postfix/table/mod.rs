@@ -327,6 +327,33 @@ impl Table {
             .map(move |item| Entry::new(self, item))
     }
 
+    /// The entries whose record holds one of `hits` (byte offsets into the parsed bytes,
+    /// `buffers()[0]`, ascending), in file order; records written by an edit since (in the side
+    /// buffer) are offered to `keep` instead, as in [`Table::entries_where`]. With a search of
+    /// the whole parsed bytes, a scan for a few entries does not look at every record's bytes.
+    pub fn entries_holding<'s, 'k>(
+        &'s self,
+        hits: &'k [usize],
+        keep: impl Fn(&[u8]) -> bool + 'k,
+    ) -> impl Iterator<Item = Entry<'s>> + 'k
+    where
+        's: 'k,
+    {
+        self.items
+            .iter()
+            .filter(move |item| {
+                item.tag == Tag::Entry
+                    && match item.raw.buf() {
+                        Buf::Src => {
+                            let from = hits.partition_point(|&h| h < item.raw.begin());
+                            hits.get(from).is_some_and(|&h| h < item.raw.end)
+                        }
+                        Buf::Side => keep(self.bytes(item.raw)),
+                    }
+            })
+            .map(move |item| Entry::new(self, item))
+    }
+
     /// The entries `postmap` would keep: the first of each (folded, when `fold`) key, in source
     /// order. This is what `postmap -s` prints, in source order instead of database order.
     pub fn effective_entries(&self, fold: bool) -> Vec<Entry<'_>> {

@@ -1,0 +1,169 @@
+//! Finding an address's local part as a whole word: in one record's bytes, or in one search of
+//! a whole table's bytes that looks for the needle's rarest byte.
+
+/// The bytes a local part can hold (RFC 5322 atext and the dot), as a table: a whole-table
+/// search asks about millions of bytes.
+const ATOM: [bool; 256] = {
+    let mut atom = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        atom[b] = c.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let specials = b"!#$%&'*+-/=?^_`{|}~.";
+    let mut k = 0;
+    while k < specials.len() {
+        atom[specials[k] as usize] = true;
+        k += 1;
+    }
+    atom
+};
+
+/// A byte that a local part can hold (RFC 5322 atext and the dot).
+pub(super) fn is_atom(b: u8) -> bool {
+    ATOM[usize::from(b)]
+}
+
+/// Whether `local` (ASCII case ignored) is at `i` in `bytes` as a whole word: no local-part
+/// byte before it, none after it but a recipient delimiter. (The byte before is looked at
+/// first: in a search of a whole table it turns most places away.)
+pub(super) fn is_word_at(bytes: &[u8], i: usize, local: &[u8], delimiters: &[u8]) -> bool {
+    let end = i + local.len();
+    (i == 0 || bytes.get(i - 1).is_some_and(|&b| !is_atom(b)))
+        && bytes
+            .get(i..end)
+            .is_some_and(|w| w.eq_ignore_ascii_case(local))
+        && bytes
+            .get(end)
+            .is_none_or(|&b| !is_atom(b) || delimiters.contains(&b))
+}
+
+/// How often each byte occurs in a sample of a table's bytes: which byte of a needle to
+/// search for. Only speed depends on it, never an answer.
+#[derive(Debug, Clone)]
+pub(super) struct ByteFrequency([u32; 256]);
+
+/// The sample: this many slices of [`SLICE`] bytes, spread evenly over the bytes.
+const SLICES: usize = 64;
+const SLICE: usize = 16 * 1024;
+
+impl ByteFrequency {
+    /// Count the bytes of up to [`SLICES`] evenly spread slices of `bytes` (all of them when
+    /// small).
+    pub(super) fn sample(bytes: &[u8]) -> Self {
+        let mut counts = [0u32; 256];
+        let step = (bytes.len() / SLICES).max(SLICE);
+        for start in (0..bytes.len()).step_by(step) {
+            for &b in &bytes[start..(start + SLICE).min(bytes.len())] {
+                counts[usize::from(b)] = counts[usize::from(b)].saturating_add(1);
+            }
+        }
+        Self(counts)
+    }
+
+    /// The place in `local` of the byte whose two cases are the rarest together.
+    fn rarest(&self, local: &[u8]) -> usize {
+        let cases = |b: u8| {
+            let (l, u) = (b.to_ascii_lowercase(), b.to_ascii_uppercase());
+            let count = |c: u8| u64::from(self.0[usize::from(c)]);
+            count(l) + if u == l { 0 } else { count(u) }
+        };
+        (0..local.len())
+            .min_by_key(|&j| cases(local[j]))
+            .unwrap_or(0)
+    }
+}
+
+/// Where `local` is a whole word in `bytes` (as [`is_word_at`] says), in one search of all the
+/// bytes for the needle's rarest byte (per `frequency`); ascending. `None` when such a search
+/// could miss a record whose own bytes hold the word: an empty local part, or one holding a
+/// line break (a record's bytes end with one, and the word could run into the next record).
+pub(super) fn word_hits(
+    bytes: &[u8],
+    local: &[u8],
+    delimiters: &[u8],
+    frequency: &ByteFrequency,
+) -> Option<Vec<usize>> {
+    if local.is_empty() || local.contains(&b'\n') {
+        return None;
+    }
+    let j = frequency.rarest(local);
+    let (lower, upper) = (local[j].to_ascii_lowercase(), local[j].to_ascii_uppercase());
+    Some(
+        memchr::memchr2_iter(lower, upper, bytes)
+            .filter_map(|p| p.checked_sub(j))
+            .filter(|&i| is_word_at(bytes, i, local, delimiters))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::could_list;
+    use super::*;
+    use crate::postfix::{ParseOptions, Table};
+    use proptest::prelude::*;
+
+    /// Records of words that could be local parts, or hide them in longer words, domains,
+    /// extensions and case changes; some continued over lines, some behind comments.
+    fn plain_table() -> impl Strategy<Value = Vec<u8>> {
+        let word = prop::sample::select(vec![
+            "a", "A", "al", "aL", "b", "ab", "xa", "a.a", "a-z", "a+z", "z-a", "a@x", "x@a", "-a",
+            "a-", ".a", "a.", "#a", "a#a",
+        ]);
+        let record = (
+            prop::collection::vec(word, 1..5),
+            prop::sample::select(vec![" ", "\t", ", ", ",\n\t", "\n# a\n ", ":"]),
+        );
+        prop::collection::vec(record, 0..12).prop_map(|records| {
+            let mut out = Vec::new();
+            for (words, sep) in records {
+                out.extend_from_slice(words.join(sep).as_bytes());
+                out.push(b'\n');
+            }
+            out
+        })
+    }
+
+    proptest! {
+        /// A search of the whole table finds exactly the records that a look at each record's
+        /// bytes finds, for every needle and both delimiter settings.
+        #[test]
+        fn one_search_finds_the_records_each_record_would(bytes in plain_table(), plus in any::<bool>()) {
+            let t = Table::parse(bytes, &ParseOptions::default());
+            let delimiters: &[u8] = if plus { b"+-" } else { b"" };
+            let frequency = ByteFrequency::sample(t.buffers()[0]);
+            for local in [&b"a"[..], b"al", b"ab", b"a.a", b"z", b"x", b"a-z"] {
+                let each: Vec<_> = t
+                    .entries_where(|raw| could_list(raw, local, delimiters, true))
+                    .map(|e| e.id())
+                    .collect();
+                let hits = word_hits(t.buffers()[0], local, delimiters, &frequency).expect("searchable");
+                let once: Vec<_> = t
+                    .entries_holding(&hits, |_| unreachable!("nothing edited"))
+                    .map(|e| e.id())
+                    .collect();
+                prop_assert_eq!(once, each, "{:?}", String::from_utf8_lossy(local));
+            }
+        }
+    }
+
+    #[test]
+    fn the_rarest_byte_of_the_needle_is_searched() {
+        let f = ByteFrequency::sample(b"aaaaaaaAAAAbbbc");
+        assert_eq!(f.rarest(b"abc"), 2);
+        assert_eq!(f.rarest(b"ab"), 1);
+        // Both cases count: `a` alone (2) is rarer than `b` (3), `a` and `A` (7) are not.
+        let f = ByteFrequency::sample(b"aaAAAAAbbb");
+        assert_eq!(f.rarest(b"ab"), 1);
+    }
+
+    #[test]
+    fn a_needle_with_a_line_break_or_none_is_not_searched_as_a_whole() {
+        let f = ByteFrequency::sample(b"a\nb");
+        assert_eq!(word_hits(b"a\nb", b"a\nb", b"", &f), None);
+        assert_eq!(word_hits(b"a\nb", b"", b"", &f), None);
+        assert_eq!(word_hits(b"a\nb", b"b", b"", &f), Some(vec![2]));
+    }
+}
