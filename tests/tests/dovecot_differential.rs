@@ -337,3 +337,70 @@ fn passwd_show_agrees_with_dovecot(#[case] stack: Stack) {
         }
     }
 }
+
+/// A batch's preflight asks `doveadm user -f FIELD` for many users in one process: what it
+/// tells apart is, for every field, exactly each user's answer alone; users with a field all
+/// present and not empty, or all absent, are always told apart; and any user not found or
+/// failing makes the whole answer unusable (exit code not 0), so it is asked one by one.
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn many_users_answers_are_each_users_own(#[case] stack: Stack) {
+    use mailmig_core::migrate::lookup::split_answers;
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
+    let conf = sb.get("DOVECOT_CONFIG").to_string();
+    let file = tricky_file(sb.get("VMAIL_UID"), sb.get("VMAIL_GID"));
+    fs_err::write(sb.get("PASSWD_FILE"), &file).expect("install passwd-file");
+    std::thread::sleep(Duration::from_millis(1100));
+    let ask = |field: &str, users: &[&String]| {
+        let mut args = vec!["-c", conf.as_str(), "user", "-f", field];
+        args.extend(users.iter().map(|u| u.as_str()));
+        sb.run("doveadm", &args)
+    };
+    let users: Vec<String> = users_of(&file)
+        .into_iter()
+        .filter(|u| mailmig_core::migrate::validate_user(u).is_ok())
+        .collect();
+    let all: Vec<&String> = users.iter().collect();
+    let found: Vec<&String> = users
+        .iter()
+        .filter(|u| ask("home", &[u]).code == 0)
+        .collect();
+    assert!(found.len() >= 20, "only {found:?}");
+    assert!(found.len() < users.len(), "no user fails: {users:?}");
+    for field in [
+        "home",
+        "uid",
+        "mail",
+        "mail_driver",
+        "mail_path",
+        "nosuchfield",
+    ] {
+        let alone: Vec<String> = found
+            .iter()
+            .map(|u| ask(field, &[u]).out().trim().to_string())
+            .collect();
+        let together = ask(field, &found);
+        assert_eq!(together.code, 0, "{field}: {}", together.err());
+        match split_answers(&together.stdout, found.len()) {
+            Some(told) => assert_eq!(told, alone, "{field} for {found:?}"),
+            // A field no user has: all absent, always told apart.
+            None => assert_ne!(field, "nosuchfield", "{:?}", together.out()),
+        }
+        // The users with an answer, together: always told apart.
+        let answering: Vec<&String> = found
+            .iter()
+            .zip(&alone)
+            .filter(|(_, a)| !a.is_empty())
+            .map(|(u, _)| *u)
+            .collect();
+        if !answering.is_empty() {
+            let told = split_answers(&ask(field, &answering).stdout, answering.len());
+            let want: Vec<String> = alone.iter().filter(|a| !a.is_empty()).cloned().collect();
+            assert_eq!(told, Some(want), "{field} for {answering:?}");
+        }
+        assert_ne!(ask(field, &all).code, 0, "{field}: every user found?");
+    }
+}

@@ -23,6 +23,70 @@ pub struct Lookup<'a> {
     runner: &'a dyn Runner,
     config: &'a Utf8Path,
     settings: &'a DovecotSettings,
+    /// Answers asked for many users at once, used before asking again.
+    known: Option<&'a Answers>,
+}
+
+/// `doveadm user -f FIELD`'s answers for many users, asked in one process per field and group
+/// of users ([`Lookup::ask_many`]). Users whose answers could not be told apart are missing, and
+/// are asked one by one.
+#[derive(Debug, Clone, Default)]
+pub struct Answers {
+    /// (user, field) → the answer, trimmed as [`Lookup::field`] trims it.
+    answers: std::collections::HashMap<(String, String), String>,
+}
+
+impl Answers {
+    /// The answer for `user`'s `field`, if it was asked.
+    pub fn get(&self, user: &str, field: &str) -> Option<&str> {
+        self.answers
+            .get(&(user.to_string(), field.to_string()))
+            .map(String::as_str)
+    }
+
+    /// How many answers are known.
+    pub fn len(&self) -> usize {
+        self.answers.len()
+    }
+
+    /// Whether no answer is known.
+    pub fn is_empty(&self) -> bool {
+        self.answers.is_empty()
+    }
+}
+
+/// Users asked in one `doveadm user` process (its command line stays far below the kernel's
+/// limit).
+const USERS_PER_PROCESS: usize = 500;
+
+/// The answers of `doveadm user -f FIELD U1 U2 ...` when every user was found, as Dovecot 2.3
+/// and 2.4 print them: between two users' answers a line break; a field the user has is
+/// printed with a line break after it, even when empty; a field the user does not have prints
+/// nothing. Read as if no field were present and empty (each empty line between two answers
+/// is one user without the field): when that gives exactly `count` answers it is the only
+/// reading (a present empty field takes a line that reading gives a user of its own, so any
+/// other reading has fewer users). `None` otherwise — present empty fields, or an answer that
+/// spans lines — and nothing is taken from that output.
+pub fn split_answers(out: &[u8], count: usize) -> Option<Vec<String>> {
+    let text = std::str::from_utf8(out).ok()?;
+    let mut lines: Vec<&str> = if text.is_empty() {
+        Vec::new()
+    } else {
+        text.strip_suffix('\n')?.split('\n').collect()
+    };
+    lines.reverse();
+    let mut answers = Vec::with_capacity(count);
+    for i in 0..count {
+        let answer = match lines.last() {
+            Some(line) if !line.is_empty() => lines.pop().unwrap_or_default(),
+            _ => "",
+        };
+        answers.push(answer.trim().to_string());
+        if i + 1 < count && lines.pop() != Some("") {
+            return None;
+        }
+    }
+    lines.is_empty().then_some(answers)
 }
 
 impl std::fmt::Debug for Lookup<'_> {
@@ -44,7 +108,50 @@ impl<'a> Lookup<'a> {
             runner,
             config,
             settings,
+            known: None,
         }
+    }
+
+    /// These lookups, answering from `known` what it holds.
+    pub fn knowing(self, known: &'a Answers) -> Self {
+        Self {
+            known: Some(known),
+            ..self
+        }
+    }
+
+    /// Ask each of `fields` for all `users` in one `doveadm user -f FIELD USER...` process per
+    /// field (and per [`USERS_PER_PROCESS`] users). A group whose answer is not certain (a user
+    /// not found, any other failure, an answer that would span lines) is left out: its users
+    /// are asked one by one later, with the errors that gives.
+    pub fn ask_many(&self, users: &[String], fields: &[&str]) -> Answers {
+        let mut known = Answers::default();
+        // Only names that are no option to doveadm (the others are refused one by one).
+        let users: Vec<&String> = users
+            .iter()
+            .filter(|u| super::validate_user(u).is_ok())
+            .collect();
+        for group in users.chunks(USERS_PER_PROCESS) {
+            for field in fields {
+                let mut args = vec!["user", "-f", field];
+                args.extend(group.iter().map(|u| u.as_str()));
+                let Ok(out) = self.runner.run(&argv::doveadm(self.config, &args), None) else {
+                    continue;
+                };
+                if out.code != Some(0) {
+                    continue;
+                }
+                let Some(answers) = split_answers(&out.stdout, group.len()) else {
+                    continue;
+                };
+                for (user, answer) in group.iter().zip(answers) {
+                    known
+                        .answers
+                        .insert(((*user).clone(), (*field).to_string()), answer);
+                }
+            }
+        }
+        known
     }
 
     /// Dovecot's configuration file.
@@ -68,8 +175,11 @@ impl<'a> Lookup<'a> {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
-    /// `doveadm user -f FIELD USER`.
+    /// `doveadm user -f FIELD USER` (or its answer among those known).
     pub fn field(&self, user: &str, field: &str) -> Result<String, MigrateError> {
+        if let Some(answer) = self.known.and_then(|k| k.get(user, field)) {
+            return Ok(answer.to_string());
+        }
         self.answer(user, &argv::user_field(self.config, user, field))
     }
 
@@ -129,6 +239,73 @@ fn parse_fields(text: &str) -> Vec<UserField> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// What `doveadm user -f FIELD` prints for these users' fields (measured on 2.3.19 and
+    /// 2.4.1: a line break between users, a field the user has followed by one, even when
+    /// empty; nothing for a field the user does not have, `None` here).
+    fn printed(fields: &[Option<String>]) -> Vec<u8> {
+        let mut out = String::new();
+        for (i, f) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            if let Some(f) = f {
+                out.push_str(f);
+                out.push('\n');
+            }
+        }
+        out.into_bytes()
+    }
+
+    #[test]
+    fn many_users_answers_are_told_apart_as_doveadm_prints_them() {
+        let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        // Bytes as doveadm printed them on both stacks.
+        assert_eq!(
+            split_answers(b"maildir:~/Maildir\n\nmaildir:~/Maildir\n\nmdbox:~/m\n", 3),
+            Some(s(&["maildir:~/Maildir", "maildir:~/Maildir", "mdbox:~/m"]))
+        );
+        assert_eq!(split_answers(b"\n\n", 3), Some(s(&["", "", ""])));
+        assert_eq!(split_answers(b"\n", 2), Some(s(&["", ""])));
+        assert_eq!(split_answers(b"", 1), Some(s(&[""])));
+        assert_eq!(
+            split_answers(b"/h/a\n\n\n/h/b\n", 3),
+            Some(s(&["/h/a", "", "/h/b"]))
+        );
+        assert_eq!(split_answers(b"\n/h/b\n", 2), Some(s(&["", "/h/b"])));
+        assert_eq!(split_answers(b"/h/a\n\n", 2), Some(s(&["/h/a", ""])));
+        // Not what that many answers print.
+        assert_eq!(split_answers(b"/h/a\n\n/h/b\n", 3), None);
+        assert_eq!(split_answers(b"/h/a\n/h/b\n", 2), None);
+        assert_eq!(split_answers(b"/h/a", 1), None);
+        // 2.3, a user whose home field is present and empty among users with homes: the empty
+        // line it adds would read as one more user.
+        assert_eq!(split_answers(b"/h/a\n\n\n\n/h/c\n", 3), None);
+        assert_eq!(
+            split_answers(b"/h/a\n\n\n\n/h/c\n", 4),
+            Some(s(&["/h/a", "", "", "/h/c"]))
+        );
+    }
+
+    proptest! {
+        /// Whatever the fields (absent, present and empty, spanning lines), what is told apart
+        /// is exactly each user's answer, and fields absent or of one line that is not empty
+        /// are always told apart.
+        #[test]
+        fn answers_are_never_given_to_the_wrong_user(
+            fields in prop::collection::vec(prop::sample::select(vec![None, Some(""), Some("a"), Some("b c"), Some("\n"), Some("a\n"), Some("\na"), Some("a\n\nb"), Some("\n\n")]), 1..7)
+        ) {
+            let fields: Vec<Option<String>> = fields.iter().map(|f| f.map(str::to_string)).collect();
+            let answers: Vec<String> = fields.iter().map(|f| f.clone().unwrap_or_default()).collect();
+            let told = split_answers(&printed(&fields), fields.len());
+            if fields.iter().flatten().all(|f| !f.is_empty() && !f.contains('\n')) {
+                prop_assert_eq!(told, Some(answers));
+            } else if let Some(told) = told {
+                prop_assert_eq!(told, answers);
+            }
+        }
+    }
 
     #[test]
     fn fields_are_read_from_doveadm_users_answer() {

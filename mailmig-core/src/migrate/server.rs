@@ -6,7 +6,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use super::dialect;
 use super::error::{read_file, refuse_generated, MigrateError, Refusal};
-use super::lookup::Lookup;
+use super::lookup::{Answers, Lookup};
 use super::plan::{build_plan, PlanInputs};
 use super::runs;
 use super::{validate_user, Location, MigrationOptions, Plan, RunOptions, Strategy};
@@ -65,6 +65,18 @@ struct Inputs {
     access: Option<Table>,
     passwd: PasswdFile,
     deny: Option<PasswdFile>,
+}
+
+impl Inputs {
+    /// The inputs as the plans read them.
+    fn plan_inputs<'a>(&'a self, ids: &'a dyn IdResolver) -> PlanInputs<'a> {
+        PlanInputs {
+            access: self.access.as_ref(),
+            passwd: &self.passwd,
+            deny: self.deny.as_ref(),
+            ids,
+        }
+    }
 }
 
 /// One user's facts, found by the preflight checks.
@@ -259,26 +271,50 @@ impl Server {
                 "mailmig checks that Postfix hands the user's mail to Dovecot (mail written by anything else would land in the old location after the switch): give the Postfix configuration directory (--postfix-config DIR)",
             ));
         };
-        let delivery = DeliveryConfig::read(runner, &postfix_dir)?;
-        let mut server = Self {
-            config,
-            options,
-            access_map: None,
-            passwd_file,
-            overlay,
-            settings,
-            delimiters: String::new(),
-            aliases: None,
-            delivery,
-        };
-        if server.options.strategy == Strategy::Hold {
-            server.discover_postfix(runner, &dovecot, &postfix_dir)?;
-        }
-        Ok(server)
+        let hold = options.strategy == Strategy::Hold;
+        // The alias maps, the largest read, are read and parsed beside the rest of the
+        // discovery; their errors still come last, where the discovery reaches them.
+        let aliases = hold.then(|| {
+            discover::alias_map_settings(runner, Some(&postfix_dir), &[], None, &config.parse)
+        });
+        let parse = config.parse;
+        std::thread::scope(|scope| {
+            let reading = aliases.map(|a| a.map(|s| scope.spawn(move || s.read(&parse))));
+            let found = DeliveryConfig::read(runner, &postfix_dir)
+                .map_err(MigrateError::from)
+                .and_then(|delivery| {
+                    let mut server = Self {
+                        config,
+                        options,
+                        access_map: None,
+                        passwd_file,
+                        overlay,
+                        settings,
+                        delimiters: String::new(),
+                        aliases: None,
+                        delivery,
+                    };
+                    if hold {
+                        server.discover_postfix(runner, &dovecot, &postfix_dir)?;
+                    }
+                    Ok(server)
+                });
+            let read = reading.map(|r| {
+                r.and_then(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+            });
+            let mut server = found?;
+            if let Some(read) = read {
+                server.aliases = Some(read?);
+            }
+            Ok(server)
+        })
     }
 
     /// The hold strategy's Postfix side: the access map, that smtpd consults it first, the
-    /// delimiter, the alias maps.
+    /// delimiter (the alias maps are read beside it: [`Server::discover`]).
     fn discover_postfix(
         &mut self,
         runner: &dyn Runner,
@@ -298,13 +334,6 @@ impl Server {
             .get("recipient_delimiter")
             .cloned()
             .unwrap_or_default();
-        self.aliases = Some(discover::alias_maps(
-            runner,
-            Some(dir),
-            &[],
-            None,
-            &self.config.parse,
-        )?);
         Ok(())
     }
 
@@ -356,20 +385,32 @@ impl Server {
         users: &[String],
         to: &str,
     ) -> Result<Vec<Result<PreparedRun, MigrateError>>, MigrateError> {
-        let inputs = self.read_inputs()?;
-        let keys = self.hold_keys(users);
         let since = crate::transaction::utc_now_rfc3339();
-        let plan_inputs = PlanInputs {
-            access: inputs.access.as_ref(),
-            passwd: &inputs.passwd,
-            deny: inputs.deny.as_ref(),
-            ids,
-        };
-        let prepared: Vec<Result<PreparedRun, MigrateError>> = users
-            .iter()
+        // The alias walk (the large part for one user on a large map) runs beside the files'
+        // reading and the checks that ask Postfix and Dovecot; only the hold keys' check waits.
+        let (checked, keys) = std::thread::scope(|scope| {
+            let keys = scope.spawn(|| self.hold_keys(users));
+            let checked = self.read_inputs().map(|inputs| {
+                let plan_inputs = inputs.plan_inputs(ids);
+                let known = self.ask_many(runner, users);
+                let facts: Vec<_> = users
+                    .iter()
+                    .map(|user| self.preflight(runner, &known, state, &plan_inputs, user, to))
+                    .collect();
+                (inputs, facts)
+            });
+            let keys = keys
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (checked, keys)
+        });
+        let (inputs, facts) = checked?;
+        let plan_inputs = inputs.plan_inputs(ids);
+        let prepared: Vec<Result<PreparedRun, MigrateError>> = facts
+            .into_iter()
             .zip(keys)
-            .map(|(user, keys)| {
-                let facts = self.preflight(runner, state, &plan_inputs, user, to, keys)?;
+            .map(|(facts, keys)| {
+                let facts = self.with_hold_keys(&plan_inputs, facts?, keys)?;
                 let options = self.run_options(&facts);
                 let plan = build_plan(
                     &options,
@@ -423,6 +464,17 @@ impl Server {
         Lookup::new(runner, &self.config.dovecot_config, &self.settings)
     }
 
+    /// For a batch, what the preflight asks Dovecot about every user (the fields of the
+    /// location and the home), asked once for all; nothing for one user.
+    fn ask_many(&self, runner: &dyn Runner, users: &[String]) -> Answers {
+        if users.len() < 2 {
+            return Answers::default();
+        }
+        let mut fields = dialect::shown_fields(self.settings.version).to_vec();
+        fields.push("home");
+        self.lookup(runner).ask_many(users, &fields)
+    }
+
     /// A location that may be a template (`maildir:/var/vmail/%d/%n`, 2.4
     /// `mdbox:/var/vmail/%{user | domain}/%{user | username}/mdbox`): expanded for `user` by
     /// Dovecot itself (`doveadm user -e`), then validated as a location of that user.
@@ -451,15 +503,16 @@ impl Server {
         Ok(Location::parse(&expanded)?)
     }
 
-    /// The checks that change nothing, for one user; the facts the plan needs.
+    /// The checks that change nothing, for one user; the facts the plan needs (the hold keys
+    /// apart: [`Server::with_hold_keys`]).
     fn preflight(
         &self,
         runner: &dyn Runner,
+        known: &Answers,
         state: &StateDir,
         inputs: &PlanInputs<'_>,
         user: &str,
         to: &str,
-        keys: HoldKeys,
     ) -> Result<UserFacts, MigrateError> {
         validate_user(user)?;
         let to = self.user_location(runner, user, to)?;
@@ -480,8 +533,9 @@ impl Server {
         }
         let version = self.settings.version;
         dialect::check_target(version, &to).map_err(Refusal::Target)?;
-        let from = self.lookup(runner).location(user)?;
-        let home = self.lookup(runner).field(user, "home")?;
+        let lookup = self.lookup(runner).knowing(known);
+        let from = lookup.location(user)?;
+        let home = lookup.field(user, "home")?;
         self.check_locations(user, &from, &to, &home)?;
         if let Some(dir) = &self.config.postfix_config {
             let delivery = self.delivery.delivery_of(runner, dir, user)?;
@@ -496,6 +550,25 @@ impl Server {
         if self.overlay.is_none() {
             self.check_record(inputs, user)?;
         }
+        Ok(UserFacts {
+            user: user.to_string(),
+            from,
+            to,
+            home,
+            hold_keys: Vec::new(),
+            warnings: Vec::new(),
+        })
+    }
+
+    /// The addresses to hold for the user, checked against the access map's records: none may
+    /// already say something else for them.
+    fn with_hold_keys(
+        &self,
+        inputs: &PlanInputs<'_>,
+        facts: UserFacts,
+        keys: HoldKeys,
+    ) -> Result<UserFacts, MigrateError> {
+        let user = &facts.user;
         if let (Some((map, _)), Some(table)) = (&self.access_map, inputs.access) {
             let key_bytes: Vec<Vec<u8>> =
                 keys.keys.iter().map(|k| k.clone().into_bytes()).collect();
@@ -521,12 +594,9 @@ impl Server {
             }
         }
         Ok(UserFacts {
-            user: user.to_string(),
-            from,
-            to,
-            home,
             hold_keys: keys.keys,
             warnings: keys.warnings,
+            ..facts
         })
     }
 

@@ -93,6 +93,41 @@ pub fn split_list(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// Which virtual alias maps to read and how their expansion behaves, before any is read.
+#[derive(Debug, Clone)]
+pub struct AliasMapSettings {
+    /// The source files, in lookup order.
+    pub files: Vec<Utf8PathBuf>,
+    /// Expansion settings (`myorigin`, `mydestination`, `recipient_delimiter`, ...).
+    pub options: ClosureOptions,
+    /// `virtual_alias_maps` entries that are not files mailmig can read.
+    pub unreadable: Vec<String>,
+}
+
+impl AliasMapSettings {
+    /// Read and parse each file.
+    pub fn read(self, parse: &ParseOptions) -> Result<AliasMaps, DiscoverError> {
+        let tables = self
+            .files
+            .iter()
+            .map(|f| {
+                safe_fs::read_regular(f)
+                    .map(|bytes| Table::parse(bytes, parse))
+                    .map_err(|source| DiscoverError::Read {
+                        path: f.clone(),
+                        source,
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(AliasMaps {
+            files: self.files,
+            tables,
+            options: self.options,
+            unreadable: self.unreadable,
+        })
+    }
+}
+
 /// Read the virtual alias maps: the `given` files, else `virtual_alias_maps` of
 /// `postfix_config`; with `postfix_config`, the expansion settings come from it too
 /// (`recipient_delimiter` overrides its value).
@@ -103,6 +138,17 @@ pub fn alias_maps(
     recipient_delimiter: Option<&str>,
     parse: &ParseOptions,
 ) -> Result<AliasMaps, DiscoverError> {
+    alias_map_settings(runner, postfix_config, given, recipient_delimiter, parse)?.read(parse)
+}
+
+/// [`alias_maps`] without reading the files: which ones, and the expansion settings.
+pub fn alias_map_settings(
+    runner: &dyn Runner,
+    postfix_config: Option<&Utf8Path>,
+    given: &[Utf8PathBuf],
+    recipient_delimiter: Option<&str>,
+    parse: &ParseOptions,
+) -> Result<AliasMapSettings, DiscoverError> {
     let mut options = ClosureOptions {
         smtputf8: parse.smtputf8,
         ..ClosureOptions::default()
@@ -149,20 +195,8 @@ pub fn alias_maps(
     if files.is_empty() {
         return Err(DiscoverError::NoAliasMap);
     }
-    let tables = files
-        .iter()
-        .map(|f| {
-            safe_fs::read_regular(f)
-                .map(|bytes| Table::parse(bytes, parse))
-                .map_err(|source| DiscoverError::Read {
-                    path: f.clone(),
-                    source,
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(AliasMaps {
+    Ok(AliasMapSettings {
         files,
-        tables,
         options,
         unreadable,
     })

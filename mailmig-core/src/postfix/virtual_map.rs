@@ -19,7 +19,7 @@ use super::fold::fold_key;
 use super::table::{Entry, Table};
 use super::{FastMap as HashMap, FastSet as HashSet};
 use forward::Forward;
-use words::{is_word_at, word_hits, ByteFrequency};
+use words::{is_word_at, plain_breaks, word_hits, ByteFrequency};
 
 /// The shape of a virtual alias key (proto/virtual, "TABLE SEARCH ORDER").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -336,8 +336,12 @@ impl<'t> VirtualMap<'t> {
                     .iter()
                     .map(|t| {
                         // The whole table at once, else its records (comments apart).
-                        let plain = t.buffers().iter().all(|b| is_plain(b))
-                            || t.entries_where(|raw| !is_plain(raw)).next().is_none();
+                        let plain = match plain_breaks(t.buffers()[0]) {
+                            Some(breaks) => t
+                                .entries_holding(&breaks, |raw| !is_plain(raw))
+                                .all(|e| is_plain(e.raw())),
+                            None => t.entries_where(|raw| !is_plain(raw)).next().is_none(),
+                        };
                         plain.then(|| ByteFrequency::sample(t.buffers()[0]))
                     })
                     .collect(),

@@ -98,9 +98,29 @@ pub(super) fn word_hits(
     )
 }
 
+/// The places in `bytes` that could make a record holding them other than plain (what
+/// `is_plain` turns away: quotes, escapes, parentheses, angle brackets, dots beside a blank),
+/// ascending: a table's records are plain if those holding these places are. `None` when the
+/// bytes are not all ASCII (then every record is looked at). A dot that starts a record counts
+/// here (the line break before it is a blank), not in the record: it only costs the search.
+pub(super) fn plain_breaks(bytes: &[u8]) -> Option<Vec<usize>> {
+    if !bytes.is_ascii() {
+        return None;
+    }
+    let mut breaks: Vec<usize> = memchr::memchr3_iter(b'"', b'\\', b'(', bytes)
+        .chain(memchr::memchr_iter(b'<', bytes))
+        .chain(memchr::memchr_iter(b'.', bytes).filter(|&k| {
+            k > 0 && bytes[k - 1].is_ascii_whitespace()
+                || bytes.get(k + 1).is_some_and(u8::is_ascii_whitespace)
+        }))
+        .collect();
+    breaks.sort_unstable();
+    Some(breaks)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::could_list;
+    use super::super::{could_list, is_plain};
     use super::*;
     use crate::postfix::{ParseOptions, Table};
     use proptest::prelude::*;
@@ -145,6 +165,50 @@ mod tests {
                     .map(|e| e.id())
                     .collect();
                 prop_assert_eq!(once, each, "{:?}", String::from_utf8_lossy(local));
+            }
+        }
+    }
+
+    /// Records of plain words and of the bytes that make a record other than plain, some of
+    /// them in comment lines (which do not count).
+    fn mixed_table() -> impl Strategy<Value = Vec<u8>> {
+        let word = prop::sample::select(vec![
+            "a", "a.b", ".a", "a.", "\"a\"", "a\\b", "(c)", "<a>", "#.", "# (", "@", "b",
+        ]);
+        let record = (
+            prop::collection::vec(word, 1..4),
+            prop::sample::select(vec![" ", "\t", ", ", ",\n\t", "\n# (\n ", "\n"]),
+        );
+        let records = prop::collection::vec(record, 0..6);
+        (records, any::<bool>()).prop_map(|(records, unicode)| {
+            let mut out = Vec::new();
+            for (words, sep) in records {
+                out.extend_from_slice(words.join(sep).as_bytes());
+                out.push(b'\n');
+            }
+            if unicode {
+                out.extend_from_slice("\u{e4} b\n".as_bytes());
+            }
+            out
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// The records holding a break are the ones to look at: a table is found plain through
+        /// them exactly when every record is.
+        #[test]
+        fn the_breaks_tell_a_plain_table(bytes in mixed_table()) {
+            let t = Table::parse(bytes, &ParseOptions::default());
+            let each = t.entries().all(|e| is_plain(e.raw()));
+            if let Some(breaks) = plain_breaks(t.buffers()[0]) {
+                let found = t
+                    .entries_holding(&breaks, |_| unreachable!("nothing edited"))
+                    .all(|e| is_plain(e.raw()));
+                prop_assert_eq!(found, each);
+            } else {
+                prop_assert!(!t.buffers()[0].is_ascii());
             }
         }
     }
