@@ -291,12 +291,14 @@ fn part_c() {
 }
 
 fn part_d() {
-    println!("\nD. `migrate --users-from --dry-run` of 200 users (preflight and plan of each)");
-    println!("| server | wall | per user |");
-    println!("|---|---|---|");
+    println!(
+        "\nD. `migrate --users-from --dry-run` of 200 and 2,000 users (preflight and plan of each)"
+    );
+    println!("| server | users | wall | per user | per user beyond the first 200 |");
+    println!("|---|---|---|---|---|");
     for filler in [0usize, 1_000_000] {
         let sb = Sandbox::start().expect("sandbox");
-        let names: Vec<String> = (1..=200).map(|i| format!("d{i:03}")).collect();
+        let names: Vec<String> = (1..=2000).map(|i| format!("d{i:04}")).collect();
         sb.add_users(&names);
         if filler > 0 {
             add_filler_users(&sb, filler);
@@ -304,29 +306,37 @@ fn part_d() {
         let users: Vec<String> = names.iter().map(|n| format!("{n}@example.test")).collect();
         let r = sb.doveadm(&["user", "-f", "home", &users[0]]);
         assert_eq!(r.code, 0, "{}", r.err());
-        let list = sb.root().join("users.txt");
-        fs_err::write(&list, users.join("\n")).expect("list");
-        let start = Instant::now();
-        let r = sb.mailmig(&[
-            "migrate",
-            "--users-from",
-            list.as_str(),
-            "--to",
-            "mdbox:~/mdbox",
-            "--dry-run",
-        ]);
-        let took = start.elapsed().as_secs_f64();
-        assert_eq!(r.code, 0, "{}{}", r.out(), r.err());
-        println!(
-            "| {} | {:.1} s | {:.1} ms |",
-            if filler > 0 {
-                "+1,000,000 users (passwd-file)"
+        let server = if filler > 0 {
+            "+1,000,000 users (passwd-file)"
+        } else {
+            "sandbox"
+        };
+        let mut first = 0.0;
+        for count in [200, 2000] {
+            let list = sb.root().join(format!("users-{count}.txt"));
+            fs_err::write(&list, users[..count].join("\n")).expect("list");
+            let start = Instant::now();
+            let r = sb.mailmig(&[
+                "migrate",
+                "--users-from",
+                list.as_str(),
+                "--to",
+                "mdbox:~/mdbox",
+                "--dry-run",
+            ]);
+            let took = start.elapsed().as_secs_f64();
+            assert_eq!(r.code, 0, "{}{}", r.out(), r.err());
+            let beyond = if count == 200 {
+                first = took;
+                "—".to_string()
             } else {
-                "sandbox"
-            },
-            took,
-            1000.0 * took / users.len() as f64
-        );
+                format!("{:.1} ms", 1000.0 * (took - first) / (count - 200) as f64)
+            };
+            println!(
+                "| {server} | {count} | {took:.1} s | {:.1} ms | {beyond} |",
+                1000.0 * took / count as f64
+            );
+        }
     }
 }
 
