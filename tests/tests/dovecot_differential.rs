@@ -338,10 +338,11 @@ fn passwd_show_agrees_with_dovecot(#[case] stack: Stack) {
     }
 }
 
-/// A batch's preflight asks `doveadm user -f FIELD` for many users in one process: what it
-/// tells apart is, for every field, exactly each user's answer alone; users with a field all
-/// present and not empty, or all absent, are always told apart; and any user not found or
-/// failing makes the whole answer unusable (exit code not 0), so it is asked one by one.
+/// A batch's preflight asks `doveadm user -f FIELD` and `-e TEMPLATE` for many users in one
+/// process: what it tells apart is, for every field, exactly each user's answer alone; users
+/// with a field all present and not empty, or all absent, and expansions that are never empty,
+/// are always told apart; and any user not found or failing makes the whole answer unusable
+/// (exit code not 0), so it is asked one by one.
 #[rstest]
 #[case::debian12(Stack::Debian12)]
 #[case::debian13(Stack::Debian13)]
@@ -354,11 +355,12 @@ fn many_users_answers_are_each_users_own(#[case] stack: Stack) {
     let file = tricky_file(sb.get("VMAIL_UID"), sb.get("VMAIL_GID"));
     fs_err::write(sb.get("PASSWD_FILE"), &file).expect("install passwd-file");
     std::thread::sleep(Duration::from_millis(1100));
-    let ask = |field: &str, users: &[&String]| {
-        let mut args = vec!["-c", conf.as_str(), "user", "-f", field];
+    let ask_q = |question: [&str; 2], users: &[&String]| {
+        let mut args = vec!["-c", conf.as_str(), "user", question[0], question[1]];
         args.extend(users.iter().map(|u| u.as_str()));
         sb.run("doveadm", &args)
     };
+    let ask = |field: &str, users: &[&String]| ask_q(["-f", field], users);
     let users: Vec<String> = users_of(&file)
         .into_iter()
         .filter(|u| mailmig_core::migrate::validate_user(u).is_ok())
@@ -403,4 +405,25 @@ fn many_users_answers_are_each_users_own(#[case] stack: Stack) {
         }
         assert_ne!(ask(field, &all).code, 0, "{field}: every user found?");
     }
+    // Templates (the target and a global location, expanded per user): an expansion is
+    // printed even when empty, so one that is never empty is always told apart, and empty
+    // ones never are.
+    let template = if stack.dovecot_24() {
+        "maildir:/v/%{user | domain}/%{user | username}"
+    } else {
+        "maildir:/v/%d/%n"
+    };
+    let alone: Vec<String> = found
+        .iter()
+        .map(|u| ask_q(["-e", template], &[u]).out().trim().to_string())
+        .collect();
+    assert!(
+        alone.iter().all(|a| a.starts_with("maildir:/v/")),
+        "{alone:?}"
+    );
+    let together = ask_q(["-e", template], &found);
+    assert_eq!(together.code, 0, "{}", together.err());
+    assert_eq!(split_answers(&together.stdout, found.len()), Some(alone));
+    let empty = ask_q(["-e", ""], &found);
+    assert_eq!(split_answers(&empty.stdout, found.len()), None);
 }

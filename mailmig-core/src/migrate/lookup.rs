@@ -27,20 +27,39 @@ pub struct Lookup<'a> {
     known: Option<&'a Answers>,
 }
 
-/// `doveadm user -f FIELD`'s answers for many users, asked in one process per field and group
-/// of users ([`Lookup::ask_many`]). Users whose answers could not be told apart are missing, and
+/// What a lookup asks `doveadm user` about a user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Question {
+    /// `-f FIELD`: one field's value.
+    Field(String),
+    /// `-e TEMPLATE`: the template expanded for the user.
+    Expand(String),
+}
+
+impl Question {
+    /// The `doveadm user` arguments that ask it.
+    fn args(&self) -> [&str; 2] {
+        match self {
+            Question::Field(f) => ["-f", f],
+            Question::Expand(t) => ["-e", t],
+        }
+    }
+}
+
+/// `doveadm user`'s answers for many users, asked in one process per question and group of
+/// users ([`Lookup::ask_many`]). Users whose answers could not be told apart are missing, and
 /// are asked one by one.
 #[derive(Debug, Clone, Default)]
 pub struct Answers {
-    /// (user, field) → the answer, trimmed as [`Lookup::field`] trims it.
-    answers: std::collections::HashMap<(String, String), String>,
+    /// (user, question) → the answer, trimmed as [`Lookup::field`] trims it.
+    answers: std::collections::HashMap<(String, Question), String>,
 }
 
 impl Answers {
-    /// The answer for `user`'s `field`, if it was asked.
-    pub fn get(&self, user: &str, field: &str) -> Option<&str> {
+    /// The answer to `question` for `user`, if it was asked and told apart.
+    pub fn get(&self, user: &str, question: &Question) -> Option<&str> {
         self.answers
-            .get(&(user.to_string(), field.to_string()))
+            .get(&(user.to_string(), question.clone()))
             .map(String::as_str)
     }
 
@@ -57,7 +76,7 @@ impl Answers {
 
 /// Users asked in one `doveadm user` process (its command line stays far below the kernel's
 /// limit).
-const USERS_PER_PROCESS: usize = 500;
+pub const USERS_PER_PROCESS: usize = 500;
 
 /// The answers of `doveadm user -f FIELD U1 U2 ...` when every user was found, as Dovecot 2.3
 /// and 2.4 print them: between two users' answers a line break; a field the user has is
@@ -120,11 +139,12 @@ impl<'a> Lookup<'a> {
         }
     }
 
-    /// Ask each of `fields` for all `users` in one `doveadm user -f FIELD USER...` process per
-    /// field (and per [`USERS_PER_PROCESS`] users). A group whose answer is not certain (a user
-    /// not found, any other failure, an answer that would span lines) is left out: its users
-    /// are asked one by one later, with the errors that gives.
-    pub fn ask_many(&self, users: &[String], fields: &[&str]) -> Answers {
+    /// Ask each of `questions` for all `users` in one `doveadm user -f FIELD|-e TEMPLATE
+    /// USER...` process per question (and per [`USERS_PER_PROCESS`] users). A group whose
+    /// answer is not certain (a user not found, any other failure, an empty expansion, an
+    /// answer that would span lines) is left out: its users are asked one by one later, with
+    /// the errors that gives.
+    pub fn ask_many(&self, users: &[String], questions: &[Question]) -> Answers {
         let mut known = Answers::default();
         // Only names that are no option to doveadm (the others are refused one by one).
         let users: Vec<&String> = users
@@ -132,8 +152,9 @@ impl<'a> Lookup<'a> {
             .filter(|u| super::validate_user(u).is_ok())
             .collect();
         for group in users.chunks(USERS_PER_PROCESS) {
-            for field in fields {
-                let mut args = vec!["user", "-f", field];
+            for question in questions {
+                let mut args = vec!["user"];
+                args.extend(question.args());
                 args.extend(group.iter().map(|u| u.as_str()));
                 let Ok(out) = self.runner.run(&argv::doveadm(self.config, &args), None) else {
                     continue;
@@ -147,7 +168,7 @@ impl<'a> Lookup<'a> {
                 for (user, answer) in group.iter().zip(answers) {
                     known
                         .answers
-                        .insert(((*user).clone(), (*field).to_string()), answer);
+                        .insert(((*user).clone(), question.clone()), answer);
                 }
             }
         }
@@ -177,15 +198,24 @@ impl<'a> Lookup<'a> {
 
     /// `doveadm user -f FIELD USER` (or its answer among those known).
     pub fn field(&self, user: &str, field: &str) -> Result<String, MigrateError> {
-        if let Some(answer) = self.known.and_then(|k| k.get(user, field)) {
-            return Ok(answer.to_string());
+        if let Some(answer) = self.known_answer(user, Question::Field(field.to_string())) {
+            return Ok(answer);
         }
         self.answer(user, &argv::user_field(self.config, user, field))
     }
 
-    /// `doveadm user -e TEMPLATE USER`: the template expanded for the user.
+    /// `doveadm user -e TEMPLATE USER`: the template expanded for the user (or its answer
+    /// among those known).
     pub fn expand(&self, user: &str, template: &str) -> Result<String, MigrateError> {
+        if let Some(answer) = self.known_answer(user, Question::Expand(template.to_string())) {
+            return Ok(answer);
+        }
         self.answer(user, &argv::expand(self.config, user, template))
+    }
+
+    /// The answer asked before, if any.
+    fn known_answer(&self, user: &str, question: Question) -> Option<String> {
+        self.known?.get(user, &question).map(str::to_string)
     }
 
     /// Every userdb field `doveadm user USER` prints (`key<TAB>value` lines; the `field value`

@@ -6,7 +6,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use super::dialect;
 use super::error::{read_file, refuse_generated, MigrateError, Refusal};
-use super::lookup::{Answers, Lookup};
+use super::lookup::{Answers, Lookup, Question};
 use super::plan::{build_plan, PlanInputs};
 use super::runs;
 use super::{validate_user, Location, MigrationOptions, Plan, RunOptions, Strategy};
@@ -392,7 +392,7 @@ impl Server {
             let keys = scope.spawn(|| self.hold_keys(users));
             let checked = self.read_inputs().map(|inputs| {
                 let plan_inputs = inputs.plan_inputs(ids);
-                let known = self.ask_many(runner, users);
+                let known = self.ask_many(runner, users, to);
                 let facts: Vec<_> = users
                     .iter()
                     .map(|user| self.preflight(runner, &known, state, &plan_inputs, user, to))
@@ -465,14 +465,26 @@ impl Server {
     }
 
     /// For a batch, what the preflight asks Dovecot about every user (the fields of the
-    /// location and the home), asked once for all; nothing for one user.
-    fn ask_many(&self, runner: &dyn Runner, users: &[String]) -> Answers {
+    /// location and the home; the target and the global location expanded, when templates),
+    /// asked once for all; nothing for one user.
+    fn ask_many(&self, runner: &dyn Runner, users: &[String], to: &str) -> Answers {
         if users.len() < 2 {
             return Answers::default();
         }
-        let mut fields = dialect::shown_fields(self.settings.version).to_vec();
-        fields.push("home");
-        self.lookup(runner).ask_many(users, &fields)
+        let mut questions: Vec<Question> = dialect::shown_fields(self.settings.version)
+            .iter()
+            .chain(&["home"])
+            .map(|f| Question::Field((*f).to_string()))
+            .collect();
+        let templates = [Some(to), self.settings.mail_location.as_deref()];
+        questions.extend(
+            templates
+                .into_iter()
+                .flatten()
+                .filter(|t| t.contains('%'))
+                .map(|t| Question::Expand(t.to_string())),
+        );
+        self.lookup(runner).ask_many(users, &questions)
     }
 
     /// A location that may be a template (`maildir:/var/vmail/%d/%n`, 2.4
@@ -480,14 +492,14 @@ impl Server {
     /// Dovecot itself (`doveadm user -e`), then validated as a location of that user.
     fn user_location(
         &self,
-        runner: &dyn Runner,
+        lookup: Lookup<'_>,
         user: &str,
         text: &str,
     ) -> Result<Location, MigrateError> {
         if !text.contains('%') {
             return Ok(Location::parse(text)?);
         }
-        let expanded = self.lookup(runner).expand(user, text)?;
+        let expanded = lookup.expand(user, text)?;
         if expanded.contains('%') {
             return Err(Refusal::Target(format!(
                 "`{text}` expands to `{expanded}` for {user}: Dovecot {} does not know a variable in it{}",
@@ -515,7 +527,8 @@ impl Server {
         to: &str,
     ) -> Result<UserFacts, MigrateError> {
         validate_user(user)?;
-        let to = self.user_location(runner, user, to)?;
+        let lookup = self.lookup(runner).knowing(known);
+        let to = self.user_location(lookup, user, to)?;
         runs::clear_stale_marker(state, user)?;
         if let Some(run) = runs::marker(state, user)? {
             return Err(MigrateError::Unfinished {
@@ -533,7 +546,6 @@ impl Server {
         }
         let version = self.settings.version;
         dialect::check_target(version, &to).map_err(Refusal::Target)?;
-        let lookup = self.lookup(runner).knowing(known);
         let from = lookup.location(user)?;
         let home = lookup.field(user, "home")?;
         self.check_locations(user, &from, &to, &home)?;
