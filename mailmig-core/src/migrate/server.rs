@@ -232,6 +232,35 @@ fn reason_ok(reason: &str) -> bool {
     !(reason.contains(']') || reason.contains('%') || reason.chars().any(char::is_control))
 }
 
+/// The rest of the discovery (`rest`), with the alias maps read and parsed beside it when
+/// `hold` (they are the largest read); their errors still come after the rest's, where the
+/// discovery reaches them.
+fn beside_alias_maps(
+    runner: &dyn Runner,
+    postfix_dir: &Utf8Path,
+    parse: ParseOptions,
+    hold: bool,
+    rest: impl FnOnce() -> Result<Server, MigrateError>,
+) -> Result<Server, MigrateError> {
+    let aliases =
+        hold.then(|| discover::alias_map_settings(runner, Some(postfix_dir), &[], None, &parse));
+    std::thread::scope(|scope| {
+        let reading = aliases.map(|a| a.map(|s| scope.spawn(move || s.read(&parse))));
+        let found = rest();
+        let read = reading.map(|r| {
+            r.and_then(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+        });
+        let mut server = found?;
+        if let Some(read) = read {
+            server.aliases = Some(read?);
+        }
+        Ok(server)
+    })
+}
+
 impl Server {
     /// Read Postfix's and Dovecot's configuration and refuse what the migration cannot work
     /// with (exit 65 in the CLI, naming the setting).
@@ -272,42 +301,22 @@ impl Server {
             ));
         };
         let hold = options.strategy == Strategy::Hold;
-        // The alias maps, the largest read, are read and parsed beside the rest of the
-        // discovery; their errors still come last, where the discovery reaches them.
-        let aliases = hold.then(|| {
-            discover::alias_map_settings(runner, Some(&postfix_dir), &[], None, &config.parse)
-        });
         let parse = config.parse;
-        std::thread::scope(|scope| {
-            let reading = aliases.map(|a| a.map(|s| scope.spawn(move || s.read(&parse))));
-            let found = DeliveryConfig::read(runner, &postfix_dir)
-                .map_err(MigrateError::from)
-                .and_then(|delivery| {
-                    let mut server = Self {
-                        config,
-                        options,
-                        access_map: None,
-                        passwd_file,
-                        overlay,
-                        settings,
-                        delimiters: String::new(),
-                        aliases: None,
-                        delivery,
-                    };
-                    if hold {
-                        server.discover_postfix(runner, &dovecot, &postfix_dir)?;
-                    }
-                    Ok(server)
-                });
-            let read = reading.map(|r| {
-                r.and_then(|h| {
-                    h.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-            });
-            let mut server = found?;
-            if let Some(read) = read {
-                server.aliases = Some(read?);
+        beside_alias_maps(runner, &postfix_dir, parse, hold, || {
+            let delivery = DeliveryConfig::read(runner, &postfix_dir)?;
+            let mut server = Self {
+                config,
+                options,
+                access_map: None,
+                passwd_file,
+                overlay,
+                settings,
+                delimiters: String::new(),
+                aliases: None,
+                delivery,
+            };
+            if hold {
+                server.discover_postfix(runner, &dovecot, &postfix_dir)?;
             }
             Ok(server)
         })
