@@ -73,8 +73,9 @@ fn walk(
     let mut usage = TreeUsage::default();
     for name in entries(fd, path)? {
         let child = path.join(name.to_string_lossy().as_ref());
-        let st = rustix::fs::statat(fd, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(io_at(&child))?;
+        let Some(st) = stat_entry(fd, &name, &child, remove)? else {
+            continue;
+        };
         let bytes = u64::try_from(st.st_blocks).unwrap_or(0) * 512;
         if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
             if st.st_dev != dev {
@@ -83,7 +84,11 @@ fn walk(
                     reason: "is another file system mounted inside the tree".into(),
                 });
             }
-            let sub = open_dir_at(fd, name.as_c_str(), &child)?;
+            let sub = match open_dir_at(fd, name.as_c_str(), &child) {
+                Ok(sub) => sub,
+                Err(e) if !remove && e.io_kind() == Some(std::io::ErrorKind::NotFound) => continue,
+                Err(e) => return Err(e),
+            };
             usage.add(walk(sub.as_fd(), &child, dev, depth + 1, remove)?);
             usage.bytes += bytes;
             usage.dirs += 1;
@@ -101,6 +106,22 @@ fn walk(
         }
     }
     Ok(usage)
+}
+
+/// An entry's status, not following a link. `None` when measuring (not `remove`) and the entry
+/// is gone since its directory was read: a live mailbox's files come and go (Dovecot's
+/// `dovecot.index.tmp`, maildir's `tmp/`), and what is gone holds nothing.
+fn stat_entry(
+    fd: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+    child: &Utf8Path,
+    remove: bool,
+) -> Result<Option<rustix::fs::Stat>, SafeFsError> {
+    match rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(rustix::io::Errno::NOENT) if !remove => Ok(None),
+        Err(e) => Err(io_at(child)(e)),
+    }
 }
 
 /// What a path holds, and where it resolved to.
@@ -200,6 +221,22 @@ mod tests {
         // 1, 2 and the two links; store, cur, sub.
         assert_eq!((u.files, u.dirs), (4, 3));
         assert!(u.bytes >= 10_000, "{u:?}");
+    }
+
+    /// Regression: the disk-space estimate of a live maildir failed when Dovecot removed
+    /// `dovecot.index.tmp` between reading the directory and looking at the file.
+    #[test]
+    fn an_entry_gone_since_the_directory_was_read_holds_nothing() {
+        let (_tmp, dir) = tree();
+        let store = dir.open_subdir("store").expect("store");
+        let gone = c"dovecot.index.tmp";
+        let path = store.path.join("dovecot.index.tmp");
+        let measured = stat_entry(store.fd.as_fd(), gone, &path, false).expect("measuring");
+        assert!(measured.is_none());
+        // Removing is strict: what it was asked to remove is not silently skipped.
+        assert!(stat_entry(store.fd.as_fd(), gone, &path, true).is_err());
+        let here = stat_entry(store.fd.as_fd(), c"cur", &store.path.join("cur"), false);
+        assert!(matches!(here, Ok(Some(_))));
     }
 
     #[test]
