@@ -1,6 +1,8 @@
 //! What the running Dovecot says about a user (`doveadm user`): single fields, every field, and
 //! the mail location the user is on now. Used by the preflight, `cleanup` and `finish`.
 
+use std::collections::HashMap;
+
 use camino::Utf8Path;
 
 use super::error::{MigrateError, Refusal};
@@ -51,26 +53,24 @@ impl Question {
 /// are asked one by one.
 #[derive(Debug, Clone, Default)]
 pub struct Answers {
-    /// (user, question) → the answer, trimmed as [`Lookup::field`] trims it.
-    answers: std::collections::HashMap<(String, Question), String>,
+    /// question → user → the answer, trimmed as [`Lookup::field`] trims it.
+    answers: HashMap<Question, HashMap<String, String>>,
 }
 
 impl Answers {
     /// The answer to `question` for `user`, if it was asked and told apart.
     pub fn get(&self, user: &str, question: &Question) -> Option<&str> {
-        self.answers
-            .get(&(user.to_string(), question.clone()))
-            .map(String::as_str)
+        self.answers.get(question)?.get(user).map(String::as_str)
     }
 
     /// How many answers are known.
     pub fn len(&self) -> usize {
-        self.answers.len()
+        self.answers.values().map(HashMap::len).sum()
     }
 
     /// Whether no answer is known.
     pub fn is_empty(&self) -> bool {
-        self.answers.is_empty()
+        self.len() == 0
     }
 }
 
@@ -165,11 +165,8 @@ impl<'a> Lookup<'a> {
                 let Some(answers) = split_answers(&out.stdout, group.len()) else {
                     continue;
                 };
-                for (user, answer) in group.iter().zip(answers) {
-                    known
-                        .answers
-                        .insert(((*user).clone(), question.clone()), answer);
-                }
+                let asked = known.answers.entry(question.clone()).or_default();
+                asked.extend(group.iter().map(|u| (*u).clone()).zip(answers));
             }
         }
         known
@@ -198,7 +195,7 @@ impl<'a> Lookup<'a> {
 
     /// `doveadm user -f FIELD USER` (or its answer among those known).
     pub fn field(&self, user: &str, field: &str) -> Result<String, MigrateError> {
-        if let Some(answer) = self.known_answer(user, Question::Field(field.to_string())) {
+        if let Some(answer) = self.known_answer(user, &Question::Field(field.to_string())) {
             return Ok(answer);
         }
         self.answer(user, &argv::user_field(self.config, user, field))
@@ -207,15 +204,15 @@ impl<'a> Lookup<'a> {
     /// `doveadm user -e TEMPLATE USER`: the template expanded for the user (or its answer
     /// among those known).
     pub fn expand(&self, user: &str, template: &str) -> Result<String, MigrateError> {
-        if let Some(answer) = self.known_answer(user, Question::Expand(template.to_string())) {
+        if let Some(answer) = self.known_answer(user, &Question::Expand(template.to_string())) {
             return Ok(answer);
         }
         self.answer(user, &argv::expand(self.config, user, template))
     }
 
     /// The answer asked before, if any.
-    fn known_answer(&self, user: &str, question: Question) -> Option<String> {
-        self.known?.get(user, &question).map(str::to_string)
+    fn known_answer(&self, user: &str, question: &Question) -> Option<String> {
+        self.known?.get(user, question).map(str::to_string)
     }
 
     /// Every userdb field `doveadm user USER` prints (`key<TAB>value` lines; the `field value`

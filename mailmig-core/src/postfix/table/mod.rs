@@ -321,9 +321,20 @@ impl Table {
     where
         's: 'k,
     {
+        self.entries_of(move |item| keep(self.bytes(item.raw)))
+    }
+
+    /// The entries whose item `wanted` accepts, in file order.
+    fn entries_of<'s, 'k>(
+        &'s self,
+        wanted: impl Fn(&ItemData) -> bool + 'k,
+    ) -> impl Iterator<Item = Entry<'s>> + 'k
+    where
+        's: 'k,
+    {
         self.items
             .iter()
-            .filter(move |item| item.tag == Tag::Entry && keep(self.bytes(item.raw)))
+            .filter(move |item| item.tag == Tag::Entry && wanted(item))
             .map(move |item| Entry::new(self, item))
     }
 
@@ -339,19 +350,13 @@ impl Table {
     where
         's: 'k,
     {
-        self.items
-            .iter()
-            .filter(move |item| {
-                item.tag == Tag::Entry
-                    && match item.raw.buf() {
-                        Buf::Src => {
-                            let from = hits.partition_point(|&h| h < item.raw.begin());
-                            hits.get(from).is_some_and(|&h| h < item.raw.end)
-                        }
-                        Buf::Side => keep(self.bytes(item.raw)),
-                    }
-            })
-            .map(move |item| Entry::new(self, item))
+        self.entries_of(move |item| match item.raw.buf() {
+            Buf::Src => {
+                let from = hits.partition_point(|&h| h < item.raw.begin());
+                hits.get(from).is_some_and(|&h| h < item.raw.end)
+            }
+            Buf::Side => keep(self.bytes(item.raw)),
+        })
     }
 
     /// The entries `postmap` would keep: the first of each (folded, when `fold`) key, in source
