@@ -53,10 +53,11 @@ impl Table {
         let mut restore_prev = None;
         if !had_final_newline {
             if let Some(last) = self.items.len().checked_sub(1) {
-                let old = self.items[last].raw;
+                let old = self.raw(&self.items[last]);
                 let mut bytes = self.bytes(old).to_vec();
                 bytes.extend_from_slice(eol);
-                self.items[last].raw = self.push_side(&bytes);
+                let new = self.push_side(&bytes);
+                self.set_raw(last, new);
                 restore_prev = Some(old);
             }
         }
@@ -88,8 +89,7 @@ impl Table {
         let index = self.position(id).ok_or(TableEditError::NoSuchEntry)?;
         let key = self.bytes(self.key_span(&self.items[index])).to_vec();
         self.validate(&key, value)?;
-        let raw = self.items[index].raw;
-        let raw_bytes = self.bytes(raw).to_vec();
+        let raw_bytes = self.bytes(self.raw(&self.items[index])).to_vec();
         let first_end = memchr::memchr(b'\n', &raw_bytes).map_or(raw_bytes.len(), |i| i + 1);
         let first_line = &raw_bytes[..first_end];
         let eol: &[u8] = if first_line.ends_with(b"\r\n") {
@@ -174,6 +174,7 @@ impl Table {
         self.items[index] = item;
         for (offset, bytes) in inner.into_iter().enumerate() {
             let raw = self.push_side(&bytes);
+            let raw = self.pack(raw);
             self.items.insert(
                 index + 1 + offset,
                 ItemData::plain(raw, 0, LineClass::Comment),
@@ -197,7 +198,7 @@ impl Table {
                     Some(old) => old,
                     None => {
                         // Keep the file without a final newline: drop the new last line's ending.
-                        let bytes = self.bytes(self.items[last].raw).to_vec();
+                        let bytes = self.bytes(self.raw(&self.items[last])).to_vec();
                         let trimmed = bytes
                             .strip_suffix(eol)
                             .or_else(|| bytes.strip_suffix(b"\n"))
@@ -206,7 +207,7 @@ impl Table {
                         self.push_side(&trimmed)
                     }
                 };
-                self.items[last].raw = restored;
+                self.set_raw(last, restored);
             }
         }
         Ok(())
@@ -220,6 +221,7 @@ impl Table {
 
     /// A one-line entry item (its key and value are read from its line when needed).
     fn entry_item(&mut self, raw: Span) -> ItemData {
+        let raw = self.pack(raw);
         let mut item = ItemData::plain(raw, 0, LineClass::Start);
         item.tag = Tag::Entry;
         item
@@ -234,13 +236,13 @@ impl Table {
     fn ends_with_newline(&self) -> bool {
         self.items
             .last()
-            .is_none_or(|item| self.bytes(item.raw).ends_with(b"\n"))
+            .is_none_or(|item| self.bytes(self.raw(item)).ends_with(b"\n"))
     }
 
     /// The file's line ending: that of the last terminated line, else `\n`.
     fn eol(&self) -> &'static [u8] {
         for item in self.items.iter().rev() {
-            let b = self.bytes(item.raw);
+            let b = self.bytes(self.raw(item));
             if b.ends_with(b"\r\n") {
                 return b"\r\n";
             }
@@ -256,7 +258,7 @@ impl Table {
     fn separator_for(&self, key: &[u8]) -> Vec<u8> {
         let last = self.entries().last().and_then(|e| {
             let offset = e.table.value_offset_in_first_line(e.item)?;
-            let raw = e.table.bytes(e.item.raw);
+            let raw = e.raw();
             let key_len = e.key().len();
             Some((raw[key_len..offset].to_vec(), offset))
         });

@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use super::{fold_key, is_space, Table};
+use super::{fold_key, is_space, Table, NEAR};
 use crate::postfix::ParseOptions;
 
 impl Table {
@@ -125,7 +125,7 @@ impl<'k> Wanted<'k> {
             while end < src.len() && !starts_record(src[end]) {
                 end = next_line(src, end);
             }
-            let record = Table::parse_split(src[at..end].to_vec(), &self.options, None);
+            let record = Table::parse_split(src[at..end].to_vec(), &self.options, None, NEAR);
             if let Some(entry) = record.get(self.key, self.fold) {
                 return Some(entry.value().to_vec());
             }

@@ -85,19 +85,80 @@ enum Tag {
 }
 
 // Keep items small: this is what a large table costs per record.
-const _: () = assert!(std::mem::size_of::<ItemData>() <= 32);
+const _: () = assert!(std::mem::size_of::<ItemData>() <= 24);
 
 /// No [`Aux`] record.
 const NO_AUX: u32 = u32::MAX;
 
-/// One item: 32 bytes, so that a table of a million records stays small and fast to build (the
+/// Offsets below this fit in a [`Raw`]: 31 bits (the top bit tells the buffer). Unit tests
+/// parse with a lower limit (`Table::near`) to compare the far path with the near one.
+const NEAR: usize = (1 << 31) - 1;
+
+/// A [`Span`] in 8 bytes: begin (top bit: the side buffer) and end as 32-bit offsets. A span
+/// with an offset at or past [`NEAR`] (tables of 2 GiB and more) is kept in `Table::far`, and
+/// the `Raw` holds its index there, marked by a `start` of `u32::MAX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Raw {
+    start: u32,
+    end: u32,
+}
+
+impl Raw {
+    const FAR: u32 = u32::MAX;
+
+    /// The span packed into 32-bit offsets when both are below `near` (at most [`NEAR`]), else
+    /// kept in `far` (pushed there).
+    fn pack(span: Span, far: &mut Vec<Span>, near: usize) -> Self {
+        let near = |n: usize| {
+            u32::try_from(n)
+                .ok()
+                .filter(|&n| (n as usize) < near.min(NEAR))
+        };
+        match (near(span.begin()), near(span.end)) {
+            (Some(begin), Some(end)) => Raw {
+                start: match span.buf() {
+                    Buf::Src => begin,
+                    Buf::Side => begin | 1 << 31,
+                },
+                end,
+            },
+            _ => {
+                far.push(span);
+                // Four billion far spans (records past the first 2 GiB) do not fit in memory;
+                // saturating keeps this panic-free.
+                Raw {
+                    start: Self::FAR,
+                    end: u32::try_from(far.len() - 1).unwrap_or(u32::MAX),
+                }
+            }
+        }
+    }
+
+    /// The span, looked up in `far` when it is kept there.
+    fn unpack(self, far: &[Span]) -> Span {
+        if self.start == Self::FAR {
+            return far
+                .get(self.end as usize)
+                .copied()
+                .unwrap_or(Span::src(0, 0));
+        }
+        let begin = (self.start & !(1 << 31)) as usize;
+        if self.start & 1 << 31 == 0 {
+            Span::src(begin, self.end as usize)
+        } else {
+            Span::side(begin, self.end as usize)
+        }
+    }
+}
+
+/// One item: 24 bytes, so that a table of a million records stays small and fast to build (the
 /// cost of a large table is mostly the memory its items touch). The key and value of a one-line
 /// entry are not stored: reading the line again with the same rules gives them; joined
 /// continuation lines and anything unusual live in an [`Aux`] record.
 #[derive(Debug, Clone)]
 struct ItemData {
-    /// Every physical line of the item, line terminators included.
-    raw: Span,
+    /// Every physical line of the item, line terminators included (see [`Table::raw`]).
+    raw: Raw,
     /// 1-based line number of the item's first physical line in the parsed file; 0 for items
     /// created by an edit (saturates on absurdly long files).
     line: u32,
@@ -164,6 +225,10 @@ pub struct Table {
     side: Vec<u8>,
     items: Items,
     aux: Vec<Aux>,
+    /// Item spans that do not fit in a [`Raw`].
+    far: Vec<Span>,
+    /// Offsets from which spans are kept in `far`: [`NEAR`], lower in unit tests.
+    near: usize,
     options: ParseOptions,
     next_id: u32,
 }
@@ -210,34 +275,49 @@ impl Table {
     /// [`ItemKind::Unparsed`] items carrying the warning.
     pub fn parse(src: Vec<u8>, options: &ParseOptions) -> Table {
         let split = parallel_split(&src);
-        Self::parse_split(src, options, split)
+        Self::parse_split(src, options, split, NEAR)
     }
 
-    /// Parse, in two halves at once when `split` (the start of a record line) is given.
-    fn parse_split(src: Vec<u8>, options: &ParseOptions, split: Option<usize>) -> Table {
-        let (items, side, aux, next_id) = match split {
+    /// Parse, in two halves at once when `split` (the start of a record line) is given; spans
+    /// with offsets from `near` on are kept in `far`.
+    fn parse_split(
+        src: Vec<u8>,
+        options: &ParseOptions,
+        split: Option<usize>,
+        near: usize,
+    ) -> Table {
+        let ChunkParts {
+            items,
+            side,
+            aux,
+            far,
+            next_id,
+        } = match split {
             // Large files: two halves, split at a line that starts a record, read at once.
             Some(split) => {
                 let (a, b) = std::thread::scope(|scope| {
                     // The second half numbers its lines and entries from 1; `join` moves them
                     // past the first half's.
-                    let second = scope.spawn(|| Chunk::parse(&src, split, src.len(), 1, options));
-                    let first = Chunk::parse(&src, 0, split, 1, options);
+                    let second =
+                        scope.spawn(|| Chunk::parse(&src, split, src.len(), 1, options, near));
+                    let first = Chunk::parse(&src, 0, split, 1, options, near);
                     (first, second.join())
                 });
                 match b {
                     Ok(b) => a.join(b),
                     // A panic in the reader is a bug; read the file in one piece instead.
-                    Err(_) => Chunk::parse(&src, 0, src.len(), 1, options).into_parts(),
+                    Err(_) => Chunk::parse(&src, 0, src.len(), 1, options, near).into_parts(),
                 }
             }
-            None => Chunk::parse(&src, 0, src.len(), 1, options).into_parts(),
+            None => Chunk::parse(&src, 0, src.len(), 1, options, near).into_parts(),
         };
         Table {
             src,
             side,
             items,
             aux,
+            far,
+            near,
             options: *options,
             next_id,
         }
@@ -260,9 +340,12 @@ impl Table {
     }
 
     fn pieces(&self) -> impl Iterator<Item = crate::pieces::Piece<'_>> + '_ {
-        self.items.iter().map(move |item| match item.raw.buf() {
-            Buf::Src => crate::pieces::Piece::Src(item.raw.begin(), item.raw.end),
-            Buf::Side => crate::pieces::Piece::Owned(self.bytes(item.raw)),
+        self.items.iter().map(move |item| {
+            let raw = self.raw(item);
+            match raw.buf() {
+                Buf::Src => crate::pieces::Piece::Src(raw.begin(), raw.end),
+                Buf::Side => crate::pieces::Piece::Owned(self.bytes(raw)),
+            }
         })
     }
 
@@ -321,7 +404,7 @@ impl Table {
     where
         's: 'k,
     {
-        self.entries_of(move |item| keep(self.bytes(item.raw)))
+        self.entries_of(move |item| keep(self.bytes(self.raw(item))))
     }
 
     /// The entries whose item `wanted` accepts, in file order.
@@ -350,12 +433,15 @@ impl Table {
     where
         's: 'k,
     {
-        self.entries_of(move |item| match item.raw.buf() {
-            Buf::Src => {
-                let from = hits.partition_point(|&h| h < item.raw.begin());
-                hits.get(from).is_some_and(|&h| h < item.raw.end)
+        self.entries_of(move |item| {
+            let raw = self.raw(item);
+            match raw.buf() {
+                Buf::Src => {
+                    let from = hits.partition_point(|&h| h < raw.begin());
+                    hits.get(from).is_some_and(|&h| h < raw.end)
+                }
+                Buf::Side => keep(self.bytes(raw)),
             }
-            Buf::Side => keep(self.bytes(item.raw)),
         })
     }
 
@@ -490,6 +576,21 @@ impl Table {
         }
     }
 
+    /// Every physical line of an item: its span.
+    fn raw(&self, item: &ItemData) -> Span {
+        item.raw.unpack(&self.far)
+    }
+
+    /// Set the span of item `i`.
+    fn set_raw(&mut self, i: usize, span: Span) {
+        self.items[i].raw = self.pack(span);
+    }
+
+    /// A span as an item holds it.
+    fn pack(&mut self, span: Span) -> Raw {
+        Raw::pack(span, &mut self.far, self.near)
+    }
+
     fn fresh_id(&mut self) -> u32 {
         // Four billion entries do not fit in memory; saturating keeps this panic-free.
         self.next_id = self.next_id.saturating_add(1);
@@ -509,14 +610,15 @@ impl Table {
         if let Some((key, value)) = self.aux_of(item).and_then(|a| a.spans) {
             return (key, value);
         }
-        let raw = self.bytes(item.raw);
+        let span = self.raw(item);
+        let raw = self.bytes(span);
         let content = raw.strip_suffix(b"\n").unwrap_or(raw);
         match parse_logical(content, content.len(), false, &self.options) {
             Parsed::Entry { key_end, value, .. } => {
-                (item.raw.sub(0, key_end), item.raw.sub(value.0, value.1))
+                (span.sub(0, key_end), span.sub(value.0, value.1))
             }
             // Not reached: an item is tagged Entry only when this same reading gave an entry.
-            Parsed::Unparsed(_) => (item.raw.sub(0, 0), item.raw.sub(0, 0)),
+            Parsed::Unparsed(_) => (span.sub(0, 0), span.sub(0, 0)),
         }
     }
 
@@ -527,7 +629,7 @@ impl Table {
     fn value_offset_in_first_line(&self, item: &ItemData) -> Option<usize> {
         match self.aux_of(item) {
             Some(a) if a.spans.is_some() => a.value_offset_in_first_line,
-            _ => Some(self.entry_spans(item).1.begin() - item.raw.begin()),
+            _ => Some(self.entry_spans(item).1.begin() - self.raw(item).begin()),
         }
     }
 }
@@ -536,7 +638,7 @@ impl Table {
 
 impl ItemData {
     /// A blank or comment item (or the start of a record, refined by the caller).
-    fn plain(raw: Span, line: usize, class: LineClass) -> Self {
+    fn plain(raw: Raw, line: usize, class: LineClass) -> Self {
         Self {
             raw,
             line: u32::try_from(line).unwrap_or(u32::MAX),
@@ -564,7 +666,7 @@ impl<'a> Item<'a> {
 
     /// The item's bytes: all its physical lines, line terminators included.
     pub fn raw(&self) -> &'a [u8] {
-        self.table.bytes(self.data.raw)
+        self.table.bytes(self.table.raw(self.data))
     }
 
     /// 1-based line number of the item's first line in the parsed file; `None` for an item an
@@ -613,7 +715,7 @@ impl<'a> Entry<'a> {
 
     /// The record's bytes: its physical lines, including comment and blank lines inside it.
     pub fn raw(&self) -> &'a [u8] {
-        self.table.bytes(self.item.raw)
+        self.table.bytes(self.table.raw(self.item))
     }
 
     /// 1-based line number of the record's first line; `None` for an entry an edit created.
@@ -625,7 +727,7 @@ impl<'a> Entry<'a> {
 impl<'a> Unparsed<'a> {
     /// The record's bytes, exactly as in the file.
     pub fn raw(&self) -> &'a [u8] {
-        self.table.bytes(self.item.raw)
+        self.table.bytes(self.table.raw(self.item))
     }
 
     /// 1-based line number of the record's first line.
@@ -858,7 +960,8 @@ mod tests {
     }
 
     /// Reading a file in two halves gives exactly what reading it in one piece gives, wherever
-    /// the split falls, and edits work across the boundary.
+    /// the split falls, and edits work across the boundary; so does a table whose spans are
+    /// kept in `far` from any offset on (as in tables of 2 GiB and more).
     #[test]
     fn two_halves_read_like_one() {
         let inputs: [&[u8]; 4] = [
@@ -869,9 +972,14 @@ mod tests {
         ];
         let opts = ParseOptions::default();
         for src in inputs {
-            let whole = Table::parse_split(src.to_vec(), &opts, None);
-            for at in (0..src.len()).filter(|&at| is_record_start(src, at)) {
-                let halves = Table::parse_split(src.to_vec(), &opts, Some(at));
+            let whole = Table::parse_split(src.to_vec(), &opts, None, NEAR);
+            let splits = (0..src.len())
+                .filter(|&at| is_record_start(src, at))
+                .map(Some)
+                .chain([None]);
+            for (at, near) in splits.flat_map(|at| [NEAR, 0, 7, 40].map(|near| (at, near))) {
+                let halves = Table::parse_split(src.to_vec(), &opts, at, near);
+                let at = format!("{at:?}, far from {near}");
                 assert_eq!(halves.render(), src);
                 assert_eq!(
                     halves.diagnostics(true),
@@ -916,6 +1024,12 @@ mod tests {
                 a.remove(na).expect("present");
                 b.remove(nb).expect("present");
                 assert_eq!(a.render(), b.render());
+                let first = |t: &Table| t.entries().next().map(|e| e.id());
+                if let (Some(ea), Some(eb)) = (first(&a), first(&b)) {
+                    a.remove(ea).expect("present");
+                    b.remove(eb).expect("present");
+                }
+                assert_eq!(a.render(), b.render(), "split at {at}");
             }
         }
     }

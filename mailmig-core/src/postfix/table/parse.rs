@@ -111,6 +111,9 @@ pub(super) struct Chunk<'s> {
     items: Vec<ItemData>,
     side: Vec<u8>,
     aux: Vec<Aux>,
+    far: Vec<Span>,
+    /// See `Table::near`.
+    near: usize,
     next_id: u32,
     /// Physical lines read.
     lines: usize,
@@ -124,6 +127,7 @@ impl<'s> Chunk<'s> {
         end: usize,
         first_line: usize,
         options: &ParseOptions,
+        near: usize,
     ) -> Self {
         let mut chunk = Chunk {
             src,
@@ -132,6 +136,8 @@ impl<'s> Chunk<'s> {
             items: Vec::with_capacity((end - start) / 32 + 1),
             side: Vec::new(),
             aux: Vec::new(),
+            far: Vec::new(),
+            near,
             next_id: u32::try_from(first_line)
                 .unwrap_or(u32::MAX)
                 .saturating_sub(1),
@@ -187,8 +193,8 @@ impl<'s> Chunk<'s> {
                     if self.builder.rec.is_some() {
                         self.builder.pending.push((line_no, pos, end, class));
                     } else {
-                        self.items
-                            .push(ItemData::plain(Span::src(pos, end), line_no, class));
+                        let raw = Raw::pack(Span::src(pos, end), &mut self.far, self.near);
+                        self.items.push(ItemData::plain(raw, line_no, class));
                     }
                 }
             }
@@ -220,7 +226,8 @@ impl<'s> Chunk<'s> {
         };
         let first_line_len = content[0].1 - content[0].0;
         let parsed = parse_logical(text, first_line_len, rec.orphan, &self.options);
-        let mut item = ItemData::plain(Span::src(rec.start, rec.end), rec.line, LineClass::Start);
+        let raw = Raw::pack(Span::src(rec.start, rec.end), &mut self.far, self.near);
+        let mut item = ItemData::plain(raw, rec.line, LineClass::Start);
         match parsed {
             Parsed::Unparsed(data) => {
                 item.tag = Tag::Unparsed;
@@ -269,32 +276,44 @@ impl<'s> Chunk<'s> {
         self.items.push(item);
         self.builder.content.clear();
         for (line, start, end, class) in self.builder.pending.drain(..) {
-            self.items
-                .push(ItemData::plain(Span::src(start, end), line, class));
+            let raw = Raw::pack(Span::src(start, end), &mut self.far, self.near);
+            self.items.push(ItemData::plain(raw, line, class));
         }
     }
 
     /// The parsed chunk as a table's items, side buffer, aux records and last entry id.
-    pub(super) fn into_parts(self) -> (Items, Vec<u8>, Vec<Aux>, u32) {
-        (
-            Items {
+    pub(super) fn into_parts(self) -> ChunkParts {
+        ChunkParts {
+            items: Items {
                 parts: vec![self.items],
             },
-            self.side,
-            self.aux,
-            self.next_id,
-        )
+            side: self.side,
+            aux: self.aux,
+            far: self.far,
+            next_id: self.next_id,
+        }
     }
 
-    /// The parts of two consecutive chunks: the second's aux indices and side-buffer spans are
-    /// moved past the first's.
-    pub(super) fn join(self, second: Chunk<'_>) -> (Items, Vec<u8>, Vec<Aux>, u32) {
+    /// The parts of two consecutive chunks: the second's aux and far indices and side-buffer
+    /// spans are moved past the first's.
+    pub(super) fn join(self, second: Chunk<'_>) -> ChunkParts {
         let first_lines = u32::try_from(self.lines).unwrap_or(u32::MAX);
-        let (mut items, mut side, mut aux, first_id) = self.into_parts();
+        let ChunkParts {
+            mut items,
+            mut side,
+            mut aux,
+            mut far,
+            next_id: first_id,
+        } = self.into_parts();
         let aux_base = aux.len();
         let side_base = side.len();
+        let far_base = u32::try_from(far.len()).unwrap_or(u32::MAX);
+        far.extend_from_slice(&second.far);
         let mut second_items = second.items;
         for item in &mut second_items {
+            if item.raw.start == Raw::FAR {
+                item.raw.end = item.raw.end.saturating_add(far_base);
+            }
             item.line = item.line.saturating_add(first_lines);
             if item.tag == Tag::Entry {
                 item.id = item.id.saturating_add(first_id);
@@ -316,8 +335,23 @@ impl<'s> Chunk<'s> {
         }
         side.extend_from_slice(&second.side);
         items.parts.push(second_items);
-        (items, side, aux, first_id.saturating_add(second.next_id))
+        ChunkParts {
+            items,
+            side,
+            aux,
+            far,
+            next_id: first_id.saturating_add(second.next_id),
+        }
     }
+}
+
+/// What reading a file (or two halves of it, joined) gives a table.
+pub(super) struct ChunkParts {
+    pub(super) items: Items,
+    pub(super) side: Vec<u8>,
+    pub(super) aux: Vec<Aux>,
+    pub(super) far: Vec<Span>,
+    pub(super) next_id: u32,
 }
 
 /// Append an aux record; its index (saturating: four billion records do not fit in memory).
