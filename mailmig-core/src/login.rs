@@ -345,9 +345,9 @@ pub fn disable(
     let edit = prepare_disable(dovecot, state, req)?;
     let method = edit.method;
     let tx = FileTransaction::prepare(req.passwd_file)?;
-    let mut file = PasswdFile::parse(tx.original().to_vec(), req.options);
+    let mut file = PasswdFile::parse_shared(tx.shared_original(), req.options);
     let record = edit.apply(&mut file, tx.path(), state, req.ids)?;
-    tx.commit(&file.render(), &CommitOptions::default())?;
+    tx.commit_with(|mut out| file.write_to(&mut out), &CommitOptions::default())?;
     confirm_disabled(dovecot, &record.user, method)?;
     Ok(record)
 }
@@ -554,12 +554,9 @@ pub fn enable(
         ToEnable::Finished(enabled) => return Ok(enabled),
     };
     let tx = FileTransaction::prepare(&record.passwd_file)?;
-    let mut file = PasswdFile::parse(tx.original().to_vec(), options);
+    let mut file = PasswdFile::parse_shared(tx.shared_original(), options);
     let exact = restore(&mut file, &record, ids)?;
-    let new = file.render();
-    if new != tx.original() {
-        tx.commit(&new, &CommitOptions::default())?;
-    }
+    tx.commit_with(|mut out| file.write_to(&mut out), &CommitOptions::default())?;
     confirm_enabled(dovecot, state, &key, &record)?;
     Ok(Enabled::Restored { record, exact })
 }

@@ -34,6 +34,11 @@
 //!    check the target name once more, `renameat` over it, `fsync` the directory.
 //! 5. **Drop** without commit removes the temporary file; the target is untouched.
 //!
+//! [`FileTransaction::commit_with`] streams a document into the temporary file instead of
+//! building its bytes first (`|mut out| doc.write_to(&mut out)`), and writes nothing while they
+//! are the bytes read: an edit of a large file holds one copy of it, shared with the document
+//! ([`FileTransaction::shared_original`], `PasswdFile::parse_shared`).
+//!
 //! A symlinked target (a link owned by root) is edited at its real path and the link is kept.
 //! A target whose rename fails with `EBUSY`/`EXDEV` (a single-file bind mount) is an error
 //! unless [`CommitOptions::copy_in_place_fallback`] is set (then the file is rewritten in place:
@@ -41,8 +46,9 @@
 //! still in the old modification second, the new file's mtime is set one second later: Dovecot
 //! re-reads a passwd-file only when its mtime second or size changed.
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use camino::{Utf8Path, Utf8PathBuf};
@@ -162,7 +168,7 @@ pub struct FileTransaction {
     name: String,
     temp_name: String,
     temp: Option<fs_err::File>,
-    original: Vec<u8>,
+    original: Arc<Vec<u8>>,
     meta: Stamp,
 }
 
@@ -240,7 +246,7 @@ impl FileTransaction {
             name,
             temp_name,
             temp: Some(temp),
-            original,
+            original: Arc::new(original),
             meta,
         })
     }
@@ -248,6 +254,12 @@ impl FileTransaction {
     /// The file's bytes as read under the lock.
     pub fn original(&self) -> &[u8] {
         &self.original
+    }
+
+    /// The same bytes, shared: a document parsed from them (`PasswdFile::parse_shared`) holds
+    /// no second copy of a large file.
+    pub fn shared_original(&self) -> Arc<Vec<u8>> {
+        Arc::clone(&self.original)
     }
 
     /// The real path of the file (symlinks resolved).
@@ -261,22 +273,37 @@ impl FileTransaction {
 
     /// Replace the file with `new`. Unchanged bytes are not rewritten.
     pub fn commit(
-        mut self,
+        self,
         new: &[u8],
         options: &CommitOptions,
     ) -> Result<CommitReport, TransactionError> {
+        if new == self.original.as_slice() {
+            self.check_unchanged()?;
+            return Ok(self.unchanged_report());
+        }
+        self.commit_with(|out| out.write_all(new), options)
+    }
+
+    /// Replace the file with the bytes `write` writes, streamed into the temporary file instead
+    /// of built in memory first (`|out| document.write_to(out)`). When they are the bytes read,
+    /// nothing is renamed and the report says unchanged.
+    pub fn commit_with(
+        mut self,
+        write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+        options: &CommitOptions,
+    ) -> Result<CommitReport, TransactionError> {
+        self.check_unchanged()?;
+        let changed = self.fill_temp(write)?;
+        self.check_unchanged()?;
+        if !changed {
+            return Ok(self.unchanged_report());
+        }
         let mut report = CommitReport {
             path: self.path(),
-            changed: new != self.original.as_slice(),
+            changed: true,
             backup: None,
             in_place: false,
         };
-        self.check_unchanged()?;
-        if !report.changed {
-            return Ok(report);
-        }
-        self.fill_temp(new)?;
-        self.check_unchanged()?;
         if options.backup {
             let backup = format!("{}.mailmig-{}", self.name, backup_suffix());
             self.dir.hard_link(&self.name, &backup)?;
@@ -301,14 +328,7 @@ impl FileTransaction {
                         source,
                     });
                 }
-                let write_err = |source| TransactionError::Write {
-                    path: self.path(),
-                    source,
-                };
-                let mut f = self.dir.open_rw(&self.name)?;
-                f.set_len(0).map_err(write_err)?;
-                f.write_all(new).map_err(write_err)?;
-                f.sync_all().map_err(write_err)?;
+                self.copy_in_place()?;
                 report.in_place = true;
                 // The temporary file is removed on drop.
                 return Ok(report);
@@ -321,9 +341,42 @@ impl FileTransaction {
         Ok(report)
     }
 
-    /// Write `new` into the temporary file, which this process created: only it is given the
-    /// target's owner, group and mode (set-id bits dropped).
-    fn fill_temp(&mut self, new: &[u8]) -> Result<(), TransactionError> {
+    fn unchanged_report(&self) -> CommitReport {
+        CommitReport {
+            path: self.path(),
+            changed: false,
+            backup: None,
+            in_place: false,
+        }
+    }
+
+    /// Rewrite the target in place with the temporary file's bytes (not atomic: the rename was
+    /// impossible and the caller allowed it).
+    fn copy_in_place(&mut self) -> Result<(), TransactionError> {
+        let path = self.path();
+        let write_err = |source| TransactionError::Write {
+            path: path.clone(),
+            source,
+        };
+        let mut f = self.dir.open_rw(&self.name)?;
+        let temp = self.temp.as_mut().ok_or_else(|| TransactionError::Write {
+            path: path.clone(),
+            source: std::io::Error::other("transaction already finished"),
+        })?;
+        temp.rewind().map_err(write_err)?;
+        f.set_len(0).map_err(write_err)?;
+        std::io::copy(temp, &mut f).map_err(write_err)?;
+        f.sync_all().map_err(write_err)?;
+        Ok(())
+    }
+
+    /// Write the new bytes into the temporary file, which this process created: only it is
+    /// given the target's owner, group and mode (set-id bits dropped). Whether they differ from
+    /// the bytes read.
+    fn fill_temp(
+        &mut self,
+        write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<bool, TransactionError> {
         let temp_path = self.temp_path();
         let write_err = |source| TransactionError::Write {
             path: temp_path.clone(),
@@ -334,6 +387,7 @@ impl FileTransaction {
             source: std::io::Error::other("transaction already finished"),
         })?;
         temp.set_len(0).map_err(write_err)?;
+        temp.rewind().map_err(write_err)?;
         // Owner and group first (chown may clear set-id bits), then the exact mode.
         let m = self.meta;
         let mode = m.mode & 0o1777;
@@ -349,9 +403,21 @@ impl FileTransaction {
         temp.file()
             .set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(ownership)?;
-        temp.write_all(new).map_err(write_err)?;
+        let mut out = Compare {
+            out: std::io::BufWriter::with_capacity(1 << 20, &mut *temp),
+            original: &self.original,
+            written: 0,
+            diverged: false,
+        };
+        write(&mut out).map_err(write_err)?;
+        let changed = out.finish().map_err(write_err)?;
+        let written = out.written;
+        drop(out);
+        if !changed {
+            return Ok(false);
+        }
         // Dovecot re-reads a passwd-file only when the mtime second or the size changed.
-        if new.len() as u64 == m.size {
+        if written as u64 == m.size {
             let now_secs = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
@@ -362,7 +428,7 @@ impl FileTransaction {
             }
         }
         temp.sync_all().map_err(write_err)?;
-        Ok(())
+        Ok(true)
     }
 
     /// The target must still be the version that was read (and still a regular file: a name
@@ -384,13 +450,65 @@ impl FileTransaction {
             .ok()
             .and_then(|mut f| f.read_to_end(&mut bytes).ok())
             .ok_or_else(changed)?;
-        if bytes == self.original
+        if bytes == *self.original
             && (stamp.uid, stamp.gid, stamp.mode) == (self.meta.uid, self.meta.gid, self.meta.mode)
         {
             Ok(())
         } else {
             Err(changed())
         }
+    }
+}
+
+/// A writer that writes nothing while the bytes are the original's: at the first difference it
+/// writes the original's bytes so far, then passes everything on. Unchanged bytes are never
+/// written to the temporary file.
+struct Compare<'a, W: Write> {
+    out: W,
+    original: &'a [u8],
+    /// Bytes given so far.
+    written: usize,
+    /// Whether they stopped being the original's (and the temporary file holds them).
+    diverged: bool,
+}
+
+impl<W: Write> Compare<'_, W> {
+    fn diverge(&mut self) -> std::io::Result<()> {
+        self.out.write_all(&self.original[..self.written])?;
+        self.diverged = true;
+        Ok(())
+    }
+
+    /// Flush, and whether the bytes differ from the original's (a prefix of them does).
+    fn finish(&mut self) -> std::io::Result<bool> {
+        if !self.diverged && self.written != self.original.len() {
+            self.diverge()?;
+        }
+        self.out.flush()?;
+        Ok(self.diverged)
+    }
+}
+
+impl<W: Write> Write for Compare<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.diverged {
+            let end = self.written.saturating_add(buf.len());
+            if self.original.get(self.written..end) == Some(buf) {
+                self.written = end;
+                return Ok(buf.len());
+            }
+            self.diverge()?;
+        }
+        self.out.write_all(buf)?;
+        self.written = self.written.saturating_add(buf.len());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.diverged {
+            self.out.flush()?;
+        }
+        Ok(())
     }
 }
 
@@ -581,6 +699,63 @@ mod tests {
             .expect("commit");
         assert!(r.changed);
         assert_eq!(fs_err::read(&f).expect("read"), b"a c\n");
+        assert!(!temp_path_for(&f).exists());
+    }
+
+    /// A streamed commit writes what the writer gives, in pieces; bytes equal to the original
+    /// (however they were cut) replace nothing, and a prefix or an extension of the original is
+    /// a change.
+    #[test]
+    fn a_streamed_commit_tells_unchanged_bytes_from_a_prefix_or_an_extension() {
+        let (_d, p) = dir();
+        let f = p.join("users");
+        fs_err::write(&f, b"alice:x\nbob:y\n").expect("write");
+        let ino = |f: &Utf8Path| fs_err::metadata(f).expect("stat").ino();
+        let before = ino(&f);
+        let pieces = |parts: &'static [&'static [u8]]| {
+            move |out: &mut dyn Write| parts.iter().try_for_each(|p| out.write_all(p))
+        };
+        let tx = FileTransaction::prepare(&f).expect("prepare");
+        let r = tx
+            .commit_with(
+                pieces(&[b"alice:", b"x\nbob", b":y\n"]),
+                &CommitOptions::default(),
+            )
+            .expect("commit");
+        assert!(!r.changed);
+        assert_eq!(ino(&f), before, "an unchanged file is not replaced");
+        assert!(!temp_path_for(&f).exists());
+        for (parts, expected) in [
+            (&[&b"alice:x\n"[..]][..], &b"alice:x\n"[..]),
+            (
+                &[&b"alice:x\n"[..], b"bob:y\n", b"carol:z\n"][..],
+                b"alice:x\nbob:y\ncarol:z\n",
+            ),
+            (&[&b"alice:x\nbob:Y\n"[..]][..], b"alice:x\nbob:Y\n"),
+        ] {
+            fs_err::write(&f, b"alice:x\nbob:y\n").expect("write");
+            let tx = FileTransaction::prepare(&f).expect("prepare");
+            let r = tx
+                .commit_with(
+                    |out| parts.iter().try_for_each(|p| out.write_all(p)),
+                    &CommitOptions::default(),
+                )
+                .expect("commit");
+            assert!(r.changed, "{expected:?}");
+            assert_eq!(fs_err::read(&f).expect("read"), expected);
+            assert!(!temp_path_for(&f).exists());
+        }
+        // A writer that fails leaves the target as it was.
+        let tx = FileTransaction::prepare(&f).expect("prepare");
+        let failed = tx.commit_with(
+            |out| {
+                out.write_all(b"half")?;
+                Err(std::io::Error::other("the document could not be written"))
+            },
+            &CommitOptions::default(),
+        );
+        assert!(matches!(failed, Err(TransactionError::Write { .. })));
+        assert_eq!(fs_err::read(&f).expect("read"), b"alice:x\nbob:Y\n");
         assert!(!temp_path_for(&f).exists());
     }
 

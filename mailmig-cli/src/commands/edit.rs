@@ -1,8 +1,12 @@
 //! The one way every editing command writes: a transaction (lock, read, compute, verify, write
 //! a temporary file, fsync, rename, fsync the directory), or a unified diff with `--dry-run`.
 
+use std::sync::Arc;
+
 use camino::Utf8Path;
 use mailmig_core::dovecot::mask::mask_file;
+use mailmig_core::dovecot::PasswdFile;
+use mailmig_core::postfix::Table;
 use mailmig_core::safe_fs::SafeFsError;
 use mailmig_core::transaction::{CommitOptions, CommitReport, FileTransaction, TransactionError};
 
@@ -42,17 +46,45 @@ pub(crate) enum Secrets {
     PasswdFile,
 }
 
-/// Lock and read `path`, compute the new bytes with `edit`, and commit them (or print the diff
-/// and write nothing with `--dry-run`). `None` when nothing was written.
-pub(crate) fn apply<T>(
+/// What an edit gives to write: an edited document, streamed into the file by the commit.
+pub(crate) trait Rendered {
+    /// The whole new bytes (for a diff).
+    fn render(&self) -> Vec<u8>;
+    /// Write the new bytes.
+    fn write(&self, out: &mut dyn std::io::Write) -> std::io::Result<()>;
+}
+
+impl Rendered for Table {
+    fn render(&self) -> Vec<u8> {
+        Table::render(self)
+    }
+    fn write(&self, mut out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        self.write_to(&mut out)
+    }
+}
+
+impl Rendered for PasswdFile {
+    fn render(&self) -> Vec<u8> {
+        PasswdFile::render(self)
+    }
+    fn write(&self, mut out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        self.write_to(&mut out)
+    }
+}
+
+/// Lock and read `path`, edit the bytes read (shared with the transaction, not copied) with
+/// `edit`, and commit what it gives (or print the diff and write nothing with `--dry-run`).
+/// `None` when nothing was written.
+pub(crate) fn apply<D: Rendered, T>(
     path: &Utf8Path,
     flags: &EditFlags,
     secrets: Secrets,
-    edit: impl FnOnce(&[u8]) -> Result<(Vec<u8>, T), Failure>,
+    edit: impl FnOnce(&Arc<Vec<u8>>) -> Result<(D, T), Failure>,
 ) -> Result<(Option<CommitReport>, T), Failure> {
     let tx = FileTransaction::prepare(path).map_err(|e| failure(&e))?;
-    let (new, extra) = edit(tx.original())?;
+    let (doc, extra) = edit(&tx.shared_original())?;
     if flags.dry_run {
+        let new = doc.render();
         // A passwd-file's diff shows the edited lines only, their passwords masked.
         let (old, new, context) = match secrets {
             Secrets::None => (tx.original().to_vec(), new.clone(), 2),
@@ -72,7 +104,9 @@ pub(crate) fn apply<T>(
         backup: flags.backup,
         copy_in_place_fallback: flags.copy_in_place,
     };
-    let report = tx.commit(&new, &options).map_err(|e| failure(&e))?;
+    let report = tx
+        .commit_with(|out| doc.write(out), &options)
+        .map_err(|e| failure(&e))?;
     if let Some(b) = &report.backup {
         output::stderr_line(&format!("backup: {b}"));
     }

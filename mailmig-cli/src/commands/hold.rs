@@ -90,7 +90,7 @@ pub(crate) fn add(ctx: &Context<'_>, args: &HoldAddArgs) -> Result<u8, Failure> 
                 ));
             }
         }
-        Ok((access.render(), ()))
+        Ok((access, ()))
     })?;
     for l in &lines {
         if l.starts_with("warning") {
@@ -122,7 +122,7 @@ pub(crate) fn remove(ctx: &Context<'_>, args: &HoldRemoveArgs) -> Result<u8, Fai
     let (report, removed) = edit::apply(&map_path, &args.edit, edit::Secrets::None, |original| {
         let mut access = Table::parse(original.to_vec(), &parse);
         let removed = remove_holds(&mut access, &users).map_err(|e| unwritten(&e))?;
-        Ok((access.render(), removed))
+        Ok((access, removed))
     })?;
     for key in &removed {
         output::stdout(format!("removed\t{}\n", String::from_utf8_lossy(key)).as_bytes())?;

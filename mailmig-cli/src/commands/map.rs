@@ -149,7 +149,7 @@ pub(crate) fn set(ctx: &Context<'_>, args: &MapSetArgs) -> Result<u8, Failure> {
         table
             .set(args.key.as_bytes(), args.value.as_bytes(), true)
             .map_err(|e| edit_error(&args.file, &e))?;
-        Ok((table.render(), ()))
+        Ok((table, ()))
     })?;
     if let Some(report) = report {
         if report.changed {
@@ -166,9 +166,9 @@ pub(crate) fn del(ctx: &Context<'_>, args: &MapDelArgs) -> Result<u8, Failure> {
         match table.get(args.key.as_bytes(), true).map(|e| e.id()) {
             Some(id) => {
                 table.remove(id).map_err(|e| edit_error(&args.file, &e))?;
-                Ok((table.render(), true))
+                Ok((table, true))
             }
-            None => Ok((original.to_vec(), false)),
+            None => Ok((table, false)),
         }
     })?;
     if !found {

@@ -1,5 +1,7 @@
 //! `mailmig passwd check|show`.
 
+use std::sync::Arc;
+
 use camino::Utf8Path;
 use mailmig_core::dovecot::{
     Dovecot, DovecotVersion, PasswdEditError, PasswdFile, PasswdOptions, RecordReport,
@@ -126,7 +128,7 @@ pub(crate) fn set(ctx: &Context<'_>, args: &PasswdSetArgs) -> Result<u8, Failure
         &args.edit,
         edit::Secrets::PasswdFile,
         |original| {
-            let mut passwd = PasswdFile::parse(original.to_vec(), &options);
+            let mut passwd = PasswdFile::parse_shared(Arc::clone(original), &options);
             for (key, value) in &fields {
                 passwd
                     .set_extra(
@@ -137,7 +139,7 @@ pub(crate) fn set(ctx: &Context<'_>, args: &PasswdSetArgs) -> Result<u8, Failure
                     )
                     .map_err(|e| edit_failure(&args.file, &e))?;
             }
-            Ok((passwd.render(), ()))
+            Ok((passwd, ()))
         },
     )?;
     Ok(exit::OK)
@@ -151,7 +153,7 @@ pub(crate) fn unset(ctx: &Context<'_>, args: &PasswdUnsetArgs) -> Result<u8, Fai
         &args.edit,
         edit::Secrets::PasswdFile,
         |original| {
-            let mut passwd = PasswdFile::parse(original.to_vec(), &options);
+            let mut passwd = PasswdFile::parse_shared(Arc::clone(original), &options);
             let mut removed = 0;
             for key in &args.fields {
                 if passwd
@@ -161,7 +163,7 @@ pub(crate) fn unset(ctx: &Context<'_>, args: &PasswdUnsetArgs) -> Result<u8, Fai
                     removed += 1;
                 }
             }
-            Ok((passwd.render(), removed))
+            Ok((passwd, removed))
         },
     )?;
     if removed == 0 {

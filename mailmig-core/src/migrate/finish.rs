@@ -364,8 +364,8 @@ fn remove_overrides(
         source,
     };
     let tx = FileTransaction::prepare(passwd_file)?;
-    let original = tx.original().to_vec();
-    let mut file = PasswdFile::parse(original.clone(), &PasswdOptions::default());
+    let original = tx.shared_original();
+    let mut file = PasswdFile::parse_shared(original.clone(), &PasswdOptions::default());
     for o in overrides {
         for field in &o.fields {
             let key = field.split_once('=').map_or(field.as_str(), |(k, _)| k);
@@ -373,7 +373,7 @@ fn remove_overrides(
                 .map_err(edit_error)?;
         }
     }
-    tx.commit(&file.render(), &CommitOptions::default())?;
+    tx.commit_with(|mut out| file.write_to(&mut out), &CommitOptions::default())?;
     let dovecot = Dovecot::new(lookup.config().to_owned(), runner);
     let flush = || {
         for o in overrides {

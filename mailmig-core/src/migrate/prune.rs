@@ -172,7 +172,7 @@ pub fn fold(
         legacy_mail_field: settings.version.legacy_mail_field(),
         ..PasswdOptions::default()
     };
-    let mut primary = PasswdFile::parse(tx.original().to_vec(), &options);
+    let mut primary = PasswdFile::parse_shared(tx.shared_original(), &options);
     let bytes = read_file(&files.location)?;
     let overlay_file = PasswdFile::parse(bytes, &PasswdOptions::default());
     let mut report = FoldReport {
@@ -208,7 +208,10 @@ pub fn fold(
     if dry_run || report.folded.is_empty() {
         return Ok(report);
     }
-    tx.commit(&primary.render(), &CommitOptions::default())?;
+    tx.commit_with(
+        |mut out| primary.write_to(&mut out),
+        &CommitOptions::default(),
+    )?;
     for user in &report.folded {
         dovecot.flush_auth_cache(user).map_err(MigrateError::from)?;
     }
@@ -292,8 +295,8 @@ fn remove(
     before: &[super::Location],
 ) -> Result<(), PruneError> {
     let tx = FileTransaction::prepare(file)?;
-    let original = tx.original().to_vec();
-    let mut parsed = PasswdFile::parse(original.clone(), &PasswdOptions::default());
+    let original = tx.shared_original();
+    let mut parsed = PasswdFile::parse_shared(original.clone(), &PasswdOptions::default());
     for r in removed {
         parsed
             .remove_records(r.user.as_bytes())
@@ -302,7 +305,10 @@ fn remove(
                 source,
             })?;
     }
-    tx.commit(&parsed.render(), &CommitOptions::default())?;
+    tx.commit_with(
+        |mut out| parsed.write_to(&mut out),
+        &CommitOptions::default(),
+    )?;
     let flush = || -> Result<(), PruneError> {
         for r in removed {
             dovecot

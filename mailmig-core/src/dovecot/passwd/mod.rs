@@ -55,7 +55,9 @@ enum LineRaw {
 /// A Dovecot passwd-file as a lossless document: one item per physical line.
 #[derive(Debug, Clone)]
 pub struct PasswdFile {
-    src: Vec<u8>,
+    /// The parsed bytes, never changed (edits replace lines): shared with the transaction that
+    /// read them, so that editing a large file holds one copy of it.
+    src: std::sync::Arc<Vec<u8>>,
     lines: Vec<LineRaw>,
     options: PasswdOptions,
     /// Lines an edit padded with `:` up to the extra fields (line index → colons added), so
@@ -592,6 +594,14 @@ fn show(b: &[u8]) -> String {
 impl PasswdFile {
     /// Parse passwd-file bytes. Never fails.
     pub fn parse(src: Vec<u8>, options: &PasswdOptions) -> Self {
+        Self::parse_shared(std::sync::Arc::new(src), options)
+    }
+
+    /// Parse bytes held elsewhere too (such as [`FileTransaction::shared_original`]), without
+    /// copying them. Never fails.
+    ///
+    /// [`FileTransaction::shared_original`]: crate::transaction::FileTransaction::shared_original
+    pub fn parse_shared(src: std::sync::Arc<Vec<u8>>, options: &PasswdOptions) -> Self {
         let mut lines = Vec::with_capacity(src.len() / 64 + 1);
         let mut start = 0;
         for nl in memchr::memchr_iter(b'\n', &src) {

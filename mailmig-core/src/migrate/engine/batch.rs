@@ -302,7 +302,9 @@ impl Engine<'_> {
     ) -> Result<Vec<Result<(), StepError>>, StepError> {
         let tx = FileTransaction::prepare(file)?;
         let path = tx.path();
-        let mut doc = PasswdFile::parse(tx.original().to_vec(), &PasswdOptions::default());
+        // The document shares the bytes read; the commit streams it into the file: one copy of a
+        // large passwd-file in memory, and unchanged bytes are not written at all.
+        let mut doc = PasswdFile::parse_shared(tx.shared_original(), &PasswdOptions::default());
         let env = EditEnv {
             ids: self.ids,
             state: self.state,
@@ -312,10 +314,7 @@ impl Engine<'_> {
             .into_iter()
             .map(|(_, edit)| doc.atomically(|d| edit(d, &env)))
             .collect();
-        let new = doc.render();
-        if new != tx.original() {
-            tx.commit(&new, &CommitOptions::default())?;
-        }
+        tx.commit_with(|mut out| doc.write_to(&mut out), &CommitOptions::default())?;
         Ok(each)
     }
 
