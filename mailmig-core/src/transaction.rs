@@ -411,21 +411,23 @@ impl FileTransaction {
         };
         write(&mut out).map_err(write_err)?;
         let changed = out.finish().map_err(write_err)?;
-        let written = out.written;
         drop(out);
         if !changed {
             return Ok(false);
         }
-        // Dovecot re-reads a passwd-file only when the mtime second or the size changed.
-        if written as u64 == m.size {
-            let now_secs = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-            if now_secs <= m.mtime {
-                let later = SystemTime::UNIX_EPOCH
-                    + Duration::from_secs(u64::try_from(m.mtime + 1).unwrap_or(0));
-                temp.file().set_modified(later).map_err(write_err)?;
-            }
+        // Dovecot re-reads a passwd-file when its mtime second or size differ from the version
+        // it loaded last, checking at most once a second. A version written in the second of
+        // the one it replaces is stamped one second after it — whatever its size: a size that
+        // comes back within one second (a field added, then removed) would otherwise look like
+        // a version Dovecot loaded in that second, and it would keep that version until the
+        // next change. So every version's mtime second is later than the one before.
+        let now_secs = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        if now_secs <= m.mtime {
+            let later = SystemTime::UNIX_EPOCH
+                + Duration::from_secs(u64::try_from(m.mtime + 1).unwrap_or(0));
+            temp.file().set_modified(later).map_err(write_err)?;
         }
         temp.sync_all().map_err(write_err)?;
         Ok(true)
@@ -788,6 +790,37 @@ mod tests {
             .expect("commit");
         let after = fs_err::metadata(&f).expect("meta").mtime();
         assert_ne!(before, after);
+    }
+
+    /// Regression: three versions within one second, the third of the first's size. Dovecot,
+    /// having loaded the first in that second, compares (mtime second, size) and would take the
+    /// third for the first — it kept a lock-out or a switch out of sight for 5 s and more (seen
+    /// in the downtime harness, overlay mode, four jobs: runs ended "needs admin").
+    #[test]
+    fn no_two_versions_written_in_one_second_share_their_stamp() {
+        let (_d, p) = dir();
+        let f = p.join("users");
+        let stamp = |f: &Utf8Path| {
+            let m = fs_err::metadata(f).expect("meta");
+            (m.mtime(), m.size())
+        };
+        fs_err::write(&f, b"u:x::quota=1G\n").expect("write");
+        let mut seen = vec![stamp(&f)];
+        for new in [
+            &b"u:x::quota=10G\n"[..],
+            b"u:x::quota=2G\n",
+            b"u:x::quota=20G\n",
+        ] {
+            let tx = FileTransaction::prepare(&f).expect("prepare");
+            tx.commit(new, &CommitOptions::default()).expect("commit");
+            let now = stamp(&f);
+            assert!(!seen.contains(&now), "{now:?} repeats one of {seen:?}");
+            assert!(
+                now.0 > seen.last().expect("a version").0,
+                "the mtime second moves on"
+            );
+            seen.push(now);
+        }
     }
 
     #[test]

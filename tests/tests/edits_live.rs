@@ -134,3 +134,62 @@ fn passwd_set_reaches_dovecot_within_two_seconds(#[case] stack: Stack) {
     }));
     eprintln!("slowest edit seen by Dovecot after {worst:?}");
 }
+
+/// Regression: three `passwd set` within one second, Dovecot loading the first in that second,
+/// and the third of the first's size. Dovecot checks a passwd-file at most once a second and
+/// re-reads it only when its (mtime second, size) differ from the version it loaded: with the
+/// third stamped like the first, it kept the first for good (the migrations of the downtime
+/// harness, overlay mode, four jobs, ended "needs admin": Dovecot did not see a lock-out or a
+/// re-enable within 5 s).
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn a_size_that_comes_back_within_one_second_reaches_dovecot(#[case] stack: Stack) {
+    let Some(sb) = Sandbox::start_on(stack) else {
+        return;
+    };
+    let conf = sb.get("DOVECOT_CONFIG");
+    let passwd = sb.get("PASSWD_FILE");
+    let user = "alice@example.test";
+    let lookup = || sb.run("doveadm", &["-c", conf, "auth", "lookup", user]);
+    let set = |value: &str| {
+        let r = sb.mailmig_bare(&["passwd", "set", passwd, user, &format!("reason={value}")]);
+        assert_eq!(r.code, 0, "{}", r.err());
+    };
+    let second = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+    };
+    let mut arranged = false;
+    for attempt in 0..5 {
+        // Start right after a second begins, so that the three edits fall into it.
+        let now = second();
+        std::thread::sleep(Duration::from_nanos(
+            1_000_000_000 - u64::from(now.subsec_nanos()) + 20_000_000,
+        ));
+        let start = second().as_secs();
+        let (first, last) = (format!("a{attempt}aa"), format!("c{attempt}cc"));
+        set(&first);
+        // Dovecot loads the first version in its second (when it does not, try again).
+        if !lookup().out().contains(&format!("reason    : {first}")) {
+            continue;
+        }
+        set(&format!("b{attempt}bbbbbbb"));
+        set(&last);
+        if second().as_secs() != start {
+            continue;
+        }
+        arranged = true;
+        wait_until(
+            &format!("reason={last} (the first's size, in the first's second)"),
+            Duration::from_secs(3),
+            || lookup().out().contains(&format!("reason    : {last}")),
+        );
+        break;
+    }
+    assert!(
+        arranged,
+        "three edits and a lookup of the first never fell into one second"
+    );
+}

@@ -165,14 +165,14 @@ fn part_b() {
             ];
             args.extend(users.iter().cloned());
             let r = run("bash", &args);
-            assert_eq!(r.code, 0, "{}", r.err());
+            assert_eq!(r.code, 0, "{}\n{}", r.err(), r.out());
             r.out()
                 .lines()
                 .filter_map(|l| l.split('\t').nth(1)?.parse().ok())
                 .collect()
         } else {
             let r = migrate_all(&sb, &users);
-            assert_eq!(r.code, 0, "{}", r.err());
+            assert_eq!(r.code, 0, "{}\n{}", r.err(), r.out());
             done_figures(&r.out())
                 .iter()
                 .filter_map(|(_, f)| f["held_ms"].as_u64())
@@ -246,14 +246,14 @@ fn part_c() {
             }
             // Loaded (the first lookup reads the whole file).
             let r = sb.doveadm(&["user", "-f", "home", &users[0]]);
-            assert_eq!(r.code, 0, "{}", r.err());
+            assert_eq!(r.code, 0, "{}\n{}", r.err(), r.out());
             let stop = Arc::new(AtomicBool::new(false));
             let thread = sender(sb.get("SMTP_PORT").to_string(), users.clone(), stop.clone());
             std::thread::sleep(Duration::from_millis(300));
             let start = Instant::now();
             let r = migrate_all(&sb, &users);
             let took = start.elapsed();
-            assert_eq!(r.code, 0, "{}", r.err());
+            assert_eq!(r.code, 0, "{}\n{}", r.err(), r.out());
             std::thread::sleep(Duration::from_millis(1500));
             stop.store(true, Ordering::SeqCst);
             let sent = thread.join().expect("sender");
@@ -305,7 +305,7 @@ fn part_d() {
         }
         let users: Vec<String> = names.iter().map(|n| format!("{n}@example.test")).collect();
         let r = sb.doveadm(&["user", "-f", "home", &users[0]]);
-        assert_eq!(r.code, 0, "{}", r.err());
+        assert_eq!(r.code, 0, "{}\n{}", r.err(), r.out());
         let server = if filler > 0 {
             "+1,000,000 users (passwd-file)"
         } else {
