@@ -58,6 +58,8 @@ shutil.copyfile(passwd, f"{work}/users.orig")
 shutil.copyfile(access, f"{work}/access.orig")
 restore_access = [(f"{work}/access.orig", access)]
 restore_passwd = [(f"{work}/users.orig", passwd)]
+restore_virtual = [(f"{work}/virtual.orig", virtual)]
+key_re = key.replace(".", "\\.")
 
 M = [mailmig]
 cases = [
@@ -77,6 +79,8 @@ cases = [
     ("hold add (one mailbox)", M + ["--postfix-config", pf, "hold", "add", "--map", access, mailbox],
      "sed + postmap access", ["sh", "-c", f"sed -i '$a {mailbox} HOLD' {access} && postmap -c {pf} hash:{access}"],
      virtual, restore_access),
+    ("map set KEY (no postmap)", M + ["map", "set", "--no-postmap", virtual, key, "moved@example.test"],
+     "sed -i", ["sed", "-i", f"s/^{key_re}[ \t].*$/{key_re} moved@example.test/", virtual], virtual, restore_virtual),
     ("passwd set", M + ["passwd", "set", passwd, user, "allow_nets="],
      "sed -i", ["sed", "-i", f"s/^\\({user}:.*\\)$/\\1 allow_nets=/", passwd], passwd, restore_passwd),
 ]

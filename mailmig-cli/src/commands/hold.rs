@@ -1,5 +1,7 @@
 //! `mailmig hold add|remove|list|check`.
 
+use std::sync::Arc;
+
 use mailmig_core::hold::{
     apply_hold, list_holds, plan_hold, remove_holds, validate_mailbox, HoldAction,
 };
@@ -42,7 +44,7 @@ pub(crate) fn add(ctx: &Context<'_>, args: &HoldAddArgs) -> Result<u8, Failure> 
     let mut incomplete = false;
     let mut lines = Vec::new();
     let (report, ()) = edit::apply(&map_path, &args.edit, edit::Secrets::None, |original| {
-        let mut access = Table::parse(original.to_vec(), &parse);
+        let mut access = Table::parse_shared(Arc::clone(original), &parse);
         for (user, closure) in &closures {
             if !closure.target_receives_own_mail {
                 lines.push(format!(
@@ -120,7 +122,7 @@ pub(crate) fn remove(ctx: &Context<'_>, args: &HoldRemoveArgs) -> Result<u8, Fai
     let users: Vec<&str> = args.addresses.iter().map(String::as_str).collect();
     let parse = ctx.options;
     let (report, removed) = edit::apply(&map_path, &args.edit, edit::Secrets::None, |original| {
-        let mut access = Table::parse(original.to_vec(), &parse);
+        let mut access = Table::parse_shared(Arc::clone(original), &parse);
         let removed = remove_holds(&mut access, &users).map_err(|e| unwritten(&e))?;
         Ok((access, removed))
     })?;

@@ -1,5 +1,7 @@
 //! `mailmig map check|dump|get`.
 
+use std::sync::Arc;
+
 use camino::Utf8Path;
 use mailmig_core::postfix::{
     parse_address_list, AccessRule, Diagnostic, DiagnosticKind, Table, TableEditError,
@@ -144,7 +146,7 @@ fn edit_error(file: &Utf8Path, e: &TableEditError) -> Failure {
 pub(crate) fn set(ctx: &Context<'_>, args: &MapSetArgs) -> Result<u8, Failure> {
     let options = ctx.options;
     let (report, ()) = edit::apply(&args.file, &args.edit, edit::Secrets::None, |original| {
-        let mut table = Table::parse(original.to_vec(), &options);
+        let mut table = Table::parse_shared(Arc::clone(original), &options);
         refuse_unparsed_key(&args.file, &table, args.key.as_bytes())?;
         table
             .set(args.key.as_bytes(), args.value.as_bytes(), true)
@@ -162,7 +164,7 @@ pub(crate) fn set(ctx: &Context<'_>, args: &MapSetArgs) -> Result<u8, Failure> {
 pub(crate) fn del(ctx: &Context<'_>, args: &MapDelArgs) -> Result<u8, Failure> {
     let options = ctx.options;
     let (report, found) = edit::apply(&args.file, &args.edit, edit::Secrets::None, |original| {
-        let mut table = Table::parse(original.to_vec(), &options);
+        let mut table = Table::parse_shared(Arc::clone(original), &options);
         match table.get(args.key.as_bytes(), true).map(|e| e.id()) {
             Some(id) => {
                 table.remove(id).map_err(|e| edit_error(&args.file, &e))?;

@@ -194,8 +194,8 @@ impl Engine<'_> {
             let (map, map_type) = self.map()?;
             let lock = MapLock::take(self.state)?;
             let tx = FileTransaction::prepare(&map)?;
-            let original = tx.original().to_vec();
-            let mut table = Table::parse(original.clone(), &self.parse);
+            let original = tx.shared_original();
+            let mut table = Table::parse_shared(original.clone(), &self.parse);
             let mut changed = false;
             for edit in edits {
                 let mut copy = table.clone();
@@ -209,7 +209,10 @@ impl Engine<'_> {
                 }
             }
             if changed {
-                tx.commit(&table.render(), &CommitOptions::default())?;
+                tx.commit_with(
+                    |mut out| table.write_to(&mut out),
+                    &CommitOptions::default(),
+                )?;
             } else {
                 drop(tx);
             }

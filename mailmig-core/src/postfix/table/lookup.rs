@@ -125,7 +125,12 @@ impl<'k> Wanted<'k> {
             while end < src.len() && !starts_record(src[end]) {
                 end = next_line(src, end);
             }
-            let record = Table::parse_split(src[at..end].to_vec(), &self.options, None, NEAR);
+            let record = Table::parse_split(
+                std::sync::Arc::new(src[at..end].to_vec()),
+                &self.options,
+                None,
+                NEAR,
+            );
             if let Some(entry) = record.get(self.key, self.fold) {
                 return Some(entry.value().to_vec());
             }

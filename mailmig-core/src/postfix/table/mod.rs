@@ -221,7 +221,9 @@ impl Aux {
 /// the records they touch.
 #[derive(Debug, Clone)]
 pub struct Table {
-    src: Vec<u8>,
+    /// The parsed bytes, never changed (edits go to `side`): shared with the transaction that
+    /// read them, so that editing a large table holds one copy of it.
+    src: std::sync::Arc<Vec<u8>>,
     side: Vec<u8>,
     items: Items,
     aux: Vec<Aux>,
@@ -274,6 +276,14 @@ impl Table {
     /// Parse table source bytes. Never fails: records `postmap` would skip become
     /// [`ItemKind::Unparsed`] items carrying the warning.
     pub fn parse(src: Vec<u8>, options: &ParseOptions) -> Table {
+        Self::parse_shared(std::sync::Arc::new(src), options)
+    }
+
+    /// Parse bytes held elsewhere too (such as [`FileTransaction::shared_original`]), without
+    /// copying them. Never fails.
+    ///
+    /// [`FileTransaction::shared_original`]: crate::transaction::FileTransaction::shared_original
+    pub fn parse_shared(src: std::sync::Arc<Vec<u8>>, options: &ParseOptions) -> Table {
         let split = parallel_split(&src);
         Self::parse_split(src, options, split, NEAR)
     }
@@ -281,7 +291,7 @@ impl Table {
     /// Parse, in two halves at once when `split` (the start of a record line) is given; spans
     /// with offsets from `near` on are kept in `far`.
     fn parse_split(
-        src: Vec<u8>,
+        src: std::sync::Arc<Vec<u8>>,
         options: &ParseOptions,
         split: Option<usize>,
         near: usize,
@@ -972,13 +982,13 @@ mod tests {
         ];
         let opts = ParseOptions::default();
         for src in inputs {
-            let whole = Table::parse_split(src.to_vec(), &opts, None, NEAR);
+            let whole = Table::parse_split(std::sync::Arc::new(src.to_vec()), &opts, None, NEAR);
             let splits = (0..src.len())
                 .filter(|&at| is_record_start(src, at))
                 .map(Some)
                 .chain([None]);
             for (at, near) in splits.flat_map(|at| [NEAR, 0, 7, 40].map(|near| (at, near))) {
-                let halves = Table::parse_split(src.to_vec(), &opts, at, near);
+                let halves = Table::parse_split(std::sync::Arc::new(src.to_vec()), &opts, at, near);
                 let at = format!("{at:?}, far from {near}");
                 assert_eq!(halves.render(), src);
                 assert_eq!(
