@@ -132,14 +132,54 @@ pub enum LoadStatus {
 /// The users Dovecot would load from the file.
 #[derive(Debug, Clone)]
 pub struct Loaded {
-    users: crate::postfix::FastMap<Vec<u8>, usize>,
+    /// The names of the users in `users`, one after the other (one allocation, not one a user).
+    names: Vec<u8>,
+    /// Each user Dovecot loads, found by the hash of its name.
+    users: hashbrown::HashTable<LoadedUser>,
     status: Vec<(usize, LoadStatus)>,
+}
+
+/// A loaded user: its name in `Loaded::names`, and its line.
+#[derive(Debug, Clone, Copy)]
+struct LoadedUser {
+    start: usize,
+    len: usize,
+    line: usize,
+}
+
+/// A fixed seed: the same file loads the same way on every run.
+const LOAD_SEED: u64 = 0x7061_7373_7764_6669;
+
+fn name_hash(name: &[u8]) -> u64 {
+    use std::hash::BuildHasher as _;
+    foldhash::fast::FixedState::with_seed(LOAD_SEED).hash_one(name)
 }
 
 impl Loaded {
     /// The 0-based line index of the record Dovecot uses for `user` (exact, case-sensitive).
     pub fn line_of(&self, user: &[u8]) -> Option<usize> {
-        self.users.get(user).copied()
+        self.find(user).map(|u| u.line)
+    }
+
+    fn name(&self, u: &LoadedUser) -> &[u8] {
+        &self.names[u.start..u.start + u.len]
+    }
+
+    fn find(&self, user: &[u8]) -> Option<&LoadedUser> {
+        self.users.find(name_hash(user), |u| self.name(u) == user)
+    }
+
+    fn insert(&mut self, user: &[u8], line: usize) {
+        let entry = LoadedUser {
+            start: self.names.len(),
+            len: user.len(),
+            line,
+        };
+        self.names.extend_from_slice(user);
+        let names = &self.names;
+        self.users.insert_unique(name_hash(user), entry, |u| {
+            name_hash(&names[u.start..u.start + u.len])
+        });
     }
 
     /// Each record line (0-based index) and how it was loaded, in file order.
@@ -681,18 +721,21 @@ impl PasswdFile {
 
     /// Load the file as Dovecot's auth process does.
     pub fn load(&self, ids: &dyn IdResolver) -> Loaded {
-        // foldhash, sized up front: a million users hashed once each, no rehashing.
-        let mut users: crate::postfix::FastMap<Vec<u8>, usize> =
-            crate::postfix::FastMap::with_capacity_and_hasher(self.lines.len(), Default::default());
-        let mut status = Vec::with_capacity(self.lines.len());
+        // foldhash, sized up front: a million users hashed once each, no rehashing, their
+        // names in one buffer.
+        let mut loaded = Loaded {
+            names: Vec::new(),
+            users: hashbrown::HashTable::with_capacity(self.lines.len()),
+            status: Vec::with_capacity(self.lines.len()),
+        };
         for (i, entry) in self
             .lines()
             .enumerate()
             .filter_map(|(i, l)| Some((i, l.entry()?)))
         {
             let user = entry.user();
-            if let Some(&first) = users.get(user) {
-                status.push((
+            if let Some(first) = loaded.line_of(user) {
+                loaded.status.push((
                     i,
                     LoadStatus::Duplicate {
                         first_line: first + 1,
@@ -701,13 +744,13 @@ impl PasswdFile {
                 continue;
             }
             if let Some(reason) = self.drop_reason(&entry, ids) {
-                status.push((i, LoadStatus::Dropped { reason }));
+                loaded.status.push((i, LoadStatus::Dropped { reason }));
                 continue;
             }
-            users.insert(user.to_vec(), i);
-            status.push((i, LoadStatus::Active));
+            loaded.insert(user, i);
+            loaded.status.push((i, LoadStatus::Active));
         }
-        Loaded { users, status }
+        loaded
     }
 
     /// Why Dovecot drops a record when loading, if it does.
