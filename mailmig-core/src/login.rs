@@ -347,7 +347,7 @@ pub fn disable(
     let tx = FileTransaction::prepare(req.passwd_file)?;
     let mut file = PasswdFile::parse_shared(tx.shared_original(), req.options);
     let record = edit.apply(&mut file, tx.path(), state, req.ids)?;
-    tx.commit_with(|mut out| file.write_to(&mut out), &CommitOptions::default())?;
+    tx.commit_document(&file, &CommitOptions::default())?;
     confirm_disabled(dovecot, &record.user, method)?;
     Ok(record)
 }
@@ -556,7 +556,7 @@ pub fn enable(
     let tx = FileTransaction::prepare(&record.passwd_file)?;
     let mut file = PasswdFile::parse_shared(tx.shared_original(), options);
     let exact = restore(&mut file, &record, ids)?;
-    tx.commit_with(|mut out| file.write_to(&mut out), &CommitOptions::default())?;
+    tx.commit_document(&file, &CommitOptions::default())?;
     confirm_enabled(dovecot, state, &key, &record)?;
     Ok(Enabled::Restored { record, exact })
 }

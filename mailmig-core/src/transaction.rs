@@ -34,17 +34,19 @@
 //!    check the target name once more, `renameat` over it, `fsync` the directory.
 //! 5. **Drop** without commit removes the temporary file; the target is untouched.
 //!
-//! [`FileTransaction::commit_with`] streams a document into the temporary file instead of
-//! building its bytes first (`|mut out| doc.write_to(&mut out)`), and writes nothing while they
-//! are the bytes read: an edit of a large file holds one copy of it, shared with the document
-//! ([`FileTransaction::shared_original`], `PasswdFile::parse_shared`).
+//! [`FileTransaction::commit_document`] (and [`FileTransaction::commit_with`]) stream a
+//! [`Document`] into the temporary file instead of building its bytes first, and write nothing
+//! while they are the bytes read: an edit of a large file holds one copy of it, shared with the
+//! document ([`FileTransaction::shared_original`], `PasswdFile::parse_shared`,
+//! `Table::parse_shared`).
 //!
 //! A symlinked target (a link owned by root) is edited at its real path and the link is kept.
 //! A target whose rename fails with `EBUSY`/`EXDEV` (a single-file bind mount) is an error
 //! unless [`CommitOptions::copy_in_place_fallback`] is set (then the file is rewritten in place:
-//! not atomic, said so in its documentation). When the size does not change and the clock is
-//! still in the old modification second, the new file's mtime is set one second later: Dovecot
-//! re-reads a passwd-file only when its mtime second or size changed.
+//! not atomic, said so in its documentation). When the clock is still in the old version's
+//! modification second (or before it), the new file's mtime is set one second after it, whatever
+//! its size: Dovecot re-reads a passwd-file only when its mtime second or size differ from the
+//! version it loaded.
 
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::MetadataExt;
@@ -277,16 +279,21 @@ impl FileTransaction {
         new: &[u8],
         options: &CommitOptions,
     ) -> Result<CommitReport, TransactionError> {
-        if new == self.original.as_slice() {
-            self.check_unchanged()?;
-            return Ok(self.unchanged_report());
-        }
         self.commit_with(|out| out.write_all(new), options)
     }
 
+    /// Replace the file with `doc`'s bytes, streamed (see [`FileTransaction::commit_with`]).
+    pub fn commit_document(
+        self,
+        doc: &impl Document,
+        options: &CommitOptions,
+    ) -> Result<CommitReport, TransactionError> {
+        self.commit_with(|out| doc.write_document(out), options)
+    }
+
     /// Replace the file with the bytes `write` writes, streamed into the temporary file instead
-    /// of built in memory first (`|out| document.write_to(out)`). When they are the bytes read,
-    /// nothing is renamed and the report says unchanged.
+    /// of built in memory first. When they are the bytes read, nothing is written or renamed and
+    /// the report says unchanged.
     pub fn commit_with(
         mut self,
         write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
@@ -295,15 +302,15 @@ impl FileTransaction {
         self.check_unchanged()?;
         let changed = self.fill_temp(write)?;
         self.check_unchanged()?;
-        if !changed {
-            return Ok(self.unchanged_report());
-        }
         let mut report = CommitReport {
             path: self.path(),
-            changed: true,
+            changed,
             backup: None,
             in_place: false,
         };
+        if !changed {
+            return Ok(report);
+        }
         if options.backup {
             let backup = format!("{}.mailmig-{}", self.name, backup_suffix());
             self.dir.hard_link(&self.name, &backup)?;
@@ -339,15 +346,6 @@ impl FileTransaction {
         self.temp = None;
         self.dir.sync()?;
         Ok(report)
-    }
-
-    fn unchanged_report(&self) -> CommitReport {
-        CommitReport {
-            path: self.path(),
-            changed: false,
-            backup: None,
-            in_place: false,
-        }
     }
 
     /// Rewrite the target in place with the temporary file's bytes (not atomic: the rename was
@@ -460,6 +458,15 @@ impl FileTransaction {
             Err(changed())
         }
     }
+}
+
+/// A document a transaction writes: its bytes whole (for a diff) or streamed (for the commit).
+/// `Table` and `PasswdFile` are documents.
+pub trait Document {
+    /// The document's bytes.
+    fn render(&self) -> Vec<u8>;
+    /// Write the document's bytes to `out`.
+    fn write_document(&self, out: &mut dyn Write) -> std::io::Result<()>;
 }
 
 /// A writer that writes nothing while the bytes are the original's: at the first difference it

@@ -15,6 +15,14 @@ fn postmap_q(sb: &Sandbox, config_dir: &str, map: &str, key: &str) -> mailmig_te
     )
 }
 
+/// `doveadm auth lookup USER` against the sandbox's Dovecot.
+fn auth_lookup(sb: &Sandbox, user: &str) -> mailmig_tests::Run {
+    sb.run(
+        "doveadm",
+        &["-c", sb.get("DOVECOT_CONFIG"), "auth", "lookup", user],
+    )
+}
+
 fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !f() {
@@ -98,10 +106,9 @@ fn passwd_set_reaches_dovecot_within_two_seconds(#[case] stack: Stack) {
     let Some(sb) = Sandbox::start_on(stack) else {
         return;
     };
-    let conf = sb.get("DOVECOT_CONFIG");
     let passwd = sb.get("PASSWD_FILE");
     let user = "alice@example.test";
-    let lookup = || sb.run("doveadm", &["-c", conf, "auth", "lookup", user]);
+    let lookup = || auth_lookup(&sb, user);
     assert_eq!(lookup().code, 0);
     // Alternate two values of the same size, as fast as the edits go: each must show.
     let mut worst = Duration::ZERO;
@@ -148,10 +155,9 @@ fn a_size_that_comes_back_within_one_second_reaches_dovecot(#[case] stack: Stack
     let Some(sb) = Sandbox::start_on(stack) else {
         return;
     };
-    let conf = sb.get("DOVECOT_CONFIG");
     let passwd = sb.get("PASSWD_FILE");
     let user = "alice@example.test";
-    let lookup = || sb.run("doveadm", &["-c", conf, "auth", "lookup", user]);
+    let lookup = || auth_lookup(&sb, user);
     let set = |value: &str| {
         let r = sb.mailmig_bare(&["passwd", "set", passwd, user, &format!("reason={value}")]);
         assert_eq!(r.code, 0, "{}", r.err());

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use camino::Utf8Path;
 use mailmig_core::dovecot::mask::mask_file;
-use mailmig_core::dovecot::PasswdFile;
-use mailmig_core::postfix::Table;
 use mailmig_core::safe_fs::SafeFsError;
-use mailmig_core::transaction::{CommitOptions, CommitReport, FileTransaction, TransactionError};
+use mailmig_core::transaction::{
+    CommitOptions, CommitReport, Document, FileTransaction, TransactionError,
+};
 
 use super::Context;
 use crate::args::{EditFlags, PostmapFlags};
@@ -46,36 +46,10 @@ pub(crate) enum Secrets {
     PasswdFile,
 }
 
-/// What an edit gives to write: an edited document, streamed into the file by the commit.
-pub(crate) trait Rendered {
-    /// The whole new bytes (for a diff).
-    fn render(&self) -> Vec<u8>;
-    /// Write the new bytes.
-    fn write(&self, out: &mut dyn std::io::Write) -> std::io::Result<()>;
-}
-
-impl Rendered for Table {
-    fn render(&self) -> Vec<u8> {
-        Table::render(self)
-    }
-    fn write(&self, mut out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        self.write_to(&mut out)
-    }
-}
-
-impl Rendered for PasswdFile {
-    fn render(&self) -> Vec<u8> {
-        PasswdFile::render(self)
-    }
-    fn write(&self, mut out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        self.write_to(&mut out)
-    }
-}
-
 /// Lock and read `path`, edit the bytes read (shared with the transaction, not copied) with
 /// `edit`, and commit what it gives (or print the diff and write nothing with `--dry-run`).
 /// `None` when nothing was written.
-pub(crate) fn apply<D: Rendered, T>(
+pub(crate) fn apply<D: Document, T>(
     path: &Utf8Path,
     flags: &EditFlags,
     secrets: Secrets,
@@ -105,7 +79,7 @@ pub(crate) fn apply<D: Rendered, T>(
         copy_in_place_fallback: flags.copy_in_place,
     };
     let report = tx
-        .commit_with(|out| doc.write(out), &options)
+        .commit_document(&doc, &options)
         .map_err(|e| failure(&e))?;
     if let Some(b) = &report.backup {
         output::stderr_line(&format!("backup: {b}"));

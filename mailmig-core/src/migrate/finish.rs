@@ -373,7 +373,7 @@ fn remove_overrides(
                 .map_err(edit_error)?;
         }
     }
-    tx.commit_with(|mut out| file.write_to(&mut out), &CommitOptions::default())?;
+    tx.commit_document(&file, &CommitOptions::default())?;
     let dovecot = Dovecot::new(lookup.config().to_owned(), runner);
     let flush = || {
         for o in overrides {

@@ -208,10 +208,7 @@ pub fn fold(
     if dry_run || report.folded.is_empty() {
         return Ok(report);
     }
-    tx.commit_with(
-        |mut out| primary.write_to(&mut out),
-        &CommitOptions::default(),
-    )?;
+    tx.commit_document(&primary, &CommitOptions::default())?;
     for user in &report.folded {
         dovecot.flush_auth_cache(user).map_err(MigrateError::from)?;
     }
@@ -305,10 +302,7 @@ fn remove(
                 source,
             })?;
     }
-    tx.commit_with(
-        |mut out| parsed.write_to(&mut out),
-        &CommitOptions::default(),
-    )?;
+    tx.commit_document(&parsed, &CommitOptions::default())?;
     let flush = || -> Result<(), PruneError> {
         for r in removed {
             dovecot

@@ -147,6 +147,12 @@ struct LoadedUser {
     line: usize,
 }
 
+impl LoadedUser {
+    fn name<'n>(&self, names: &'n [u8]) -> &'n [u8] {
+        &names[self.start..self.start + self.len]
+    }
+}
+
 /// A fixed seed: the same file loads the same way on every run.
 const LOAD_SEED: u64 = 0x7061_7373_7764_6669;
 
@@ -161,12 +167,9 @@ impl Loaded {
         self.find(user).map(|u| u.line)
     }
 
-    fn name(&self, u: &LoadedUser) -> &[u8] {
-        &self.names[u.start..u.start + u.len]
-    }
-
     fn find(&self, user: &[u8]) -> Option<&LoadedUser> {
-        self.users.find(name_hash(user), |u| self.name(u) == user)
+        self.users
+            .find(name_hash(user), |u| u.name(&self.names) == user)
     }
 
     fn insert(&mut self, user: &[u8], line: usize) {
@@ -177,9 +180,8 @@ impl Loaded {
         };
         self.names.extend_from_slice(user);
         let names = &self.names;
-        self.users.insert_unique(name_hash(user), entry, |u| {
-            name_hash(&names[u.start..u.start + u.len])
-        });
+        self.users
+            .insert_unique(name_hash(user), entry, |u| name_hash(u.name(names)));
     }
 
     /// Each record line (0-based index) and how it was loaded, in file order.
@@ -241,6 +243,16 @@ fn content_of(raw: &[u8]) -> (&[u8], bool) {
     }
 }
 
+/// What a line is, from its content (see [`content_of`]).
+fn kind_of(content: &[u8]) -> LineKind {
+    match content.first() {
+        None => LineKind::Blank,
+        Some(b'#') => LineKind::Comment,
+        Some(b':') => LineKind::ColonSkipped,
+        Some(_) => LineKind::Record,
+    }
+}
+
 impl<'a> Line<'a> {
     /// 1-based line number in the parsed file (or position, after edits).
     pub fn number(&self) -> usize {
@@ -254,19 +266,13 @@ impl<'a> Line<'a> {
 
     /// What the line is.
     pub fn kind(&self) -> LineKind {
-        let (content, _) = content_of(self.raw);
-        match content.first() {
-            None => LineKind::Blank,
-            Some(b'#') => LineKind::Comment,
-            Some(b':') => LineKind::ColonSkipped,
-            Some(_) => LineKind::Record,
-        }
+        kind_of(content_of(self.raw).0)
     }
 
     /// The record on this line, if it is one.
     pub fn entry(&self) -> Option<PasswdEntry<'a>> {
         let (content, _) = content_of(self.raw);
-        if matches!(content.first(), None | Some(b'#' | b':')) {
+        if kind_of(content) != LineKind::Record {
             return None;
         }
         Some(PasswdEntry {
@@ -841,6 +847,16 @@ impl PasswdFile {
             let entry = line.entry()?;
             (entry.user() == user && self.drop_reason(&entry, ids).is_none()).then_some((i, entry))
         })
+    }
+}
+
+impl crate::transaction::Document for PasswdFile {
+    fn render(&self) -> Vec<u8> {
+        PasswdFile::render(self)
+    }
+
+    fn write_document(&self, mut out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        self.write_to(&mut out)
     }
 }
 

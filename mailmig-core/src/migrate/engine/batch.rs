@@ -209,10 +209,7 @@ impl Engine<'_> {
                 }
             }
             if changed {
-                tx.commit_with(
-                    |mut out| table.write_to(&mut out),
-                    &CommitOptions::default(),
-                )?;
+                tx.commit_document(&table, &CommitOptions::default())?;
             } else {
                 drop(tx);
             }
@@ -317,7 +314,7 @@ impl Engine<'_> {
             .into_iter()
             .map(|(_, edit)| doc.atomically(|d| edit(d, &env)))
             .collect();
-        tx.commit_with(|mut out| doc.write_to(&mut out), &CommitOptions::default())?;
+        tx.commit_document(&doc, &CommitOptions::default())?;
         Ok(each)
     }
 

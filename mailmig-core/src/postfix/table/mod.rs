@@ -109,12 +109,12 @@ impl Raw {
     /// The span packed into 32-bit offsets when both are below `near` (at most [`NEAR`]), else
     /// kept in `far` (pushed there).
     fn pack(span: Span, far: &mut Vec<Span>, near: usize) -> Self {
-        let near = |n: usize| {
+        let fits = |n: usize| {
             u32::try_from(n)
                 .ok()
                 .filter(|&n| (n as usize) < near.min(NEAR))
         };
-        match (near(span.begin()), near(span.end)) {
+        match (fits(span.begin()), fits(span.end)) {
             (Some(begin), Some(end)) => Raw {
                 start: match span.buf() {
                     Buf::Src => begin,
@@ -641,6 +641,16 @@ impl Table {
             Some(a) if a.spans.is_some() => a.value_offset_in_first_line,
             _ => Some(self.entry_spans(item).1.begin() - self.raw(item).begin()),
         }
+    }
+}
+
+impl crate::transaction::Document for Table {
+    fn render(&self) -> Vec<u8> {
+        Table::render(self)
+    }
+
+    fn write_document(&self, mut out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        self.write_to(&mut out)
     }
 }
 
