@@ -368,9 +368,10 @@ impl FileTransaction {
         Ok(())
     }
 
-    /// Write the new bytes into the temporary file, which this process created: only it is
-    /// given the target's owner, group and mode (set-id bits dropped). Whether they differ from
-    /// the bytes read.
+    /// Write the new bytes into the temporary file, which this process created (mode 0600):
+    /// only it is given the target's owner, group and mode (set-id bits dropped), once the
+    /// bytes are known to differ from those read. Whether they differ; when they do not, the
+    /// temporary file was neither written nor changed.
     fn fill_temp(
         &mut self,
         write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
@@ -386,21 +387,6 @@ impl FileTransaction {
         })?;
         temp.set_len(0).map_err(write_err)?;
         temp.rewind().map_err(write_err)?;
-        // Owner and group first (chown may clear set-id bits), then the exact mode.
-        let m = self.meta;
-        let mode = m.mode & 0o1777;
-        let ownership = |source| TransactionError::Ownership {
-            path: temp_path.clone(),
-            uid: m.uid,
-            gid: m.gid,
-            mode,
-            source,
-        };
-        std::os::unix::fs::fchown(temp.file(), Some(m.uid), Some(m.gid)).map_err(ownership)?;
-        use std::os::unix::fs::PermissionsExt as _;
-        temp.file()
-            .set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(ownership)?;
         let mut out = Compare {
             out: std::io::BufWriter::with_capacity(1 << 20, &mut *temp),
             original: &self.original,
@@ -413,20 +399,7 @@ impl FileTransaction {
         if !changed {
             return Ok(false);
         }
-        // Dovecot re-reads a passwd-file when its mtime second or size differ from the version
-        // it loaded last, checking at most once a second. A version written in the second of
-        // the one it replaces is stamped one second after it — whatever its size: a size that
-        // comes back within one second (a field added, then removed) would otherwise look like
-        // a version Dovecot loaded in that second, and it would keep that version until the
-        // next change. So every version's mtime second is later than the one before.
-        let now_secs = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        if now_secs <= m.mtime {
-            let later = SystemTime::UNIX_EPOCH
-                + Duration::from_secs(u64::try_from(m.mtime + 1).unwrap_or(0));
-            temp.file().set_modified(later).map_err(write_err)?;
-        }
+        give_target_stamp(temp, &temp_path, self.meta)?;
         temp.sync_all().map_err(write_err)?;
         Ok(true)
     }
@@ -458,6 +431,50 @@ impl FileTransaction {
             Err(changed())
         }
     }
+}
+
+/// Give the written temporary file the target's owner and group (first: chown may clear set-id
+/// bits), then its exact mode without set-id bits, and an mtime second after the target's when
+/// the clock is not past it yet.
+fn give_target_stamp(
+    temp: &fs_err::File,
+    temp_path: &Utf8Path,
+    target: Stamp,
+) -> Result<(), TransactionError> {
+    let mode = target.mode & 0o1777;
+    let ownership = |source| TransactionError::Ownership {
+        path: temp_path.to_owned(),
+        uid: target.uid,
+        gid: target.gid,
+        mode,
+        source,
+    };
+    std::os::unix::fs::fchown(temp.file(), Some(target.uid), Some(target.gid))
+        .map_err(ownership)?;
+    use std::os::unix::fs::PermissionsExt as _;
+    temp.file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(ownership)?;
+    // Dovecot re-reads a passwd-file when its mtime second or size differ from the version it
+    // loaded last, checking at most once a second. A version written in the second of the one
+    // it replaces is stamped one second after it — whatever its size: a size that comes back
+    // within one second (a field added, then removed) would otherwise look like a version
+    // Dovecot loaded in that second, and it would keep that version until the next change. So
+    // every version's mtime second is later than the one before.
+    let now_secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    if now_secs <= target.mtime {
+        let later = SystemTime::UNIX_EPOCH
+            + Duration::from_secs(u64::try_from(target.mtime + 1).unwrap_or(0));
+        temp.file()
+            .set_modified(later)
+            .map_err(|source| TransactionError::Write {
+                path: temp_path.to_owned(),
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 /// A document a transaction writes: its bytes whole (for a diff) or streamed (for the commit).
