@@ -54,6 +54,14 @@ fn key_form(key: &[u8]) -> KeyForm {
     }
 }
 
+/// Whether a lookup can ever ask for `key`. The domain of an address is what follows its last
+/// `@` (Postfix's `strrchr`), so a catch-all key `@a@b` names a domain no address has: the
+/// walk must not derive addresses from it (each would add a domain to the local part and the
+/// walk would never end).
+fn is_looked_up(key: &[u8]) -> bool {
+    key_form(key) != KeyForm::CatchAll || !key[1..].contains(&b'@')
+}
+
 /// Whether an entry's value rewrites the domain only (`@otherdomain`).
 fn rewrites_domain(entry: &Entry<'_>) -> bool {
     entry.value().first() == Some(&b'@')
@@ -311,8 +319,11 @@ impl<'t> VirtualMap<'t> {
                     map.wide_keys.push((ti, entry));
                 }
                 if rewrites_domain(&entry) {
-                    let domain = fold_key(&entry.value()[1..], map.options.smtputf8).into_owned();
-                    map.rewrites.entry(domain).or_default().push((ti, entry));
+                    if is_looked_up(entry.key()) {
+                        let value = &entry.value()[1..];
+                        let domain = fold_key(value, map.options.smtputf8).into_owned();
+                        map.rewrites.entry(domain).or_default().push((ti, entry));
+                    }
                     continue;
                 }
                 if !reverse_index {
@@ -898,6 +909,23 @@ jimbob@x.test jim@x.test
         let c = vm.reverse_closure(&Address(b"alice@x.test".to_vec()));
         assert!(!c.target_receives_own_mail);
         assert!(c.addresses.is_empty());
+    }
+
+    /// Fuzz find (table_views, oom-9029906d8896): a `@domain` key holding a second `@` rewrote
+    /// to the domain it was found through, and the walk grew `a@x` into `a@b@x`, `a@b@b@x`, …
+    /// until memory ran out. No address has that key's domain, so it derives nothing.
+    #[test]
+    fn a_catch_all_key_with_two_at_signs_derives_nothing() {
+        let t = table("a@x b@x\n@B@X @x\n");
+        let vm = VirtualMap::new(&[&t], ClosureOptions::default());
+        let c = vm.reverse_closure(&Address(b"b@x".to_vec()));
+        assert_eq!(addrs(&c), ["b@x", "a@x"]);
+        let e = vm.expand(&Address(b"a@b@x".to_vec()));
+        assert_eq!(e.recipients.len(), 1);
+        assert_eq!(
+            e.recipients[0].last().map(ToString::to_string).as_deref(),
+            Some("\"a@b\"@x")
+        );
     }
 
     #[test]
