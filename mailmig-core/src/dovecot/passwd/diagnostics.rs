@@ -190,115 +190,192 @@ impl fmt::Display for PasswdDiagnosticKind {
     }
 }
 
+/// Whether a finding is about a line's bytes or its record's name: these come before the
+/// load's verdict, the others only for a record Dovecot keeps.
+fn is_head(kind: &PasswdDiagnosticKind) -> bool {
+    matches!(
+        kind,
+        PasswdDiagnosticKind::NulByte
+            | PasswdDiagnosticKind::JunkUser { .. }
+            | PasswdDiagnosticKind::UnreachableName { .. }
+            | PasswdDiagnosticKind::UppercaseName { .. }
+            | PasswdDiagnosticKind::PlusInName { .. }
+    )
+}
+
+/// From this many lines on, [`PasswdFile::diagnostics`] checks the lines on a second thread
+/// while the load runs (below it, a thread costs more than it saves).
+const SIDE_BY_SIDE_LINES: usize = 10_000;
+
 impl PasswdFile {
     /// Every finding, in line order.
+    ///
+    /// Two passes that need nothing of each other: the load (the users Dovecot keeps, in one
+    /// table, in file order) and the checks of each line on its own. On a large file they run
+    /// side by side; the load's verdicts (duplicates, dropped lines) are then put in their
+    /// places, where a line's findings about its record stop.
     pub fn diagnostics(&self, ids: &dyn IdResolver) -> Vec<PasswdDiagnostic> {
-        let loaded = self.load(ids);
+        self.diagnostics_side_by_side(ids, self.lines.len() >= SIDE_BY_SIDE_LINES)
+    }
+
+    fn diagnostics_side_by_side(
+        &self,
+        ids: &dyn IdResolver,
+        threads: bool,
+    ) -> Vec<PasswdDiagnostic> {
+        let (loaded, lines) = if threads {
+            std::thread::scope(|scope| {
+                let checks = scope.spawn(|| self.line_findings());
+                let loaded = self.load(ids);
+                let lines = checks
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (loaded, lines)
+            })
+        } else {
+            (self.load(ids), self.line_findings())
+        };
+        self.merge_verdicts(lines, loaded.status)
+    }
+
+    /// Each line's findings, the load aside: for a record, those about its name (the head)
+    /// and, unless the name is junk, those about the rest of it (the tail).
+    fn line_findings(&self) -> Vec<PasswdDiagnostic> {
         let mut out = Vec::new();
-        let mut status = loaded.status.iter().peekable();
-        for (i, line) in self.lines().enumerate() {
-            let number = i + 1;
-            let push = |out: &mut Vec<PasswdDiagnostic>, column: usize, kind| {
+        for line in self.lines() {
+            if let Some(entry) = self.head_findings(&line, &mut out) {
+                self.tail_findings(&entry, &mut out);
+            }
+        }
+        out
+    }
+
+    /// The line's findings that come before the load's verdict: a NUL byte, and for a record
+    /// its name. The record, when its findings go on.
+    fn head_findings<'a>(
+        &self,
+        line: &Line<'a>,
+        out: &mut Vec<PasswdDiagnostic>,
+    ) -> Option<PasswdEntry<'a>> {
+        let number = line.number;
+        let push = |out: &mut Vec<PasswdDiagnostic>, kind| {
+            out.push(PasswdDiagnostic {
+                line: number,
+                column: 1,
+                kind,
+            })
+        };
+        let (content, nul) = content_of(line.raw);
+        if nul {
+            out.push(PasswdDiagnostic {
+                line: number,
+                column: content.len() + 1,
+                kind: PasswdDiagnosticKind::NulByte,
+            });
+        }
+        let entry = line.entry()?;
+        let user = entry.user();
+        let trimmed = user.iter().find(|b| !b.is_ascii_whitespace());
+        if user.first().is_some_and(u8::is_ascii_whitespace) && matches!(trimmed, None | Some(b'#'))
+        {
+            let user = user.to_vec();
+            push(out, PasswdDiagnosticKind::JunkUser { user });
+            return None;
+        }
+        if !user.iter().all(|&b| username_char_ok(b)) {
+            let user = user.to_vec();
+            push(out, PasswdDiagnosticKind::UnreachableName { user });
+        } else if self.options.lowercase_requests && user.iter().any(u8::is_ascii_uppercase) {
+            let user = user.to_vec();
+            push(out, PasswdDiagnosticKind::UppercaseName { user });
+        }
+        if user.contains(&b'+') {
+            let user = user.to_vec();
+            push(out, PasswdDiagnosticKind::PlusInName { user });
+        }
+        Some(entry)
+    }
+
+    /// The findings about a record Dovecot keeps, after its name's.
+    fn tail_findings(&self, entry: &PasswdEntry<'_>, out: &mut Vec<PasswdDiagnostic>) {
+        if self.options.userdb && entry.field_count() < 4 {
+            out.push(PasswdDiagnostic {
+                line: entry.line,
+                column: 1,
+                kind: PasswdDiagnosticKind::MissingUserdbInfo {
+                    user: entry.user().to_vec(),
+                },
+            });
+        }
+        if entry.legacy_form() {
+            if let Some(mail) = entry.legacy_mail() {
                 out.push(PasswdDiagnostic {
-                    line: number,
-                    column,
-                    kind,
-                })
-            };
-            let (content, nul) = content_of(line.raw);
-            if nul {
-                push(&mut out, content.len() + 1, PasswdDiagnosticKind::NulByte);
+                    line: entry.line,
+                    column: entry.field_offset(7).unwrap_or(0) + 1,
+                    kind: PasswdDiagnosticKind::LegacyMailField {
+                        mail: mail.to_vec(),
+                    },
+                });
             }
-            let Some(entry) = line.entry() else {
-                continue;
-            };
-            let this_status = match status.peek() {
-                Some((j, s)) if *j == i => {
-                    status.next();
-                    s.clone()
+        }
+        self.field_diagnostics(entry, out);
+    }
+
+    /// The finding for the load's verdict on line `index` (0-based), if it is not kept.
+    fn verdict_finding(&self, index: usize, status: LoadStatus) -> Option<PasswdDiagnostic> {
+        let kind = match status {
+            LoadStatus::Active => return None,
+            LoadStatus::Duplicate { first_line } => {
+                let line = self.line_at(index);
+                let user = line.entry().map(|e| e.user().to_vec()).unwrap_or_default();
+                PasswdDiagnosticKind::Duplicate { user, first_line }
+            }
+            LoadStatus::Dropped { reason } => PasswdDiagnosticKind::Dropped { reason },
+        };
+        Some(PasswdDiagnostic {
+            line: index + 1,
+            column: 1,
+            kind,
+        })
+    }
+
+    /// Puts the load's verdicts among the lines' findings: a record that is not kept gets its
+    /// head, the verdict, and no tail; a junk name gets no verdict.
+    fn merge_verdicts(
+        &self,
+        lines: Vec<PasswdDiagnostic>,
+        statuses: Vec<(usize, LoadStatus)>,
+    ) -> Vec<PasswdDiagnostic> {
+        let mut verdicts = statuses
+            .into_iter()
+            .filter(|(_, s)| !matches!(s, LoadStatus::Active))
+            .peekable();
+        let mut out = Vec::with_capacity(lines.len());
+        let mut findings = lines.into_iter().peekable();
+        while let Some(first) = findings.peek() {
+            let number = first.line;
+            while let Some((i, s)) = verdicts.next_if(|(i, _)| i + 1 < number) {
+                out.extend(self.verdict_finding(i, s));
+            }
+            let verdict = verdicts.next_if(|(i, _)| i + 1 == number);
+            let mut group = Vec::new();
+            while let Some(d) = findings.next_if(|d| d.line == number) {
+                group.push(d);
+            }
+            let junk = group
+                .iter()
+                .any(|d| matches!(d.kind, PasswdDiagnosticKind::JunkUser { .. }));
+            match verdict {
+                Some((i, s)) if !junk => {
+                    let verdict = self.verdict_finding(i, s);
+                    out.extend(group.into_iter().filter(|d| is_head(&d.kind)));
+                    out.extend(verdict);
                 }
-                _ => LoadStatus::Active,
-            };
-            let user = entry.user();
-            let trimmed = user.iter().find(|b| !b.is_ascii_whitespace());
-            if user.first().is_some_and(u8::is_ascii_whitespace)
-                && matches!(trimmed, None | Some(b'#'))
-            {
-                push(
-                    &mut out,
-                    1,
-                    PasswdDiagnosticKind::JunkUser {
-                        user: user.to_vec(),
-                    },
-                );
-                continue;
+                _ => out.extend(group),
             }
-            if !user.iter().all(|&b| username_char_ok(b)) {
-                push(
-                    &mut out,
-                    1,
-                    PasswdDiagnosticKind::UnreachableName {
-                        user: user.to_vec(),
-                    },
-                );
-            } else if self.options.lowercase_requests && user.iter().any(u8::is_ascii_uppercase) {
-                push(
-                    &mut out,
-                    1,
-                    PasswdDiagnosticKind::UppercaseName {
-                        user: user.to_vec(),
-                    },
-                );
-            }
-            if user.contains(&b'+') {
-                push(
-                    &mut out,
-                    1,
-                    PasswdDiagnosticKind::PlusInName {
-                        user: user.to_vec(),
-                    },
-                );
-            }
-            match this_status {
-                LoadStatus::Duplicate { first_line } => {
-                    push(
-                        &mut out,
-                        1,
-                        PasswdDiagnosticKind::Duplicate {
-                            user: user.to_vec(),
-                            first_line,
-                        },
-                    );
-                    continue;
-                }
-                LoadStatus::Dropped { reason } => {
-                    push(&mut out, 1, PasswdDiagnosticKind::Dropped { reason });
-                    continue;
-                }
-                LoadStatus::Active => {}
-            }
-            if self.options.userdb && entry.field_count() < 4 {
-                push(
-                    &mut out,
-                    1,
-                    PasswdDiagnosticKind::MissingUserdbInfo {
-                        user: user.to_vec(),
-                    },
-                );
-            }
-            if entry.legacy_form() {
-                if let Some(mail) = entry.legacy_mail() {
-                    let column = entry.field_offset(7).unwrap_or(0) + 1;
-                    push(
-                        &mut out,
-                        column,
-                        PasswdDiagnosticKind::LegacyMailField {
-                            mail: mail.to_vec(),
-                        },
-                    );
-                }
-            }
-            self.field_diagnostics(&entry, &mut out);
+        }
+        for (i, s) in verdicts {
+            out.extend(self.verdict_finding(i, s));
         }
         out
     }
@@ -460,5 +537,75 @@ mod tests_24 {
         );
         // 2.3 reads userdb_mail, and has no driver/path fields to pair
         assert!(codes(text, true).is_empty(), "{:?}", codes(text, true));
+    }
+}
+
+#[cfg(test)]
+mod side_by_side {
+    use super::*;
+    use crate::dovecot::NumericIds;
+    use proptest::prelude::*;
+
+    /// The findings in one pass, each line's verdict taken where its head ends (the shape
+    /// `diagnostics` had before the load and the checks ran side by side).
+    fn in_one_pass(file: &PasswdFile) -> Vec<PasswdDiagnostic> {
+        let loaded = file.load(&NumericIds);
+        let mut statuses = loaded.status.into_iter().peekable();
+        let mut out = Vec::new();
+        for (i, line) in file.lines().enumerate() {
+            let status = statuses.next_if(|(j, _)| *j == i);
+            let Some(entry) = file.head_findings(&line, &mut out) else {
+                continue;
+            };
+            match status.and_then(|(_, s)| file.verdict_finding(i, s)) {
+                Some(verdict) => out.push(verdict),
+                None => file.tail_findings(&entry, &mut out),
+            }
+        }
+        out
+    }
+
+    const LINES: &[&str] = &[
+        "alice:{PLAIN}x:1000:1000::/home/alice::\n",
+        "alice:{PLAIN}y:1000:1000::/h::\n",
+        "ALICE:{PLAIN}y:1000:1000::/h::\n",
+        "bob:{PLAIN}x:0:1000::/h::\n",
+        "bob:{PLAIN}x:1:1::/h::\n",
+        "bob:{PLAIN}x:1:1::/h::quota=%z password=x\n",
+        "  # junk:x:1:1::/h::\n",
+        "   \n",
+        "d+e:x:1:1::/h::\n",
+        "f:x\n",
+        "f:x:1:1::/h:/m:\n",
+        "g:x:1:1::/h::userdb_mail=mdbox:~/m userdb_mail_driver=sdbox\n",
+        "h\u{e9}:x:1:1::/h::\n",
+        "j:x:1:1::/h::\0tail\n",
+        "j:x:1:x::/h::\n",
+        "k:{SSHA}!!:1:1::/h::nopassword\n",
+        "# comment\n",
+        "\n",
+        "\0\n",
+    ];
+
+    proptest! {
+        #[test]
+        fn the_verdicts_land_where_one_pass_puts_them(
+            picks in proptest::collection::vec(0..LINES.len(), 0..40),
+            userdb in any::<bool>(),
+            legacy in any::<bool>(),
+            lowercase in any::<bool>(),
+        ) {
+            let text: String = picks.iter().map(|&i| LINES[i]).collect();
+            let options = PasswdOptions {
+                userdb,
+                legacy_mail_field: legacy,
+                lowercase_requests: lowercase,
+                ..PasswdOptions::default()
+            };
+            let file = PasswdFile::parse(text.into_bytes(), &options);
+            let expected = in_one_pass(&file);
+            prop_assert_eq!(&file.diagnostics_side_by_side(&NumericIds, false), &expected);
+            prop_assert_eq!(&file.diagnostics_side_by_side(&NumericIds, true), &expected);
+        }
     }
 }

@@ -168,11 +168,16 @@ impl Loaded {
     }
 
     fn find(&self, user: &[u8]) -> Option<&LoadedUser> {
-        self.users
-            .find(name_hash(user), |u| u.name(&self.names) == user)
+        self.find_hashed(name_hash(user), user)
     }
 
-    fn insert(&mut self, user: &[u8], line: usize) {
+    /// [`Loaded::find`] with the name's hash computed already.
+    fn find_hashed(&self, hash: u64, user: &[u8]) -> Option<&LoadedUser> {
+        self.users.find(hash, |u| u.name(&self.names) == user)
+    }
+
+    /// Adds `user` (not in the table, `hash` its [`name_hash`]) at `line`.
+    fn insert_hashed(&mut self, hash: u64, user: &[u8], line: usize) {
         let entry = LoadedUser {
             start: self.names.len(),
             len: user.len(),
@@ -181,7 +186,7 @@ impl Loaded {
         self.names.extend_from_slice(user);
         let names = &self.names;
         self.users
-            .insert_unique(name_hash(user), entry, |u| name_hash(u.name(names)));
+            .insert_unique(hash, entry, |u| name_hash(u.name(names)));
     }
 
     /// Each record line (0-based index) and how it was loaded, in file order.
@@ -300,6 +305,21 @@ fn split_fields(content: &[u8]) -> Vec<&[u8]> {
 
 /// Password suffixes of libpam-pwdfile, as Dovecot maps them.
 fn stored_password(pass: &[u8]) -> Result<Vec<u8>, ()> {
+    match bracket_scheme(pass)? {
+        Some(b) => Ok([b.scheme, b.body].concat()),
+        None => Ok(pass.to_vec()),
+    }
+}
+
+/// A password written `body[NN]`: the scheme `NN` names, and the body.
+struct Bracketed<'a> {
+    scheme: &'static [u8],
+    body: &'a [u8],
+}
+
+/// A password written `body[NN]` (no `{` or `$` first): its scheme and body; `Err` when Dovecot
+/// rejects it (`[56]` with a body that is not 32 bytes).
+fn bracket_scheme(pass: &[u8]) -> Result<Option<Bracketed<'_>>, ()> {
     let n = pass.len();
     if n > 4 && pass[0] != b'{' && pass[0] != b'$' && pass[n - 1] == b']' && pass[n - 4] == b'[' {
         let num = (i32::from(pass[n - 3]) - i32::from(b'0')) * 10
@@ -313,9 +333,9 @@ fn stored_password(pass: &[u8]) -> Result<Vec<u8>, ()> {
         if num == 56 && body.len() != 32 {
             return Err(());
         }
-        return Ok([scheme, body].concat());
+        return Ok(Some(Bracketed { scheme, body }));
     }
-    Ok(pass.to_vec())
+    Ok(None)
 }
 
 /// Set a field as Dovecot's auth fields do: `:protected` sets only when unset, `:remove`
@@ -713,11 +733,16 @@ impl PasswdFile {
 
     /// Every physical line.
     pub fn lines(&self) -> impl Iterator<Item = Line<'_>> + '_ {
-        (0..self.lines.len()).map(move |i| Line {
+        (0..self.lines.len()).map(move |i| self.line_at(i))
+    }
+
+    /// Line `i` (0-based).
+    fn line_at(&self, i: usize) -> Line<'_> {
+        Line {
             number: i + 1,
             raw: self.raw(i),
             options: self.options,
-        })
+        }
     }
 
     /// Every record line, in order (including ones Dovecot drops or ignores).
@@ -740,7 +765,8 @@ impl PasswdFile {
             .filter_map(|(i, l)| Some((i, l.entry()?)))
         {
             let user = entry.user();
-            if let Some(first) = loaded.line_of(user) {
+            let hash = name_hash(user);
+            if let Some(first) = loaded.find_hashed(hash, user).map(|u| u.line) {
                 loaded.status.push((
                     i,
                     LoadStatus::Duplicate {
@@ -753,7 +779,7 @@ impl PasswdFile {
                 loaded.status.push((i, LoadStatus::Dropped { reason }));
                 continue;
             }
-            loaded.insert(user, i);
+            loaded.insert_hashed(hash, user, i);
             loaded.status.push((i, LoadStatus::Active));
         }
         loaded
@@ -761,10 +787,10 @@ impl PasswdFile {
 
     /// Why Dovecot drops a record when loading, if it does.
     fn drop_reason(&self, entry: &PasswdEntry<'_>, ids: &dyn IdResolver) -> Option<String> {
-        let user = show(entry.user());
+        let user = || show(entry.user());
         if let Some(p) = entry.password() {
-            if stored_password(p).is_err() {
-                return Some(format!("User {user} has invalid password"));
+            if bracket_scheme(p).is_err() {
+                return Some(format!("User {} has invalid password", user()));
             }
         }
         if !self.options.userdb {
@@ -773,7 +799,8 @@ impl PasswdFile {
         for (n, kind, label) in [(2, IdKind::User, "UID"), (3, IdKind::Group, "GID")] {
             if let Some(f) = entry.fields.get(n).filter(|f| !f.is_empty()) {
                 if parse_id(f, kind, ids).filter(|&v| v != 0).is_none() {
-                    return Some(format!("User {user} has invalid {label} '{}'", show(f)));
+                    let (user, value) = (user(), show(f));
+                    return Some(format!("User {user} has invalid {label} '{value}'"));
                 }
             }
         }
