@@ -18,14 +18,15 @@
 //! [`read_regular`] is the one way input files are read: regular files only (a FIFO, a device or
 //! `/dev/zero` is refused instead of blocking forever or filling memory).
 
-use std::io::Read as _;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt as _;
 
 use camino::{Utf8Component, Utf8Path, Utf8PathBuf};
 use rustix::fs::{AtFlags, Mode, OFlags};
 
+mod read;
 mod tree;
+pub(crate) use read::read_whole;
 pub use tree::{measure, FsSpace, Measured, TreeUsage, MAX_DEPTH};
 
 /// How many symbolic links one resolution may follow (as the kernel's `ELOOP` limit).
@@ -296,15 +297,12 @@ fn components(path: &Utf8Path) -> std::collections::VecDeque<String> {
 /// Read a whole input file: regular files only, following links (a read is not an attack on
 /// the target of a link). A FIFO, socket or device is refused before anything is read.
 pub fn read_regular(path: &Utf8Path) -> Result<Vec<u8>, SafeFsError> {
-    let mut file = open_regular(path)?;
+    let file = open_regular(path)?;
     let len = file.metadata().map_or(0, |m| m.len());
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.read_to_end(&mut bytes)
-        .map_err(|source| SafeFsError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-    Ok(bytes)
+    read::read_whole(&file, len).map_err(|source| SafeFsError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Open an input file for reading as [`read_regular`] does (regular files only, links

@@ -236,13 +236,12 @@ impl FileTransaction {
             path: target.clone(),
             source,
         };
-        let mut file = dir.open_read(&name).map_err(|e| match e {
+        let file = dir.open_read(&name).map_err(|e| match e {
             SafeFsError::NotRegular { path, .. } => TransactionError::NotAFile { path },
             other => TransactionError::Unsafe(other),
         })?;
         let meta = Stamp::of(&file.metadata().map_err(read_err)?);
-        let mut original = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
-        file.read_to_end(&mut original).map_err(read_err)?;
+        let original = safe_fs::read_whole(&file, meta.size).map_err(read_err)?;
         Ok(Self {
             dir,
             name,
