@@ -103,3 +103,37 @@ fn fixtures_with_postfix_3_1_and_smtputf8_off() {
         check_fixture(name, &bytes, &options, "variant");
     }
 }
+
+/// `map check --kind virtual` checks the value of each entry postmap keeps: a later duplicate of
+/// a key is reported as the duplicate only (the values are checked beside postmap's findings,
+/// and the duplicates' dropped after).
+#[test]
+fn map_check_judges_the_values_postmap_keeps() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let map = dir.path().join("virtual");
+    fs_err::write(&map, "a@x b@x\nA@X (comment\nc@x (comment\nd@x e@x\n").expect("map");
+    let run = mailmig_tests::mailmig(&[
+        "map",
+        "check",
+        "--kind",
+        "virtual",
+        "--json",
+        map.to_str().expect("utf-8"),
+    ]);
+    let found: Vec<(u64, String)> = run
+        .out()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+        .map(|v| (v["line"].as_u64().unwrap_or(0), v["code"].to_string()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (2, "\"duplicate-entry\"".to_string()),
+            (3, "\"virtual-bad-value\"".to_string())
+        ],
+        "{}",
+        run.err()
+    );
+    assert_eq!(run.code, 65);
+}

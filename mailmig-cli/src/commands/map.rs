@@ -17,36 +17,55 @@ use crate::report::{self, Failure};
 
 /// Every finding for one table: postmap's, then the semantic checks of `kind`.
 pub(crate) fn findings(table: &Table, kind: MapKind, fold: bool) -> Vec<Diagnostic> {
-    let mut out = table.diagnostics(fold);
-    // The entries postmap keeps: every entry but the duplicates just found (one hash per key).
+    // postmap's findings and the values' checks need nothing of each other: side by side.
+    let (mut out, semantic) = if kind == MapKind::Plain {
+        (table.diagnostics(fold), Vec::new())
+    } else {
+        std::thread::scope(|scope| {
+            let semantic = scope.spawn(|| semantic_findings(table, kind));
+            let out = table.diagnostics(fold);
+            let semantic = semantic
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (out, semantic)
+        })
+    };
+    // The entries postmap keeps: every entry but the duplicates just found.
     let duplicate_lines: std::collections::HashSet<usize> = out
         .iter()
         .filter(|d| matches!(d.kind, DiagnosticKind::DuplicateEntry { .. }))
         .map(|d| d.line)
         .collect();
-    for entry in table
-        .entries()
-        .filter(|e| !duplicate_lines.contains(&e.line().unwrap_or(0)))
-    {
-        let line = entry.line().unwrap_or(0);
-        let column = entry.key().len() + 2;
+    out.extend(
+        semantic
+            .into_iter()
+            .filter(|d| !duplicate_lines.contains(&d.line)),
+    );
+    out.sort_by_key(|d| (d.line, d.column));
+    out
+}
+
+/// The checks of `kind` on every entry's value (an access action, a list of addresses).
+fn semantic_findings(table: &Table, kind: MapKind) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for entry in table.entries() {
         let semantic = match kind {
             MapKind::Plain => None,
             MapKind::Access => AccessRule::new(entry)
                 .problem()
                 .map(|reason| DiagnosticKind::AccessNotAnAction { reason }),
-            MapKind::Virtual => {
-                let parsed = parse_address_list(entry.value());
-                parsed
-                    .problem()
-                    .map(|reason| DiagnosticKind::VirtualBadValue { reason })
-            }
+            MapKind::Virtual => parse_address_list(entry.value())
+                .problem()
+                .map(|reason| DiagnosticKind::VirtualBadValue { reason }),
         };
         if let Some(kind) = semantic {
-            out.push(Diagnostic { line, column, kind });
+            out.push(Diagnostic {
+                line: entry.line().unwrap_or(0),
+                column: entry.key().len() + 2,
+                kind,
+            });
         }
     }
-    out.sort_by_key(|d| (d.line, d.column));
     out
 }
 
