@@ -112,6 +112,7 @@ pub fn display_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+mod cores;
 pub mod dovecot;
 pub mod hold;
 pub mod login;

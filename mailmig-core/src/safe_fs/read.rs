@@ -9,14 +9,14 @@
 use fs_err::os::unix::fs::FileExt as _;
 use std::io::{self, Read as _, Seek as _, SeekFrom};
 
-/// From this size on, the two halves are read side by side (below it a thread costs more than
-/// it saves).
+/// From this size on, with a second core, the two halves are read side by side (below it a
+/// thread costs more than it saves).
 const HALVES_FROM: u64 = 16 << 20;
 
 /// The whole of `file`, read from its start; `len` is its size when opened.
 pub(crate) fn read_whole(file: &fs_err::File, len: u64) -> io::Result<Vec<u8>> {
     match usize::try_from(len) {
-        Ok(len) if len as u64 >= HALVES_FROM => read_in_halves(file, len),
+        Ok(len) if len as u64 >= HALVES_FROM && crate::cores::two() => read_in_halves(file, len),
         _ => read_stream(file, Vec::with_capacity(usize::try_from(len).unwrap_or(0))),
     }
 }
@@ -34,14 +34,10 @@ fn read_in_halves(file: &fs_err::File, len: usize) -> io::Result<Vec<u8>> {
     let mut bytes = vec![0u8; len];
     let mid = len / 2;
     let (front, back) = bytes.split_at_mut(mid);
-    let (front_read, back_read) = std::thread::scope(|scope| {
-        let back_read = scope.spawn(|| read_at_most(file, back, mid as u64));
-        let front_read = read_at_most(file, front, 0);
-        let back_read = back_read
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (front_read, back_read)
-    });
+    let (front_read, back_read) = crate::cores::side_by_side(
+        || read_at_most(file, front, 0),
+        || read_at_most(file, back, mid as u64),
+    );
     if front_read? < mid {
         // Shorter than its first half now: the halves are not one version of the file.
         bytes.clear();

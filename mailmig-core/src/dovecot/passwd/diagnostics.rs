@@ -203,8 +203,8 @@ fn is_head(kind: &PasswdDiagnosticKind) -> bool {
     )
 }
 
-/// From this many lines on, [`PasswdFile::diagnostics`] checks the lines on a second thread
-/// while the load runs (below it, a thread costs more than it saves).
+/// From this many lines on, with a second core, [`PasswdFile::diagnostics`] checks the lines on
+/// a second thread while the load runs (below it, a thread costs more than it saves).
 const SIDE_BY_SIDE_LINES: usize = 10_000;
 
 impl PasswdFile {
@@ -215,7 +215,8 @@ impl PasswdFile {
     /// side by side; the load's verdicts (duplicates, dropped lines) are then put in their
     /// places, where a line's findings about its record stop.
     pub fn diagnostics(&self, ids: &dyn IdResolver) -> Vec<PasswdDiagnostic> {
-        self.diagnostics_side_by_side(ids, self.lines.len() >= SIDE_BY_SIDE_LINES)
+        let threads = self.lines.len() >= SIDE_BY_SIDE_LINES && crate::cores::two();
+        self.diagnostics_side_by_side(ids, threads)
     }
 
     fn diagnostics_side_by_side(
@@ -224,14 +225,7 @@ impl PasswdFile {
         threads: bool,
     ) -> Vec<PasswdDiagnostic> {
         let (loaded, lines) = if threads {
-            std::thread::scope(|scope| {
-                let checks = scope.spawn(|| self.line_findings());
-                let loaded = self.load(ids);
-                let lines = checks
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                (loaded, lines)
-            })
+            crate::cores::side_by_side(|| self.load(ids), || self.line_findings())
         } else {
             (self.load(ids), self.line_findings())
         };

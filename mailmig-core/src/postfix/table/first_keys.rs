@@ -34,8 +34,8 @@ impl Position for usize {
     }
 }
 
-/// From this many items on, the search runs on two threads (below it a thread costs more than
-/// it saves).
+/// From this many items on, with a second core, the search runs on two threads (below it a
+/// thread costs more than it saves).
 const SPLIT_FROM: usize = 1 << 16;
 
 /// The hash bit that tells the two threads' keys apart: neither among the bits that place a
@@ -51,7 +51,7 @@ impl Table {
         fold: bool,
         each: impl FnMut(Entry<'s>, Option<Entry<'s>>),
     ) {
-        let split = self.items.len() >= SPLIT_FROM;
+        let split = self.items.len() >= SPLIT_FROM && crate::cores::two();
         if u32::try_from(self.items.len()).is_ok() {
             self.walk_first_keys_with::<u32>(fold, split, each);
         } else {
@@ -87,14 +87,10 @@ impl Table {
     /// The repeats of the keys whose hash has [`SIDE_BIT`] clear on this thread, of the others on
     /// a second one, merged in file order.
     fn repeats_on_two_threads<P: Position>(&self, fold: bool) -> Vec<Repeat<P>> {
-        let (clear, set) = std::thread::scope(|scope| {
-            let set = scope.spawn(|| self.repeats::<P>(fold, Some(true)));
-            let clear = self.repeats::<P>(fold, Some(false));
-            let set = set
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (clear, set)
-        });
+        let (clear, set) = crate::cores::side_by_side(
+            || self.repeats::<P>(fold, Some(false)),
+            || self.repeats::<P>(fold, Some(true)),
+        );
         let mut merged = Vec::with_capacity(clear.len() + set.len());
         let (mut clear, mut set) = (clear.into_iter().peekable(), set.into_iter().peekable());
         loop {

@@ -15,7 +15,7 @@ pub(super) const PARALLEL_MIN: usize = 4 << 20;
 /// record (first byte neither whitespace nor `#`), near the middle. `None` for small files or
 /// when the machine has one core.
 pub(super) fn parallel_split(src: &[u8]) -> Option<usize> {
-    if src.len() < PARALLEL_MIN || std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+    if src.len() < PARALLEL_MIN || !crate::cores::two() {
         return None;
     }
     let mut at = src.len() / 2;
