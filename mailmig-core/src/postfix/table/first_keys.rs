@@ -66,10 +66,11 @@ impl Table {
         split: bool,
         mut each: impl FnMut(Entry<'s>, Option<Entry<'s>>),
     ) {
+        let entries = self.items.iter().filter(|i| i.tag == Tag::Entry).count();
         let mut repeats = if split {
-            self.repeats_on_two_threads::<P>(fold)
+            self.repeats_on_two_threads::<P>(fold, entries)
         } else {
-            self.repeats::<P>(fold, None)
+            self.repeats::<P>(fold, None, entries)
         }
         .into_iter()
         .peekable();
@@ -86,10 +87,12 @@ impl Table {
 
     /// The repeats of the keys whose hash has [`SIDE_BIT`] clear on this thread, of the others on
     /// a second one, merged in file order.
-    fn repeats_on_two_threads<P: Position>(&self, fold: bool) -> Vec<Repeat<P>> {
+    fn repeats_on_two_threads<P: Position>(&self, fold: bool, entries: usize) -> Vec<Repeat<P>> {
+        // A side holds about half the keys; its table grows if it holds more.
+        let expected = entries / 2 + entries / 64;
         let (clear, set) = crate::cores::side_by_side(
-            || self.repeats::<P>(fold, Some(false)),
-            || self.repeats::<P>(fold, Some(true)),
+            || self.repeats::<P>(fold, Some(false), expected),
+            || self.repeats::<P>(fold, Some(true), expected),
         );
         let mut merged = Vec::with_capacity(clear.len() + set.len());
         let (mut clear, mut set) = (clear.into_iter().peekable(), set.into_iter().peekable());
@@ -106,16 +109,14 @@ impl Table {
     }
 
     /// The entries that repeat an earlier entry's key, in file order, among the keys whose hash
-    /// has [`SIDE_BIT`] as `side` (all of them for `None`).
-    fn repeats<P: Position>(&self, fold: bool, side: Option<bool>) -> Vec<Repeat<P>> {
+    /// has [`SIDE_BIT`] as `side` (all of them for `None`); `expected` keys sizes the table.
+    fn repeats<P: Position>(
+        &self,
+        fold: bool,
+        side: Option<bool>,
+        expected: usize,
+    ) -> Vec<Repeat<P>> {
         let hasher = foldhash::fast::FixedState::with_seed(SEED);
-        let entries = self.items.iter().filter(|i| i.tag == Tag::Entry).count();
-        // A side holds about half the keys; the table grows if it holds more.
-        let expected = if side.is_some() {
-            entries / 2 + entries / 64
-        } else {
-            entries
-        };
         let mut first: hashbrown::HashTable<P> = hashbrown::HashTable::with_capacity(expected);
         let key_at = |i: P| Entry::new(self, &self.items[i.get()]).lookup_key(fold);
         let mut repeats = Vec::new();
