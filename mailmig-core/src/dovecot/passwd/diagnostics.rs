@@ -229,7 +229,7 @@ impl PasswdFile {
         } else {
             (self.load(ids), self.line_findings())
         };
-        self.merge_verdicts(lines, loaded.status)
+        self.merge_verdicts(lines, loaded.into_statuses())
     }
 
     /// Each line's findings, the load aside: for a record, those about its name (the head)
@@ -544,7 +544,7 @@ mod side_by_side {
     /// `diagnostics` had before the load and the checks ran side by side).
     fn in_one_pass(file: &PasswdFile) -> Vec<PasswdDiagnostic> {
         let loaded = file.load(&NumericIds);
-        let mut statuses = loaded.status.into_iter().peekable();
+        let mut statuses = loaded.into_statuses().into_iter().peekable();
         let mut out = Vec::new();
         for (i, line) in file.lines().enumerate() {
             let status = statuses.next_if(|(j, _)| *j == i);

@@ -7,10 +7,14 @@ use std::fmt;
 use super::expand::{expand, ExpandError};
 use super::ids::{parse_id, IdKind, IdResolver};
 use crate::postfix::Severity;
+use fields::Fields;
+pub use load::Loaded;
 
 mod diagnostics;
 mod edit;
+mod fields;
 mod find;
+mod load;
 mod views;
 
 pub use diagnostics::{PasswdDiagnostic, PasswdDiagnosticKind};
@@ -95,7 +99,7 @@ pub struct PasswdEntry<'a> {
     line: usize,
     raw: &'a [u8],
     content: &'a [u8],
-    fields: Vec<&'a [u8]>,
+    fields: Fields<'a>,
     options: PasswdOptions,
 }
 
@@ -127,72 +131,6 @@ pub enum LoadStatus {
         /// Dovecot's message.
         reason: String,
     },
-}
-
-/// The users Dovecot would load from the file.
-#[derive(Debug, Clone)]
-pub struct Loaded {
-    /// The names of the users in `users`, one after the other (one allocation, not one a user).
-    names: Vec<u8>,
-    /// Each user Dovecot loads, found by the hash of its name.
-    users: hashbrown::HashTable<LoadedUser>,
-    status: Vec<(usize, LoadStatus)>,
-}
-
-/// A loaded user: its name in `Loaded::names`, and its line.
-#[derive(Debug, Clone, Copy)]
-struct LoadedUser {
-    start: usize,
-    len: usize,
-    line: usize,
-}
-
-impl LoadedUser {
-    fn name<'n>(&self, names: &'n [u8]) -> &'n [u8] {
-        &names[self.start..self.start + self.len]
-    }
-}
-
-/// A fixed seed: the same file loads the same way on every run.
-const LOAD_SEED: u64 = 0x7061_7373_7764_6669;
-
-fn name_hash(name: &[u8]) -> u64 {
-    use std::hash::BuildHasher as _;
-    foldhash::fast::FixedState::with_seed(LOAD_SEED).hash_one(name)
-}
-
-impl Loaded {
-    /// The 0-based line index of the record Dovecot uses for `user` (exact, case-sensitive).
-    pub fn line_of(&self, user: &[u8]) -> Option<usize> {
-        self.find(user).map(|u| u.line)
-    }
-
-    fn find(&self, user: &[u8]) -> Option<&LoadedUser> {
-        self.find_hashed(name_hash(user), user)
-    }
-
-    /// [`Loaded::find`] with the name's hash computed already.
-    fn find_hashed(&self, hash: u64, user: &[u8]) -> Option<&LoadedUser> {
-        self.users.find(hash, |u| u.name(&self.names) == user)
-    }
-
-    /// Adds `user` (not in the table, `hash` its [`name_hash`]) at `line`.
-    fn insert_hashed(&mut self, hash: u64, user: &[u8], line: usize) {
-        let entry = LoadedUser {
-            start: self.names.len(),
-            len: user.len(),
-            line,
-        };
-        self.names.extend_from_slice(user);
-        let names = &self.names;
-        self.users
-            .insert_unique(hash, entry, |u| name_hash(u.name(names)));
-    }
-
-    /// Each record line (0-based index) and how it was loaded, in file order.
-    pub fn statuses(&self) -> &[(usize, LoadStatus)] {
-        &self.status
-    }
 }
 
 /// Why a lookup fails instead of returning fields.
@@ -284,23 +222,10 @@ impl<'a> Line<'a> {
             line: self.number,
             raw: self.raw,
             content,
-            fields: split_fields(content),
+            fields: Fields::split(content),
             options: self.options,
         })
     }
-}
-
-/// The `:`-separated fields of a record (`content.split(|&b| b == b':')`, found with memchr:
-/// a record is split twice when a large file is checked).
-fn split_fields(content: &[u8]) -> Vec<&[u8]> {
-    let mut fields = Vec::with_capacity(8);
-    let mut start = 0;
-    for colon in memchr::memchr_iter(b':', content) {
-        fields.push(&content[start..colon]);
-        start = colon + 1;
-    }
-    fields.push(&content[start..]);
-    fields
 }
 
 /// Password suffixes of libpam-pwdfile, as Dovecot maps them.
@@ -371,27 +296,27 @@ impl<'a> PasswdEntry<'a> {
 
     /// The user name (field 1), as written.
     pub fn user(&self) -> &'a [u8] {
-        self.fields[0]
+        self.fields.first()
     }
 
     /// The password field as written; `None` when the line has no `:`.
     pub fn password(&self) -> Option<&'a [u8]> {
-        self.fields.get(1).copied()
+        self.fields.get(1)
     }
 
     /// The uid field as written.
     pub fn uid_field(&self) -> Option<&'a [u8]> {
-        self.fields.get(2).copied()
+        self.fields.get(2)
     }
 
     /// The gid field as written.
     pub fn gid_field(&self) -> Option<&'a [u8]> {
-        self.fields.get(3).copied()
+        self.fields.get(3)
     }
 
     /// The home field as written.
     pub fn home_field(&self) -> Option<&'a [u8]> {
-        self.fields.get(5).copied()
+        self.fields.get(5)
     }
 
     /// The number of `:`-separated fields.
@@ -401,11 +326,7 @@ impl<'a> PasswdEntry<'a> {
 
     /// Byte offset, in the line, where field `n` (0-based) starts.
     fn field_offset(&self, n: usize) -> Option<usize> {
-        let mut offset = 0;
-        for f in self.fields.iter().take(n) {
-            offset += f.len() + 1;
-        }
-        (n < self.fields.len()).then_some(offset)
+        self.fields.offset(n)
     }
 
     /// Whether the legacy 2.2/2.3 form applies: the 8th field is empty and more fields follow
@@ -413,7 +334,7 @@ impl<'a> PasswdEntry<'a> {
     fn legacy_form(&self) -> bool {
         self.options.legacy_mail_field
             && self.fields.len() > 8
-            && self.fields.get(7).is_some_and(|f| f.is_empty())
+            && self.fields.get(7).is_some_and(<[u8]>::is_empty)
     }
 
     /// With the legacy form: what becomes `userdb_mail` (fields 9.. joined), if anything.
@@ -750,41 +671,6 @@ impl PasswdFile {
         self.lines().filter_map(|l| l.entry())
     }
 
-    /// Load the file as Dovecot's auth process does.
-    pub fn load(&self, ids: &dyn IdResolver) -> Loaded {
-        // foldhash, sized up front: a million users hashed once each, no rehashing, their
-        // names in one buffer.
-        let mut loaded = Loaded {
-            names: Vec::new(),
-            users: hashbrown::HashTable::with_capacity(self.lines.len()),
-            status: Vec::with_capacity(self.lines.len()),
-        };
-        for (i, entry) in self
-            .lines()
-            .enumerate()
-            .filter_map(|(i, l)| Some((i, l.entry()?)))
-        {
-            let user = entry.user();
-            let hash = name_hash(user);
-            if let Some(first) = loaded.find_hashed(hash, user).map(|u| u.line) {
-                loaded.status.push((
-                    i,
-                    LoadStatus::Duplicate {
-                        first_line: first + 1,
-                    },
-                ));
-                continue;
-            }
-            if let Some(reason) = self.drop_reason(&entry, ids) {
-                loaded.status.push((i, LoadStatus::Dropped { reason }));
-                continue;
-            }
-            loaded.insert_hashed(hash, user, i);
-            loaded.status.push((i, LoadStatus::Active));
-        }
-        loaded
-    }
-
     /// Why Dovecot drops a record when loading, if it does.
     fn drop_reason(&self, entry: &PasswdEntry<'_>, ids: &dyn IdResolver) -> Option<String> {
         let user = || show(entry.user());
@@ -892,14 +778,11 @@ mod tests {
     use super::*;
 
     proptest::proptest! {
-        /// The memchr split is the plain split, and a line has an entry exactly when it is a
-        /// record.
+        /// A line has an entry exactly when it is a record.
         #[test]
-        fn fields_split_like_the_plain_split(
+        fn a_line_has_an_entry_when_it_is_a_record(
             raw in proptest::collection::vec(proptest::sample::select(&b":ab#\r\n\0 "[..]), 0..24)
         ) {
-            let plain: Vec<&[u8]> = raw.split(|&b| b == b':').collect();
-            proptest::prop_assert_eq!(split_fields(&raw), plain);
             let line = Line { number: 1, raw: &raw, options: PasswdOptions::default() };
             proptest::prop_assert_eq!(line.entry().is_some(), line.kind() == LineKind::Record);
         }

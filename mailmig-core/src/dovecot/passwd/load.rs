@@ -1,0 +1,202 @@
+//! Dovecot's load of a passwd-file: which record each user resolves to, and what happens to the
+//! others (a later line of a user already loaded is ignored, a line with a bad uid, gid or
+//! password is dropped and a later one taken).
+//!
+//! Dovecot inserts line by line into a hash table. Here every record's name is hashed in one
+//! pass in file order, the (hash, record) pairs are sorted, and the rare runs of equal hashes
+//! settled in file order: the same verdicts, without a million inserts at random places (which
+//! were most of `passwd check`'s time on a large file; a sort of the pairs touches memory in
+//! order). `the_sorted_load_is_the_line_by_line_load` checks both ways agree.
+
+use super::{IdResolver, LoadStatus, PasswdFile};
+
+/// The users Dovecot would load from the file.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// Every record's user name, one after the other (one allocation, not one a user).
+    names: Vec<u8>,
+    /// Where record `k`'s name starts in `names` (one more entry: the end).
+    starts: Vec<usize>,
+    /// (hash of the name, record) for each user Dovecot keeps, sorted.
+    kept: Vec<(u64, usize)>,
+    /// Each record's line (0-based index) and how it was loaded, in file order.
+    status: Vec<(usize, LoadStatus)>,
+}
+
+/// A fixed seed: the same file loads the same way on every run.
+const LOAD_SEED: u64 = 0x7061_7373_7764_6669;
+
+fn name_hash(name: &[u8]) -> u64 {
+    use std::hash::BuildHasher as _;
+    foldhash::fast::FixedState::with_seed(LOAD_SEED).hash_one(name)
+}
+
+impl Loaded {
+    /// The 0-based line index of the record Dovecot uses for `user` (exact, case-sensitive).
+    pub fn line_of(&self, user: &[u8]) -> Option<usize> {
+        let hash = name_hash(user);
+        let from = self.kept.partition_point(|&(h, _)| h < hash);
+        self.kept[from..]
+            .iter()
+            .take_while(|&&(h, _)| h == hash)
+            .find(|&&(_, k)| self.name(k) == user)
+            .map(|&(_, k)| self.status[k].0)
+    }
+
+    /// Each record line (0-based index) and how it was loaded, in file order.
+    pub fn statuses(&self) -> &[(usize, LoadStatus)] {
+        &self.status
+    }
+
+    /// The statuses, taken out.
+    pub(super) fn into_statuses(self) -> Vec<(usize, LoadStatus)> {
+        self.status
+    }
+
+    /// Record `k`'s user name.
+    fn name(&self, k: usize) -> &[u8] {
+        &self.names[self.starts[k]..self.starts[k + 1]]
+    }
+
+    /// Settles a run of records whose names hash alike (sorted by record, so in file order):
+    /// a record whose name an earlier kept record has is a duplicate of it, even if Dovecot
+    /// would have dropped it (it looks the name up first).
+    fn settle(&mut self, run: &[(u64, usize)]) {
+        let mut firsts: Vec<(usize, usize)> = Vec::new();
+        for &(_, k) in run {
+            let name = self.name(k);
+            let first = firsts.iter().find(|&&(f, _)| self.name(f) == name);
+            if let Some(&(_, line)) = first {
+                self.status[k].1 = LoadStatus::Duplicate {
+                    first_line: line + 1,
+                };
+            } else if self.status[k].1 == LoadStatus::Active {
+                firsts.push((k, self.status[k].0));
+            }
+        }
+    }
+}
+
+impl PasswdFile {
+    /// Load the file as Dovecot's auth process does.
+    pub fn load(&self, ids: &dyn IdResolver) -> Loaded {
+        let records = self.lines.len();
+        let mut loaded = Loaded {
+            names: Vec::new(),
+            starts: Vec::with_capacity(records + 1),
+            kept: Vec::with_capacity(records),
+            status: Vec::with_capacity(records),
+        };
+        loaded.starts.push(0);
+        for (i, entry) in self
+            .lines()
+            .enumerate()
+            .filter_map(|(i, l)| Some((i, l.entry()?)))
+        {
+            let user = entry.user();
+            loaded.kept.push((name_hash(user), loaded.status.len()));
+            loaded.names.extend_from_slice(user);
+            loaded.starts.push(loaded.names.len());
+            let status = match self.drop_reason(&entry, ids) {
+                Some(reason) => LoadStatus::Dropped { reason },
+                None => LoadStatus::Active,
+            };
+            loaded.status.push((i, status));
+        }
+        let mut pairs = std::mem::take(&mut loaded.kept);
+        pairs.sort_unstable();
+        let mut at = 0;
+        while at < pairs.len() {
+            let hash = pairs[at].0;
+            let len = pairs[at..].iter().take_while(|&&(h, _)| h == hash).count();
+            if len > 1 {
+                loaded.settle(&pairs[at..at + len]);
+            }
+            at += len;
+        }
+        pairs.retain(|&(_, k)| loaded.status[k].1 == LoadStatus::Active);
+        loaded.kept = pairs;
+        loaded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dovecot::ids::NumericIds;
+    use crate::dovecot::passwd::PasswdOptions;
+
+    /// Dovecot's way, line by line: look the name up, else drop or insert.
+    fn line_by_line(file: &PasswdFile) -> Vec<(usize, LoadStatus)> {
+        let mut table: std::collections::HashMap<Vec<u8>, usize> = Default::default();
+        let mut out = Vec::new();
+        for (i, entry) in file
+            .lines()
+            .enumerate()
+            .filter_map(|(i, l)| Some((i, l.entry()?)))
+        {
+            let user = entry.user().to_vec();
+            let status = if let Some(&first) = table.get(&user) {
+                LoadStatus::Duplicate {
+                    first_line: first + 1,
+                }
+            } else if let Some(reason) = file.drop_reason(&entry, &NumericIds) {
+                LoadStatus::Dropped { reason }
+            } else {
+                table.insert(user, i);
+                LoadStatus::Active
+            };
+            out.push((i, status));
+        }
+        out
+    }
+
+    /// Two names whose hashes are equal (made so here; 64-bit foldhash collisions are rare, not
+    /// impossible) are two users: each keeps its first line, a repeat of either is its duplicate.
+    #[test]
+    fn names_that_hash_alike_are_told_apart() {
+        let active = LoadStatus::Active;
+        let mut loaded = Loaded {
+            names: b"annbobannbob".to_vec(),
+            starts: vec![0, 3, 6, 9, 12],
+            kept: Vec::new(),
+            status: (0..4).map(|i| (i * 2, active.clone())).collect(),
+        };
+        loaded.settle(&[(7, 0), (7, 1), (7, 2), (7, 3)]);
+        let verdicts: Vec<&LoadStatus> = loaded.status.iter().map(|(_, s)| s).collect();
+        let dup = |first_line| LoadStatus::Duplicate { first_line };
+        assert_eq!(verdicts, [&active, &active, &dup(1), &dup(3)]);
+    }
+
+    proptest::proptest! {
+        /// The sorted load gives every record the verdict the line-by-line insert gives, and
+        /// finds each kept user's line: few names, many repeats, bad uids among them.
+        #[test]
+        fn the_sorted_load_is_the_line_by_line_load(
+            lines in proptest::collection::vec(
+                (0..6u8, proptest::sample::select(&["1000", "x", "", "0"][..]), 0..4u8),
+                0..40,
+            )
+        ) {
+            let mut text = Vec::new();
+            for (name, uid, kind) in &lines {
+                match kind {
+                    0 => text.extend_from_slice(b"# comment\n"),
+                    1 => text.extend_from_slice(format!("u{name}:{{PLAIN}}x\n").as_bytes()),
+                    _ => text.extend_from_slice(format!("u{name}:x:{uid}:1000::/h::\n").as_bytes()),
+                }
+            }
+            let file = PasswdFile::parse(text, &PasswdOptions::default());
+            let loaded = file.load(&NumericIds);
+            let expected = line_by_line(&file);
+            proptest::prop_assert_eq!(loaded.statuses(), &expected[..]);
+            for (i, status) in &expected {
+                let user = file.line_at(*i).entry().map(|e| e.user().to_vec()).unwrap_or_default();
+                if *status == LoadStatus::Active {
+                    proptest::prop_assert_eq!(loaded.line_of(&user), Some(*i));
+                }
+            }
+            proptest::prop_assert_eq!(loaded.line_of(b"nobody"), None);
+        }
+    }
+}
