@@ -1,47 +1,61 @@
-//! Which entries repeat an earlier entry's key (postmap keeps the first), found with a word of
-//! index per key: a hash table of item positions, the keys compared only when hashes meet.
+//! Which entries repeat an earlier entry's key (postmap keeps the first): every entry's key
+//! hashed, the (hash, position) pairs sorted, and the keys compared only within the rare runs
+//! of equal hashes. A sort touches memory in order; a hash table of a million keys touches it
+//! at a million random places, which cost more than the sort (the floor harness,
+//! `benches/src/bin/floor.rs`, measures both).
 
 use std::hash::BuildHasher;
+use std::ops::Range;
 
 use super::{Entry, Table, Tag};
 
 /// A fixed seed: the same table gives the same walk on every run.
 const SEED: u64 = 0x6669_7273_745f_6b65;
 
-/// An item position in the hash table: 32 bits while the table has fewer than 2^32 items (every
-/// table that fits in memory), so that the index costs 5 bytes a bucket instead of 9.
-trait Position: Copy + Send {
-    fn new(i: usize) -> Self;
-    fn get(self) -> usize;
+/// A key's hash and its item's position, ordered by hash, then position.
+trait Keyed: Copy + Ord + Send {
+    fn new(hash: u64, at: usize) -> Self;
+    /// The hash (of a [`Narrow`] pair, its top 32 bits: equal ones are settled by the keys).
+    fn hash(self) -> u64;
+    fn at(self) -> usize;
 }
 
-impl Position for u32 {
-    fn new(i: usize) -> Self {
-        // Only used when every position fits (checked by the caller).
-        u32::try_from(i).unwrap_or(u32::MAX)
+/// One word a pair while the table has fewer than 2^32 items (every table that fits in
+/// memory): the hash's top 32 bits above the position. Half the memory of a wide pair, so a
+/// large `map check` stays under twice its input.
+type Narrow = u64;
+
+impl Keyed for Narrow {
+    fn new(hash: u64, at: usize) -> Self {
+        // Only used when every position fits in 32 bits (checked by the caller).
+        (hash & !0xffff_ffff) | (at as u64 & 0xffff_ffff)
     }
-    fn get(self) -> usize {
-        self as usize
+    fn hash(self) -> u64 {
+        self & !0xffff_ffff
+    }
+    fn at(self) -> usize {
+        (self & 0xffff_ffff) as usize
     }
 }
 
-impl Position for usize {
-    fn new(i: usize) -> Self {
-        i
+/// A pair for tables of 2^32 items or more.
+type Wide = (u64, usize);
+
+impl Keyed for Wide {
+    fn new(hash: u64, at: usize) -> Self {
+        (hash, at)
     }
-    fn get(self) -> usize {
-        self
+    fn hash(self) -> u64 {
+        self.0
+    }
+    fn at(self) -> usize {
+        self.1
     }
 }
 
-/// From this many items on, with a second core, the search runs on two threads (below it a
-/// thread costs more than it saves).
+/// From this many items on, with a second core, the keys are hashed and sorted on two threads,
+/// each over half the items (below it a thread costs more than it saves).
 const SPLIT_FROM: usize = 1 << 16;
-
-/// The hash bit that tells the two threads' keys apart: neither among the bits that place a
-/// key in a table of fewer than 2^40 buckets nor among the top seven that tag it, so that each
-/// thread's table spreads and tells its keys apart as one table would.
-const SIDE_BIT: u32 = 40;
 
 impl Table {
     /// Every entry in file order with, when an earlier entry has the same (folded, when `fold`)
@@ -53,100 +67,124 @@ impl Table {
     ) {
         let split = self.items.len() >= SPLIT_FROM && crate::cores::two();
         if u32::try_from(self.items.len()).is_ok() {
-            self.walk_first_keys_with::<u32>(fold, split, each);
+            self.walk_first_keys_with::<Narrow>(fold, split, each);
         } else {
-            self.walk_first_keys_with::<usize>(fold, split, each);
+            self.walk_first_keys_with::<Wide>(fold, split, each);
         }
     }
 
-    /// The walk, its search on one thread or (`split`) on two.
-    fn walk_first_keys_with<'s, P: Position>(
+    /// The walk, its pairs made on one thread or (`split`) on two.
+    fn walk_first_keys_with<'s, K: Keyed>(
         &'s self,
         fold: bool,
         split: bool,
         mut each: impl FnMut(Entry<'s>, Option<Entry<'s>>),
     ) {
-        let entries = self.items.iter().filter(|i| i.tag == Tag::Entry).count();
-        let mut repeats = if split {
-            self.repeats_on_two_threads::<P>(fold, entries)
-        } else {
-            self.repeats::<P>(fold, None, entries)
-        }
-        .into_iter()
-        .peekable();
+        let mut repeats = self.repeats::<K>(fold, split).into_iter().peekable();
         for (i, item) in self.items.iter().enumerate() {
             if item.tag != Tag::Entry {
                 continue;
             }
             let earlier = repeats
-                .next_if(|r| r.at.get() == i)
-                .map(|r| Entry::new(self, &self.items[r.first.get()]));
+                .next_if(|r| r.at == i)
+                .map(|r| Entry::new(self, &self.items[r.first]));
             each(Entry::new(self, item), earlier);
         }
     }
 
-    /// The repeats of the keys whose hash has [`SIDE_BIT`] clear on this thread, of the others on
-    /// a second one, merged in file order.
-    fn repeats_on_two_threads<P: Position>(&self, fold: bool, entries: usize) -> Vec<Repeat<P>> {
-        // A side holds about half the keys; its table grows if it holds more.
-        let expected = entries / 2 + entries / 64;
-        let (clear, set) = crate::cores::side_by_side(
-            || self.repeats::<P>(fold, Some(false), expected),
-            || self.repeats::<P>(fold, Some(true), expected),
-        );
-        let mut merged = Vec::with_capacity(clear.len() + set.len());
-        let (mut clear, mut set) = (clear.into_iter().peekable(), set.into_iter().peekable());
+    /// The entries that repeat an earlier entry's key, in file order.
+    fn repeats<K: Keyed>(&self, fold: bool, split: bool) -> Vec<Repeat> {
+        let all = 0..self.items.len();
+        let (front, back) = if split {
+            let middle = all.end / 2;
+            crate::cores::side_by_side(
+                || self.sorted_keys::<K>(fold, 0..middle),
+                || self.sorted_keys::<K>(fold, middle..all.end),
+            )
+        } else {
+            (self.sorted_keys::<K>(fold, all), Vec::new())
+        };
+        // Both in hash order; every front position comes before every back one, so a run of
+        // one hash is in file order as the front's members and then the back's.
+        let (mut front, mut back) = (front.into_iter().peekable(), back.into_iter().peekable());
+        let mut repeats = Vec::new();
+        let mut run = Vec::new();
         loop {
-            let next = match (clear.peek(), set.peek()) {
-                (Some(a), Some(b)) if a.at.get() < b.at.get() => clear.next(),
-                (Some(_), Some(_)) | (None, Some(_)) => set.next(),
-                (Some(_), None) => clear.next(),
+            let hash = match (front.peek(), back.peek()) {
+                (Some(a), Some(b)) => a.hash().min(b.hash()),
+                (Some(a), None) => a.hash(),
+                (None, Some(b)) => b.hash(),
                 (None, None) => break,
             };
-            merged.extend(next);
+            run.clear();
+            while let Some(k) = front.next_if(|k| k.hash() == hash) {
+                run.push(k.at());
+            }
+            while let Some(k) = back.next_if(|k| k.hash() == hash) {
+                run.push(k.at());
+            }
+            if run.len() > 1 {
+                self.settle(fold, &run, &mut repeats);
+            }
         }
-        merged
+        repeats.sort_unstable_by_key(|r| r.at);
+        repeats
     }
 
-    /// The entries that repeat an earlier entry's key, in file order, among the keys whose hash
-    /// has [`SIDE_BIT`] as `side` (all of them for `None`); `expected` keys sizes the table.
-    fn repeats<P: Position>(
-        &self,
-        fold: bool,
-        side: Option<bool>,
-        expected: usize,
-    ) -> Vec<Repeat<P>> {
+    /// The (hash, position) pairs of the entries among `items`, sorted.
+    fn sorted_keys<K: Keyed>(&self, fold: bool, items: Range<usize>) -> Vec<K> {
         let hasher = foldhash::fast::FixedState::with_seed(SEED);
-        let mut first: hashbrown::HashTable<P> = hashbrown::HashTable::with_capacity(expected);
-        let key_at = |i: P| Entry::new(self, &self.items[i.get()]).lookup_key(fold);
-        let mut repeats = Vec::new();
-        for (i, item) in self.items.iter().enumerate() {
-            if item.tag != Tag::Entry {
-                continue;
-            }
-            let key = Entry::new(self, item).lookup_key(fold);
-            let hash = hasher.hash_one(key.as_ref());
-            if side.is_some_and(|side| (hash >> SIDE_BIT & 1 == 1) != side) {
-                continue;
-            }
-            match first.find(hash, |&j| key_at(j) == key) {
-                Some(&j) => repeats.push(Repeat {
-                    at: P::new(i),
-                    first: j,
-                }),
-                None => {
-                    first.insert_unique(hash, P::new(i), |&j| hasher.hash_one(key_at(j).as_ref()));
-                }
+        let mut pairs = Vec::with_capacity(items.len());
+        for i in items {
+            let item = &self.items[i];
+            if item.tag == Tag::Entry {
+                let key = Entry::new(self, item).lookup_key(fold);
+                pairs.push(K::new(hasher.hash_one(key.as_ref()), i));
             }
         }
-        repeats
+        pairs.sort_unstable();
+        pairs
+    }
+
+    /// The repeats among entries whose keys hash alike (`run`, in file order): an entry whose
+    /// key an earlier one in the run has repeats the first of them. A long run of different
+    /// keys (a file made to collide in the fixed hash) is settled in a randomly seeded table
+    /// instead of comparing each key with every first one.
+    fn settle(&self, fold: bool, run: &[usize], repeats: &mut Vec<Repeat>) {
+        let key_at = |i: usize| Entry::new(self, &self.items[i]).lookup_key(fold);
+        if run.len() > LONG_RUN {
+            let mut firsts = std::collections::HashMap::with_capacity(run.len());
+            for &at in run {
+                match firsts.entry(key_at(at)) {
+                    std::collections::hash_map::Entry::Occupied(first) => repeats.push(Repeat {
+                        at,
+                        first: *first.get(),
+                    }),
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(at);
+                    }
+                }
+            }
+            return;
+        }
+        let mut firsts: Vec<usize> = Vec::new();
+        for &at in run {
+            let key = key_at(at);
+            match firsts.iter().find(|&&f| key_at(f) == key) {
+                Some(&first) => repeats.push(Repeat { at, first }),
+                None => firsts.push(at),
+            }
+        }
     }
 }
 
+/// Runs of equal hashes longer than this are settled in a table.
+const LONG_RUN: usize = 8;
+
 /// An entry (its item position) whose key an earlier entry has, and that first entry's.
-struct Repeat<P> {
-    at: P,
-    first: P,
+struct Repeat {
+    at: usize,
+    first: usize,
 }
 
 #[cfg(test)]
@@ -161,9 +199,9 @@ mod tests {
             seen.push((e.line().unwrap_or(0), first.and_then(|f| f.line())));
         };
         if wide {
-            t.walk_first_keys_with::<usize>(fold, split, &mut note);
+            t.walk_first_keys_with::<super::Wide>(fold, split, &mut note);
         } else {
-            t.walk_first_keys_with::<u32>(fold, split, &mut note);
+            t.walk_first_keys_with::<super::Narrow>(fold, split, &mut note);
         }
         seen
     }
@@ -201,6 +239,32 @@ mod tests {
                 ]
             };
             assert_eq!(one, expected);
+        }
+    }
+
+    /// Keys whose hashes meet (as if they did: real collisions are rare) are told apart by
+    /// their bytes, in a short run and in a long one settled in a table.
+    #[test]
+    fn keys_that_hash_alike_are_told_apart() {
+        for copies in [2, 5] {
+            let text = "a 1\nb 2\nA 3\n".repeat(copies);
+            let t = Table::parse(text.into_bytes(), &ParseOptions::default());
+            let run: Vec<usize> = (0..t.items.len()).collect();
+            assert!(run.len() > super::LONG_RUN || copies == 2);
+            for fold in [false, true] {
+                let mut repeats = Vec::new();
+                t.settle(fold, &run, &mut repeats);
+                repeats.sort_unstable_by_key(|r| r.at);
+                let got: Vec<(usize, usize)> = repeats.iter().map(|r| (r.at, r.first)).collect();
+                let expected: Vec<(usize, usize)> = (3..run.len())
+                    .map(|at| (at, at % 3))
+                    .chain(if fold { vec![(2, 0)] } else { vec![] })
+                    .map(|(at, first)| (at, if fold && first == 2 { 0 } else { first }))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                assert_eq!(got, expected, "{copies} copies, fold {fold}");
+            }
         }
     }
 
