@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use camino::Utf8Path;
 use mailmig_core::postfix::{
-    parse_address_list, AccessRule, Diagnostic, DiagnosticKind, Table, TableEditError,
+    value_problem, AccessRule, Diagnostic, DiagnosticKind, Table, TableEditError,
 };
 
 use mailmig_core::safe_fs;
@@ -54,8 +54,7 @@ fn semantic_findings(table: &Table, kind: MapKind) -> Vec<Diagnostic> {
             MapKind::Access => AccessRule::new(entry)
                 .problem()
                 .map(|reason| DiagnosticKind::AccessNotAnAction { reason }),
-            MapKind::Virtual => parse_address_list(entry.value())
-                .problem()
+            MapKind::Virtual => value_problem(entry.value())
                 .map(|reason| DiagnosticKind::VirtualBadValue { reason }),
         };
         if let Some(kind) = semantic {

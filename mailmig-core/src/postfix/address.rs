@@ -340,19 +340,55 @@ pub fn parse_address_list(value: &[u8]) -> AddressList {
 /// A plain `local@domain` with dot-atom parts: what the tokenizer and canonicalization would
 /// give back unchanged.
 fn is_plain_address(a: &[u8]) -> bool {
-    let Some(at) = a.iter().position(|&b| b == b'@') else {
+    let Some(at) = memchr::memchr(b'@', a) else {
         return false;
     };
-    let (local, domain) = (&a[..at], &a[at + 1..]);
-    let dot_atom = |p: &[u8]| {
-        !p.is_empty()
-            && p[0] != b'.'
-            && p[p.len() - 1] != b'.'
-            && !p.windows(2).any(|w| w == b"..")
-            && p.iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b"._+=-".contains(&b))
+    is_dot_atom(&a[..at]) && is_dot_atom(&a[at + 1..])
+}
+
+/// Bytes of a dot-atom as [`is_plain_address`] takes them: letters, digits, `._+=-`.
+const DOT_ATOM: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'+' | b'=' | b'-');
+        b += 1;
+    }
+    table
+};
+
+/// A non-empty run of [`DOT_ATOM`] bytes that neither starts nor ends with a dot nor holds two
+/// dots in a row; one pass over the bytes (this is most of `map check`'s value checks).
+fn is_dot_atom(part: &[u8]) -> bool {
+    let (Some(&first), Some(&last)) = (part.first(), part.last()) else {
+        return false;
     };
-    dot_atom(local) && dot_atom(domain)
+    if first == b'.' || last == b'.' {
+        return false;
+    }
+    let mut dot = false;
+    for &b in part {
+        if !DOT_ATOM[usize::from(b)] || (dot && b == b'.') {
+            return false;
+        }
+        dot = b == b'.';
+    }
+    true
+}
+
+/// Why a virtual value probably does not do what its author meant ([`AddressList::problem`]),
+/// without building the list when the value is the common shape: plain addresses separated by
+/// commas and/or whitespace.
+pub fn value_problem(value: &[u8]) -> Option<String> {
+    let mut words = value
+        .split(|&b| b == b',' || is_ws(b))
+        .filter(|w| !w.is_empty())
+        .peekable();
+    if words.peek().is_some() && words.all(is_plain_address) {
+        return None;
+    }
+    parse_address_list(value).problem()
 }
 
 /// The common value shape — plain addresses separated by commas and/or whitespace — parsed
@@ -565,6 +601,30 @@ mod tests {
             "a@x # c",
         ] {
             assert!(plain_list(not_plain.as_bytes()).is_none(), "{not_plain}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The one-pass check of a plain address is the plain definition (a dot-atom on each
+        /// side of the first `@`), and the value check without the list is the list's.
+        #[test]
+        fn the_quick_value_checks_are_the_lists(
+            value in proptest::collection::vec(
+                proptest::sample::select(&b"ab.@,# <>\"\t+=-_"[..]), 0..16)
+        ) {
+            let dot_atom = |p: &[u8]| {
+                !p.is_empty()
+                    && p[0] != b'.'
+                    && p[p.len() - 1] != b'.'
+                    && !p.windows(2).any(|w| w == b"..")
+                    && p.iter().all(|&b| b.is_ascii_alphanumeric() || b"._+=-".contains(&b))
+            };
+            let plain = match value.iter().position(|&b| b == b'@') {
+                Some(at) => dot_atom(&value[..at]) && dot_atom(&value[at + 1..]),
+                None => false,
+            };
+            proptest::prop_assert_eq!(is_plain_address(&value), plain);
+            proptest::prop_assert_eq!(value_problem(&value), parse_address_list(&value).problem());
         }
     }
 

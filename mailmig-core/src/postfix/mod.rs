@@ -22,7 +22,9 @@ pub mod delivery;
 mod diag;
 pub mod discover;
 pub use access::{AccessAction, AccessRule};
-pub use address::{canonicalize, parse_address_list, quote_local, Address, AddressList};
+pub use address::{
+    canonicalize, parse_address_list, quote_local, value_problem, Address, AddressList,
+};
 mod fold;
 mod options;
 mod postconf;
