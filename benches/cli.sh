@@ -5,6 +5,7 @@
 #
 #   bash benches/cli.sh                                   # 1,000,000 aliases and users, 5 runs
 #   MAILMIG_BENCH_ALIASES=100000 MAILMIG_BENCH_USERS=100000 MAILMIG_BENCH_RUNS=3 bash benches/cli.sh
+#   bash benches/cli.sh floor      # the floor under the whole-table commands instead (floor.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ALIASES=${MAILMIG_BENCH_ALIASES:-1000000}
@@ -13,7 +14,7 @@ RUNS=${MAILMIG_BENCH_RUNS:-5}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-cargo build --release --quiet -p mailmig-cli -p mailmig-benches --bin mailmig --bin gen-input
+cargo build --release --quiet -p mailmig-cli -p mailmig-benches --bin mailmig --bin gen-input --bin floor
 target/release/gen-input virtual "$ALIASES" "$work/virtual"
 target/release/gen-input passwd "$USERS" "$work/users"
 
@@ -28,4 +29,7 @@ EOF
 postmap -c "$work/pf" "hash:$work/access"
 
 echo "$(date -u +%Y-%m-%d), $(nproc) cores, $(uname -m); mailmig $(git rev-parse --short HEAD 2>/dev/null || echo '?')" >&2
+if [ "${1:-}" = floor ]; then
+    exec python3 benches/floor.py "$work" "$PWD/target/release/mailmig" "$PWD/target/release/floor" "$RUNS" "$ALIASES" "$USERS"
+fi
 python3 benches/cli.py "$work" "$PWD/target/release/mailmig" "$RUNS" "$ALIASES" "$USERS"

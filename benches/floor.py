@@ -2,10 +2,10 @@
 """The floor under the whole-table commands: what the least work over each input costs as a
 process, beside GNU sed's one pass and mailmig's own command, on the same files.
 
-Called by benches/floor.sh (which builds the binaries and generates the inputs). Each row runs
-its command RUNS times, all rows of a file interleaved (sed, the floors, mailmig, sed, ...)
-after one untimed run of each; wall time from fork to exit; medians, and each median as a
-fraction of sed's and of the goal (sed's time / 2.5).
+Called by `benches/cli.sh floor` (which builds the binaries and generates the inputs). Each
+row runs its command RUNS times, all rows of a file interleaved (sed, the floors, mailmig,
+sed, ...) after one untimed run of each; wall time from fork to exit; medians, and each
+median as a fraction of sed's and of the goal (sed's time / 2.5).
 
 usage: floor.py WORK MAILMIG FLOOR RUNS ALIASES USERS
 """

@@ -1,5 +1,5 @@
 //! `floor read|stream|keys|keys2|sorted FILE [KEYS]`: the least work a whole-table command over
-//! FILE can do, cut down to below what any correct check needs, for `benches/floor.sh` to time
+//! FILE can do, cut down to below what any correct check needs, for `benches/cli.sh floor` to time
 //! as processes beside GNU sed. None of these checks anything; each is a lower bound on a part of the work.
 //!
 //! - `read`: the file into one fresh buffer (what a command holding the document pays to start).
