@@ -56,6 +56,28 @@ enum LineRaw {
     Owned(Vec<u8>),
 }
 
+/// From this many bytes on, with a second core, the lines are found in two halves at once
+/// (one thread spent 30 ms on the 180 MB benchmark file while the other core waited).
+const SPLIT_LINES_FROM: usize = 4 << 20;
+
+/// The lines of `src[range]` (the range starts a line; the last may lack its newline).
+fn split_lines(src: &[u8], range: std::ops::Range<usize>) -> Vec<LineRaw> {
+    let mut lines = Vec::with_capacity(range.len() / 64 + 1);
+    let mut start = range.start;
+    for nl in memchr::memchr_iter(b'\n', &src[range.clone()]) {
+        let end = range.start + nl + 1;
+        lines.push(LineRaw::Src { start, end });
+        start = end;
+    }
+    if start < range.end {
+        lines.push(LineRaw::Src {
+            start,
+            end: range.end,
+        });
+    }
+    lines
+}
+
 /// A Dovecot passwd-file as a lossless document: one item per physical line.
 #[derive(Debug, Clone)]
 pub struct PasswdFile {
@@ -602,18 +624,21 @@ impl PasswdFile {
     ///
     /// [`FileTransaction::shared_original`]: crate::transaction::FileTransaction::shared_original
     pub fn parse_shared(src: std::sync::Arc<Vec<u8>>, options: &PasswdOptions) -> Self {
-        let mut lines = Vec::with_capacity(src.len() / 64 + 1);
-        let mut start = 0;
-        for nl in memchr::memchr_iter(b'\n', &src) {
-            lines.push(LineRaw::Src { start, end: nl + 1 });
-            start = nl + 1;
-        }
-        if start < src.len() {
-            lines.push(LineRaw::Src {
-                start,
-                end: src.len(),
-            });
-        }
+        let middle = (src.len() >= SPLIT_LINES_FROM && crate::cores::two())
+            .then(|| memchr::memchr(b'\n', &src[src.len() / 2..]))
+            .flatten()
+            .map(|nl| src.len() / 2 + nl + 1);
+        let lines = match middle {
+            Some(middle) => {
+                let (mut lines, back) = crate::cores::side_by_side(
+                    || split_lines(&src, 0..middle),
+                    || split_lines(&src, middle..src.len()),
+                );
+                lines.extend(back);
+                lines
+            }
+            None => split_lines(&src, 0..src.len()),
+        };
         Self {
             src,
             lines,
@@ -785,6 +810,27 @@ mod tests {
         ) {
             let line = Line { number: 1, raw: &raw, options: PasswdOptions::default() };
             proptest::prop_assert_eq!(line.entry().is_some(), line.kind() == LineKind::Record);
+        }
+
+        /// The lines found in two halves, split at any line start, are the lines found in one.
+        #[test]
+        fn lines_split_in_halves_are_the_lines_of_one_pass(
+            raw in proptest::collection::vec(proptest::sample::select(&b"a:\n"[..]), 0..40)
+        ) {
+            let spans = |lines: Vec<LineRaw>| -> Vec<(usize, usize)> {
+                lines.iter().map(|l| match l {
+                    LineRaw::Src { start, end } => (*start, *end),
+                    LineRaw::Owned(_) => (usize::MAX, 0),
+                }).collect()
+            };
+            let one = spans(split_lines(&raw, 0..raw.len()));
+            let starts = std::iter::once(0)
+                .chain(raw.iter().enumerate().filter(|(_, &b)| b == b'\n').map(|(i, _)| i + 1));
+            for middle in starts {
+                let mut halves = split_lines(&raw, 0..middle);
+                halves.extend(split_lines(&raw, middle..raw.len()));
+                proptest::prop_assert_eq!(&spans(halves), &one, "split at {}", middle);
+            }
         }
     }
     use crate::dovecot::SystemIds;
