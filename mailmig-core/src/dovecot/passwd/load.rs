@@ -60,22 +60,44 @@ impl Loaded {
 
     /// Settles a run of records whose names hash alike (sorted by record, so in file order):
     /// a record whose name an earlier kept record has is a duplicate of it, even if Dovecot
-    /// would have dropped it (it looks the name up first).
+    /// would have dropped it (it looks the name up first). A long run of different names (a
+    /// file made to collide in the fixed hash) is settled in a randomly seeded table instead of
+    /// comparing each name with every kept one.
     fn settle(&mut self, run: &[(u64, usize)]) {
-        let mut firsts: Vec<(usize, usize)> = Vec::new();
+        let mut long: std::collections::HashMap<&[u8], usize> = Default::default();
+        let mut short: Vec<(usize, usize)> = Vec::new();
+        let mut verdicts = Vec::new();
         for &(_, k) in run {
             let name = self.name(k);
-            let first = firsts.iter().find(|&&(f, _)| self.name(f) == name);
-            if let Some(&(_, line)) = first {
-                self.status[k].1 = LoadStatus::Duplicate {
-                    first_line: line + 1,
-                };
+            let first = if run.len() > LONG_RUN {
+                long.get(name).copied()
+            } else {
+                short
+                    .iter()
+                    .find(|&&(f, _)| self.name(f) == name)
+                    .map(|&(_, line)| line)
+            };
+            if let Some(line) = first {
+                verdicts.push((k, line));
             } else if self.status[k].1 == LoadStatus::Active {
-                firsts.push((k, self.status[k].0));
+                let line = self.status[k].0;
+                if run.len() > LONG_RUN {
+                    long.insert(name, line);
+                } else {
+                    short.push((k, line));
+                }
             }
+        }
+        for (k, line) in verdicts {
+            self.status[k].1 = LoadStatus::Duplicate {
+                first_line: line + 1,
+            };
         }
     }
 }
+
+/// Runs of equal hashes longer than this are settled in a table.
+const LONG_RUN: usize = 8;
 
 impl PasswdFile {
     /// Load the file as Dovecot's auth process does.
@@ -156,16 +178,24 @@ mod tests {
     #[test]
     fn names_that_hash_alike_are_told_apart() {
         let active = LoadStatus::Active;
-        let mut loaded = Loaded {
-            names: b"annbobannbob".to_vec(),
-            starts: vec![0, 3, 6, 9, 12],
-            kept: Vec::new(),
-            status: (0..4).map(|i| (i * 2, active.clone())).collect(),
-        };
-        loaded.settle(&[(7, 0), (7, 1), (7, 2), (7, 3)]);
-        let verdicts: Vec<&LoadStatus> = loaded.status.iter().map(|(_, s)| s).collect();
         let dup = |first_line| LoadStatus::Duplicate { first_line };
-        assert_eq!(verdicts, [&active, &active, &dup(1), &dup(3)]);
+        // A short run and a long one (settled in a table): ann, bob, ann, bob, ...
+        for copies in [2, 5] {
+            let records = copies * 2;
+            let mut loaded = Loaded {
+                names: b"annbob".repeat(copies),
+                starts: (0..=records).map(|k| k * 3).collect(),
+                kept: Vec::new(),
+                status: (0..records).map(|k| (k * 2, active.clone())).collect(),
+            };
+            let run: Vec<(u64, usize)> = (0..records).map(|k| (7, k)).collect();
+            assert_eq!(run.len() > LONG_RUN, copies == 5);
+            loaded.settle(&run);
+            let verdicts: Vec<LoadStatus> = loaded.status.into_iter().map(|(_, s)| s).collect();
+            let mut expected = vec![active.clone(), active.clone()];
+            expected.extend((2..records).map(|k| dup(if k % 2 == 0 { 1 } else { 3 })));
+            assert_eq!(verdicts, expected, "{copies} copies");
+        }
     }
 
     proptest::proptest! {
