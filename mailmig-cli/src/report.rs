@@ -148,12 +148,13 @@ pub(crate) struct Finding<'a> {
     pub(crate) severity: mailmig_core::postfix::Severity,
     pub(crate) code: &'static str,
     pub(crate) message: String,
+    /// For a map's finding: whether `postmap` itself reports it (a `postmap` member in JSON).
+    pub(crate) postmap: Option<bool>,
 }
 
 impl Finding<'_> {
-    /// `FILE:LINE:COL: severity: message`, or one JSON object with `extra` members added; ends
-    /// with a newline.
-    pub(crate) fn line(&self, json: bool, extra: &[(&str, serde_json::Value)]) -> String {
+    /// `FILE:LINE:COL: severity: message`, or one JSON object; ends with a newline.
+    pub(crate) fn line(&self, json: bool) -> String {
         if json {
             let mut obj = serde_json::json!({
                 "file": self.file,
@@ -163,8 +164,8 @@ impl Finding<'_> {
                 "code": self.code,
                 "message": self.message,
             });
-            for (k, v) in extra {
-                obj[*k] = v.clone();
+            if let Some(postmap) = self.postmap {
+                obj["postmap"] = postmap.into();
             }
             format!("{obj}\n")
         } else {

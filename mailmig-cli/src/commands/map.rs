@@ -82,9 +82,9 @@ pub(crate) fn check(ctx: &Context<'_>, args: &MapCheckArgs) -> Result<u8, Failur
                 severity: d.severity(),
                 code: d.kind.code(),
                 message: d.kind.to_string(),
+                postmap: Some(d.kind.reported_by_postmap()),
             };
-            let postmap = serde_json::Value::Bool(d.kind.reported_by_postmap());
-            text.extend_from_slice(finding.line(args.json, &[("postmap", postmap)]).as_bytes());
+            text.extend_from_slice(finding.line(args.json).as_bytes());
         }
     }
     output::stdout(&text)?;

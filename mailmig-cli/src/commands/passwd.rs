@@ -59,8 +59,9 @@ pub(crate) fn check(ctx: &Context<'_>, args: &PasswdCheckArgs) -> Result<u8, Fai
                 severity: d.severity(),
                 code: d.kind.code(),
                 message: d.kind.to_string(),
+                postmap: None,
             };
-            out.push_str(&finding.line(args.json, &[]));
+            out.push_str(&finding.line(args.json));
         }
     }
     output::stdout(out.as_bytes())?;
