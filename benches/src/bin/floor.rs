@@ -60,12 +60,7 @@ fn sorted(file: &str, expected: usize) -> std::io::Result<usize> {
     let hasher = foldhash::fast::FixedState::with_seed(0);
     let mut hashes = Vec::with_capacity(expected);
     stream(file, 0, u64::MAX, |line| {
-        let Some(&first) = line.first() else { return };
-        if matches!(first, b'#' | b' ' | b'\t') {
-            return;
-        }
-        let end = memchr::memchr3(b':', b' ', b'\t', line).unwrap_or(line.len());
-        hashes.push(std::hash::BuildHasher::hash_one(&hasher, &line[..end]));
+        hashes.extend(key_hash(&hasher, line))
     })?;
     hashes.sort_unstable();
     hashes.dedup();
@@ -78,12 +73,9 @@ fn keys(file: &str, from: u64, to: u64, expected: usize) -> std::io::Result<usiz
     let mut table: HashTable<u64> = HashTable::with_capacity(expected);
     let mut new = 0;
     stream(file, from, to, |line| {
-        let Some(&first) = line.first() else { return };
-        if matches!(first, b'#' | b' ' | b'\t') {
+        let Some(hash) = key_hash(&hasher, line) else {
             return;
-        }
-        let end = memchr::memchr3(b':', b' ', b'\t', line).unwrap_or(line.len());
-        let hash = std::hash::BuildHasher::hash_one(&hasher, &line[..end]);
+        };
         if let hashbrown::hash_table::Entry::Vacant(slot) =
             table.entry(hash, |&h| h == hash, |&h| h)
         {
@@ -92,6 +84,17 @@ fn keys(file: &str, from: u64, to: u64, expected: usize) -> std::io::Result<usiz
         }
     })?;
     Ok(new)
+}
+
+/// The hash of the key of a line that starts a record (the bytes before its first `:`, space or
+/// tab); `None` for a blank line, a comment or a continuation.
+fn key_hash(hasher: &foldhash::fast::FixedState, line: &[u8]) -> Option<u64> {
+    let &first = line.first()?;
+    if matches!(first, b'#' | b' ' | b'\t') {
+        return None;
+    }
+    let end = memchr::memchr3(b':', b' ', b'\t', line).unwrap_or(line.len());
+    Some(std::hash::BuildHasher::hash_one(hasher, &line[..end]))
 }
 
 /// Calls `each` with every line (without its newline) that starts at or after byte `from` and

@@ -381,24 +381,25 @@ fn is_dot_atom(part: &[u8]) -> bool {
 /// without building the list when the value is the common shape: plain addresses separated by
 /// commas and/or whitespace.
 pub fn value_problem(value: &[u8]) -> Option<String> {
-    let mut words = value
-        .split(|&b| b == b',' || is_ws(b))
-        .filter(|w| !w.is_empty())
-        .peekable();
+    let mut words = plain_words(value).peekable();
     if words.peek().is_some() && words.all(is_plain_address) {
         return None;
     }
     parse_address_list(value).problem()
 }
 
+/// The words of a value split at commas and whitespace, as the common value shape has them.
+fn plain_words(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',' || is_ws(b))
+        .filter(|w| !w.is_empty())
+}
+
 /// The common value shape — plain addresses separated by commas and/or whitespace — parsed
 /// without the general tokenizer. `None` when the value needs the full parser.
 fn plain_list(value: &[u8]) -> Option<AddressList> {
     let mut addresses = Vec::new();
-    for token in value.split(|&b| b == b',' || is_ws(b)) {
-        if token.is_empty() {
-            continue;
-        }
+    for token in plain_words(value) {
         if !is_plain_address(token) {
             return None;
         }

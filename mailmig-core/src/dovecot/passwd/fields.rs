@@ -69,12 +69,7 @@ impl<'a> Fields<'a> {
 
     /// The first field: the user name (the whole content when it has no colon).
     pub(super) fn first(&self) -> &'a [u8] {
-        let end = if self.count > 0 {
-            self.colons[0]
-        } else {
-            self.content.len()
-        };
-        &self.content[..end]
+        self.get(0).unwrap_or_default()
     }
 }
 

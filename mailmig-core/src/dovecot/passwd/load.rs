@@ -60,44 +60,22 @@ impl Loaded {
 
     /// Settles a run of records whose names hash alike (sorted by record, so in file order):
     /// a record whose name an earlier kept record has is a duplicate of it, even if Dovecot
-    /// would have dropped it (it looks the name up first). A long run of different names (a
-    /// file made to collide in the fixed hash) is settled in a randomly seeded table instead of
-    /// comparing each name with every kept one.
+    /// would have dropped it (it looks the name up first).
     fn settle(&mut self, run: &[(u64, usize)]) {
-        let mut long: std::collections::HashMap<&[u8], usize> = Default::default();
-        let mut short: Vec<(usize, usize)> = Vec::new();
-        let mut verdicts = Vec::new();
-        for &(_, k) in run {
-            let name = self.name(k);
-            let first = if run.len() > LONG_RUN {
-                long.get(name).copied()
-            } else {
-                short
-                    .iter()
-                    .find(|&&(f, _)| self.name(f) == name)
-                    .map(|&(_, line)| line)
-            };
-            if let Some(line) = first {
-                verdicts.push((k, line));
-            } else if self.status[k].1 == LoadStatus::Active {
-                let line = self.status[k].0;
-                if run.len() > LONG_RUN {
-                    long.insert(name, line);
-                } else {
-                    short.push((k, line));
-                }
-            }
-        }
-        for (k, line) in verdicts {
+        let mut repeats = Vec::new();
+        crate::runs::settle(
+            run,
+            |(_, k)| self.name(k),
+            |(_, k)| self.status[k].1 == LoadStatus::Active,
+            |(_, k), (_, first)| repeats.push((k, first)),
+        );
+        for (k, first) in repeats {
             self.status[k].1 = LoadStatus::Duplicate {
-                first_line: line + 1,
+                first_line: self.status[first].0 + 1,
             };
         }
     }
 }
-
-/// Runs of equal hashes longer than this are settled in a table.
-const LONG_RUN: usize = 8;
 
 impl PasswdFile {
     /// Load the file as Dovecot's auth process does.
@@ -106,17 +84,18 @@ impl PasswdFile {
         let mut loaded = Loaded {
             names: Vec::new(),
             starts: Vec::with_capacity(records + 1),
-            kept: Vec::with_capacity(records),
+            kept: Vec::new(),
             status: Vec::with_capacity(records),
         };
         loaded.starts.push(0);
+        let mut pairs = Vec::with_capacity(records);
         for (i, entry) in self
             .lines()
             .enumerate()
             .filter_map(|(i, l)| Some((i, l.entry()?)))
         {
             let user = entry.user();
-            loaded.kept.push((name_hash(user), loaded.status.len()));
+            pairs.push((name_hash(user), loaded.status.len()));
             loaded.names.extend_from_slice(user);
             loaded.starts.push(loaded.names.len());
             let status = match self.drop_reason(&entry, ids) {
@@ -125,16 +104,12 @@ impl PasswdFile {
             };
             loaded.status.push((i, status));
         }
-        let mut pairs = std::mem::take(&mut loaded.kept);
         pairs.sort_unstable();
-        let mut at = 0;
-        while at < pairs.len() {
-            let hash = pairs[at].0;
-            let len = pairs[at..].iter().take_while(|&&(h, _)| h == hash).count();
-            if len > 1 {
-                loaded.settle(&pairs[at..at + len]);
-            }
-            at += len;
+        for run in pairs
+            .chunk_by(|a, b| a.0 == b.0)
+            .filter(|run| run.len() > 1)
+        {
+            loaded.settle(run);
         }
         pairs.retain(|&(_, k)| loaded.status[k].1 == LoadStatus::Active);
         loaded.kept = pairs;
@@ -147,6 +122,7 @@ mod tests {
     use super::*;
     use crate::dovecot::ids::NumericIds;
     use crate::dovecot::passwd::PasswdOptions;
+    use crate::runs::LONG_RUN;
 
     /// Dovecot's way, line by line: look the name up, else drop or insert.
     fn line_by_line(file: &PasswdFile) -> Vec<(usize, LoadStatus)> {

@@ -8,6 +8,8 @@ use std::hash::BuildHasher;
 use std::ops::Range;
 
 use super::{Entry, Table, Tag};
+#[cfg(test)]
+use crate::runs::LONG_RUN;
 
 /// A fixed seed: the same table gives the same walk on every run.
 const SEED: u64 = 0x6669_7273_745f_6b65;
@@ -147,39 +149,16 @@ impl Table {
     }
 
     /// The repeats among entries whose keys hash alike (`run`, in file order): an entry whose
-    /// key an earlier one in the run has repeats the first of them. A long run of different
-    /// keys (a file made to collide in the fixed hash) is settled in a randomly seeded table
-    /// instead of comparing each key with every first one.
+    /// key an earlier one in the run has repeats the first of them.
     fn settle(&self, fold: bool, run: &[usize], repeats: &mut Vec<Repeat>) {
-        let key_at = |i: usize| Entry::new(self, &self.items[i]).lookup_key(fold);
-        if run.len() > LONG_RUN {
-            let mut firsts = std::collections::HashMap::with_capacity(run.len());
-            for &at in run {
-                match firsts.entry(key_at(at)) {
-                    std::collections::hash_map::Entry::Occupied(first) => repeats.push(Repeat {
-                        at,
-                        first: *first.get(),
-                    }),
-                    std::collections::hash_map::Entry::Vacant(slot) => {
-                        slot.insert(at);
-                    }
-                }
-            }
-            return;
-        }
-        let mut firsts: Vec<usize> = Vec::new();
-        for &at in run {
-            let key = key_at(at);
-            match firsts.iter().find(|&&f| key_at(f) == key) {
-                Some(&first) => repeats.push(Repeat { at, first }),
-                None => firsts.push(at),
-            }
-        }
+        crate::runs::settle(
+            run,
+            |i| Entry::new(self, &self.items[i]).lookup_key(fold),
+            |_| true,
+            |at, first| repeats.push(Repeat { at, first }),
+        );
     }
 }
-
-/// Runs of equal hashes longer than this are settled in a table.
-const LONG_RUN: usize = 8;
 
 /// An entry (its item position) whose key an earlier entry has, and that first entry's.
 struct Repeat {
