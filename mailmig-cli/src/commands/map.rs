@@ -3,9 +3,7 @@
 use std::sync::Arc;
 
 use camino::Utf8Path;
-use mailmig_core::postfix::{
-    value_problem, AccessRule, Diagnostic, DiagnosticKind, Table, TableEditError,
-};
+use mailmig_core::postfix::{check_source, Table, TableEditError, ValueRules};
 
 use mailmig_core::safe_fs;
 
@@ -15,65 +13,23 @@ use crate::exit;
 use crate::output;
 use crate::report::{self, Failure};
 
-/// Every finding for one table: postmap's, then the semantic checks of `kind`.
-pub(crate) fn findings(table: &Table, kind: MapKind, fold: bool) -> Vec<Diagnostic> {
-    // postmap's findings and the values' checks need nothing of each other: side by side.
-    let (mut out, semantic) = if kind == MapKind::Plain {
-        (table.diagnostics(fold), Vec::new())
-    } else {
-        std::thread::scope(|scope| {
-            let semantic = scope.spawn(|| semantic_findings(table, kind));
-            let out = table.diagnostics(fold);
-            let semantic = semantic
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (out, semantic)
-        })
-    };
-    // The entries postmap keeps: every entry but the duplicates just found.
-    let duplicate_lines: std::collections::HashSet<usize> = out
-        .iter()
-        .filter(|d| matches!(d.kind, DiagnosticKind::DuplicateEntry { .. }))
-        .map(|d| d.line)
-        .collect();
-    out.extend(
-        semantic
-            .into_iter()
-            .filter(|d| !duplicate_lines.contains(&d.line)),
-    );
-    out.sort_by_key(|d| (d.line, d.column));
-    out
-}
-
-/// The checks of `kind` on every entry's value (an access action, a list of addresses).
-fn semantic_findings(table: &Table, kind: MapKind) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    for entry in table.entries() {
-        let semantic = match kind {
-            MapKind::Plain => None,
-            MapKind::Access => AccessRule::new(entry)
-                .problem()
-                .map(|reason| DiagnosticKind::AccessNotAnAction { reason }),
-            MapKind::Virtual => value_problem(entry.value())
-                .map(|reason| DiagnosticKind::VirtualBadValue { reason }),
-        };
-        if let Some(kind) = semantic {
-            out.push(Diagnostic {
-                line: entry.line().unwrap_or(0),
-                column: entry.key().len() + 2,
-                kind,
-            });
-        }
+/// The value checks of a map of `kind`.
+fn value_rules(kind: MapKind) -> ValueRules {
+    match kind {
+        MapKind::Plain => ValueRules::Plain,
+        MapKind::Virtual => ValueRules::Virtual,
+        MapKind::Access => ValueRules::Access,
     }
-    out
 }
 
 pub(crate) fn check(ctx: &Context<'_>, args: &MapCheckArgs) -> Result<u8, Failure> {
     let mut found = false;
     let mut text = Vec::new();
     for file in &args.files {
-        let table = ctx.read_table(file)?;
-        for d in findings(&table, args.kind, !args.no_fold) {
+        // One pass over the records: nothing of the table is kept but each key's place and hash.
+        let src = super::read_input(file)?;
+        let rules = value_rules(args.kind);
+        for d in check_source(&src, &ctx.options, !args.no_fold, rules) {
             found = true;
             let finding = report::Finding {
                 file,

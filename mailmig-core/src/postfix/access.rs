@@ -143,40 +143,52 @@ impl<'a> AccessRule<'a> {
     /// Why smtpd would not treat this value as the action it looks like, or would fail on it; `None`
     /// for a well-formed action or a list of known restriction names.
     pub fn problem(&self) -> Option<String> {
-        let text = String::from_utf8_lossy(self.text);
-        match &self.action {
-            AccessAction::Filter if !self.text.contains(&b':') => {
-                Some("FILTER needs `transport:destination`".into())
-            }
-            AccessAction::Redirect | AccessAction::Bcc if !self.text.contains(&b'@') => {
-                Some("REDIRECT and BCC need an address with `@`".into())
-            }
-            AccessAction::Prepend if !valid_header(self.text) => Some(format!(
-                "PREPEND needs a header `Name: value`, got `{text}`"
-            )),
-            AccessAction::Code(_) if self.text.is_empty() => Some("a reply code needs text".into()),
-            AccessAction::Restrictions(words) => {
-                for word in words {
-                    if word.contains(':') {
-                        return Some(format!(
-                            "`{word}` is no action; smtpd would run the value as restriction names and fail with a server configuration error (451 4.3.5) on the `:`"
-                        ));
-                    }
-                    if word.contains('@') {
-                        return Some(format!(
-                            "`{word}` is no action; smtpd would run the value as restriction names and fail with a server configuration error (451 4.3.5)"
-                        ));
-                    }
-                    if !KNOWN_RESTRICTIONS.contains(&word.to_ascii_lowercase().as_str()) {
-                        return Some(format!(
-                            "`{word}` is neither an action nor a known restriction name; smtpd fails with a server configuration error unless it names a restriction class"
-                        ));
-                    }
-                }
-                None
-            }
-            _ => None,
+        action_problem(&self.action, self.text)
+    }
+}
+
+/// Why smtpd would not treat an access map's `value` as the action it looks like, or would fail
+/// on it: what [`AccessRule::problem`] says of an entry with this value.
+pub fn access_value_problem(value: &[u8]) -> Option<String> {
+    let (action, text) = parse_action(value);
+    action_problem(&action, text)
+}
+
+/// The problem of `action` with its `text` (see [`AccessRule::problem`]).
+fn action_problem(action: &AccessAction, raw_text: &[u8]) -> Option<String> {
+    match action {
+        AccessAction::Filter if !raw_text.contains(&b':') => {
+            Some("FILTER needs `transport:destination`".into())
         }
+        AccessAction::Redirect | AccessAction::Bcc if !raw_text.contains(&b'@') => {
+            Some("REDIRECT and BCC need an address with `@`".into())
+        }
+        AccessAction::Prepend if !valid_header(raw_text) => Some(format!(
+            "PREPEND needs a header `Name: value`, got `{}`",
+            String::from_utf8_lossy(raw_text)
+        )),
+        AccessAction::Code(_) if raw_text.is_empty() => Some("a reply code needs text".into()),
+        AccessAction::Restrictions(words) => {
+            for word in words {
+                if word.contains(':') {
+                    return Some(format!(
+                        "`{word}` is no action; smtpd would run the value as restriction names and fail with a server configuration error (451 4.3.5) on the `:`"
+                    ));
+                }
+                if word.contains('@') {
+                    return Some(format!(
+                        "`{word}` is no action; smtpd would run the value as restriction names and fail with a server configuration error (451 4.3.5)"
+                    ));
+                }
+                if !KNOWN_RESTRICTIONS.contains(&word.to_ascii_lowercase().as_str()) {
+                    return Some(format!(
+                        "`{word}` is neither an action nor a known restriction name; smtpd fails with a server configuration error unless it names a restriction class"
+                    ));
+                }
+            }
+            None
+        }
+        _ => None,
     }
 }
 

@@ -381,11 +381,97 @@ fn is_dot_atom(part: &[u8]) -> bool {
 /// without building the list when the value is the common shape: plain addresses separated by
 /// commas and/or whitespace.
 pub fn value_problem(value: &[u8]) -> Option<String> {
-    let mut words = plain_words(value).peekable();
-    if words.peek().is_some() && words.all(is_plain_address) {
+    if all_plain_addresses(value) {
         return None;
     }
     parse_address_list(value).problem()
+}
+
+/// What a byte is to [`all_plain_addresses`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PlainByte {
+    /// Between words: a comma or [`is_ws`].
+    Gap,
+    At,
+    Dot,
+    /// Any other [`DOT_ATOM`] byte.
+    Atom,
+    /// Anything else: not the common shape.
+    Other,
+}
+
+const PLAIN_BYTES: [PlainByte; 256] = {
+    let mut table = [PlainByte::Other; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = match c {
+            b',' | b' ' | b'\t' | b'\r' | b'\n' => PlainByte::Gap,
+            b'@' => PlainByte::At,
+            b'.' => PlainByte::Dot,
+            _ if DOT_ATOM[b] => PlainByte::Atom,
+            _ => PlainByte::Other,
+        };
+        b += 1;
+    }
+    table
+};
+
+/// Whether `value` has at least one word and each of its [`plain_words`] is a plain address
+/// ([`is_plain_address`]): one pass over the bytes, one table lookup each (this is most of a
+/// virtual map's check).
+fn all_plain_addresses(value: &[u8]) -> bool {
+    let mut words = 0usize;
+    // Within a word: whether its `@` was seen, the length of the part being read, and whether
+    // that part's last byte is a dot.
+    let mut in_word = false;
+    let mut at_seen = false;
+    let mut part = 0usize;
+    let mut dot = false;
+    for &b in value {
+        match PLAIN_BYTES[usize::from(b)] {
+            PlainByte::Gap => {
+                if in_word {
+                    if !at_seen || part == 0 || dot {
+                        return false;
+                    }
+                    words += 1;
+                    in_word = false;
+                }
+            }
+            PlainByte::At => {
+                if !in_word || at_seen || dot {
+                    return false;
+                }
+                at_seen = true;
+                part = 0;
+            }
+            PlainByte::Dot => {
+                if !in_word || part == 0 || dot {
+                    return false;
+                }
+                dot = true;
+                part += 1;
+            }
+            PlainByte::Atom => {
+                if !in_word {
+                    in_word = true;
+                    at_seen = false;
+                    part = 0;
+                }
+                dot = false;
+                part += 1;
+            }
+            PlainByte::Other => return false,
+        }
+    }
+    if in_word {
+        if !at_seen || part == 0 || dot {
+            return false;
+        }
+        words += 1;
+    }
+    words > 0
 }
 
 /// The words of a value split at commas and whitespace, as the common value shape has them.
@@ -611,7 +697,7 @@ mod tests {
         #[test]
         fn the_quick_value_checks_are_the_lists(
             value in proptest::collection::vec(
-                proptest::sample::select(&b"ab.@,# <>\"\t+=-_"[..]), 0..16)
+                proptest::sample::select(&b"ab.@,# <>\"\t+=-_\r\nZ9\xc3"[..]), 0..16)
         ) {
             let dot_atom = |p: &[u8]| {
                 !p.is_empty()
@@ -626,6 +712,46 @@ mod tests {
             };
             proptest::prop_assert_eq!(is_plain_address(&value), plain);
             proptest::prop_assert_eq!(value_problem(&value), parse_address_list(&value).problem());
+        }
+    }
+
+    #[test]
+    fn one_pass_words_examples() {
+        for (value, plain) in [
+            (&b"a@b"[..], true),
+            (b" a@b, c.d@e.f\t", true),
+            (b"a.@b", false),
+            (b"a@.b", false),
+            (b"a@b.", false),
+            (b".a@b", false),
+            (b"a..b@c", false),
+            (b"a@b@c", false),
+            (b"@b", false),
+            (b"a@", false),
+            (b"a", false),
+            (b" , ", false),
+            (b"", false),
+            (b"a@b #c", false),
+        ] {
+            assert_eq!(all_plain_addresses(value), plain, "{value:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+        /// The one-pass word check agrees with splitting the value into words and checking
+        /// each, on values of words that are nearly addresses.
+        #[test]
+        fn one_pass_words_are_the_split_words(
+            value in proptest::string::bytes_regex(
+                "(?s-u)([ab.Z9=-]{0,3}@{0,2}[a.b-]{0,3}[, \t\r\n]{0,2}[#<\"\\xc3]?){0,4}"
+            ).expect("regex")
+        ) {
+            let mut words = plain_words(&value).peekable();
+            proptest::prop_assert_eq!(
+                all_plain_addresses(&value),
+                words.peek().is_some() && words.all(is_plain_address)
+            );
         }
     }
 

@@ -21,7 +21,7 @@ mod address;
 pub mod delivery;
 mod diag;
 pub mod discover;
-pub use access::{AccessAction, AccessRule};
+pub use access::{access_value_problem, AccessAction, AccessRule};
 pub use address::{
     canonicalize, parse_address_list, quote_local, value_problem, Address, AddressList,
 };
@@ -38,7 +38,9 @@ pub use fold::fold_key;
 pub use options::{ParseOptions, ParseVersionError, PostfixVersion};
 pub use postconf::{parse_options_from_postconf, postconf};
 pub use postmap::{postmap_rebuild, MapType, ParseMapTypeError};
-pub use table::{Entry, EntryId, Item, ItemKind, Table, TableEditError, Unparsed};
+pub use table::{
+    check_source, Entry, EntryId, Item, ItemKind, Table, TableEditError, Unparsed, ValueRules,
+};
 pub use virtual_map::{
     AliasPath, ClosureOptions, Expansion, KeyForm, ReverseClosure, UncoverableKey,
     UncoverableReason, VirtualAlias, VirtualMap,

@@ -12,10 +12,10 @@ use super::{Entry, Table, Tag};
 use crate::runs::LONG_RUN;
 
 /// A fixed seed: the same table gives the same walk on every run.
-const SEED: u64 = 0x6669_7273_745f_6b65;
+pub(super) const SEED: u64 = 0x6669_7273_745f_6b65;
 
 /// A key's hash and its item's position, ordered by hash, then position.
-trait Keyed: Copy + Ord + Send {
+pub(super) trait Keyed: Copy + Ord + Send {
     fn new(hash: u64, at: usize) -> Self;
     /// The hash (of a [`Narrow`] pair, its top 32 bits: equal ones are settled by the keys).
     fn hash(self) -> u64;
@@ -25,7 +25,7 @@ trait Keyed: Copy + Ord + Send {
 /// One word a pair while the table has fewer than 2^32 items (every table that fits in
 /// memory): the hash's top 32 bits above the position. Half the memory of a wide pair, so a
 /// large `map check` stays under twice its input.
-type Narrow = u64;
+pub(super) type Narrow = u64;
 
 impl Keyed for Narrow {
     fn new(hash: u64, at: usize) -> Self {
@@ -41,7 +41,7 @@ impl Keyed for Narrow {
 }
 
 /// A pair for tables of 2^32 items or more.
-type Wide = (u64, usize);
+pub(super) type Wide = (u64, usize);
 
 impl Keyed for Wide {
     fn new(hash: u64, at: usize) -> Self {
@@ -106,29 +106,8 @@ impl Table {
         } else {
             (self.sorted_keys::<K>(fold, all), Vec::new())
         };
-        // Both in hash order; every front position comes before every back one, so a run of
-        // one hash is in file order as the front's members and then the back's.
-        let (mut front, mut back) = (front.into_iter().peekable(), back.into_iter().peekable());
         let mut repeats = Vec::new();
-        let mut run = Vec::new();
-        loop {
-            let hash = match (front.peek(), back.peek()) {
-                (Some(a), Some(b)) => a.hash().min(b.hash()),
-                (Some(a), None) => a.hash(),
-                (None, Some(b)) => b.hash(),
-                (None, None) => break,
-            };
-            run.clear();
-            while let Some(k) = front.next_if(|k| k.hash() == hash) {
-                run.push(k.at());
-            }
-            while let Some(k) = back.next_if(|k| k.hash() == hash) {
-                run.push(k.at());
-            }
-            if run.len() > 1 {
-                self.settle(fold, &run, &mut repeats);
-            }
-        }
+        equal_hash_runs(front, back, 0, |run| self.settle(fold, run, &mut repeats));
         repeats.sort_unstable_by_key(|r| r.at);
         repeats
     }
@@ -157,6 +136,39 @@ impl Table {
             |_| true,
             |at, first| repeats.push(Repeat { at, first }),
         );
+    }
+}
+
+/// The runs of two or more equal hashes among `front` and `back`, both sorted, every front
+/// position before every back one: `each(run)` with the run's positions in file order (those of
+/// `back` plus `back_base`).
+pub(super) fn equal_hash_runs<K: Keyed>(
+    front: Vec<K>,
+    back: Vec<K>,
+    back_base: usize,
+    mut each: impl FnMut(&[usize]),
+) {
+    // Both in hash order; every front position comes before every back one, so a run of one
+    // hash is in file order as the front's members and then the back's.
+    let (mut front, mut back) = (front.into_iter().peekable(), back.into_iter().peekable());
+    let mut run = Vec::new();
+    loop {
+        let hash = match (front.peek(), back.peek()) {
+            (Some(a), Some(b)) => a.hash().min(b.hash()),
+            (Some(a), None) => a.hash(),
+            (None, Some(b)) => b.hash(),
+            (None, None) => break,
+        };
+        run.clear();
+        while let Some(k) = front.next_if(|k| k.hash() == hash) {
+            run.push(k.at());
+        }
+        while let Some(k) = back.next_if(|k| k.hash() == hash) {
+            run.push(k.at() + back_base);
+        }
+        if run.len() > 1 {
+            each(&run);
+        }
     }
 }
 

@@ -5,11 +5,13 @@ use super::fold::fold_key;
 use super::options::ParseOptions;
 use super::{is_space, trim_space, FastMap};
 
+mod check;
 mod edit;
 mod first_keys;
 mod lookup;
 mod parse;
 
+pub use check::{check_source, ValueRules};
 pub use edit::TableEditError;
 use parse::*;
 

@@ -117,7 +117,6 @@ pub(super) struct Chunk<'s> {
     next_id: u32,
     /// Physical lines read.
     lines: usize,
-    builder: Builder,
 }
 
 impl<'s> Chunk<'s> {
@@ -142,143 +141,14 @@ impl<'s> Chunk<'s> {
                 .unwrap_or(u32::MAX)
                 .saturating_sub(1),
             lines: 0,
-            builder: Builder::default(),
         };
         chunk.run(start, end, first_line);
         chunk
     }
 
     pub(super) fn run(&mut self, start: usize, end_of_range: usize, first_line: usize) {
-        let src = self.src;
-        let mut pos = start;
-        let mut line_no = first_line - 1;
-        let mut newlines = memchr::memchr_iter(b'\n', &src[start..end_of_range]);
-        while pos < end_of_range {
-            line_no += 1;
-            let (content_end, end) = match newlines.next() {
-                Some(i) => (start + i, start + i + 1),
-                None => (end_of_range, end_of_range),
-            };
-            let class = classify(&src[pos..content_end]);
-            match class {
-                LineClass::Start => {
-                    self.close_record();
-                    self.builder.rec = Some(Rec {
-                        orphan: false,
-                        line: line_no,
-                        start: pos,
-                        end,
-                    });
-                    self.builder.content.push((pos, content_end));
-                }
-                LineClass::Continuation => {
-                    let b = &mut self.builder;
-                    match &mut b.rec {
-                        Some(rec) => {
-                            rec.end = end;
-                            b.pending.clear();
-                        }
-                        None => {
-                            b.rec = Some(Rec {
-                                orphan: true,
-                                line: line_no,
-                                start: pos,
-                                end,
-                            });
-                        }
-                    }
-                    b.content.push((pos, content_end));
-                }
-                LineClass::Blank | LineClass::Comment => {
-                    if self.builder.rec.is_some() {
-                        self.builder.pending.push((line_no, pos, end, class));
-                    } else {
-                        let raw = Raw::pack(Span::src(pos, end), &mut self.far, self.near);
-                        self.items.push(ItemData::plain(raw, line_no, class));
-                    }
-                }
-            }
-            pos = end;
-        }
-        self.close_record();
+        let line_no = walk_lines(self.src, start, end_of_range, first_line, self);
         self.lines = line_no + 1 - first_line;
-    }
-
-    pub(super) fn close_record(&mut self) {
-        let Some(rec) = self.builder.rec.take() else {
-            return;
-        };
-        let src = self.src;
-        let content = &self.builder.content;
-        let single_line = content.len() == 1;
-        let logical = if single_line {
-            Span::src(content[0].0, content[0].1)
-        } else {
-            let start = self.side.len();
-            for &(s, e) in content {
-                self.side.extend_from_slice(&src[s..e]);
-            }
-            Span::side(start, self.side.len())
-        };
-        let text = match logical.buf() {
-            Buf::Src => &src[logical.begin()..logical.end],
-            Buf::Side => &self.side[logical.begin()..logical.end],
-        };
-        let first_line_len = content[0].1 - content[0].0;
-        let parsed = parse_logical(text, first_line_len, rec.orphan, &self.options);
-        let raw = Raw::pack(Span::src(rec.start, rec.end), &mut self.far, self.near);
-        let mut item = ItemData::plain(raw, rec.line, LineClass::Start);
-        match parsed {
-            Parsed::Unparsed(data) => {
-                item.tag = Tag::Unparsed;
-                item.aux = push_aux(
-                    &mut self.aux,
-                    Aux::rare(AuxRare {
-                        unparsed: Some(data),
-                        ..AuxRare::default()
-                    }),
-                );
-            }
-            Parsed::Entry {
-                key_end,
-                value,
-                warnings,
-            } => {
-                item.tag = Tag::Entry;
-                self.next_id = self.next_id.saturating_add(1);
-                item.id = self.next_id;
-                if !single_line {
-                    item.aux = push_aux(
-                        &mut self.aux,
-                        Aux {
-                            spans: Some((logical.sub(0, key_end), logical.sub(value.0, value.1))),
-                            value_offset_in_first_line: (value.0 < first_line_len)
-                                .then_some(value.0),
-                            rare: (!warnings.is_empty()).then(|| {
-                                Box::new(AuxRare {
-                                    warnings,
-                                    ..AuxRare::default()
-                                })
-                            }),
-                        },
-                    );
-                } else if !warnings.is_empty() {
-                    item.aux = push_aux(
-                        &mut self.aux,
-                        Aux::rare(AuxRare {
-                            warnings,
-                            ..AuxRare::default()
-                        }),
-                    );
-                }
-            }
-        }
-        self.items.push(item);
-        self.builder.content.clear();
-        for (line, start, end, class) in self.builder.pending.drain(..) {
-            let raw = Raw::pack(Span::src(start, end), &mut self.far, self.near);
-            self.items.push(ItemData::plain(raw, line, class));
-        }
     }
 
     /// The parsed chunk as a table's items, side buffer, aux records and last entry id.
@@ -345,6 +215,81 @@ impl<'s> Chunk<'s> {
     }
 }
 
+impl Records for Chunk<'_> {
+    fn record(&mut self, rec: &Rec, content: &[(usize, usize)]) {
+        let src = self.src;
+        let single_line = content.len() == 1;
+        let logical = if single_line {
+            Span::src(content[0].0, content[0].1)
+        } else {
+            let start = self.side.len();
+            for &(s, e) in content {
+                self.side.extend_from_slice(&src[s..e]);
+            }
+            Span::side(start, self.side.len())
+        };
+        let text = match logical.buf() {
+            Buf::Src => &src[logical.begin()..logical.end],
+            Buf::Side => &self.side[logical.begin()..logical.end],
+        };
+        let first_line_len = content[0].1 - content[0].0;
+        let parsed = parse_logical(text, first_line_len, rec.orphan, &self.options);
+        let raw = Raw::pack(Span::src(rec.start, rec.end), &mut self.far, self.near);
+        let mut item = ItemData::plain(raw, rec.line, LineClass::Start);
+        match parsed {
+            Parsed::Unparsed(data) => {
+                item.tag = Tag::Unparsed;
+                item.aux = push_aux(
+                    &mut self.aux,
+                    Aux::rare(AuxRare {
+                        unparsed: Some(data),
+                        ..AuxRare::default()
+                    }),
+                );
+            }
+            Parsed::Entry {
+                key_end,
+                value,
+                warnings,
+            } => {
+                item.tag = Tag::Entry;
+                self.next_id = self.next_id.saturating_add(1);
+                item.id = self.next_id;
+                if !single_line {
+                    item.aux = push_aux(
+                        &mut self.aux,
+                        Aux {
+                            spans: Some((logical.sub(0, key_end), logical.sub(value.0, value.1))),
+                            value_offset_in_first_line: (value.0 < first_line_len)
+                                .then_some(value.0),
+                            rare: (!warnings.is_empty()).then(|| {
+                                Box::new(AuxRare {
+                                    warnings,
+                                    ..AuxRare::default()
+                                })
+                            }),
+                        },
+                    );
+                } else if !warnings.is_empty() {
+                    item.aux = push_aux(
+                        &mut self.aux,
+                        Aux::rare(AuxRare {
+                            warnings,
+                            ..AuxRare::default()
+                        }),
+                    );
+                }
+            }
+        }
+        self.items.push(item);
+    }
+
+    fn plain(&mut self, line: usize, start: usize, end: usize, class: LineClass) {
+        let raw = Raw::pack(Span::src(start, end), &mut self.far, self.near);
+        self.items.push(ItemData::plain(raw, line, class));
+    }
+}
+
 /// What reading a file (or two halves of it, joined) gives a table.
 pub(super) struct ChunkParts {
     pub(super) items: Items,
@@ -385,8 +330,82 @@ pub(super) fn classify(content: &[u8]) -> LineClass {
     }
 }
 
+/// What walking the lines of a range gives its reader, in file order.
+pub(super) trait Records {
+    /// A record: its first line, its physical lines' span, and its content lines (start, end
+    /// without `\n`), the lines to join into its logical line.
+    fn record(&mut self, rec: &Rec, content: &[(usize, usize)]);
+    /// A comment or blank line that is no record's content (those inside a record come after
+    /// it).
+    fn plain(&mut self, line: usize, start: usize, end: usize, class: LineClass);
+}
+
+/// Reads `src[start..end_of_range]` line by line as `readllines()` does, numbering its first
+/// line `first_line`, and hands each record and other line to `sink`. Returns the last line's
+/// number.
+pub(super) fn walk_lines(
+    src: &[u8],
+    start: usize,
+    end_of_range: usize,
+    first_line: usize,
+    sink: &mut impl Records,
+) -> usize {
+    let mut open = OpenRecord::default();
+    let mut pos = start;
+    let mut line_no = first_line - 1;
+    let mut newlines = memchr::memchr_iter(b'\n', &src[start..end_of_range]);
+    while pos < end_of_range {
+        line_no += 1;
+        let (content_end, end) = match newlines.next() {
+            Some(i) => (start + i, start + i + 1),
+            None => (end_of_range, end_of_range),
+        };
+        let class = classify(&src[pos..content_end]);
+        match class {
+            LineClass::Start => {
+                open.close(sink);
+                open.rec = Some(Rec {
+                    orphan: false,
+                    line: line_no,
+                    start: pos,
+                    end,
+                });
+                open.content.push((pos, content_end));
+            }
+            LineClass::Continuation => {
+                match &mut open.rec {
+                    Some(rec) => {
+                        rec.end = end;
+                        open.pending.clear();
+                    }
+                    None => {
+                        open.rec = Some(Rec {
+                            orphan: true,
+                            line: line_no,
+                            start: pos,
+                            end,
+                        });
+                    }
+                }
+                open.content.push((pos, content_end));
+            }
+            LineClass::Blank | LineClass::Comment => {
+                if open.rec.is_some() {
+                    open.pending.push((line_no, pos, end, class));
+                } else {
+                    sink.plain(line_no, pos, end, class);
+                }
+            }
+        }
+        pos = end;
+    }
+    open.close(sink);
+    line_no
+}
+
+/// The record being read, and the lines after it that may still turn out to be inside it.
 #[derive(Default)]
-pub(super) struct Builder {
+struct OpenRecord {
     rec: Option<Rec>,
     /// Comment and blank lines seen after the open record's last content line.
     pending: Vec<(usize, usize, usize, LineClass)>,
@@ -394,11 +413,27 @@ pub(super) struct Builder {
     content: Vec<(usize, usize)>,
 }
 
+impl OpenRecord {
+    /// Hands the open record, then the lines after it, to `sink`.
+    fn close(&mut self, sink: &mut impl Records) {
+        let Some(rec) = self.rec.take() else {
+            return;
+        };
+        sink.record(&rec, &self.content);
+        self.content.clear();
+        for (line, start, end, class) in self.pending.drain(..) {
+            sink.plain(line, start, end, class);
+        }
+    }
+}
+
+/// A record's place: its first line, and the span of its physical lines.
 pub(super) struct Rec {
-    orphan: bool,
-    line: usize,
-    start: usize,
-    end: usize,
+    /// Starts with a continuation line (no record before it to continue).
+    pub(super) orphan: bool,
+    pub(super) line: usize,
+    pub(super) start: usize,
+    pub(super) end: usize,
 }
 
 pub(super) enum Parsed {

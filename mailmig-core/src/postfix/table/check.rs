@@ -1,0 +1,452 @@
+//! Checking a table's source in one pass: postmap's findings and the values' checks, without
+//! building the [`Table`].
+//!
+//! A [`Table`] keeps every record so that it can be edited and written back; a check needs only
+//! each record's findings and its key's hash. Reading each record once, while its bytes are in
+//! the cache, and keeping twelve bytes an entry, is what makes `map check` of a large map cost
+//! less than building the table it would throw away. [`Table::findings`] is the same check on
+//! a parsed table; a property test holds the two to the same answer.
+
+use std::borrow::Cow;
+use std::hash::BuildHasher;
+
+use super::first_keys::{equal_hash_runs, Keyed, Narrow, Wide, SEED};
+use super::*;
+use crate::postfix::{access_value_problem, value_problem};
+
+/// What a map's values are checked for, beside postmap's own findings: what the map is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueRules {
+    /// Nothing: only postmap's findings.
+    Plain,
+    /// virtual(5): values are address lists ([`value_problem`]).
+    Virtual,
+    /// access(5): values are actions ([`access_value_problem`]).
+    Access,
+}
+
+impl ValueRules {
+    /// The finding on one entry's value, if any.
+    fn problem(self, value: &[u8]) -> Option<DiagnosticKind> {
+        match self {
+            ValueRules::Plain => None,
+            ValueRules::Virtual => {
+                value_problem(value).map(|reason| DiagnosticKind::VirtualBadValue { reason })
+            }
+            ValueRules::Access => access_value_problem(value)
+                .map(|reason| DiagnosticKind::AccessNotAnAction { reason }),
+        }
+    }
+}
+
+impl Table {
+    /// Every finding of the table: [`Table::diagnostics`], then the problem of each value under
+    /// `values` for every entry postmap keeps (not for a duplicate), in line and column order.
+    /// [`check_source`] gives the same from the source without building the table.
+    pub fn findings(&self, fold: bool, values: ValueRules) -> Vec<Diagnostic> {
+        // postmap's findings and the values' checks need nothing of each other: side by side.
+        let (mut out, semantic) = if values == ValueRules::Plain {
+            (self.diagnostics(fold), Vec::new())
+        } else {
+            crate::cores::side_by_side(|| self.diagnostics(fold), || self.value_findings(values))
+        };
+        // The entries postmap keeps: every entry but the duplicates just found.
+        let duplicate_lines: std::collections::HashSet<usize> = out
+            .iter()
+            .filter(|d| matches!(d.kind, DiagnosticKind::DuplicateEntry { .. }))
+            .map(|d| d.line)
+            .collect();
+        out.extend(
+            semantic
+                .into_iter()
+                .filter(|d| !duplicate_lines.contains(&d.line)),
+        );
+        out.sort_by_key(|d| (d.line, d.column));
+        out
+    }
+
+    /// The problem of every entry's value under `values`, in file order.
+    fn value_findings(&self, values: ValueRules) -> Vec<Diagnostic> {
+        self.entries()
+            .filter_map(|entry| {
+                values.problem(entry.value()).map(|kind| Diagnostic {
+                    line: entry.line().unwrap_or(0),
+                    column: entry.key().len() + 2,
+                    kind,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The findings of the table `src` holds, read with `options`: what [`Table::findings`] gives
+/// for `Table::parse(src, options)`, found in one pass over the records (two halves side by side
+/// for a large source), keeping only each entry's key place and hash.
+pub fn check_source(
+    src: &[u8],
+    options: &ParseOptions,
+    fold: bool,
+    values: ValueRules,
+) -> Vec<Diagnostic> {
+    let split = parallel_split(src);
+    // Positions are entry numbers; fewer than 2^32 of them unless the source is that large.
+    if u32::try_from(src.len()).is_ok() {
+        check_split::<Narrow>(src, options, fold, values, split)
+    } else {
+        check_split::<Wide>(src, options, fold, values, split)
+    }
+}
+
+/// The check, in two halves side by side when `split` (the start of a record line) is given.
+fn check_split<K: Keyed>(
+    src: &[u8],
+    options: &ParseOptions,
+    fold: bool,
+    values: ValueRules,
+    split: Option<usize>,
+) -> Vec<Diagnostic> {
+    let read = |start: usize, end: usize| {
+        let mut half = Checker::<K>::new(src, options, fold, values);
+        half.lines = walk_lines(src, start, end, 1, &mut half);
+        half.pairs.sort_unstable();
+        half
+    };
+    let (front, back) = match split {
+        Some(split) => {
+            let (front, back) =
+                crate::cores::side_by_side(|| read(0, split), || read(split, src.len()));
+            (front, Some(back))
+        }
+        None => (read(0, src.len()), None),
+    };
+    Halves { front, back }.findings()
+}
+
+/// A key's place (in the source or the checker's side buffer) and its entry's first line.
+#[derive(Clone, Copy)]
+struct KeyAt {
+    key: Raw,
+    line: u32,
+}
+
+/// The reader of one range of the source: its findings, and each entry's key and hash.
+struct Checker<'s, K> {
+    src: &'s [u8],
+    options: ParseOptions,
+    fold: bool,
+    values: ValueRules,
+    hasher: foldhash::fast::FixedState,
+    /// The logical line of a record of several lines.
+    joined: Vec<u8>,
+    /// The keys of records of several lines.
+    side: Vec<u8>,
+    far: Vec<Span>,
+    keys: Vec<KeyAt>,
+    /// (hash, entry number), sorted once the range is read.
+    pairs: Vec<K>,
+    /// postmap's findings, in file order (lines counted from the range's start).
+    found: Vec<Diagnostic>,
+    /// The values' findings and their entry numbers, in file order.
+    semantic: Vec<(usize, Diagnostic)>,
+    /// Lines read (the last line's number).
+    lines: usize,
+}
+
+impl<'s, K: Keyed> Checker<'s, K> {
+    fn new(src: &'s [u8], options: &ParseOptions, fold: bool, values: ValueRules) -> Self {
+        Checker {
+            src,
+            options: *options,
+            fold,
+            values,
+            hasher: foldhash::fast::FixedState::with_seed(SEED),
+            joined: Vec::new(),
+            side: Vec::new(),
+            far: Vec::new(),
+            // About one entry a line of 48 bytes; reserving generously costs only address space.
+            keys: Vec::with_capacity(src.len() / 96 + 1),
+            pairs: Vec::with_capacity(src.len() / 96 + 1),
+            found: Vec::new(),
+            semantic: Vec::new(),
+            lines: 0,
+        }
+    }
+
+    /// The key of entry `at` as it is looked up.
+    fn lookup_key(&self, at: usize) -> Cow<'_, [u8]> {
+        let span = self.keys[at].key.unpack(&self.far);
+        let key = match span.buf() {
+            Buf::Src => &self.src[span.begin()..span.end],
+            Buf::Side => &self.side[span.begin()..span.end],
+        };
+        lookup_key(key, self.fold, &self.options)
+    }
+}
+
+/// `key` as postmap looks it up: folded when `fold`.
+fn lookup_key<'k>(key: &'k [u8], fold: bool, options: &ParseOptions) -> Cow<'k, [u8]> {
+    if fold {
+        fold_key(key, options.smtputf8)
+    } else {
+        Cow::Borrowed(key)
+    }
+}
+
+impl<K: Keyed> Records for Checker<'_, K> {
+    fn record(&mut self, rec: &Rec, content: &[(usize, usize)]) {
+        let src = self.src;
+        let single_line = content.len() == 1;
+        if !single_line {
+            self.joined.clear();
+            for &(s, e) in content {
+                self.joined.extend_from_slice(&src[s..e]);
+            }
+        }
+        let text: &[u8] = if single_line {
+            &src[content[0].0..content[0].1]
+        } else {
+            &self.joined
+        };
+        let line = u32::try_from(rec.line).unwrap_or(u32::MAX);
+        let first_line_len = content[0].1 - content[0].0;
+        match parse_logical(text, first_line_len, rec.orphan, &self.options) {
+            Parsed::Unparsed(data) => self.found.push(Diagnostic {
+                line: line as usize,
+                column: data.column,
+                kind: data.kind,
+            }),
+            Parsed::Entry {
+                key_end,
+                value,
+                warnings,
+            } => {
+                self.found
+                    .extend(warnings.into_iter().map(|(column, kind)| Diagnostic {
+                        line: line as usize,
+                        column,
+                        kind,
+                    }));
+                let key = &text[..key_end];
+                let at = self.keys.len();
+                let hash = self
+                    .hasher
+                    .hash_one(lookup_key(key, self.fold, &self.options).as_ref());
+                self.pairs.push(K::new(hash, at));
+                if let Some(kind) = self.values.problem(&text[value.0..value.1]) {
+                    self.semantic.push((
+                        at,
+                        Diagnostic {
+                            line: line as usize,
+                            column: key_end + 2,
+                            kind,
+                        },
+                    ));
+                }
+                let span = if single_line {
+                    Span::src(content[0].0, content[0].0 + key_end)
+                } else {
+                    let start = self.side.len();
+                    self.side.extend_from_slice(key);
+                    Span::side(start, self.side.len())
+                };
+                let key = Raw::pack(span, &mut self.far, NEAR);
+                self.keys.push(KeyAt { key, line });
+            }
+        }
+    }
+
+    fn plain(&mut self, _line: usize, _start: usize, _end: usize, _class: LineClass) {}
+}
+
+/// The checkers of a source's halves (or of the whole of a small one).
+struct Halves<'s, K> {
+    front: Checker<'s, K>,
+    back: Option<Checker<'s, K>>,
+}
+
+impl<K: Keyed> Halves<'_, K> {
+    /// The back half's lines are counted after the front's.
+    fn back_line(&self, line: usize) -> usize {
+        let front_lines = u32::try_from(self.front.lines).unwrap_or(u32::MAX);
+        u32::try_from(line)
+            .unwrap_or(u32::MAX)
+            .saturating_add(front_lines) as usize
+    }
+
+    /// Entry `at` (numbered through both halves): its checker and number there.
+    fn locate(&self, at: usize) -> (&Checker<'_, K>, usize) {
+        let base = self.front.keys.len();
+        match &self.back {
+            Some(back) if at >= base => (back, at - base),
+            _ => (&self.front, at),
+        }
+    }
+
+    fn line_of(&self, at: usize) -> usize {
+        let (half, i) = self.locate(at);
+        let line = half.keys[i].line as usize;
+        if at >= self.front.keys.len() {
+            self.back_line(line)
+        } else {
+            line
+        }
+    }
+
+    fn lookup_key(&self, at: usize) -> Cow<'_, [u8]> {
+        let (half, i) = self.locate(at);
+        half.lookup_key(i)
+    }
+
+    /// The findings of both halves, in the order [`Table::findings`] gives them.
+    fn findings(mut self) -> Vec<Diagnostic> {
+        let base = self.front.keys.len();
+        let front_pairs = std::mem::take(&mut self.front.pairs);
+        let back_pairs = self
+            .back
+            .as_mut()
+            .map(|b| std::mem::take(&mut b.pairs))
+            .unwrap_or_default();
+        let mut repeats: Vec<(usize, usize)> = Vec::new();
+        equal_hash_runs(front_pairs, back_pairs, base, |run| {
+            crate::runs::settle(
+                run,
+                |at| self.lookup_key(at),
+                |_| true,
+                |at, first| repeats.push((at, first)),
+            );
+        });
+        repeats.sort_unstable();
+
+        let mut out = std::mem::take(&mut self.front.found);
+        let mut semantic = std::mem::take(&mut self.front.semantic);
+        if let Some(back) = self.back.as_mut() {
+            let found = std::mem::take(&mut back.found);
+            let back_semantic = std::mem::take(&mut back.semantic);
+            for mut d in found {
+                d.line = self.back_line(d.line);
+                out.push(d);
+            }
+            for (at, mut d) in back_semantic {
+                d.line = self.back_line(d.line);
+                semantic.push((at + base, d));
+            }
+        }
+        out.extend(repeats.iter().map(|&(at, first)| Diagnostic {
+            line: self.line_of(at),
+            column: 1,
+            kind: DiagnosticKind::DuplicateEntry {
+                key: self.lookup_key(at).into_owned(),
+                first_line: self.line_of(first),
+            },
+        }));
+        out.sort_by_key(|d| (d.line, d.column));
+        // The values of the entries postmap keeps: both lists are in entry order.
+        let mut dropped = repeats.iter().map(|&(at, _)| at).peekable();
+        out.extend(semantic.into_iter().filter_map(|(at, d)| {
+            while dropped.next_if(|&r| r < at).is_some() {}
+            dropped.next_if_eq(&at).is_none().then_some(d)
+        }));
+        out.sort_by_key(|d| (d.line, d.column));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::postfix::PostfixVersion;
+    use proptest::prelude::*;
+
+    /// Lines of every kind a table has: entries whose keys repeat in other cases and spellings,
+    /// values the checks of each kind accept and refuse, continuations, comments, blank lines,
+    /// records postmap skips.
+    const LINES: &[&str] = &[
+        "a@x b@y",
+        "A@X b@y",
+        "a@x\tbad value",
+        "\"a\"@x c@y",
+        "\"a b\"@x c@y",
+        "\"unbalanced v",
+        "key: v@x",
+        "k@x OK",
+        "k@x REJECT",
+        "k@x 550 no",
+        "k@x FILTER smtp",
+        "k@x REDIRECT a@b",
+        "k@x permit_mynetworks",
+        "k@x a@b, c@d",
+        "novalue",
+        "  continued@x",
+        "\tmore, c@y",
+        "# comment",
+        "  # inner comment",
+        "",
+        "   ",
+        "n\u{0}ul@x v",
+        "\u{e4}@x v@y",
+        "\u{c4}@x v@y",
+        "K@X 1",
+        "k@x 2",
+    ];
+
+    fn source() -> impl Strategy<Value = Vec<u8>> {
+        (
+            prop::collection::vec(prop::sample::select(LINES), 0..24),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(lines, final_newline, latin1)| {
+                let mut out = lines.join("\n").into_bytes();
+                if latin1 {
+                    out.extend_from_slice(b"\nlatin\xe9@x v");
+                }
+                if final_newline {
+                    out.push(b'\n');
+                }
+                out
+            })
+    }
+
+    fn rules() -> impl Strategy<Value = ValueRules> {
+        prop::sample::select(vec![
+            ValueRules::Plain,
+            ValueRules::Virtual,
+            ValueRules::Access,
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// The one-pass check finds what the table finds, read whole or in two halves split
+        /// at any record, with narrow and wide positions.
+        #[test]
+        fn one_pass_finds_what_the_table_finds(
+            src in source(),
+            fold in any::<bool>(),
+            smtputf8 in any::<bool>(),
+            old in any::<bool>(),
+            values in rules(),
+            split_at in any::<prop::sample::Index>(),
+        ) {
+            let options = ParseOptions {
+                smtputf8,
+                version: if old {
+                    PostfixVersion::new(3, 1)
+                } else {
+                    PostfixVersion::default()
+                },
+            };
+            let expected = Table::parse(src.clone(), &options).findings(fold, values);
+            let starts: Vec<usize> =
+                (0..src.len()).filter(|&at| is_record_start(&src, at)).collect();
+            let split = (!starts.is_empty()).then(|| starts[split_at.index(starts.len())]);
+            for split in [None, split] {
+                let narrow = check_split::<Narrow>(&src, &options, fold, values, split);
+                prop_assert_eq!(&narrow, &expected, "narrow, split {:?}", split);
+                let wide = check_split::<Wide>(&src, &options, fold, values, split);
+                prop_assert_eq!(&wide, &expected, "wide, split {:?}", split);
+            }
+        }
+    }
+}
