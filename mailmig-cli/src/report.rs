@@ -93,19 +93,27 @@ pub(crate) fn located(
 /// Records postmap drops are worth a warning on stderr wherever a table is read: the location,
 /// the message, and the offending line with a caret.
 pub(crate) fn warn_unparsed(file: &Utf8Path, table: &mailmig_core::postfix::Table) {
-    let mut source = None;
-    for d in table.errors() {
-        {
-            let source = source.get_or_insert_with(|| table.render());
-            output::stderr_line(&located(
-                file,
-                source,
-                d.line,
-                d.column,
-                "warning",
-                &format!("{} (record ignored, as postmap does)", d.kind),
-            ));
-        }
+    let errors = table.errors();
+    if !errors.is_empty() {
+        warn_skipped(file, &table.render(), &errors);
+    }
+}
+
+/// [`warn_unparsed`] for the records of `source` that postmap skips (`errors`).
+pub(crate) fn warn_skipped(
+    file: &Utf8Path,
+    source: &[u8],
+    errors: &[mailmig_core::postfix::Diagnostic],
+) {
+    for d in errors {
+        output::stderr_line(&located(
+            file,
+            source,
+            d.line,
+            d.column,
+            "warning",
+            &format!("{} (record ignored, as postmap does)", d.kind),
+        ));
     }
 }
 

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use camino::Utf8Path;
-use mailmig_core::postfix::{check_source, Table, TableEditError, ValueRules};
+use mailmig_core::postfix::{
+    check_source, dump_source, Diagnostic, DumpSink, Table, TableEditError, ValueRules,
+};
 
 use mailmig_core::safe_fs;
 
@@ -51,30 +53,50 @@ pub(crate) fn check(ctx: &Context<'_>, args: &MapCheckArgs) -> Result<u8, Failur
 const DUMP_CHUNK: usize = 1 << 20;
 
 pub(crate) fn dump(ctx: &Context<'_>, args: &MapDumpArgs) -> Result<u8, Failure> {
-    let table = ctx.read_table(&args.file)?;
-    let fold = !args.no_fold;
-    crate::report::warn_unparsed(&args.file, &table);
-    // Printed 1 MiB at a time: the output is as large as the map.
-    let mut text = Vec::with_capacity(DUMP_CHUNK);
-    let mut failed = None;
-    table.for_each_effective_entry(fold, |entry| {
-        if failed.is_some() {
-            return;
-        }
-        text.extend_from_slice(&entry.lookup_key(fold));
-        text.push(b'\t');
-        text.extend_from_slice(entry.value());
-        text.push(b'\n');
-        if text.len() >= DUMP_CHUNK {
-            failed = output::stdout(&text).err();
-            text.clear();
-        }
-    });
-    if let Some(f) = failed {
+    let src = super::read_input(&args.file)?;
+    // One pass over the records, nothing of the table kept but each entry's key and value place.
+    let mut printer = DumpPrinter {
+        file: &args.file,
+        src: &src,
+        text: Vec::with_capacity(DUMP_CHUNK),
+        failed: None,
+    };
+    dump_source(&src, &ctx.options, !args.no_fold, &mut printer);
+    if let Some(f) = printer.failed {
         return Err(f);
     }
-    output::stdout(&text)?;
+    output::stdout(&printer.text)?;
     Ok(exit::OK)
+}
+
+/// `map dump`'s output: warnings for the records postmap skips, then `key<TAB>value` lines,
+/// printed 1 MiB at a time (the output is as large as the map).
+struct DumpPrinter<'a> {
+    file: &'a Utf8Path,
+    src: &'a [u8],
+    text: Vec<u8>,
+    /// The first failed write to stdout; nothing more is printed after it.
+    failed: Option<Failure>,
+}
+
+impl DumpSink for DumpPrinter<'_> {
+    fn skipped(&mut self, errors: Vec<Diagnostic>) {
+        report::warn_skipped(self.file, self.src, &errors);
+    }
+
+    fn entry(&mut self, key: &[u8], value: &[u8]) {
+        if self.failed.is_some() {
+            return;
+        }
+        self.text.extend_from_slice(key);
+        self.text.push(b'\t');
+        self.text.extend_from_slice(value);
+        self.text.push(b'\n');
+        if self.text.len() >= DUMP_CHUNK {
+            self.failed = output::stdout(&self.text).err();
+            self.text.clear();
+        }
+    }
 }
 
 pub(crate) fn get(ctx: &Context<'_>, args: &MapGetArgs) -> Result<u8, Failure> {

@@ -97,6 +97,52 @@ pub fn check_source(
     }
 }
 
+/// What [`dump_source`] hands its reader.
+pub trait DumpSink {
+    /// The records postmap skips, in line order (what [`Table::errors`] gives), before any
+    /// entry.
+    fn skipped(&mut self, errors: Vec<Diagnostic>);
+    /// One entry postmap keeps, in file order: its lookup key (folded when asked) and its value.
+    fn entry(&mut self, key: &[u8], value: &[u8]);
+}
+
+/// The entries `postmap -s` lists for the table `src` holds, read with `options`: what
+/// [`Table::for_each_effective_entry`] gives, found in one pass over the records (two halves
+/// side by side for a large source) without building the table.
+pub fn dump_source(src: &[u8], options: &ParseOptions, fold: bool, sink: &mut impl DumpSink) {
+    let split = parallel_split(src);
+    if u32::try_from(src.len()).is_ok() {
+        dump_split::<Narrow>(src, options, fold, split, sink);
+    } else {
+        dump_split::<Wide>(src, options, fold, split, sink);
+    }
+}
+
+fn dump_split<K: Keyed>(
+    src: &[u8],
+    options: &ParseOptions,
+    fold: bool,
+    split: Option<usize>,
+    sink: &mut impl DumpSink,
+) {
+    let mut halves = read_halves::<K>(src, options, fold, ValueRules::Plain, true, split);
+    let repeats = halves.repeats();
+    let errors: Vec<Diagnostic> = halves
+        .found()
+        .into_iter()
+        .filter(|d| d.severity() == Severity::Error)
+        .collect();
+    // In line order already: a record has at most one such finding.
+    sink.skipped(errors);
+    let mut repeated = repeats.iter().map(|&(at, _)| at).peekable();
+    for at in 0..halves.entries() {
+        if repeated.next_if_eq(&at).is_none() {
+            let (half, i) = halves.locate(at);
+            sink.entry(&half.lookup_key(i), half.value(i));
+        }
+    }
+}
+
 /// The check, in two halves side by side when `split` (the start of a record line) is given.
 fn check_split<K: Keyed>(
     src: &[u8],
@@ -105,8 +151,24 @@ fn check_split<K: Keyed>(
     values: ValueRules,
     split: Option<usize>,
 ) -> Vec<Diagnostic> {
+    read_halves::<K>(src, options, fold, values, false, split).findings()
+}
+
+/// The source read, in two halves side by side when `split` is given; with `keep_values`, each
+/// entry's value is kept too.
+fn read_halves<'s, K: Keyed>(
+    src: &'s [u8],
+    options: &ParseOptions,
+    fold: bool,
+    values: ValueRules,
+    keep_values: bool,
+    split: Option<usize>,
+) -> Halves<'s, K> {
     let read = |start: usize, end: usize| {
         let mut half = Checker::<K>::new(src, options, fold, values);
+        if keep_values {
+            half.values_at = Some(Vec::with_capacity(half.keys.capacity()));
+        }
         half.lines = walk_lines(src, start, end, 1, &mut half);
         half.pairs.sort_unstable();
         half
@@ -119,7 +181,7 @@ fn check_split<K: Keyed>(
         }
         None => (read(0, src.len()), None),
     };
-    Halves { front, back }.findings()
+    Halves { front, back }
 }
 
 /// A key's place (in the source or the checker's side buffer) and its entry's first line.
@@ -142,6 +204,8 @@ struct Checker<'s, K> {
     side: Vec<u8>,
     far: Vec<Span>,
     keys: Vec<KeyAt>,
+    /// When kept: each entry's value (in the source or the side buffer).
+    values_at: Option<Vec<Raw>>,
     /// (hash, entry number), sorted once the range is read.
     pairs: Vec<K>,
     /// postmap's findings, in file order (lines counted from the range's start).
@@ -166,20 +230,32 @@ impl<'s, K: Keyed> Checker<'s, K> {
             // About one entry a line of 48 bytes; reserving generously costs only address space.
             keys: Vec::with_capacity(src.len() / 96 + 1),
             pairs: Vec::with_capacity(src.len() / 96 + 1),
+            values_at: None,
             found: Vec::new(),
             semantic: Vec::new(),
             lines: 0,
         }
     }
 
-    /// The key of entry `at` as it is looked up.
-    fn lookup_key(&self, at: usize) -> Cow<'_, [u8]> {
-        let span = self.keys[at].key.unpack(&self.far);
-        let key = match span.buf() {
+    fn bytes(&self, raw: Raw) -> &[u8] {
+        let span = raw.unpack(&self.far);
+        match span.buf() {
             Buf::Src => &self.src[span.begin()..span.end],
             Buf::Side => &self.side[span.begin()..span.end],
-        };
-        lookup_key(key, self.fold, &self.options)
+        }
+    }
+
+    /// The key of entry `at` as it is looked up.
+    fn lookup_key(&self, at: usize) -> Cow<'_, [u8]> {
+        lookup_key(self.bytes(self.keys[at].key), self.fold, &self.options)
+    }
+
+    /// The value of entry `at`, when values are kept.
+    fn value(&self, at: usize) -> &[u8] {
+        match &self.values_at {
+            Some(values) => self.bytes(values[at]),
+            None => &[],
+        }
     }
 }
 
@@ -251,6 +327,16 @@ impl<K: Keyed> Records for Checker<'_, K> {
                 };
                 let key = Raw::pack(span, &mut self.far, NEAR);
                 self.keys.push(KeyAt { key, line });
+                if let Some(values_at) = &mut self.values_at {
+                    let span = if single_line {
+                        Span::src(content[0].0 + value.0, content[0].0 + value.1)
+                    } else {
+                        let start = self.side.len();
+                        self.side.extend_from_slice(&text[value.0..value.1]);
+                        Span::side(start, self.side.len())
+                    };
+                    values_at.push(Raw::pack(span, &mut self.far, NEAR));
+                }
             }
         }
     }
@@ -297,8 +383,14 @@ impl<K: Keyed> Halves<'_, K> {
         half.lookup_key(i)
     }
 
-    /// The findings of both halves, in the order [`Table::findings`] gives them.
-    fn findings(mut self) -> Vec<Diagnostic> {
+    /// Entries numbered through both halves.
+    fn entries(&self) -> usize {
+        self.front.keys.len() + self.back.as_ref().map_or(0, |b| b.keys.len())
+    }
+
+    /// Every entry whose key an earlier one has, and that first entry: (repeat, first), in file
+    /// order.
+    fn repeats(&mut self) -> Vec<(usize, usize)> {
         let base = self.front.keys.len();
         let front_pairs = std::mem::take(&mut self.front.pairs);
         let back_pairs = self
@@ -316,21 +408,42 @@ impl<K: Keyed> Halves<'_, K> {
             );
         });
         repeats.sort_unstable();
+        repeats
+    }
 
+    /// postmap's findings of both halves (the back's lines counted after the front's), in file
+    /// order, taken out of the halves.
+    fn found(&mut self) -> Vec<Diagnostic> {
         let mut out = std::mem::take(&mut self.front.found);
-        let mut semantic = std::mem::take(&mut self.front.semantic);
         if let Some(back) = self.back.as_mut() {
             let found = std::mem::take(&mut back.found);
-            let back_semantic = std::mem::take(&mut back.semantic);
-            for mut d in found {
+            out.extend(found.into_iter().map(|mut d| {
                 d.line = self.back_line(d.line);
-                out.push(d);
-            }
-            for (at, mut d) in back_semantic {
-                d.line = self.back_line(d.line);
-                semantic.push((at + base, d));
-            }
+                d
+            }));
         }
+        out
+    }
+
+    /// The values' findings of both halves with their entry numbers, taken out of the halves.
+    fn semantic(&mut self) -> Vec<(usize, Diagnostic)> {
+        let base = self.front.keys.len();
+        let mut out = std::mem::take(&mut self.front.semantic);
+        if let Some(back) = self.back.as_mut() {
+            let semantic = std::mem::take(&mut back.semantic);
+            out.extend(semantic.into_iter().map(|(at, mut d)| {
+                d.line = self.back_line(d.line);
+                (at + base, d)
+            }));
+        }
+        out
+    }
+
+    /// The findings of both halves, in the order [`Table::findings`] gives them.
+    fn findings(mut self) -> Vec<Diagnostic> {
+        let repeats = self.repeats();
+        let mut out = self.found();
+        let semantic = self.semantic();
         out.extend(repeats.iter().map(|&(at, first)| Diagnostic {
             line: self.line_of(at),
             column: 1,
@@ -378,6 +491,8 @@ mod tests {
         "novalue",
         "  continued@x",
         "\tmore, c@y",
+        "  trailing@x \t",
+        "k@x v  ",
         "# comment",
         "  # inner comment",
         "",
@@ -405,6 +520,23 @@ mod tests {
                 }
                 out
             })
+    }
+
+    /// What a dump handed its sink.
+    #[derive(Debug, Default, PartialEq)]
+    struct Listed {
+        skipped: Option<Vec<Diagnostic>>,
+        entries: Vec<(Vec<u8>, Vec<u8>)>,
+    }
+
+    impl DumpSink for Listed {
+        fn skipped(&mut self, errors: Vec<Diagnostic>) {
+            assert!(self.skipped.is_none() && self.entries.is_empty());
+            self.skipped = Some(errors);
+        }
+        fn entry(&mut self, key: &[u8], value: &[u8]) {
+            self.entries.push((key.to_vec(), value.to_vec()));
+        }
     }
 
     fn rules() -> impl Strategy<Value = ValueRules> {
@@ -445,6 +577,40 @@ mod tests {
                 let narrow = check_split::<Narrow>(&src, &options, fold, values, split);
                 prop_assert_eq!(&narrow, &expected, "narrow, split {:?}", split);
                 let wide = check_split::<Wide>(&src, &options, fold, values, split);
+                prop_assert_eq!(&wide, &expected, "wide, split {:?}", split);
+            }
+        }
+
+        /// The one-pass dump lists the entries the table keeps and the records it skips, read
+        /// whole or in two halves split at any record, with narrow and wide positions.
+        #[test]
+        fn one_pass_dump_lists_what_the_table_keeps(
+            src in source(),
+            fold in any::<bool>(),
+            smtputf8 in any::<bool>(),
+            split_at in any::<prop::sample::Index>(),
+        ) {
+            let options = ParseOptions {
+                smtputf8,
+                version: PostfixVersion::default(),
+            };
+            let table = Table::parse(src.clone(), &options);
+            let mut expected = Listed {
+                skipped: Some(table.errors()),
+                ..Listed::default()
+            };
+            table.for_each_effective_entry(fold, |e| {
+                expected.entry(&e.lookup_key(fold), e.value());
+            });
+            let starts: Vec<usize> =
+                (0..src.len()).filter(|&at| is_record_start(&src, at)).collect();
+            let split = (!starts.is_empty()).then(|| starts[split_at.index(starts.len())]);
+            for split in [None, split] {
+                let mut narrow = Listed::default();
+                dump_split::<Narrow>(&src, &options, fold, split, &mut narrow);
+                prop_assert_eq!(&narrow, &expected, "narrow, split {:?}", split);
+                let mut wide = Listed::default();
+                dump_split::<Wide>(&src, &options, fold, split, &mut wide);
                 prop_assert_eq!(&wide, &expected, "wide, split {:?}", split);
             }
         }
