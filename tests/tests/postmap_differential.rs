@@ -6,7 +6,10 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
-use mailmig_core::postfix::{ParseOptions, PostfixVersion, Table};
+use mailmig_core::postfix::{
+    check_source, dump_source, Diagnostic, DumpSink, ParseOptions, PostfixVersion, Table,
+    ValueRules,
+};
 use mailmig_tests::gen::{tricky_map, Rng};
 use mailmig_tests::{
     fixtures_in, mailmig, postmap_warning_lines, require, run, swap_line_endings, PostmapOracle,
@@ -16,6 +19,22 @@ fn options() -> ParseOptions {
     ParseOptions {
         smtputf8: true,
         version: PostfixVersion::DEBIAN_12,
+    }
+}
+
+/// What a one-pass dump lists: the skipped records, then `key<TAB>value` of each kept entry.
+#[derive(Default)]
+struct Listed {
+    skipped: Vec<Diagnostic>,
+    entries: Vec<Vec<u8>>,
+}
+
+impl DumpSink for Listed {
+    fn skipped(&mut self, errors: Vec<Diagnostic>) {
+        self.skipped = errors;
+    }
+    fn entry(&mut self, key: &[u8], value: &[u8]) {
+        self.entries.push([key, b"\t", value].concat());
     }
 }
 
@@ -90,6 +109,22 @@ fn compare(oracle: &PostmapOracle, name: &str, bytes: &[u8], cli: bool) {
     let want_lines = postmap_warning_lines(&w.stderr);
     let want_orphans = w.err().matches("must not start with whitespace").count();
     let diags = table.diagnostics(true);
+    // The one-pass check and dump (what `map check` and `map dump` run) find what the table
+    // finds.
+    assert_eq!(
+        check_source(bytes, &options(), true, ValueRules::Plain),
+        table.findings(true, ValueRules::Plain),
+        "{name}: the one-pass check differs from the table's"
+    );
+    let mut listed = Listed::default();
+    dump_source(bytes, &options(), true, &mut listed);
+    assert_eq!(listed.skipped, table.errors(), "{name}: one-pass dump");
+    let kept: Vec<Vec<u8>> = table
+        .effective_entries(true)
+        .iter()
+        .map(|e| [&e.lookup_key(true)[..], b"\t", e.value()].concat())
+        .collect();
+    assert_eq!(listed.entries, kept, "{name}: one-pass dump");
     let mut our_lines: Vec<usize> = diags
         .iter()
         .filter(|d| d.kind.reported_by_postmap() && d.kind.code() != "leading-whitespace")
