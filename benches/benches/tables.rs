@@ -4,7 +4,10 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mailmig_benches::{big_virtual_map, mailbox};
-use mailmig_core::postfix::{Address, ClosureOptions, ParseOptions, Table, VirtualMap};
+use mailmig_core::postfix::{
+    check_source, value_problem, Address, ClosureOptions, ParseOptions, Table, ValueRules,
+    VirtualMap,
+};
 
 fn input() -> Vec<u8> {
     if let Ok(path) = std::env::var("MAILMIG_BENCH_FILE") {
@@ -30,8 +33,16 @@ fn tables(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    // What `map check --kind virtual` runs once the file is read: one pass over the records.
+    g.bench_function("check_source_virtual", |b| {
+        b.iter(|| check_source(&bytes, &options, true, ValueRules::Virtual))
+    });
     let table = Table::parse(bytes.clone(), &options);
     g.bench_function("render_vec", |b| b.iter(|| table.render()));
+    let values: Vec<&[u8]> = table.entries().map(|e| e.value()).collect();
+    g.bench_function("value_problem_every_value", |b| {
+        b.iter(|| values.iter().filter(|v| value_problem(v).is_some()).count())
+    });
     // The same output as `sed ... > /dev/null`: parse, then write the document to /dev/null.
     let mut devnull = fs_err::File::create("/dev/null").expect("/dev/null");
     g.bench_function("parse_render", |b| {
