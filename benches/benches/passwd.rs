@@ -45,6 +45,12 @@ fn passwd(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    // What `passwd check` runs once the file is read: Dovecot's load beside the line checks.
+    let parsed = PasswdFile::parse(bytes.clone(), &options);
+    g.bench_function("diagnostics", |b| {
+        b.iter(|| parsed.diagnostics(&NumericIds))
+    });
+    drop(parsed);
     // The lock-out edit mailmig makes: one extra field on one user near the end, then write.
     let user = passwd_user(n * 9 / 10);
     g.bench_function("parse_edit_render", |b| {
