@@ -229,7 +229,7 @@ impl PasswdFile {
         } else {
             (self.load(ids), self.line_findings())
         };
-        self.merge_verdicts(lines, loaded.into_statuses())
+        merge_verdicts(lines, &loaded)
     }
 
     /// Each line's findings, the load aside: for a record, those about its name (the head)
@@ -237,7 +237,7 @@ impl PasswdFile {
     fn line_findings(&self) -> Vec<PasswdDiagnostic> {
         let mut out = Vec::new();
         for line in self.lines() {
-            if let Some(entry) = self.head_findings(&line, &mut out) {
+            if let Some(entry) = self.head_findings(&line, line.entry(), &mut out) {
                 self.tail_findings(&entry, &mut out);
             }
         }
@@ -245,10 +245,11 @@ impl PasswdFile {
     }
 
     /// The line's findings that come before the load's verdict: a NUL byte, and for a record
-    /// its name. The record, when its findings go on.
-    fn head_findings<'a>(
+    /// (`entry`, the line's) its name. The record, when its findings go on.
+    pub(super) fn head_findings<'a>(
         &self,
         line: &Line<'a>,
+        entry: Option<PasswdEntry<'a>>,
         out: &mut Vec<PasswdDiagnostic>,
     ) -> Option<PasswdEntry<'a>> {
         let number = line.number;
@@ -267,7 +268,7 @@ impl PasswdFile {
                 kind: PasswdDiagnosticKind::NulByte,
             });
         }
-        let entry = line.entry()?;
+        let entry = entry?;
         let user = entry.user();
         let trimmed = user.iter().find(|b| !b.is_ascii_whitespace());
         if user.first().is_some_and(u8::is_ascii_whitespace) && matches!(trimmed, None | Some(b'#'))
@@ -291,7 +292,7 @@ impl PasswdFile {
     }
 
     /// The findings about a record Dovecot keeps, after its name's.
-    fn tail_findings(&self, entry: &PasswdEntry<'_>, out: &mut Vec<PasswdDiagnostic>) {
+    pub(super) fn tail_findings(&self, entry: &PasswdEntry<'_>, out: &mut Vec<PasswdDiagnostic>) {
         if self.options.userdb && entry.field_count() < 4 {
             out.push(PasswdDiagnostic {
                 line: entry.line,
@@ -313,65 +314,6 @@ impl PasswdFile {
             }
         }
         self.field_diagnostics(entry, out);
-    }
-
-    /// The finding for the load's verdict on line `index` (0-based), if it is not kept.
-    fn verdict_finding(&self, index: usize, status: LoadStatus) -> Option<PasswdDiagnostic> {
-        let kind = match status {
-            LoadStatus::Active => return None,
-            LoadStatus::Duplicate { first_line } => {
-                let line = self.line_at(index);
-                let user = line.entry().map(|e| e.user().to_vec()).unwrap_or_default();
-                PasswdDiagnosticKind::Duplicate { user, first_line }
-            }
-            LoadStatus::Dropped { reason } => PasswdDiagnosticKind::Dropped { reason },
-        };
-        Some(PasswdDiagnostic {
-            line: index + 1,
-            column: 1,
-            kind,
-        })
-    }
-
-    /// Puts the load's verdicts among the lines' findings: a record that is not kept gets its
-    /// head, the verdict, and no tail; a junk name gets no verdict.
-    fn merge_verdicts(
-        &self,
-        lines: Vec<PasswdDiagnostic>,
-        statuses: Vec<(usize, LoadStatus)>,
-    ) -> Vec<PasswdDiagnostic> {
-        let mut verdicts = statuses
-            .into_iter()
-            .filter(|(_, s)| !matches!(s, LoadStatus::Active))
-            .peekable();
-        let mut out = Vec::with_capacity(lines.len());
-        let mut findings = lines.into_iter().peekable();
-        while let Some(first) = findings.peek() {
-            let number = first.line;
-            while let Some((i, s)) = verdicts.next_if(|(i, _)| i + 1 < number) {
-                out.extend(self.verdict_finding(i, s));
-            }
-            let verdict = verdicts.next_if(|(i, _)| i + 1 == number);
-            let mut group = Vec::new();
-            while let Some(d) = findings.next_if(|d| d.line == number) {
-                group.push(d);
-            }
-            let junk = group
-                .iter()
-                .any(|d| matches!(d.kind, PasswdDiagnosticKind::JunkUser { .. }));
-            match verdict {
-                Some((i, s)) if !junk => {
-                    let verdict = self.verdict_finding(i, s);
-                    out.extend(group.into_iter().filter(|d| is_head(&d.kind)));
-                    out.extend(verdict);
-                }
-                _ => out.extend(group),
-            }
-        }
-        for (i, s) in verdicts {
-            out.extend(self.verdict_finding(i, s));
-        }
-        out
     }
 
     /// Dovecot 2.4's location fields: `userdb_mail` ignored, a driver or path alone.
@@ -501,6 +443,69 @@ impl PasswdFile {
     }
 }
 
+/// The finding for the load's verdict on line `index` (0-based) of `user`'s record, if it is
+/// not kept.
+fn verdict_finding(index: usize, status: &LoadStatus, user: &[u8]) -> Option<PasswdDiagnostic> {
+    let kind = match status {
+        LoadStatus::Active => return None,
+        LoadStatus::Duplicate { first_line } => PasswdDiagnosticKind::Duplicate {
+            user: user.to_vec(),
+            first_line: *first_line,
+        },
+        LoadStatus::Dropped { reason } => PasswdDiagnosticKind::Dropped {
+            reason: reason.clone(),
+        },
+    };
+    Some(PasswdDiagnostic {
+        line: index + 1,
+        column: 1,
+        kind,
+    })
+}
+
+/// Puts the load's verdicts among the lines' findings (`lines`, in line order): a record that
+/// is not kept gets its head, the verdict, and no tail; a junk name gets no verdict.
+pub(super) fn merge_verdicts(
+    lines: Vec<PasswdDiagnostic>,
+    loaded: &Loaded,
+) -> Vec<PasswdDiagnostic> {
+    let verdict =
+        |(k, (i, s)): (usize, &(usize, LoadStatus))| verdict_finding(*i, s, loaded.name(k));
+    let mut verdicts = loaded
+        .statuses()
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, s))| !matches!(s, LoadStatus::Active))
+        .peekable();
+    let mut out = Vec::with_capacity(lines.len());
+    let mut findings = lines.into_iter().peekable();
+    while let Some(first) = findings.peek() {
+        let number = first.line;
+        while let Some(v) = verdicts.next_if(|(_, (i, _))| i + 1 < number) {
+            out.extend(verdict(v));
+        }
+        let this = verdicts.next_if(|(_, (i, _))| i + 1 == number);
+        let mut group = Vec::new();
+        while let Some(d) = findings.next_if(|d| d.line == number) {
+            group.push(d);
+        }
+        let junk = group
+            .iter()
+            .any(|d| matches!(d.kind, PasswdDiagnosticKind::JunkUser { .. }));
+        match this {
+            Some(v) if !junk => {
+                out.extend(group.into_iter().filter(|d| is_head(&d.kind)));
+                out.extend(verdict(v));
+            }
+            _ => out.extend(group),
+        }
+    }
+    for v in verdicts {
+        out.extend(verdict(v));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests_24 {
     use super::*;
@@ -544,14 +549,14 @@ mod side_by_side {
     /// `diagnostics` had before the load and the checks ran side by side).
     fn in_one_pass(file: &PasswdFile) -> Vec<PasswdDiagnostic> {
         let loaded = file.load(&NumericIds);
-        let mut statuses = loaded.into_statuses().into_iter().peekable();
+        let mut statuses = loaded.statuses().iter().enumerate().peekable();
         let mut out = Vec::new();
         for (i, line) in file.lines().enumerate() {
-            let status = statuses.next_if(|(j, _)| *j == i);
-            let Some(entry) = file.head_findings(&line, &mut out) else {
+            let status = statuses.next_if(|(_, (j, _))| *j == i);
+            let Some(entry) = file.head_findings(&line, line.entry(), &mut out) else {
                 continue;
             };
-            match status.and_then(|(_, s)| file.verdict_finding(i, s)) {
+            match status.and_then(|(k, (_, s))| verdict_finding(i, s, loaded.name(k))) {
                 Some(verdict) => out.push(verdict),
                 None => file.tail_findings(&entry, &mut out),
             }

@@ -26,7 +26,7 @@ pub struct Loaded {
 /// A fixed seed: the same file loads the same way on every run.
 const LOAD_SEED: u64 = 0x7061_7373_7764_6669;
 
-fn name_hash(name: &[u8]) -> u64 {
+pub(super) fn name_hash(name: &[u8]) -> u64 {
     use std::hash::BuildHasher as _;
     foldhash::fast::FixedState::with_seed(LOAD_SEED).hash_one(name)
 }
@@ -48,26 +48,38 @@ impl Loaded {
         &self.status
     }
 
-    /// The statuses, taken out.
-    pub(super) fn into_statuses(self) -> Vec<(usize, LoadStatus)> {
-        self.status
+    /// The load of records read elsewhere (the check of a file read through a buffer): their
+    /// names one after the other, where each starts (one more: the end), and each one's line
+    /// and status before repeats are settled. Only its statuses and names are read: it keeps no
+    /// index for [`Loaded::line_of`].
+    pub(super) fn from_parts(
+        names: Vec<u8>,
+        starts: Vec<usize>,
+        status: Vec<(usize, LoadStatus)>,
+    ) -> Self {
+        Loaded {
+            names,
+            starts,
+            kept: Vec::new(),
+            status,
+        }
     }
 
     /// Record `k`'s user name.
-    fn name(&self, k: usize) -> &[u8] {
+    pub(super) fn name(&self, k: usize) -> &[u8] {
         &self.names[self.starts[k]..self.starts[k + 1]]
     }
 
-    /// Settles a run of records whose names hash alike (sorted by record, so in file order):
+    /// Settles a run of records whose names hash alike (`run`, record numbers in file order):
     /// a record whose name an earlier kept record has is a duplicate of it, even if Dovecot
     /// would have dropped it (it looks the name up first).
-    fn settle(&mut self, run: &[(u64, usize)]) {
+    pub(super) fn settle(&mut self, run: &[usize]) {
         let mut repeats = Vec::new();
         crate::runs::settle(
             run,
-            |(_, k)| self.name(k),
-            |(_, k)| self.status[k].1 == LoadStatus::Active,
-            |(_, k), (_, first)| repeats.push((k, first)),
+            |k| self.name(k),
+            |k| self.status[k].1 == LoadStatus::Active,
+            |k, first| repeats.push((k, first)),
         );
         for (k, first) in repeats {
             self.status[k].1 = LoadStatus::Duplicate {
@@ -105,11 +117,14 @@ impl PasswdFile {
             loaded.status.push((i, status));
         }
         pairs.sort_unstable();
+        let mut records = Vec::new();
         for run in pairs
             .chunk_by(|a, b| a.0 == b.0)
             .filter(|run| run.len() > 1)
         {
-            loaded.settle(run);
+            records.clear();
+            records.extend(run.iter().map(|&(_, k)| k));
+            loaded.settle(&records);
         }
         pairs.retain(|&(_, k)| loaded.status[k].1 == LoadStatus::Active);
         loaded.kept = pairs;
@@ -164,7 +179,7 @@ mod tests {
                 kept: Vec::new(),
                 status: (0..records).map(|k| (k * 2, active.clone())).collect(),
             };
-            let run: Vec<(u64, usize)> = (0..records).map(|k| (7, k)).collect();
+            let run: Vec<usize> = (0..records).collect();
             assert_eq!(run.len() > LONG_RUN, copies == 5);
             loaded.settle(&run);
             let verdicts: Vec<LoadStatus> = loaded.status.into_iter().map(|(_, s)| s).collect();

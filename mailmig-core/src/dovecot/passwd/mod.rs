@@ -10,6 +10,7 @@ use crate::postfix::Severity;
 use fields::Fields;
 pub use load::Loaded;
 
+mod check;
 mod diagnostics;
 mod edit;
 mod fields;

@@ -7,53 +7,14 @@
 use std::hash::BuildHasher;
 use std::ops::Range;
 
+pub(super) use crate::runs::{equal_hash_runs, Keyed, Narrow, Wide};
+
 use super::{Entry, Table, Tag};
 #[cfg(test)]
 use crate::runs::LONG_RUN;
 
 /// A fixed seed: the same table gives the same walk on every run.
 pub(super) const SEED: u64 = 0x6669_7273_745f_6b65;
-
-/// A key's hash and its item's position, ordered by hash, then position.
-pub(super) trait Keyed: Copy + Ord + Send {
-    fn new(hash: u64, at: usize) -> Self;
-    /// The hash (of a [`Narrow`] pair, its top 32 bits: equal ones are settled by the keys).
-    fn hash(self) -> u64;
-    fn at(self) -> usize;
-}
-
-/// One word a pair while the table has fewer than 2^32 items (every table that fits in
-/// memory): the hash's top 32 bits above the position. Half the memory of a wide pair, so a
-/// large `map check` stays under twice its input.
-pub(super) type Narrow = u64;
-
-impl Keyed for Narrow {
-    fn new(hash: u64, at: usize) -> Self {
-        // Only used when every position fits in 32 bits (checked by the caller).
-        (hash & !0xffff_ffff) | (at as u64 & 0xffff_ffff)
-    }
-    fn hash(self) -> u64 {
-        self & !0xffff_ffff
-    }
-    fn at(self) -> usize {
-        (self & 0xffff_ffff) as usize
-    }
-}
-
-/// A pair for tables of 2^32 items or more.
-pub(super) type Wide = (u64, usize);
-
-impl Keyed for Wide {
-    fn new(hash: u64, at: usize) -> Self {
-        (hash, at)
-    }
-    fn hash(self) -> u64 {
-        self.0
-    }
-    fn at(self) -> usize {
-        self.1
-    }
-}
 
 /// From this many items on, with a second core, the keys are hashed and sorted on two threads,
 /// each over half the items (below it a thread costs more than it saves).
@@ -136,39 +97,6 @@ impl Table {
             |_| true,
             |at, first| repeats.push(Repeat { at, first }),
         );
-    }
-}
-
-/// The runs of two or more equal hashes among `front` and `back`, both sorted, every front
-/// position before every back one: `each(run)` with the run's positions in file order (those of
-/// `back` plus `back_base`).
-pub(super) fn equal_hash_runs<K: Keyed>(
-    front: Vec<K>,
-    back: Vec<K>,
-    back_base: usize,
-    mut each: impl FnMut(&[usize]),
-) {
-    // Both in hash order; every front position comes before every back one, so a run of one
-    // hash is in file order as the front's members and then the back's.
-    let (mut front, mut back) = (front.into_iter().peekable(), back.into_iter().peekable());
-    let mut run = Vec::new();
-    loop {
-        let hash = match (front.peek(), back.peek()) {
-            (Some(a), Some(b)) => a.hash().min(b.hash()),
-            (Some(a), None) => a.hash(),
-            (None, Some(b)) => b.hash(),
-            (None, None) => break,
-        };
-        run.clear();
-        while let Some(k) = front.next_if(|k| k.hash() == hash) {
-            run.push(k.at());
-        }
-        while let Some(k) = back.next_if(|k| k.hash() == hash) {
-            run.push(k.at() + back_base);
-        }
-        if run.len() > 1 {
-            each(&run);
-        }
     }
 }
 

@@ -1,0 +1,333 @@
+//! Checking a passwd-file while it is read through a buffer, as `sed` reads: nothing of the file
+//! is kept but each record's name and the load's verdict on it.
+//!
+//! [`PasswdFile::diagnostics`] checks a document held in memory; reading a large file into fresh
+//! memory costs more than every check made on it (the kernel's copy into new pages and their
+//! faults, ~170 ms for 180 MB on one core). Here each half of the file is read 1 MiB at a time
+//! into one buffer on its own thread, and each line is checked and loaded while it is in the
+//! cache; the load's repeats are settled once both halves are read. A property test holds the
+//! findings to the document's, with tiny buffers (lines across reads) and every split.
+
+use std::io;
+
+use super::diagnostics::merge_verdicts;
+use super::load::{name_hash, Loaded};
+use super::*;
+use crate::runs::equal_hash_runs;
+
+/// What each half reads at a time (a buffer grows to hold a longer line).
+const BUFFER: usize = 1 << 20;
+
+/// Bytes read at an offset: a file, or (in tests) bytes in memory.
+pub(super) trait ReadAt: Sync {
+    /// Reads into `buf` from `offset`; 0 at the end.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+}
+
+impl ReadAt for fs_err::File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        fs_err::os::unix::fs::FileExt::read_at(self, buf, offset)
+    }
+}
+
+impl PasswdFile {
+    /// Every finding of the passwd-file `file` holds, in line order: what
+    /// [`PasswdFile::diagnostics`] gives for the file parsed, found while it is read through a
+    /// buffer (two halves side by side for a large file). A file changed while it is read is
+    /// checked as read.
+    pub fn check_file(
+        file: &fs_err::File,
+        options: &PasswdOptions,
+        ids: &(dyn IdResolver + Sync),
+    ) -> io::Result<Vec<PasswdDiagnostic>> {
+        let len = file.metadata()?.len();
+        let split = if len >= SPLIT_LINES_FROM as u64 && crate::cores::two() {
+            line_start_after(file, len / 2)?
+        } else {
+            None
+        };
+        check_read(file, options, ids, split, BUFFER)
+    }
+}
+
+/// The start of the first line after `from`, if one starts before the end.
+fn line_start_after(src: &(impl ReadAt + ?Sized), from: u64) -> io::Result<Option<u64>> {
+    let mut window = vec![0u8; 64 << 10];
+    let mut at = from;
+    loop {
+        let n = read_retrying(src, &mut window, at)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Some(nl) = memchr::memchr(b'\n', &window[..n]) {
+            let start = at + nl as u64 + 1;
+            // A line starts there only if the file goes on.
+            let mut probe = [0u8; 1];
+            return Ok((read_retrying(src, &mut probe, start)? == 1).then_some(start));
+        }
+        at += n as u64;
+    }
+}
+
+fn read_retrying(src: &(impl ReadAt + ?Sized), buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    loop {
+        match src.read_at(buf, offset) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
+/// The check, in two halves side by side when `split` (the start of a line) is given, each
+/// read `buffer` bytes at a time.
+fn check_read(
+    src: &(impl ReadAt + ?Sized),
+    options: &PasswdOptions,
+    ids: &(dyn IdResolver + Sync),
+    split: Option<u64>,
+    buffer: usize,
+) -> io::Result<Vec<PasswdDiagnostic>> {
+    // A document of no lines: its methods are the rules each line is checked by.
+    let rules = PasswdFile::parse(Vec::new(), options);
+    let read = |start: u64, end: Option<u64>| {
+        let mut half = Half::default();
+        half.read(src, &rules, ids, start, end, buffer)?;
+        half.pairs.sort_unstable();
+        Ok::<Half, io::Error>(half)
+    };
+    let (front, back) = match split {
+        Some(at) => {
+            let (front, back) = crate::cores::side_by_side(|| read(0, Some(at)), || read(at, None));
+            (front?, Some(back?))
+        }
+        None => (read(0, None)?, None),
+    };
+    Ok(front.join(back))
+}
+
+/// What reading one range of the file found.
+#[derive(Default)]
+struct Half {
+    /// Each line's findings, the load aside, in line order (lines counted from the range's
+    /// start).
+    found: Vec<PasswdDiagnostic>,
+    /// Every record's name, one after the other, and where each starts (and the last ends).
+    names: Vec<u8>,
+    starts: Vec<usize>,
+    /// Each record's line (0-based, from the range's start) and how the load takes it, before
+    /// repeats are settled.
+    status: Vec<(usize, LoadStatus)>,
+    /// (hash of the name, record), sorted once the range is read.
+    pairs: Vec<(u64, usize)>,
+    /// Lines read.
+    lines: usize,
+}
+
+impl Half {
+    /// Reads `start..end` (to the end of the file without `end`) through a buffer of `buffer`
+    /// bytes, checking and loading each line.
+    fn read(
+        &mut self,
+        src: &(impl ReadAt + ?Sized),
+        rules: &PasswdFile,
+        ids: &(dyn IdResolver + Sync),
+        start: u64,
+        end: Option<u64>,
+        buffer: usize,
+    ) -> io::Result<()> {
+        self.starts.push(0);
+        let mut buf = vec![0u8; buffer.max(1)];
+        let mut filled = 0;
+        let mut offset = start;
+        loop {
+            if filled == buf.len() {
+                // A line longer than the buffer: it grows to hold it.
+                buf.resize(buf.len() * 2, 0);
+            }
+            let left = end.map_or(u64::MAX, |end| end.saturating_sub(offset));
+            let room = (buf.len() - filled).min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = if room == 0 {
+                0
+            } else {
+                read_retrying(src, &mut buf[filled..filled + room], offset)?
+            };
+            filled += n;
+            offset += n as u64;
+            let at_end = n == 0;
+            let complete = if at_end {
+                filled
+            } else {
+                memchr::memrchr(b'\n', &buf[..filled]).map_or(0, |nl| nl + 1)
+            };
+            self.lines_of(&buf[..complete], rules, ids);
+            buf.copy_within(complete..filled, 0);
+            filled -= complete;
+            if at_end {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Checks and loads each line of `bytes` (whole lines; the last may lack its newline).
+    fn lines_of(&mut self, bytes: &[u8], rules: &PasswdFile, ids: &(dyn IdResolver + Sync)) {
+        let mut start = 0;
+        while start < bytes.len() {
+            let end =
+                memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |nl| start + nl + 1);
+            self.line(&bytes[start..end], rules, ids);
+            start = end;
+        }
+    }
+
+    fn line(&mut self, raw: &[u8], rules: &PasswdFile, ids: &(dyn IdResolver + Sync)) {
+        let index = self.lines;
+        self.lines += 1;
+        let line = Line {
+            number: index + 1,
+            raw,
+            options: rules.options,
+        };
+        let entry = line.entry();
+        if let Some(entry) = &entry {
+            let user = entry.user();
+            self.pairs.push((name_hash(user), self.status.len()));
+            self.names.extend_from_slice(user);
+            self.starts.push(self.names.len());
+            let status = match rules.drop_reason(entry, ids) {
+                Some(reason) => LoadStatus::Dropped { reason },
+                None => LoadStatus::Active,
+            };
+            self.status.push((index, status));
+        }
+        if let Some(entry) = rules.head_findings(&line, entry, &mut self.found) {
+            rules.tail_findings(&entry, &mut self.found);
+        }
+    }
+
+    /// The findings of the front half and the back one (lines counted after the front's): the
+    /// load's repeats settled across both, its verdicts put among the lines' findings.
+    fn join(self, back: Option<Half>) -> Vec<PasswdDiagnostic> {
+        let Half {
+            mut found,
+            mut names,
+            mut starts,
+            mut status,
+            pairs,
+            lines,
+        } = self;
+        let records = status.len();
+        let back_pairs = match back {
+            Some(back) => {
+                let name_base = names.len();
+                names.extend_from_slice(&back.names);
+                starts.extend(back.starts[1..].iter().map(|s| s + name_base));
+                status.extend(back.status.into_iter().map(|(i, s)| (i + lines, s)));
+                found.extend(back.found.into_iter().map(|mut d| {
+                    d.line += lines;
+                    d
+                }));
+                back.pairs
+            }
+            None => Vec::new(),
+        };
+        let mut loaded = Loaded::from_parts(names, starts, status);
+        let mut runs = Vec::new();
+        equal_hash_runs(pairs, back_pairs, records, |run| runs.push(run.to_vec()));
+        for run in runs {
+            loaded.settle(&run);
+        }
+        merge_verdicts(found, &loaded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dovecot::NumericIds;
+    use proptest::prelude::*;
+
+    impl ReadAt for [u8] {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            let from = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(self.len());
+            let n = buf.len().min(self.len() - from);
+            buf[..n].copy_from_slice(&self[from..from + n]);
+            Ok(n)
+        }
+    }
+
+    const LINES: &[&str] = &[
+        "alice:{PLAIN}x:1000:1000::/home/alice::\n",
+        "alice:{PLAIN}y:1000:1000::/h::\n",
+        "ALICE:{PLAIN}y:1000:1000::/h::\n",
+        "bob:{PLAIN}x:0:1000::/h::\n",
+        "bob:{PLAIN}x:1:1::/h::\n",
+        "bob:{PLAIN}x:1:1::/h::quota=%z password=x\n",
+        "  # junk:x:1:1::/h::\n",
+        "   \n",
+        "d+e:x:1:1::/h::\n",
+        "f:x\n",
+        "f:x:1:1::/h:/m:\n",
+        "g:x:1:1::/h::userdb_mail=mdbox:~/m userdb_mail_driver=sdbox\n",
+        "h\u{e9}:x:1:1::/h::\n",
+        "j:x:1:1::/h::\0tail\n",
+        "j:x:1:x::/h::\n",
+        "k:{SSHA}!!:1:1::/h::nopassword\n",
+        "a-very-long-user-name-that-crosses-buffers@example.test:{PLAIN}x:1:1::/h::\r\n",
+        "# comment\n",
+        ":colon first\n",
+        "\n",
+        "\0\n",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Read through buffers of any size (lines across reads, buffers that grow), whole or
+        /// split at any line, the file gives the findings the document gives.
+        #[test]
+        fn the_read_check_finds_what_the_document_finds(
+            picks in proptest::collection::vec(0..LINES.len(), 0..40),
+            last_newline in any::<bool>(),
+            userdb in any::<bool>(),
+            legacy in any::<bool>(),
+            lowercase in any::<bool>(),
+            buffer in 1..80usize,
+            split_at in any::<prop::sample::Index>(),
+        ) {
+            let mut text: String = picks.iter().map(|&i| LINES[i]).collect();
+            if !last_newline {
+                text.pop();
+            }
+            let options = PasswdOptions {
+                userdb,
+                legacy_mail_field: legacy,
+                lowercase_requests: lowercase,
+                ..PasswdOptions::default()
+            };
+            let bytes = text.into_bytes();
+            let expected = PasswdFile::parse(bytes.clone(), &options).diagnostics(&NumericIds);
+            let starts: Vec<u64> = (1..bytes.len())
+                .filter(|&at| bytes[at - 1] == b'\n')
+                .map(|at| at as u64)
+                .collect();
+            let split = (!starts.is_empty()).then(|| starts[split_at.index(starts.len())]);
+            for split in [None, split] {
+                let got = check_read(&bytes[..], &options, &NumericIds, split, buffer)
+                    .expect("read from memory");
+                prop_assert_eq!(&got, &expected, "split {:?}, buffer {}", split, buffer);
+            }
+        }
+    }
+
+    #[test]
+    fn a_split_is_the_start_of_a_line_that_follows() {
+        let bytes = b"ab\ncd\nef".to_vec();
+        assert_eq!(line_start_after(&bytes[..], 0).expect("read"), Some(3));
+        assert_eq!(line_start_after(&bytes[..], 3).expect("read"), Some(6));
+        assert_eq!(line_start_after(&bytes[..], 6).expect("read"), None);
+        let ends = b"ab\n".to_vec();
+        assert_eq!(line_start_after(&ends[..], 0).expect("read"), None);
+    }
+}
