@@ -87,6 +87,16 @@ fn check(name: &str, bytes: &[u8], suffix: &str) {
         bytes,
         "{name}: render(parse(bytes)) != bytes"
     );
+    // `passwd check` reads the file through a buffer: the same findings as the document's.
+    let ids = SystemIds::new(&[("vmail", 999), ("root", 0)], &[("vmail", 995)]);
+    let mut temp = tempfile::NamedTempFile::new().expect("temp file");
+    std::io::Write::write_all(&mut temp, bytes).expect("write");
+    let opened = fs_err::File::open(temp.path()).expect("open");
+    assert_eq!(
+        PasswdFile::check_file(&opened, &PasswdOptions::default(), &ids).expect("read"),
+        file.diagnostics(&ids),
+        "{name}: the read check differs from the document's"
+    );
     insta::with_settings!({
         snapshot_suffix => format!("{name}-{suffix}"),
         description => format!("tests/fixtures/passwd/{name} ({suffix})"),
