@@ -121,6 +121,7 @@ mod pieces;
 pub mod postfix;
 pub mod process;
 pub mod queue;
+mod read_at;
 mod runs;
 pub mod safe_fs;
 pub mod state;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use camino::Utf8Path;
 use mailmig_core::postfix::{
-    check_source, dump_source, Diagnostic, DumpSink, Table, TableEditError, ValueRules,
+    check_file, dump_source, Diagnostic, DumpSink, Table, TableEditError, ValueRules,
 };
 
 use mailmig_core::safe_fs;
@@ -28,10 +28,12 @@ pub(crate) fn check(ctx: &Context<'_>, args: &MapCheckArgs) -> Result<u8, Failur
     let mut found = false;
     let mut text = Vec::new();
     for file in &args.files {
-        // One pass over the records: nothing of the table is kept but each key's place and hash.
-        let src = super::read_input(file)?;
+        // Read through a buffer: nothing of the table is kept but each key, its hash and line.
+        let input = safe_fs::open_regular(file).map_err(|e| super::input_failure(file, e))?;
         let rules = value_rules(args.kind);
-        for d in check_source(&src, &ctx.options, !args.no_fold, rules) {
+        let findings = check_file(&input, &ctx.options, !args.no_fold, rules)
+            .map_err(|e| Failure::io(file.as_str(), &e))?;
+        for d in findings {
             found = true;
             let finding = report::Finding {
                 file,

@@ -39,8 +39,8 @@ pub use options::{ParseOptions, ParseVersionError, PostfixVersion};
 pub use postconf::{parse_options_from_postconf, postconf};
 pub use postmap::{postmap_rebuild, MapType, ParseMapTypeError};
 pub use table::{
-    check_source, dump_source, DumpSink, Entry, EntryId, Item, ItemKind, Table, TableEditError,
-    Unparsed, ValueRules,
+    check_file, check_source, dump_source, DumpSink, Entry, EntryId, Item, ItemKind, Table,
+    TableEditError, Unparsed, ValueRules,
 };
 pub use virtual_map::{
     AliasPath, ClosureOptions, Expansion, KeyForm, ReverseClosure, UncoverableKey,

@@ -13,22 +13,11 @@ use std::io;
 use super::diagnostics::merge_verdicts;
 use super::load::{name_hash, Loaded};
 use super::*;
+use crate::read_at::{line_start_after, read_retrying, ReadAt};
 use crate::runs::equal_hash_runs;
 
 /// What each half reads at a time (a buffer grows to hold a longer line).
 const BUFFER: usize = 1 << 20;
-
-/// Bytes read at an offset: a file, or (in tests) bytes in memory.
-pub(super) trait ReadAt: Sync {
-    /// Reads into `buf` from `offset`; 0 at the end.
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
-}
-
-impl ReadAt for fs_err::File {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        fs_err::os::unix::fs::FileExt::read_at(self, buf, offset)
-    }
-}
 
 impl PasswdFile {
     /// Every finding of the passwd-file `file` holds, in line order: what
@@ -42,39 +31,11 @@ impl PasswdFile {
     ) -> io::Result<Vec<PasswdDiagnostic>> {
         let len = file.metadata()?.len();
         let split = if len >= SPLIT_LINES_FROM as u64 && crate::cores::two() {
-            line_start_after(file, len / 2)?
+            line_start_after(file, len / 2, |_| true)?
         } else {
             None
         };
         check_read(file, options, ids, split, BUFFER)
-    }
-}
-
-/// The start of the first line after `from`, if one starts before the end.
-fn line_start_after(src: &(impl ReadAt + ?Sized), from: u64) -> io::Result<Option<u64>> {
-    let mut window = vec![0u8; 64 << 10];
-    let mut at = from;
-    loop {
-        let n = read_retrying(src, &mut window, at)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        if let Some(nl) = memchr::memchr(b'\n', &window[..n]) {
-            let start = at + nl as u64 + 1;
-            // A line starts there only if the file goes on.
-            let mut probe = [0u8; 1];
-            return Ok((read_retrying(src, &mut probe, start)? == 1).then_some(start));
-        }
-        at += n as u64;
-    }
-}
-
-fn read_retrying(src: &(impl ReadAt + ?Sized), buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    loop {
-        match src.read_at(buf, offset) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            other => return other,
-        }
     }
 }
 
@@ -246,17 +207,6 @@ mod tests {
     use crate::dovecot::NumericIds;
     use proptest::prelude::*;
 
-    impl ReadAt for [u8] {
-        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-            let from = usize::try_from(offset)
-                .unwrap_or(usize::MAX)
-                .min(self.len());
-            let n = buf.len().min(self.len() - from);
-            buf[..n].copy_from_slice(&self[from..from + n]);
-            Ok(n)
-        }
-    }
-
     const LINES: &[&str] = &[
         "alice:{PLAIN}x:1000:1000::/home/alice::\n",
         "alice:{PLAIN}y:1000:1000::/h::\n",
@@ -319,15 +269,5 @@ mod tests {
                 prop_assert_eq!(&got, &expected, "split {:?}, buffer {}", split, buffer);
             }
         }
-    }
-
-    #[test]
-    fn a_split_is_the_start_of_a_line_that_follows() {
-        let bytes = b"ab\ncd\nef".to_vec();
-        assert_eq!(line_start_after(&bytes[..], 0).expect("read"), Some(3));
-        assert_eq!(line_start_after(&bytes[..], 3).expect("read"), Some(6));
-        assert_eq!(line_start_after(&bytes[..], 6).expect("read"), None);
-        let ends = b"ab\n".to_vec();
-        assert_eq!(line_start_after(&ends[..], 0).expect("read"), None);
     }
 }

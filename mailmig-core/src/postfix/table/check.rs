@@ -13,6 +13,7 @@ use std::hash::BuildHasher;
 use super::first_keys::{equal_hash_runs, Keyed, Narrow, Wide, SEED};
 use super::*;
 use crate::postfix::{access_value_problem, value_problem};
+use crate::read_at::{line_start_after, read_retrying, ReadAt};
 
 /// What a map's values are checked for, beside postmap's own findings: what the map is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +98,66 @@ pub fn check_source(
     }
 }
 
+/// What a half reads at a time when a table is read through a buffer (it grows to hold a
+/// longer stretch without a record's first line).
+const BUFFER: usize = 1 << 20;
+
+/// The findings of the table `file` holds, read with `options`: what [`check_source`] gives for
+/// its bytes, found while the file is read through a buffer (two halves side by side for a
+/// large file), as sed reads — nothing of the file is kept but each entry's key, hash and line.
+/// A file changed while it is read is checked as read.
+pub fn check_file(
+    file: &fs_err::File,
+    options: &ParseOptions,
+    fold: bool,
+    values: ValueRules,
+) -> std::io::Result<Vec<Diagnostic>> {
+    let len = file.metadata()?.len();
+    let split = if len >= PARALLEL_MIN as u64 && crate::cores::two() {
+        line_start_after(file, len / 2, starts_record)?
+    } else {
+        None
+    };
+    if u32::try_from(len).is_ok() {
+        check_read::<Narrow>(file, options, fold, values, split, BUFFER)
+    } else {
+        check_read::<Wide>(file, options, fold, values, split, BUFFER)
+    }
+}
+
+/// Whether a line whose first byte is `b` starts a record.
+fn starts_record(b: u8) -> bool {
+    !is_space(b) && b != b'#'
+}
+
+/// The check of a source read `buffer` bytes at a time, in two halves side by side when
+/// `split` (the start of a record line) is given.
+fn check_read<K: Keyed>(
+    src: &(impl ReadAt + ?Sized),
+    options: &ParseOptions,
+    fold: bool,
+    values: ValueRules,
+    split: Option<u64>,
+    buffer: usize,
+) -> std::io::Result<Vec<Diagnostic>> {
+    let read = |start: u64, end: Option<u64>| {
+        let len = end.map_or(BUFFER as u64, |end| end - start);
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        let mut half = Checker::<K>::new(&[], len, options, fold, values);
+        half.read(src, start, end, buffer)?;
+        half.pairs.sort_unstable();
+        Ok::<_, std::io::Error>(half)
+    };
+    let (front, back) = match split {
+        Some(at) => {
+            let (front, back) = crate::cores::side_by_side(|| read(0, Some(at)), || read(at, None));
+            (front?, Some(back?))
+        }
+        None => (read(0, None)?, None),
+    };
+    Ok(Halves { front, back }.findings())
+}
+
 /// What [`dump_source`] hands its reader.
 pub trait DumpSink {
     /// The records postmap skips, in line order (what [`Table::errors`] gives), before any
@@ -165,7 +226,7 @@ fn read_halves<'s, K: Keyed>(
     split: Option<usize>,
 ) -> Halves<'s, K> {
     let read = |start: usize, end: usize| {
-        let mut half = Checker::<K>::new(src, options, fold, values);
+        let mut half = Checker::<K>::new(src, src.len(), options, fold, values);
         if keep_values {
             half.values_at = Some(Vec::with_capacity(half.keys.capacity()));
         }
@@ -193,7 +254,9 @@ struct KeyAt {
 
 /// The reader of one range of the source: its findings, and each entry's key and hash.
 struct Checker<'s, K> {
-    src: &'s [u8],
+    /// The whole source when it is in memory (keys and values of one-line records are found
+    /// there); empty when it is read through a buffer (every key is copied to `side`).
+    whole: &'s [u8],
     options: ParseOptions,
     fold: bool,
     values: ValueRules,
@@ -217,9 +280,17 @@ struct Checker<'s, K> {
 }
 
 impl<'s, K: Keyed> Checker<'s, K> {
-    fn new(src: &'s [u8], options: &ParseOptions, fold: bool, values: ValueRules) -> Self {
+    /// A reader of `whole` (empty when the source is read through a buffer) of about `len`
+    /// bytes.
+    fn new(
+        whole: &'s [u8],
+        len: usize,
+        options: &ParseOptions,
+        fold: bool,
+        values: ValueRules,
+    ) -> Self {
         Checker {
-            src,
+            whole,
             options: *options,
             fold,
             values,
@@ -228,8 +299,8 @@ impl<'s, K: Keyed> Checker<'s, K> {
             side: Vec::new(),
             far: Vec::new(),
             // About one entry a line of 48 bytes; reserving generously costs only address space.
-            keys: Vec::with_capacity(src.len() / 96 + 1),
-            pairs: Vec::with_capacity(src.len() / 96 + 1),
+            keys: Vec::with_capacity(len / 96 + 1),
+            pairs: Vec::with_capacity(len / 96 + 1),
             values_at: None,
             found: Vec::new(),
             semantic: Vec::new(),
@@ -240,7 +311,7 @@ impl<'s, K: Keyed> Checker<'s, K> {
     fn bytes(&self, raw: Raw) -> &[u8] {
         let span = raw.unpack(&self.far);
         match span.buf() {
-            Buf::Src => &self.src[span.begin()..span.end],
+            Buf::Src => &self.whole[span.begin()..span.end],
             Buf::Side => &self.side[span.begin()..span.end],
         }
     }
@@ -270,8 +341,89 @@ fn lookup_key<'k>(key: &'k [u8], fold: bool, options: &ParseOptions) -> Cow<'k, 
 
 impl<K: Keyed> Records for Checker<'_, K> {
     fn record(&mut self, rec: &Rec, content: &[(usize, usize)]) {
-        let src = self.src;
+        self.record_in(self.whole, rec, content);
+    }
+
+    fn plain(&mut self, _line: usize, _start: usize, _end: usize, _class: LineClass) {}
+}
+
+impl<K: Keyed> Checker<'_, K> {
+    /// Reads `start..end` of `src` (to its end without `end`) through a buffer of `buffer`
+    /// bytes. The records of each buffer up to its last record line are read; that line and
+    /// what follows it start the next buffer (a record goes on over its continuation lines).
+    fn read(
+        &mut self,
+        src: &(impl ReadAt + ?Sized),
+        start: u64,
+        end: Option<u64>,
+        buffer: usize,
+    ) -> std::io::Result<()> {
+        let mut buf = vec![0u8; buffer.max(1)];
+        let mut filled = 0;
+        let mut offset = start;
+        loop {
+            if filled == buf.len() {
+                // No record line after the first in the whole buffer: it grows.
+                buf.resize(buf.len() * 2, 0);
+            }
+            let left = end.map_or(u64::MAX, |end| end.saturating_sub(offset));
+            let room = (buf.len() - filled).min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = if room == 0 {
+                0
+            } else {
+                read_retrying(src, &mut buf[filled..filled + room], offset)?
+            };
+            filled += n;
+            offset += n as u64;
+            let at_end = n == 0;
+            let cut = if at_end {
+                filled
+            } else {
+                last_record_line(&buf[..filled])
+            };
+            let first_line = self.lines + 1;
+            let mut reader = InBuffer {
+                buf: &buf,
+                checker: self,
+            };
+            self.lines = walk_lines(&buf, 0, cut, first_line, &mut reader);
+            buf.copy_within(cut..filled, 0);
+            filled -= cut;
+            if at_end {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Where the last line of `bytes` that starts a record starts, if the line before it ends in
+/// `bytes` (0 when there is none): the records before it are complete.
+fn last_record_line(bytes: &[u8]) -> usize {
+    memchr::memrchr_iter(b'\n', bytes)
+        .find(|&nl| bytes.get(nl + 1).is_some_and(|&b| starts_record(b)))
+        .map_or(0, |nl| nl + 1)
+}
+
+/// A [`Checker`] reading the records of one buffer of a source read through a buffer.
+struct InBuffer<'b, 'c, 's, K> {
+    buf: &'b [u8],
+    checker: &'c mut Checker<'s, K>,
+}
+
+impl<K: Keyed> Records for InBuffer<'_, '_, '_, K> {
+    fn record(&mut self, rec: &Rec, content: &[(usize, usize)]) {
+        self.checker.record_in(self.buf, rec, content);
+    }
+
+    fn plain(&mut self, _line: usize, _start: usize, _end: usize, _class: LineClass) {}
+}
+
+impl<K: Keyed> Checker<'_, K> {
+    /// One record of `src` (the whole source, or the buffer it is read through).
+    fn record_in(&mut self, src: &[u8], rec: &Rec, content: &[(usize, usize)]) {
         let single_line = content.len() == 1;
+        // Kept in place only when the source stays in memory.
+        let in_place = single_line && !self.whole.is_empty();
         if !single_line {
             self.joined.clear();
             for &(s, e) in content {
@@ -318,7 +470,7 @@ impl<K: Keyed> Records for Checker<'_, K> {
                         },
                     ));
                 }
-                let span = if single_line {
+                let span = if in_place {
                     Span::src(content[0].0, content[0].0 + key_end)
                 } else {
                     let start = self.side.len();
@@ -328,7 +480,7 @@ impl<K: Keyed> Records for Checker<'_, K> {
                 let key = Raw::pack(span, &mut self.far, NEAR);
                 self.keys.push(KeyAt { key, line });
                 if let Some(values_at) = &mut self.values_at {
-                    let span = if single_line {
+                    let span = if in_place {
                         Span::src(content[0].0 + value.0, content[0].0 + value.1)
                     } else {
                         let start = self.side.len();
@@ -340,8 +492,6 @@ impl<K: Keyed> Records for Checker<'_, K> {
             }
         }
     }
-
-    fn plain(&mut self, _line: usize, _start: usize, _end: usize, _class: LineClass) {}
 }
 
 /// The checkers of a source's halves (or of the whole of a small one).
@@ -560,6 +710,7 @@ mod tests {
             old in any::<bool>(),
             values in rules(),
             split_at in any::<prop::sample::Index>(),
+            buffer in 1..64usize,
         ) {
             let options = ParseOptions {
                 smtputf8,
@@ -574,6 +725,10 @@ mod tests {
                 (0..src.len()).filter(|&at| is_record_start(&src, at)).collect();
             let split = (!starts.is_empty()).then(|| starts[split_at.index(starts.len())]);
             for split in [None, split] {
+                let read = check_read::<Narrow>(
+                    &src[..], &options, fold, values, split.map(|at| at as u64), buffer,
+                ).expect("read from memory");
+                prop_assert_eq!(&read, &expected, "read, split {:?}, buffer {}", split, buffer);
                 let narrow = check_split::<Narrow>(&src, &options, fold, values, split);
                 prop_assert_eq!(&narrow, &expected, "narrow, split {:?}", split);
                 let wide = check_split::<Wide>(&src, &options, fold, values, split);

@@ -11,7 +11,7 @@ mod first_keys;
 mod lookup;
 mod parse;
 
-pub use check::{check_source, dump_source, DumpSink, ValueRules};
+pub use check::{check_file, check_source, dump_source, DumpSink, ValueRules};
 pub use edit::TableEditError;
 use parse::*;
 
