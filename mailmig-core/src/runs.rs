@@ -95,24 +95,23 @@ pub(crate) fn equal_hash_runs<K: Keyed>(
 ) {
     // Both in hash order; every front position comes before every back one, so a run of one
     // hash is in file order as the front's members and then the back's.
-    let (mut front, mut back) = (front.into_iter().peekable(), back.into_iter().peekable());
+    let (mut i, mut j) = (0, 0);
     let mut run = Vec::new();
     loop {
-        let hash = match (front.peek(), back.peek()) {
+        let hash = match (front.get(i), back.get(j)) {
             (Some(a), Some(b)) => a.hash().min(b.hash()),
             (Some(a), None) => a.hash(),
             (None, Some(b)) => b.hash(),
             (None, None) => break,
         };
-        run.clear();
-        while let Some(k) = front.next_if(|k| k.hash() == hash) {
-            run.push(k.at());
-        }
-        while let Some(k) = back.next_if(|k| k.hash() == hash) {
-            run.push(k.at() + back_base);
-        }
-        if run.len() > 1 {
+        let i_end = i + front[i..].iter().take_while(|k| k.hash() == hash).count();
+        let j_end = j + back[j..].iter().take_while(|k| k.hash() == hash).count();
+        if (i_end - i) + (j_end - j) > 1 {
+            run.clear();
+            run.extend(front[i..i_end].iter().map(|k| k.at()));
+            run.extend(back[j..j_end].iter().map(|k| k.at() + back_base));
             each(&run);
         }
+        (i, j) = (i_end, j_end);
     }
 }
