@@ -14,7 +14,7 @@ use super::diagnostics::merge_verdicts;
 use super::load::{name_hash, Loaded};
 use super::*;
 use crate::read_at::{line_start_after, read_retrying, ReadAt};
-use crate::runs::equal_hash_runs;
+use crate::runs::{equal_hash_runs, Keyed, Narrow, Wide};
 
 /// What each half reads at a time (a buffer grows to hold a longer line).
 const BUFFER: usize = 1 << 20;
@@ -35,13 +35,18 @@ impl PasswdFile {
         } else {
             None
         };
-        check_read(file, options, ids, split, BUFFER)
+        // Record numbers fit in 32 bits unless the file is that large: one word a pair.
+        if u32::try_from(len).is_ok() {
+            check_read::<Narrow>(file, options, ids, split, BUFFER)
+        } else {
+            check_read::<Wide>(file, options, ids, split, BUFFER)
+        }
     }
 }
 
 /// The check, in two halves side by side when `split` (the start of a line) is given, each
 /// read `buffer` bytes at a time.
-fn check_read(
+fn check_read<K: Keyed>(
     src: &(impl ReadAt + ?Sized),
     options: &PasswdOptions,
     ids: &(dyn IdResolver + Sync),
@@ -51,10 +56,10 @@ fn check_read(
     // A document of no lines: its methods are the rules each line is checked by.
     let rules = PasswdFile::parse(Vec::new(), options);
     let read = |start: u64, end: Option<u64>| {
-        let mut half = Half::default();
+        let mut half = Half::<K>::default();
         half.read(src, &rules, ids, start, end, buffer)?;
         half.pairs.sort_unstable();
-        Ok::<Half, io::Error>(half)
+        Ok::<Half<K>, io::Error>(half)
     };
     let (front, back) = match split {
         Some(at) => {
@@ -67,8 +72,7 @@ fn check_read(
 }
 
 /// What reading one range of the file found.
-#[derive(Default)]
-struct Half {
+struct Half<K> {
     /// Each line's findings, the load aside, in line order (lines counted from the range's
     /// start).
     found: Vec<PasswdDiagnostic>,
@@ -79,12 +83,25 @@ struct Half {
     /// repeats are settled.
     status: Vec<(usize, LoadStatus)>,
     /// (hash of the name, record), sorted once the range is read.
-    pairs: Vec<(u64, usize)>,
+    pairs: Vec<K>,
     /// Lines read.
     lines: usize,
 }
 
-impl Half {
+impl<K> Default for Half<K> {
+    fn default() -> Self {
+        Half {
+            found: Vec::new(),
+            names: Vec::new(),
+            starts: Vec::new(),
+            status: Vec::new(),
+            pairs: Vec::new(),
+            lines: 0,
+        }
+    }
+}
+
+impl<K: Keyed> Half<K> {
     /// Reads `start..end` (to the end of the file without `end`) through a buffer of `buffer`
     /// bytes, checking and loading each line.
     fn read(
@@ -151,7 +168,7 @@ impl Half {
         let entry = line.entry();
         if let Some(entry) = &entry {
             let user = entry.user();
-            self.pairs.push((name_hash(user), self.status.len()));
+            self.pairs.push(K::new(name_hash(user), self.status.len()));
             self.names.extend_from_slice(user);
             self.starts.push(self.names.len());
             let status = match rules.drop_reason(entry, ids) {
@@ -167,7 +184,7 @@ impl Half {
 
     /// The findings of the front half and the back one (lines counted after the front's): the
     /// load's repeats settled across both, its verdicts put among the lines' findings.
-    fn join(self, back: Option<Half>) -> Vec<PasswdDiagnostic> {
+    fn join(self, back: Option<Half<K>>) -> Vec<PasswdDiagnostic> {
         let Half {
             mut found,
             mut names,
@@ -264,9 +281,12 @@ mod tests {
                 .collect();
             let split = (!starts.is_empty()).then(|| starts[split_at.index(starts.len())]);
             for split in [None, split] {
-                let got = check_read(&bytes[..], &options, &NumericIds, split, buffer)
+                let got = check_read::<Narrow>(&bytes[..], &options, &NumericIds, split, buffer)
                     .expect("read from memory");
                 prop_assert_eq!(&got, &expected, "split {:?}, buffer {}", split, buffer);
+                let wide = check_read::<Wide>(&bytes[..], &options, &NumericIds, split, buffer)
+                    .expect("read from memory");
+                prop_assert_eq!(&wide, &expected, "wide, split {:?}, buffer {}", split, buffer);
             }
         }
     }
