@@ -35,7 +35,8 @@ impl PasswdFile {
         } else {
             None
         };
-        // Record numbers fit in 32 bits unless the file is that large: one word a pair.
+        // Record numbers fit in 32 bits unless the file is that large: one word a pair (a file
+        // that grows past 8 GiB while it is read could misnumber only its repeats).
         if u32::try_from(len).is_ok() {
             check_read::<Narrow>(file, options, ids, split, BUFFER)
         } else {

@@ -118,10 +118,13 @@ pub fn check_file(
     } else {
         None
     };
+    // Positions are entry numbers, fewer than 2^32 unless the file is that large (one that
+    // grows past 8 GiB while it is read could misnumber only its repeats).
+    let read = Reading { len, split };
     if u32::try_from(len).is_ok() {
-        check_read::<Narrow>(file, options, fold, values, split, BUFFER)
+        check_read::<Narrow>(file, options, fold, values, read, BUFFER)
     } else {
-        check_read::<Wide>(file, options, fold, values, split, BUFFER)
+        check_read::<Wide>(file, options, fold, values, read, BUFFER)
     }
 }
 
@@ -130,25 +133,34 @@ fn starts_record(b: u8) -> bool {
     !is_space(b) && b != b'#'
 }
 
+/// How a source is read: its size when opened, and where its back half starts (a record
+/// line), if it is read in two halves.
+#[derive(Clone, Copy)]
+struct Reading {
+    len: u64,
+    split: Option<u64>,
+}
+
 /// The check of a source read `buffer` bytes at a time, in two halves side by side when
-/// `split` (the start of a record line) is given.
+/// `reading` has a split.
 fn check_read<K: Keyed>(
     src: &(impl ReadAt + ?Sized),
     options: &ParseOptions,
     fold: bool,
     values: ValueRules,
-    split: Option<u64>,
+    reading: Reading,
     buffer: usize,
 ) -> std::io::Result<Vec<Diagnostic>> {
     let read = |start: u64, end: Option<u64>| {
-        let len = end.map_or(BUFFER as u64, |end| end - start);
+        // The half's size, to size what is kept of its entries.
+        let len = end.unwrap_or(reading.len).saturating_sub(start);
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         let mut half = Checker::<K>::new(&[], len, options, fold, values);
         half.read(src, start, end, buffer)?;
         half.pairs.sort_unstable();
         Ok::<_, std::io::Error>(half)
     };
-    let (front, back) = match split {
+    let (front, back) = match reading.split {
         Some(at) => {
             let (front, back) = crate::cores::side_by_side(|| read(0, Some(at)), || read(at, None));
             (front?, Some(back?))
@@ -725,9 +737,9 @@ mod tests {
                 (0..src.len()).filter(|&at| is_record_start(&src, at)).collect();
             let split = (!starts.is_empty()).then(|| starts[split_at.index(starts.len())]);
             for split in [None, split] {
-                let read = check_read::<Narrow>(
-                    &src[..], &options, fold, values, split.map(|at| at as u64), buffer,
-                ).expect("read from memory");
+                let reading = Reading { len: src.len() as u64, split: split.map(|at| at as u64) };
+                let read = check_read::<Narrow>(&src[..], &options, fold, values, reading, buffer)
+                    .expect("read from memory");
                 prop_assert_eq!(&read, &expected, "read, split {:?}, buffer {}", split, buffer);
                 let narrow = check_split::<Narrow>(&src, &options, fold, values, split);
                 prop_assert_eq!(&narrow, &expected, "narrow, split {:?}", split);
