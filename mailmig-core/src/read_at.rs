@@ -16,6 +16,7 @@ impl ReadAt for fs_err::File {
     }
 }
 
+#[cfg(test)]
 impl ReadAt for [u8] {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let from = usize::try_from(offset)
@@ -37,6 +38,45 @@ pub(crate) fn read_retrying(
         match src.read_at(buf, offset) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             other => return other,
+        }
+    }
+}
+
+/// Reads `start..end` of `src` (to its end without `end`) through a buffer of `buffer` bytes.
+/// After each read, `cut` says how much of what the buffer holds is whole (the rest starts the
+/// buffer again, with what follows it); `each` gets that part, and at the end everything left. A
+/// buffer in which `cut` finds nothing whole grows.
+pub(crate) fn read_through(
+    src: &(impl ReadAt + ?Sized),
+    start: u64,
+    end: Option<u64>,
+    buffer: usize,
+    cut: impl Fn(&[u8]) -> usize,
+    mut each: impl FnMut(&[u8]),
+) -> io::Result<()> {
+    let mut buf = vec![0u8; buffer.max(1)];
+    let mut filled = 0;
+    let mut offset = start;
+    loop {
+        if filled == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let left = end.map_or(u64::MAX, |end| end.saturating_sub(offset));
+        let room = (buf.len() - filled).min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = if room == 0 {
+            0
+        } else {
+            read_retrying(src, &mut buf[filled..filled + room], offset)?
+        };
+        filled += n;
+        offset += n as u64;
+        let at_end = n == 0;
+        let whole = if at_end { filled } else { cut(&buf[..filled]) };
+        each(&buf[..whole]);
+        buf.copy_within(whole..filled, 0);
+        filled -= whole;
+        if at_end {
+            return Ok(());
         }
     }
 }

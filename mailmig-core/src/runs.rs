@@ -44,7 +44,7 @@ pub(crate) fn settle<T: Copy, K: Eq + Hash>(
 }
 
 /// A key's hash and its item's position, ordered by hash, then position.
-pub(crate) trait Keyed: Copy + Ord + Send {
+pub(crate) trait Keyed: Copy + Default + Ord + Send {
     fn new(hash: u64, at: usize) -> Self;
     /// The hash (of a [`Narrow`] pair, its top 32 bits: equal ones are settled by the keys).
     fn hash(self) -> u64;

@@ -13,7 +13,7 @@ use std::io;
 use super::diagnostics::merge_verdicts;
 use super::load::{name_hash, Loaded};
 use super::*;
-use crate::read_at::{line_start_after, read_retrying, ReadAt};
+use crate::read_at::{line_start_after, read_through, ReadAt};
 use crate::runs::{equal_hash_runs, Keyed, Narrow, Wide};
 
 /// What each half reads at a time (a buffer grows to hold a longer line).
@@ -73,6 +73,7 @@ fn check_read<K: Keyed>(
 }
 
 /// What reading one range of the file found.
+#[derive(Default)]
 struct Half<K> {
     /// Each line's findings, the load aside, in line order (lines counted from the range's
     /// start).
@@ -89,19 +90,6 @@ struct Half<K> {
     lines: usize,
 }
 
-impl<K> Default for Half<K> {
-    fn default() -> Self {
-        Half {
-            found: Vec::new(),
-            names: Vec::new(),
-            starts: Vec::new(),
-            status: Vec::new(),
-            pairs: Vec::new(),
-            lines: 0,
-        }
-    }
-}
-
 impl<K: Keyed> Half<K> {
     /// Reads `start..end` (to the end of the file without `end`) through a buffer of `buffer`
     /// bytes, checking and loading each line.
@@ -115,36 +103,11 @@ impl<K: Keyed> Half<K> {
         buffer: usize,
     ) -> io::Result<()> {
         self.starts.push(0);
-        let mut buf = vec![0u8; buffer.max(1)];
-        let mut filled = 0;
-        let mut offset = start;
-        loop {
-            if filled == buf.len() {
-                // A line longer than the buffer: it grows to hold it.
-                buf.resize(buf.len() * 2, 0);
-            }
-            let left = end.map_or(u64::MAX, |end| end.saturating_sub(offset));
-            let room = (buf.len() - filled).min(usize::try_from(left).unwrap_or(usize::MAX));
-            let n = if room == 0 {
-                0
-            } else {
-                read_retrying(src, &mut buf[filled..filled + room], offset)?
-            };
-            filled += n;
-            offset += n as u64;
-            let at_end = n == 0;
-            let complete = if at_end {
-                filled
-            } else {
-                memchr::memrchr(b'\n', &buf[..filled]).map_or(0, |nl| nl + 1)
-            };
-            self.lines_of(&buf[..complete], rules, ids);
-            buf.copy_within(complete..filled, 0);
-            filled -= complete;
-            if at_end {
-                return Ok(());
-            }
-        }
+        // Whole lines: up to the last newline (a line longer than the buffer makes it grow).
+        let whole_lines = |bytes: &[u8]| memchr::memrchr(b'\n', bytes).map_or(0, |nl| nl + 1);
+        read_through(src, start, end, buffer, whole_lines, |lines| {
+            self.lines_of(lines, rules, ids);
+        })
     }
 
     /// Checks and loads each line of `bytes` (whole lines; the last may lack its newline).
@@ -225,29 +188,15 @@ mod tests {
     use crate::dovecot::NumericIds;
     use proptest::prelude::*;
 
-    const LINES: &[&str] = &[
-        "alice:{PLAIN}x:1000:1000::/home/alice::\n",
-        "alice:{PLAIN}y:1000:1000::/h::\n",
-        "ALICE:{PLAIN}y:1000:1000::/h::\n",
-        "bob:{PLAIN}x:0:1000::/h::\n",
-        "bob:{PLAIN}x:1:1::/h::\n",
-        "bob:{PLAIN}x:1:1::/h::quota=%z password=x\n",
-        "  # junk:x:1:1::/h::\n",
-        "   \n",
-        "d+e:x:1:1::/h::\n",
-        "f:x\n",
-        "f:x:1:1::/h:/m:\n",
-        "g:x:1:1::/h::userdb_mail=mdbox:~/m userdb_mail_driver=sdbox\n",
-        "h\u{e9}:x:1:1::/h::\n",
-        "j:x:1:1::/h::\0tail\n",
-        "j:x:1:x::/h::\n",
-        "k:{SSHA}!!:1:1::/h::nopassword\n",
-        "a-very-long-user-name-that-crosses-buffers@example.test:{PLAIN}x:1:1::/h::\r\n",
-        "# comment\n",
-        ":colon first\n",
-        "\n",
-        "\0\n",
-    ];
+    /// The document's test lines, and lines that cross small buffers or are skipped whole.
+    fn lines() -> Vec<&'static str> {
+        let mut lines = crate::dovecot::passwd::diagnostics::side_by_side::LINES.to_vec();
+        lines.extend([
+            "a-very-long-user-name-that-crosses-buffers@example.test:{PLAIN}x:1:1::/h::\r\n",
+            ":colon first\n",
+        ]);
+        lines
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
@@ -256,7 +205,7 @@ mod tests {
         /// split at any line, the file gives the findings the document gives.
         #[test]
         fn the_read_check_finds_what_the_document_finds(
-            picks in proptest::collection::vec(0..LINES.len(), 0..40),
+            picks in proptest::collection::vec(0..lines().len(), 0..40),
             last_newline in any::<bool>(),
             userdb in any::<bool>(),
             legacy in any::<bool>(),
@@ -264,7 +213,8 @@ mod tests {
             buffer in 1..80usize,
             split_at in any::<prop::sample::Index>(),
         ) {
-            let mut text: String = picks.iter().map(|&i| LINES[i]).collect();
+            let lines = lines();
+            let mut text: String = picks.iter().map(|&i| lines[i]).collect();
             if !last_newline {
                 text.pop();
             }

@@ -540,7 +540,7 @@ mod tests_24 {
 }
 
 #[cfg(test)]
-mod side_by_side {
+pub(super) mod side_by_side {
     use super::*;
     use crate::dovecot::NumericIds;
     use proptest::prelude::*;
@@ -564,7 +564,8 @@ mod side_by_side {
         out
     }
 
-    const LINES: &[&str] = &[
+    /// Lines of every kind a passwd-file has, for generated files (also the read check's).
+    pub(in crate::dovecot::passwd) const LINES: &[&str] = &[
         "alice:{PLAIN}x:1000:1000::/home/alice::\n",
         "alice:{PLAIN}y:1000:1000::/h::\n",
         "ALICE:{PLAIN}y:1000:1000::/h::\n",

@@ -13,7 +13,7 @@ use std::hash::BuildHasher;
 use super::first_keys::{equal_hash_runs, Keyed, Narrow, Wide, SEED};
 use super::*;
 use crate::postfix::{access_value_problem, value_problem};
-use crate::read_at::{line_start_after, read_retrying, ReadAt};
+use crate::read_at::{line_start_after, read_through, ReadAt};
 
 /// What a map's values are checked for, beside postmap's own findings: what the map is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -370,41 +370,16 @@ impl<K: Keyed> Checker<'_, K> {
         end: Option<u64>,
         buffer: usize,
     ) -> std::io::Result<()> {
-        let mut buf = vec![0u8; buffer.max(1)];
-        let mut filled = 0;
-        let mut offset = start;
-        loop {
-            if filled == buf.len() {
-                // No record line after the first in the whole buffer: it grows.
-                buf.resize(buf.len() * 2, 0);
-            }
-            let left = end.map_or(u64::MAX, |end| end.saturating_sub(offset));
-            let room = (buf.len() - filled).min(usize::try_from(left).unwrap_or(usize::MAX));
-            let n = if room == 0 {
-                0
-            } else {
-                read_retrying(src, &mut buf[filled..filled + room], offset)?
-            };
-            filled += n;
-            offset += n as u64;
-            let at_end = n == 0;
-            let cut = if at_end {
-                filled
-            } else {
-                last_record_line(&buf[..filled])
-            };
+        // Whole records: up to the last record line (a stretch without one makes it grow).
+        read_through(src, start, end, buffer, last_record_line, |records| {
             let first_line = self.lines + 1;
             let mut reader = InBuffer {
-                buf: &buf,
+                buf: records,
                 checker: self,
             };
-            self.lines = walk_lines(&buf, 0, cut, first_line, &mut reader);
-            buf.copy_within(cut..filled, 0);
-            filled -= cut;
-            if at_end {
-                return Ok(());
-            }
-        }
+            let last = walk_lines(records, 0, records.len(), first_line, &mut reader);
+            self.lines = last;
+        })
     }
 }
 
