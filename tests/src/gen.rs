@@ -58,7 +58,7 @@ pub fn tricky_map(rng: &mut Rng, lines: usize) -> Vec<u8> {
     let eol: &[u8] = if crlf { b"\r\n" } else { b"\n" };
     let mut out = Vec::new();
     for _ in 0..lines {
-        let line: Vec<u8> = match rng.below(24) {
+        let mut line: Vec<u8> = match rng.below(24) {
             0 => b"# a comment".to_vec(),
             1 => b"   # indented comment".to_vec(),
             2 => Vec::new(),
@@ -111,6 +111,12 @@ pub fn tricky_map(rng: &mut Rng, lines: usize) -> Vec<u8> {
             )
             .into_bytes(),
         };
+        if rng.chance(4) {
+            // A NUL byte anywhere in the line (or in one of its continuation lines): Postfix
+            // 3.9 and later warn about it, earlier ones read up to it silently.
+            let at = rng.below(line.len() + 1);
+            line.insert(at, 0);
+        }
         out.extend_from_slice(&line);
         out.extend_from_slice(eol);
     }

@@ -194,27 +194,84 @@ fn which(program: &str) -> bool {
         .any(|dir| dir.join(program).is_file())
 }
 
-/// A scratch Postfix configuration directory for running `postmap` as an oracle.
+/// A scratch Postfix configuration directory for running `postmap` as an oracle, on the host's
+/// Postfix (Debian 12) or a sandbox's stack (Debian 13: the scratch directory inside the
+/// instance directory, which the chroot sees at the same path; `postmap` and `mailmig` run
+/// chrooted).
 pub struct PostmapOracle {
     dir: tempfile::TempDir,
+    /// The words that start `postmap` (`chroot ROOT postmap` for a chrooted stack).
+    postmap: Vec<String>,
+    /// The words that start `mailmig` on the same stack.
+    mailmig: Vec<String>,
 }
 
 impl PostmapOracle {
     /// A config dir with a minimal `main.cf` (`compatibility_level = 3.6`, so
-    /// `smtputf8_enable = yes`) plus `extra` lines.
+    /// `smtputf8_enable = yes`) plus `extra` lines, for the host's `postmap`.
     pub fn new(extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        Self::with(
+            dir,
+            extra,
+            vec!["postmap".into()],
+            vec![mailmig_bin().to_string()],
+        )
+    }
+
+    /// The same on `sandbox`'s stack: its `postmap`, and `mailmig` as that stack runs it.
+    pub fn on(sandbox: &sandbox::Sandbox, extra: &str) -> Self {
+        let dir = tempfile::tempdir_in(sandbox.root()).expect("tempdir in the instance");
+        let mailmig = sandbox.mailmig_program();
+        Self::with(
+            dir,
+            extra,
+            sandbox.argv_prefix("postmap"),
+            sandbox.argv_prefix(mailmig.as_str()),
+        )
+    }
+
+    fn with(
+        dir: tempfile::TempDir,
+        extra: &str,
+        postmap: Vec<String>,
+        mailmig: Vec<String>,
+    ) -> Self {
         fs_err::write(
             dir.path().join("main.cf"),
             format!("compatibility_level = 3.6\n{extra}"),
         )
         .expect("write main.cf");
-        Self { dir }
+        Self {
+            dir,
+            postmap,
+            mailmig,
+        }
     }
 
     /// The config directory.
     pub fn config_dir(&self) -> Utf8PathBuf {
         Utf8PathBuf::try_from(self.dir.path().to_path_buf()).expect("utf-8 temp path")
+    }
+
+    /// Run `postmap ARGS...` on the oracle's stack, with `stdin`.
+    pub fn postmap<S: AsRef<std::ffi::OsStr>>(&self, args: &[S], stdin: Option<&[u8]>) -> Run {
+        Self::start(&self.postmap, args, stdin)
+    }
+
+    /// Run `mailmig ARGS...` on the oracle's stack.
+    pub fn mailmig<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Run {
+        Self::start(&self.mailmig, args, None)
+    }
+
+    fn start<S: AsRef<std::ffi::OsStr>>(words: &[String], args: &[S], stdin: Option<&[u8]>) -> Run {
+        let (program, first) = words.split_first().expect("a program");
+        let all: Vec<&std::ffi::OsStr> = first
+            .iter()
+            .map(AsRef::as_ref)
+            .chain(args.iter().map(AsRef::as_ref))
+            .collect();
+        run_stdin(program, &all, stdin)
     }
 
     /// Copy `source` bytes into the scratch dir as `name` and build `hash:` from it.
@@ -232,23 +289,23 @@ impl PostmapOracle {
             .file()
             .set_modified(past)
             .expect("set mtime");
-        let r = run(
-            "postmap",
+        let r = self.postmap(
             &["-c", self.config_dir().as_str(), &format!("hash:{path}")],
+            None,
         );
         (path, r)
     }
 
     /// `postmap -s hash:PATH`, as sorted lines of bytes.
     pub fn dump(&self, path: &Utf8Path) -> Vec<Vec<u8>> {
-        let r = run(
-            "postmap",
+        let r = self.postmap(
             &[
                 "-c",
                 self.config_dir().as_str(),
                 "-s",
                 &format!("hash:{path}"),
             ],
+            None,
         );
         assert_eq!(r.code, 0, "postmap -s failed: {}", r.err());
         sorted_lines(&r.stdout)
@@ -265,7 +322,7 @@ impl PostmapOracle {
             key,
             map.as_ref(),
         ];
-        let r = run("postmap", &args);
+        let r = self.postmap(&args, None);
         assert!(!r.err().contains("fatal:"), "postmap -q error: {}", r.err());
         match r.code {
             0 => Some(r.stdout.strip_suffix(b"\n").unwrap_or(&r.stdout).to_vec()),
@@ -276,13 +333,19 @@ impl PostmapOracle {
 }
 
 /// The line numbers `postmap` names in its warnings (`FILE, line N: ...`), sorted, deduplicated.
+/// A warning about a record over several lines (3.9's NUL warning) names its range,
+/// `line N-M`: that is line N, where the record starts.
 pub fn postmap_warning_lines(stderr: &[u8]) -> Vec<usize> {
     let text = String::from_utf8_lossy(stderr);
     let mut lines: Vec<usize> = text
         .lines()
         .filter_map(|l| {
             let rest = &l[l.find(", line ")? + 7..];
-            rest[..rest.find(':')?].parse().ok()
+            let named = &rest[..rest.find(':')?];
+            let (first, last) = named.split_once('-').unwrap_or((named, named));
+            let (first, last) = (first.parse().ok()?, last.parse::<usize>().ok()?);
+            assert!(first <= last, "postmap named the lines {named}: {l}");
+            Some(first)
         })
         .collect();
     lines.sort_unstable();

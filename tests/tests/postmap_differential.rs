@@ -1,7 +1,9 @@
 //! The real `postmap` is the oracle: for every fixture (LF and CRLF) and for hundreds of
 //! generated maps, `mailmig map dump` equals `postmap -s`, `mailmig map get` / the library lookup
 //! equal `postmap -q` for every key and some absent ones, and `mailmig map check` reports the
-//! lines postmap warns about.
+//! lines postmap warns about. On both stacks: the host's Postfix 3.7 (Debian 12) and Postfix
+//! 3.10 in the Debian 13 root (its `postmap` and `mailmig` chrooted there, the library reading
+//! with the rules of the release that answers).
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -11,15 +13,57 @@ use mailmig_core::postfix::{
     ValueRules,
 };
 use mailmig_tests::gen::{tricky_map, Rng};
+use mailmig_tests::sandbox::{Sandbox, Stack};
 use mailmig_tests::{
-    fixtures_in, mailmig, postmap_warning_lines, require, run, swap_line_endings, PostmapOracle,
+    fixtures_in, postmap_warning_lines, require, run, swap_line_endings, PostmapOracle,
 };
+use rstest::rstest;
 
-fn options() -> ParseOptions {
-    ParseOptions {
-        smtputf8: true,
-        version: PostfixVersion::DEBIAN_12,
-    }
+/// A `postmap` to compare with, and the rules the library reads with for its release.
+struct Oracle {
+    postmap: PostmapOracle,
+    options: ParseOptions,
+    /// The Debian 13 sandbox whose root the oracle runs in (dropped after the oracle's files).
+    _sandbox: Option<Sandbox>,
+}
+
+/// The oracle on `stack` with `extra` lines in its `main.cf`, or `None` when that stack is not
+/// installed and not required.
+fn oracle(stack: Stack, extra: &str) -> Option<Oracle> {
+    let (postmap, postconf, sandbox) = match stack {
+        Stack::Debian12 => {
+            if !require(&["postmap", "postconf"]) {
+                return None;
+            }
+            let postconf = run("postconf", &["-d", "-h", "mail_version"]);
+            (PostmapOracle::new(extra), postconf, None)
+        }
+        Stack::Debian13 => {
+            let sb = Sandbox::start_on(stack)?;
+            let postconf = sb.run("postconf", &["-d", "-h", "mail_version"]);
+            (PostmapOracle::on(&sb, extra), postconf, Some(sb))
+        }
+    };
+    // The library reads with the rules of the release that answers (3.7 or 3.10).
+    let text = postconf.out();
+    let mut parts = text.trim().split('.').map(|p| p.parse::<u32>());
+    let version = match (parts.next(), parts.next()) {
+        (Some(Ok(major)), Some(Ok(minor))) => PostfixVersion::new(major, minor),
+        _ => panic!("postconf mail_version: {text:?} {}", postconf.err()),
+    };
+    let expected = match stack {
+        Stack::Debian12 => PostfixVersion::DEBIAN_12,
+        Stack::Debian13 => PostfixVersion::new(3, 10),
+    };
+    assert_eq!(version, expected, "{} runs another Postfix", stack.name());
+    Some(Oracle {
+        postmap,
+        options: ParseOptions {
+            smtputf8: !extra.contains("smtputf8_enable = no"),
+            version,
+        },
+        _sandbox: sandbox,
+    })
 }
 
 /// What a one-pass dump lists: the skipped records, then `key<TAB>value` of each kept entry.
@@ -39,11 +83,13 @@ impl DumpSink for Listed {
 }
 
 /// Compare one map with postmap in every way; `cli` also runs the mailmig binary.
-fn compare(oracle: &PostmapOracle, name: &str, bytes: &[u8], cli: bool) {
+fn compare(stage: &Oracle, name: &str, bytes: &[u8], cli: bool) {
+    let oracle = &stage.postmap;
+    let options = &stage.options;
     let (path, built) = oracle.build(name, bytes);
     assert_eq!(built.code, 0, "{name}: postmap failed: {}", built.err());
     let want = oracle.dump(&path);
-    let table = Table::parse(bytes.to_vec(), &options());
+    let table = Table::parse(bytes.to_vec(), options);
     let mut ours: Vec<Vec<u8>> = table
         .effective_entries(true)
         .iter()
@@ -76,11 +122,7 @@ fn compare(oracle: &PostmapOracle, name: &str, bytes: &[u8], cli: bool) {
     }
     let dir = oracle.config_dir();
     let map = format!("hash:{path}");
-    let q = mailmig_tests::run_stdin(
-        "postmap",
-        &["-c", dir.as_str(), "-q", "-", &map],
-        Some(&stdin),
-    );
+    let q = oracle.postmap(&["-c", dir.as_str(), "-q", "-", &map], Some(&stdin));
     assert!(!q.err().contains("fatal"), "{}", q.err());
     let hits: std::collections::HashMap<Vec<u8>, Vec<u8>> = q
         .stdout
@@ -102,9 +144,9 @@ fn compare(oracle: &PostmapOracle, name: &str, bytes: &[u8], cli: bool) {
     }
     // The warnings: texthash reads the same way and names a line for every warning but the
     // leading-whitespace one.
-    let w = run(
-        "postmap",
+    let w = oracle.postmap(
         &["-c", dir.as_str(), "-s", &format!("texthash:{path}")],
+        None,
     );
     let want_lines = postmap_warning_lines(&w.stderr);
     let want_orphans = w.err().matches("must not start with whitespace").count();
@@ -112,12 +154,12 @@ fn compare(oracle: &PostmapOracle, name: &str, bytes: &[u8], cli: bool) {
     // The one-pass check and dump (what `map check` and `map dump` run) find what the table
     // finds.
     assert_eq!(
-        check_source(bytes, &options(), true, ValueRules::Plain),
+        check_source(bytes, options, true, ValueRules::Plain),
         table.findings(true, ValueRules::Plain),
         "{name}: the one-pass check differs from the table's"
     );
     let mut listed = Listed::default();
-    dump_source(bytes, &options(), true, &mut listed);
+    dump_source(bytes, options, true, &mut listed);
     assert_eq!(listed.skipped, table.errors(), "{name}: one-pass dump");
     let kept: Vec<Vec<u8>> = table
         .effective_entries(true)
@@ -135,8 +177,9 @@ fn compare(oracle: &PostmapOracle, name: &str, bytes: &[u8], cli: bool) {
     assert_eq!(
         our_lines,
         want_lines,
-        "{name}: warned lines differ\n{}",
-        w.err()
+        "{name}: warned lines differ\n{}--- source\n{}",
+        w.err(),
+        bytes.escape_ascii()
     );
     let our_orphans = diags
         .iter()
@@ -150,7 +193,7 @@ fn compare(oracle: &PostmapOracle, name: &str, bytes: &[u8], cli: bool) {
     );
 
     if cli {
-        let dump = mailmig(&[
+        let dump = oracle.mailmig(&[
             "--postfix-config",
             dir.as_str(),
             "map",
@@ -164,7 +207,7 @@ fn compare(oracle: &PostmapOracle, name: &str, bytes: &[u8], cli: bool) {
             "{name}: `mailmig map dump` differs from postmap -s"
         );
         for k in keys.iter().take(12) {
-            let ours = mailmig(&[
+            let ours = oracle.mailmig(&[
                 OsStr::new("--postfix-config"),
                 OsStr::new(dir.as_str()),
                 OsStr::new("map"),
@@ -181,7 +224,7 @@ fn compare(oracle: &PostmapOracle, name: &str, bytes: &[u8], cli: bool) {
                 None => assert_eq!(ours.code, 1, "{name}: map get {} found", k.escape_ascii()),
             }
         }
-        let check = mailmig(&[
+        let check = oracle.mailmig(&[
             "--postfix-config",
             dir.as_str(),
             "map",
@@ -204,12 +247,13 @@ fn compare(oracle: &PostmapOracle, name: &str, bytes: &[u8], cli: bool) {
     }
 }
 
-#[test]
-fn fixtures_match_postmap() {
-    if !require(&["postmap"]) {
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn fixtures_match_postmap(#[case] stack: Stack) {
+    let Some(oracle) = oracle(stack, "") else {
         return;
-    }
-    let oracle = PostmapOracle::new("");
+    };
     for path in fixtures_in("postfix") {
         let name = path.file_name().expect("name").to_string();
         let bytes = fs_err::read(&path).expect("fixture");
@@ -223,12 +267,13 @@ fn fixtures_match_postmap() {
     }
 }
 
-#[test]
-fn generated_maps_match_postmap() {
-    if !require(&["postmap"]) {
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn generated_maps_match_postmap(#[case] stack: Stack) {
+    let Some(oracle) = oracle(stack, "") else {
         return;
-    }
-    let oracle = PostmapOracle::new("");
+    };
     let mut rng = Rng::new(0x5eed_2026);
     for i in 0..300 {
         let lines = 5 + rng.below(40);
@@ -237,18 +282,20 @@ fn generated_maps_match_postmap() {
     }
 }
 
-#[test]
-fn smtputf8_off_matches_postmap() {
-    if !require(&["postmap"]) {
+#[rstest]
+#[case::debian12(Stack::Debian12)]
+#[case::debian13(Stack::Debian13)]
+fn smtputf8_off_matches_postmap(#[case] stack: Stack) {
+    let Some(stage) = oracle(stack, "smtputf8_enable = no\n") else {
         return;
-    }
-    let oracle = PostmapOracle::new("smtputf8_enable = no\n");
+    };
+    let oracle = &stage.postmap;
     let bytes = fs_err::read(mailmig_tests::fixture("postfix/15-8bit-nul.map")).expect("fixture");
     let (path, built) = oracle.build("latin.map", &bytes);
     assert_eq!(built.code, 0);
     let want = oracle.dump(&path);
     let dir = oracle.config_dir();
-    let dump = mailmig(&[
+    let dump = oracle.mailmig(&[
         "--postfix-config",
         dir.as_str(),
         "map",

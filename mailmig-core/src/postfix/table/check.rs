@@ -13,7 +13,7 @@ use std::hash::BuildHasher;
 use super::first_keys::{equal_hash_runs, Keyed, Narrow, Wide, SEED};
 use super::*;
 use crate::postfix::{access_value_problem, value_problem};
-use crate::read_at::{line_start_after, read_through, ReadAt};
+use crate::read_at::{line_start_after, read_retrying, read_through, ReadAt};
 
 /// What a map's values are checked for, beside postmap's own findings: what the map is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +114,15 @@ pub fn check_file(
 ) -> std::io::Result<Vec<Diagnostic>> {
     let len = file.metadata()?.len();
     let split = if len >= PARALLEL_MIN as u64 && crate::cores::two() {
-        line_start_after(file, len / 2, starts_record)?
+        // A record line near the middle, if the front half holds a record (`record_before`).
+        let split = line_start_after(file, len / 2, starts_record)?;
+        let mut first = [0u8; 1];
+        let first_record = if read_retrying(file, &mut first, 0)? == 1 && starts_record(first[0]) {
+            Some(0)
+        } else {
+            line_start_after(file, 0, starts_record)?
+        };
+        split.filter(|&at| Some(at) != first_record)
     } else {
         None
     };
@@ -357,6 +365,10 @@ impl<K: Keyed> Records for Checker<'_, K> {
     }
 
     fn plain(&mut self, _line: usize, _start: usize, _end: usize, _class: LineClass) {}
+
+    fn stray_nul(&mut self, line: usize) {
+        self.note_stray_nul(line);
+    }
 }
 
 impl<K: Keyed> Checker<'_, K> {
@@ -384,11 +396,22 @@ impl<K: Keyed> Checker<'_, K> {
 }
 
 /// Where the last line of `bytes` that starts a record starts, if the line before it ends in
-/// `bytes` (0 when there is none): the records before it are complete.
+/// `bytes` and a record starts before it (0 when there is none): the records before it are
+/// complete. A part is never only the lines before a file's first record: a NUL in them goes
+/// with that record (Postfix 3.9 and later), not with a file without records.
 fn last_record_line(bytes: &[u8]) -> usize {
-    memchr::memrchr_iter(b'\n', bytes)
-        .find(|&nl| bytes.get(nl + 1).is_some_and(|&b| starts_record(b)))
-        .map_or(0, |nl| nl + 1)
+    let is_record_line = |nl: usize| bytes.get(nl + 1).is_some_and(|&b| starts_record(b));
+    let Some(last) = memchr::memrchr_iter(b'\n', bytes).find(|&nl| is_record_line(nl)) else {
+        return 0;
+    };
+    // Every part after the first starts at a record line, so this is a scan only at the start.
+    let record_before = bytes.first().is_some_and(|&b| starts_record(b))
+        || memchr::memrchr_iter(b'\n', &bytes[..last]).any(is_record_line);
+    if record_before {
+        last + 1
+    } else {
+        0
+    }
 }
 
 /// A [`Checker`] reading the records of one buffer of a source read through a buffer.
@@ -403,9 +426,27 @@ impl<K: Keyed> Records for InBuffer<'_, '_, '_, K> {
     }
 
     fn plain(&mut self, _line: usize, _start: usize, _end: usize, _class: LineClass) {}
+
+    fn stray_nul(&mut self, line: usize) {
+        self.checker.note_stray_nul(line);
+    }
 }
 
 impl<K: Keyed> Checker<'_, K> {
+    /// A file without records whose comment lines hold a NUL: Postfix 3.9 and later warn about
+    /// its last line.
+    fn note_stray_nul(&mut self, line: usize) {
+        if self.options.version.warns_on_nul() {
+            self.found.push(Diagnostic {
+                line,
+                column: 1,
+                kind: DiagnosticKind::NulByte {
+                    postmap_warns: true,
+                },
+            });
+        }
+    }
+
     /// One record of `src` (the whole source, or the buffer it is read through).
     fn record_in(&mut self, src: &[u8], rec: &Rec, content: &[(usize, usize)]) {
         let single_line = content.len() == 1;
@@ -424,12 +465,26 @@ impl<K: Keyed> Checker<'_, K> {
         };
         let line = u32::try_from(rec.line).unwrap_or(u32::MAX);
         let first_line_len = content[0].1 - content[0].0;
-        match parse_logical(text, first_line_len, rec.orphan, &self.options) {
-            Parsed::Unparsed(data) => self.found.push(Diagnostic {
-                line: line as usize,
-                column: data.column,
-                kind: data.kind,
-            }),
+        match parse_logical(
+            text,
+            first_line_len,
+            rec.orphan,
+            rec.nul_beside,
+            &self.options,
+        ) {
+            Parsed::Unparsed { data, warnings } => {
+                self.found
+                    .extend(warnings.into_iter().map(|(column, kind)| Diagnostic {
+                        line: line as usize,
+                        column,
+                        kind,
+                    }));
+                self.found.push(Diagnostic {
+                    line: line as usize,
+                    column: data.column,
+                    kind: data.kind,
+                });
+            }
             Parsed::Entry {
                 key_end,
                 value,
@@ -609,7 +664,7 @@ mod tests {
 
     /// Lines of every kind a table has: entries whose keys repeat in other cases and spellings,
     /// values the checks of each kind accept and refuse, continuations, comments, blank lines,
-    /// records postmap skips.
+    /// records postmap skips, NUL bytes in records and comment lines.
     const LINES: &[&str] = &[
         "a@x b@y",
         "A@X b@y",
@@ -635,6 +690,9 @@ mod tests {
         "",
         "   ",
         "n\u{0}ul@x v",
+        "# with a \u{0} NUL",
+        "  # inner \u{0}",
+        "  nul\u{0} continued",
         "\u{e4}@x v@y",
         "\u{c4}@x v@y",
         "K@X 1",
@@ -684,6 +742,38 @@ mod tests {
         ])
     }
 
+    /// A large file whose first record comes after its middle: it is not split there (the
+    /// front half would hold no record), so the NUL in a comment before that record is the
+    /// record's, as in the document (Postfix 3.9 and later).
+    #[test]
+    fn a_file_is_not_split_before_its_first_record() {
+        let mut src = b"# a NUL \x00 before the first record\n".to_vec();
+        while src.len() < PARALLEL_MIN {
+            src.extend_from_slice(b"# a long preamble of comment lines\n");
+        }
+        let first_line = src.iter().filter(|&&b| b == b'\n').count() + 1;
+        src.extend_from_slice(b"a@x b@y\nc@x d@y\n");
+        assert_eq!(parallel_split(&src), None);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("map");
+        fs_err::write(&path, &src).expect("write");
+        let file = fs_err::File::open(&path).expect("open");
+        let options = ParseOptions::default();
+        let found = check_file(&file, &options, true, ValueRules::Plain).expect("read");
+        let expected = Table::parse(src, &options).findings(true, ValueRules::Plain);
+        assert_eq!(found, expected);
+        assert_eq!(
+            found,
+            [Diagnostic {
+                line: first_line,
+                column: 1,
+                kind: DiagnosticKind::NulByte {
+                    postmap_warns: true
+                }
+            }]
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1024))]
 
@@ -709,7 +799,7 @@ mod tests {
             };
             let expected = Table::parse(src.clone(), &options).findings(fold, values);
             let starts: Vec<usize> =
-                (0..src.len()).filter(|&at| is_record_start(&src, at)).collect();
+                (0..src.len()).filter(|&at| is_record_start(&src, at) && record_before(&src, at)).collect();
             let split = (!starts.is_empty()).then(|| starts[split_at.index(starts.len())]);
             for split in [None, split] {
                 let reading = Reading { len: src.len() as u64, split: split.map(|at| at as u64) };
@@ -745,7 +835,7 @@ mod tests {
                 expected.entry(&e.lookup_key(fold), e.value());
             });
             let starts: Vec<usize> =
-                (0..src.len()).filter(|&at| is_record_start(&src, at)).collect();
+                (0..src.len()).filter(|&at| is_record_start(&src, at) && record_before(&src, at)).collect();
             let split = (!starts.is_empty()).then(|| starts[split_at.index(starts.len())]);
             for split in [None, split] {
                 let mut narrow = Listed::default();

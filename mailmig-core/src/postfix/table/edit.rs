@@ -303,14 +303,14 @@ impl Table {
         let mut line = key.to_vec();
         line.push(b' ');
         line.extend_from_slice(value);
-        match parse_logical(&line, line.len(), false, &self.options) {
+        match parse_logical(&line, line.len(), false, false, &self.options) {
             Parsed::Entry {
                 key_end, value: v, ..
             } if key_end == key.len() && &line[v.0..v.1] == value => Ok(()),
             Parsed::Entry { .. } => Err(bad_key(
                 "the key contains whitespace that is not quoted, so postmap would split it",
             )),
-            Parsed::Unparsed(data) => match data.kind {
+            Parsed::Unparsed { data, .. } => match data.kind {
                 DiagnosticKind::NonUtf8 { .. } => {
                     Err(bad_key("not valid UTF-8 while smtputf8_enable is on"))
                 }

@@ -526,32 +526,29 @@ impl Table {
         out
     }
 
-    /// What one item says of itself: an entry's warnings, an unparsed record's reason.
+    /// What one item says of itself: its warnings (an entry's; the NUL warning of a record
+    /// postmap skips, or of a file without records on its last line), an unparsed record's
+    /// reason.
     fn item_findings(&self, item: &ItemData) -> Vec<Diagnostic> {
         let line = item.line as usize;
-        match item.tag {
-            Tag::Entry => self
-                .aux_of(item)
-                .iter()
-                .flat_map(|a| a.warnings())
-                .map(|(column, kind)| Diagnostic {
-                    line,
-                    column: *column,
-                    kind: kind.clone(),
-                })
-                .collect(),
-            Tag::Unparsed => self
-                .aux_of(item)
-                .and_then(Aux::unparsed)
-                .map(|data| Diagnostic {
-                    line,
-                    column: data.column,
-                    kind: data.kind.clone(),
-                })
-                .into_iter()
-                .collect(),
-            Tag::Blank | Tag::Comment => Vec::new(),
-        }
+        let aux = self.aux_of(item);
+        let warnings = aux
+            .iter()
+            .flat_map(|a| a.warnings())
+            .map(|(column, kind)| Diagnostic {
+                line,
+                column: *column,
+                kind: kind.clone(),
+            });
+        let unparsed = aux
+            .and_then(Aux::unparsed)
+            .filter(|_| item.tag == Tag::Unparsed)
+            .map(|data| Diagnostic {
+                line,
+                column: data.column,
+                kind: data.kind.clone(),
+            });
+        warnings.chain(unparsed).collect()
     }
 
     /// Entries whose (folded, when `fold`) key an earlier entry has: postmap keeps the first.
@@ -625,12 +622,12 @@ impl Table {
         let span = self.raw(item);
         let raw = self.bytes(span);
         let content = raw.strip_suffix(b"\n").unwrap_or(raw);
-        match parse_logical(content, content.len(), false, &self.options) {
+        match parse_logical(content, content.len(), false, false, &self.options) {
             Parsed::Entry { key_end, value, .. } => {
                 (span.sub(0, key_end), span.sub(value.0, value.1))
             }
             // Not reached: an item is tagged Entry only when this same reading gave an entry.
-            Parsed::Unparsed(_) => (span.sub(0, 0), span.sub(0, 0)),
+            Parsed::Unparsed { .. } => (span.sub(0, 0), span.sub(0, 0)),
         }
     }
 
@@ -828,9 +825,8 @@ mod tests {
     #[test]
     fn oracle_cases_match_postmap_3_7() {
         // Verified against postmap 3.7.11 (see tests/ for the live differential tests).
-        let src = b"a b\n orphan?\n#c\n  # ic\n\n   \nX@Y  val ue  \r\n\"john doe\"@x v\n\"unb@x v\na\\ b@x v\nkey:\tval\nnovalue\nnovalue2   \nk2\n  cont\nA@Y dup\n\xe9t\xe9 latin\nJ\xc3\x9cRGEN@x utf\nStra\xc3\x9fe@x ss\nn\x00ul val\nlast nonl";
-        let t = parse(src);
-        assert_eq!(t.render(), src.to_vec());
+        let t = Table::parse(ORACLE_CASES.to_vec(), &options_3_7());
+        assert_eq!(t.render(), ORACLE_CASES.to_vec());
         let mut got = dump(&t);
         got.sort();
         let mut want: Vec<(String, String)> = [
@@ -874,6 +870,68 @@ mod tests {
                     "non-UTF-8 input \"?t? latin\" -- ignoring this line".into()
                 ),
                 (20, "expected format: key whitespace value".into()),
+            ]
+        );
+    }
+
+    /// The source of the oracle cases.
+    const ORACLE_CASES: &[u8] = b"a b\n orphan?\n#c\n  # ic\n\n   \nX@Y  val ue  \r\n\"john doe\"@x v\n\"unb@x v\na\\ b@x v\nkey:\tval\nnovalue\nnovalue2   \nk2\n  cont\nA@Y dup\n\xe9t\xe9 latin\nJ\xc3\x9cRGEN@x utf\nStra\xc3\x9fe@x ss\nn\x00ul val\nlast nonl";
+
+    fn options_3_7() -> ParseOptions {
+        ParseOptions {
+            smtputf8: true,
+            version: crate::postfix::PostfixVersion::DEBIAN_12,
+        }
+    }
+
+    /// The lines and texts of what postmap reports.
+    fn postmap_reports(t: &Table) -> Vec<(usize, String)> {
+        t.diagnostics(true)
+            .iter()
+            .filter(|d| d.kind.reported_by_postmap())
+            .map(|d| (d.line, d.kind.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn oracle_cases_match_postmap_3_10() {
+        // Verified against postmap 3.10.13 (Debian 13): `readllines()` warns of a NUL in any
+        // line it reads with a record — also a comment line before, inside or after it — and
+        // of one in a file without records, at its last line; before postmap skips a record.
+        let t = parse(ORACLE_CASES);
+        let reports = postmap_reports(&t);
+        assert_eq!(
+            reports[reports.len() - 2..],
+            [
+                (20, "text after null byte may be ignored".to_string()),
+                (20, "expected format: key whitespace value".into()),
+            ]
+        );
+        let t = parse(b"# a\x00b\n# c\n");
+        assert_eq!(
+            postmap_reports(&t),
+            [(2, "text after null byte may be ignored".to_string())]
+        );
+        assert!(
+            postmap_reports(&Table::parse(b"# a\x00b\n# c\n".to_vec(), &options_3_7())).is_empty()
+        );
+        let t = parse(b"# a\x00b\n\n k v\n# x\nk2 v\n");
+        assert_eq!(
+            postmap_reports(&t),
+            [
+                (3, "text after null byte may be ignored".to_string()),
+                (
+                    3,
+                    "logical line must not start with whitespace: \" k v\"".into()
+                ),
+            ]
+        );
+        let t = parse(b"k v\n# x\x00\nk2 v,\n# y\n  w\x00\n# z\x00\nk3 v\n");
+        assert_eq!(
+            postmap_reports(&t),
+            [
+                (1, "text after null byte may be ignored".to_string()),
+                (3, "text after null byte may be ignored".into()),
             ]
         );
     }
@@ -986,17 +1044,18 @@ mod tests {
     /// kept in `far` from any offset on (as in tables of 2 GiB and more).
     #[test]
     fn two_halves_read_like_one() {
-        let inputs: [&[u8]; 4] = [
+        let inputs: [&[u8]; 5] = [
             b"a b\n orphan?\n#c\n  # ic\n\n   \nX@Y  val ue  \r\n\"john doe\"@x v\n\"unb@x v\nkey:\tval\nnovalue\nk2\n  cont\nA@Y dup\nx@y again\nlast nonl",
             b"g@x a@x,\n# b@x removed\n\n    c@x\n# trailing\nh@x d\n a\nk v\n",
             b"n\x00ul val\nlatin\xe9@x v\nutf\xc3\xa9@x v\nA@x 1\na@x 2\n",
             b"# only\n# comments\nthen k v\n",
+            b"# a\x00\n\n k v\n# x\nk2 v\n# n\x00\nk3 v\n  # \x00\n w\nk4 v\n",
         ];
         let opts = ParseOptions::default();
         for src in inputs {
             let whole = Table::parse_split(std::sync::Arc::new(src.to_vec()), &opts, None, NEAR);
             let splits = (0..src.len())
-                .filter(|&at| is_record_start(src, at))
+                .filter(|&at| is_record_start(src, at) && record_before(src, at))
                 .map(Some)
                 .chain([None]);
             for (at, near) in splits.flat_map(|at| [NEAR, 0, 7, 40].map(|near| (at, near))) {

@@ -12,8 +12,8 @@ pub(super) fn is_record_start(src: &[u8], at: usize) -> bool {
 pub(super) const PARALLEL_MIN: usize = 4 << 20;
 
 /// Where to split a large file for reading in two halves: the start of a line that starts a
-/// record (first byte neither whitespace nor `#`), near the middle. `None` for small files or
-/// when the machine has one core.
+/// record (first byte neither whitespace nor `#`), near the middle, with a record before it.
+/// `None` for small files or when the machine has one core.
 pub(super) fn parallel_split(src: &[u8]) -> Option<usize> {
     if src.len() < PARALLEL_MIN || !crate::cores::two() {
         return None;
@@ -22,12 +22,25 @@ pub(super) fn parallel_split(src: &[u8]) -> Option<usize> {
     while let Some(nl) = memchr::memchr(b'\n', &src[at..]) {
         let next = at + nl + 1;
         match src.get(next) {
-            Some(&b) if !is_space(b) && b != b'#' => return Some(next),
+            Some(&b) if !is_space(b) && b != b'#' => {
+                return record_before(src, next).then_some(next)
+            }
             Some(_) => at = next,
             None => return None,
         }
     }
     None
+}
+
+/// Whether a record starts before `at` in `src`. The front half of a split must hold one:
+/// `readllines()` reads the lines before a file's first record with it, and a NUL in them is
+/// that record's (Postfix 3.9 and later), not a file's without records. A scan only when half
+/// of the file comes before its first record.
+pub(super) fn record_before(src: &[u8], at: usize) -> bool {
+    let starts = |b: u8| !is_space(b) && b != b'#';
+    src.first().is_some_and(|&b| starts(b))
+        || memchr::memchr_iter(b'\n', &src[..at.min(src.len())])
+            .any(|nl| nl + 1 < at && src.get(nl + 1).is_some_and(|&b| starts(b)))
 }
 
 /// The items of a table, in file order, in one or more parts (one per half of a file read in
@@ -233,16 +246,23 @@ impl Records for Chunk<'_> {
             Buf::Side => &self.side[logical.begin()..logical.end],
         };
         let first_line_len = content[0].1 - content[0].0;
-        let parsed = parse_logical(text, first_line_len, rec.orphan, &self.options);
+        let parsed = parse_logical(
+            text,
+            first_line_len,
+            rec.orphan,
+            rec.nul_beside,
+            &self.options,
+        );
         let raw = Raw::pack(Span::src(rec.start, rec.end), &mut self.far, self.near);
         let mut item = ItemData::plain(raw, rec.line, LineClass::Start);
         match parsed {
-            Parsed::Unparsed(data) => {
+            Parsed::Unparsed { data, warnings } => {
                 item.tag = Tag::Unparsed;
                 item.aux = push_aux(
                     &mut self.aux,
                     Aux::rare(AuxRare {
                         unparsed: Some(data),
+                        warnings,
                         ..AuxRare::default()
                     }),
                 );
@@ -287,6 +307,27 @@ impl Records for Chunk<'_> {
     fn plain(&mut self, line: usize, start: usize, end: usize, class: LineClass) {
         let raw = Raw::pack(Span::src(start, end), &mut self.far, self.near);
         self.items.push(ItemData::plain(raw, line, class));
+    }
+
+    fn stray_nul(&mut self, line: usize) {
+        if !self.options.version.warns_on_nul() {
+            return;
+        }
+        // The warning goes with the last line's item (the walk ended on it).
+        if let Some(item) = self.items.last_mut().filter(|i| i.line as usize == line) {
+            item.aux = push_aux(
+                &mut self.aux,
+                Aux::rare(AuxRare {
+                    warnings: vec![(
+                        1,
+                        DiagnosticKind::NulByte {
+                            postmap_warns: true,
+                        },
+                    )],
+                    ..AuxRare::default()
+                }),
+            );
+        }
     }
 }
 
@@ -338,6 +379,9 @@ pub(super) trait Records {
     /// A comment or blank line that is no record's content (those inside a record come after
     /// it).
     fn plain(&mut self, line: usize, start: usize, end: usize, class: LineClass);
+    /// The range holds no record, and a comment line of it a NUL byte: Postfix 3.9 and later
+    /// warn about its last line, `line`.
+    fn stray_nul(&mut self, line: usize);
 }
 
 /// Reads `src[start..end_of_range]` line by line as `readllines()` does, numbering its first
@@ -351,6 +395,10 @@ pub(super) fn walk_lines(
     sink: &mut impl Records,
 ) -> usize {
     let mut open = OpenRecord::default();
+    // A NUL in a comment line before the range's first record: `readllines()` reads those
+    // lines with that record (only at a file's start: other ranges start at a record line).
+    let mut nul_before = false;
+    let mut any_record = false;
     let mut pos = start;
     let mut line_no = first_line - 1;
     let mut newlines = memchr::memchr_iter(b'\n', &src[start..end_of_range]);
@@ -369,7 +417,9 @@ pub(super) fn walk_lines(
                     line: line_no,
                     start: pos,
                     end,
+                    nul_beside: std::mem::take(&mut nul_before),
                 });
+                any_record = true;
                 open.content.push((pos, content_end));
             }
             LineClass::Continuation => {
@@ -384,22 +434,35 @@ pub(super) fn walk_lines(
                             line: line_no,
                             start: pos,
                             end,
+                            nul_beside: std::mem::take(&mut nul_before),
                         });
+                        any_record = true;
                     }
                 }
                 open.content.push((pos, content_end));
             }
             LineClass::Blank | LineClass::Comment => {
-                if open.rec.is_some() {
-                    open.pending.push((line_no, pos, end, class));
-                } else {
-                    sink.plain(line_no, pos, end, class);
+                // Only a comment line can hold a NUL (it is no whitespace).
+                let nul = class == LineClass::Comment
+                    && memchr::memchr(0, &src[pos..content_end]).is_some();
+                match &mut open.rec {
+                    Some(rec) => {
+                        rec.nul_beside |= nul;
+                        open.pending.push((line_no, pos, end, class));
+                    }
+                    None => {
+                        nul_before |= nul;
+                        sink.plain(line_no, pos, end, class);
+                    }
                 }
             }
         }
         pos = end;
     }
     open.close(sink);
+    if nul_before && !any_record {
+        sink.stray_nul(line_no);
+    }
     line_no
 }
 
@@ -434,6 +497,10 @@ pub(super) struct Rec {
     pub(super) line: usize,
     pub(super) start: usize,
     pub(super) end: usize,
+    /// A comment line that `readllines()` reads with this record holds a NUL byte: one inside
+    /// it, one of those after it (up to the next record), or — for a file's first record — one
+    /// before it. Postfix 3.9 and later warn about the record then, as for a NUL in its text.
+    pub(super) nul_beside: bool,
 }
 
 pub(super) enum Parsed {
@@ -442,7 +509,11 @@ pub(super) enum Parsed {
         value: (usize, usize),
         warnings: Vec<(usize, DiagnosticKind)>,
     },
-    Unparsed(UnparsedData),
+    Unparsed {
+        data: UnparsedData,
+        /// The NUL warning of a record postmap then skips.
+        warnings: Vec<(usize, DiagnosticKind)>,
+    },
 }
 
 /// Scan a key as `postmap` does: up to the first unquoted whitespace byte; with `quoting`
@@ -487,16 +558,36 @@ pub(super) const KEY_SPECIAL: [bool; 256] = {
 };
 
 /// Split one logical line (content lines joined) as `postmap()` does.
+/// `nul_beside`: a comment line read with the record holds a NUL ([`Rec::nul_beside`]).
 pub(super) fn parse_logical(
     text: &[u8],
     first_line_len: usize,
     orphan: bool,
+    nul_beside: bool,
     opts: &ParseOptions,
 ) -> Parsed {
     let nul = memchr::memchr(0, text);
     let cstr = &text[..nul.unwrap_or(text.len())];
-    let unparsed =
-        |column: usize, kind: DiagnosticKind| Parsed::Unparsed(UnparsedData { column, kind });
+    // `readllines()` warns about a NUL in any line it read (3.9 and later) before postmap reads
+    // the record; a NUL in the text cuts it there in every release (mailmig warns of that).
+    let mut warnings = Vec::new();
+    let nul_column = match nul {
+        Some(at) if at < first_line_len => Some(at + 1),
+        Some(_) => Some(1),
+        None => (nul_beside && opts.version.warns_on_nul()).then_some(1),
+    };
+    if let Some(column) = nul_column {
+        warnings.push((
+            column,
+            DiagnosticKind::NulByte {
+                postmap_warns: opts.version.warns_on_nul(),
+            },
+        ));
+    }
+    let unparsed = |column: usize, kind: DiagnosticKind| Parsed::Unparsed {
+        data: UnparsedData { column, kind },
+        warnings: warnings.clone(),
+    };
     if orphan {
         const MAX: usize = 30;
         return unparsed(
@@ -506,16 +597,6 @@ pub(super) fn parse_logical(
                 truncated: text.len() > MAX,
             },
         );
-    }
-    let mut warnings = Vec::new();
-    if let Some(at) = nul {
-        let column = if at < first_line_len { at + 1 } else { 1 };
-        warnings.push((
-            column,
-            DiagnosticKind::NulByte {
-                postmap_warns: opts.version.warns_on_nul(),
-            },
-        ));
     }
     if opts.smtputf8 && !cstr.is_ascii() && std::str::from_utf8(text).is_err() {
         return unparsed(
