@@ -500,7 +500,9 @@ impl Table {
     }
 
     /// Every finding, in line order: what `postmap` warns about (dropped records, `key:` records,
-    /// duplicates under folding when `fold`) and NUL bytes.
+    /// duplicates under folding when `fold`) and NUL bytes. A record an edit wrote is judged by
+    /// its own lines: a NUL in a comment line beside it, which Postfix 3.9 and later report
+    /// with the record, shows in a fresh parse of the written file.
     pub fn diagnostics(&self, fold: bool) -> Vec<Diagnostic> {
         let mut out: Vec<Diagnostic> = self
             .items
