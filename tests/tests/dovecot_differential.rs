@@ -325,8 +325,12 @@ fn passwd_show_agrees_with_dovecot(#[case] stack: Stack) {
     ]);
     assert_eq!(check.code, 65);
     let log = fs_err::read_to_string(sb.get("DOVECOT_LOG")).expect("dovecot log");
-    for finding in check.out().lines() {
-        let f: serde_json::Value = serde_json::from_str(finding).expect("json");
+    let findings: Vec<serde_json::Value> = check
+        .out()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    for f in &findings {
         if f["code"] == "dropped" || f["code"] == "duplicate-user" {
             let msg = f["message"].as_str().expect("message");
             let dovecot_words = msg.split(" (").next().expect("text");
@@ -336,6 +340,49 @@ fn passwd_show_agrees_with_dovecot(#[case] stack: Stack) {
             );
         }
     }
+    // And the other way: what Dovecot logs of the file, loading it or looking its users up,
+    // mailmig reports.
+    let reported = |words: &str| {
+        findings
+            .iter()
+            .any(|f| f["message"].as_str().is_some_and(|m| m.contains(words)))
+    };
+    let mut logged = 0;
+    for line in log.lines() {
+        if let Some(what) = line.split_once(&format!("passwd-file {passwd}:")) {
+            // `User NAME is missing userdb info` / `exists more than once` / `has invalid ...`;
+            // a line Dovecot reads as a junk user name is reported as that.
+            let said = what.1;
+            let name = said
+                .strip_prefix("User ")
+                .and_then(|rest| rest.rsplit_once(" is missing userdb info"))
+                .map(|(name, _)| name);
+            let junk = name.is_some_and(|n| reported(&format!("as a user named '{n}'")));
+            assert!(reported(said) || junk, "mailmig does not report `{said}`");
+            logged += 1;
+        } else if let Some((_, rest)) = line.split_once("passwd-file(") {
+            // Lookups: `passwd-file(USER): MESSAGE`; an extra field is named without its value.
+            // A denied `allow_nets` is a lock-out (mailmig's own is one), not a defect.
+            let said = rest.split_once("): ").expect("a message").1;
+            if said.starts_with("allow_nets check failed") {
+                continue;
+            }
+            let said = match said.strip_prefix("Failed to expand extra field ") {
+                Some(field) => {
+                    let (kv, why) = field.split_once(": ").expect("a reason");
+                    let key = kv.split('=').next().expect("a key");
+                    format!("Failed to expand extra field {key}: {why}")
+                }
+                None => said.to_string(),
+            };
+            assert!(reported(&said), "mailmig does not report `{said}`");
+            logged += 1;
+        }
+    }
+    assert!(
+        logged >= 15,
+        "Dovecot logged only {logged} findings:\n{log}"
+    );
 }
 
 /// A batch's preflight asks `doveadm user -f FIELD` and `-e TEMPLATE` for many users in one
