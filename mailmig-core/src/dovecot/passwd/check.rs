@@ -10,8 +10,8 @@
 
 use std::io;
 
-use super::diagnostics::merge_verdicts;
-use super::load::{name_hash, Loaded};
+use super::diagnostics::{merge_verdicts, verdict_finding};
+use super::load::name_hash;
 use super::*;
 use crate::read_at::{line_start_after, read_through, ReadAt};
 use crate::runs::{equal_hash_runs, Keyed, Narrow, Wide};
@@ -81,9 +81,11 @@ struct Half<K> {
     /// Every record's name, one after the other, and where each starts (and the last ends).
     names: Vec<u8>,
     starts: Vec<usize>,
-    /// Each record's line (0-based, from the range's start) and how the load takes it, before
-    /// repeats are settled.
-    status: Vec<(usize, LoadStatus)>,
+    /// Each record's line (0-based, from the range's start).
+    record_lines: Vec<usize>,
+    /// The records the load drops (by record number in the range, in order) and why; repeats
+    /// are settled once both ranges are read.
+    dropped: Vec<(usize, String)>,
     /// (hash of the name, record), sorted once the range is read.
     pairs: Vec<K>,
     /// Lines read.
@@ -114,14 +116,29 @@ impl<K: Keyed> Half<K> {
     fn lines_of(&mut self, bytes: &[u8], rules: &PasswdFile, ids: &(dyn IdResolver + Sync)) {
         let mut start = 0;
         while start < bytes.len() {
-            let end =
-                memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |nl| start + nl + 1);
-            self.line(&bytes[start..end], rules, ids);
-            start = end;
+            // The line's end and whether it holds a NUL, in one search.
+            let rest = &bytes[start..];
+            let (len, nul_free) = match memchr::memchr2(b'\n', 0, rest) {
+                Some(at) if rest[at] == b'\n' => (at + 1, true),
+                Some(at) => (
+                    memchr::memchr(b'\n', &rest[at..]).map_or(rest.len(), |nl| at + nl + 1),
+                    false,
+                ),
+                None => (rest.len(), true),
+            };
+            self.line(&rest[..len], nul_free, rules, ids);
+            start += len;
         }
     }
 
-    fn line(&mut self, raw: &[u8], rules: &PasswdFile, ids: &(dyn IdResolver + Sync)) {
+    /// Checks and loads one line; `nul_free` when it is known to hold no NUL byte.
+    fn line(
+        &mut self,
+        raw: &[u8],
+        nul_free: bool,
+        rules: &PasswdFile,
+        ids: &(dyn IdResolver + Sync),
+    ) {
         let index = self.lines;
         self.lines += 1;
         let line = Line {
@@ -129,17 +146,21 @@ impl<K: Keyed> Half<K> {
             raw,
             options: rules.options,
         };
-        let entry = line.entry();
+        let entry = if nul_free {
+            line.entry_of(without_terminator(raw))
+        } else {
+            line.entry()
+        };
         if let Some(entry) = &entry {
             let user = entry.user();
-            self.pairs.push(K::new(name_hash(user), self.status.len()));
+            let record = self.record_lines.len();
+            self.pairs.push(K::new(name_hash(user), record));
             self.names.extend_from_slice(user);
             self.starts.push(self.names.len());
-            let status = match rules.drop_reason(entry, ids) {
-                Some(reason) => LoadStatus::Dropped { reason },
-                None => LoadStatus::Active,
-            };
-            self.status.push((index, status));
+            if let Some(reason) = rules.drop_reason(entry, ids) {
+                self.dropped.push((record, reason));
+            }
+            self.record_lines.push(index);
         }
         if let Some(entry) = rules.head_findings(&line, entry, &mut self.found) {
             rules.tail_findings(&entry, &mut self.found);
@@ -147,38 +168,124 @@ impl<K: Keyed> Half<K> {
     }
 
     /// The findings of the front half and the back one (lines counted after the front's): the
-    /// load's repeats settled across both, its verdicts put among the lines' findings.
-    fn join(self, back: Option<Half<K>>) -> Vec<PasswdDiagnostic> {
-        let Half {
-            mut found,
-            mut names,
-            mut starts,
-            mut status,
-            pairs,
-            lines,
-        } = self;
-        let records = status.len();
-        let back_pairs = match back {
-            Some(back) => {
-                let name_base = names.len();
-                names.extend_from_slice(&back.names);
-                starts.extend(back.starts[1..].iter().map(|s| s + name_base));
-                status.extend(back.status.into_iter().map(|(i, s)| (i + lines, s)));
-                found.extend(back.found.into_iter().map(|mut d| {
-                    d.line += lines;
-                    d
-                }));
-                back.pairs
-            }
-            None => Vec::new(),
+    /// load's repeats settled across both, its verdicts put among the lines' findings. The
+    /// halves are not joined into one: only the records the load does not keep are looked at
+    /// again (copying and freeing a million records' facts was a fifth of the check).
+    fn join(mut self, back: Option<Half<K>>) -> Vec<PasswdDiagnostic> {
+        let front_pairs = std::mem::take(&mut self.pairs);
+        let records = self.record_lines.len();
+        let back = back.map(|mut back| (std::mem::take(&mut back.pairs), back));
+        let (back_pairs, back) = match back {
+            Some((pairs, back)) => (pairs, Some(back)),
+            None => (Vec::new(), None),
         };
-        let mut loaded = Loaded::from_parts(names, starts, status);
-        let mut runs = Vec::new();
-        equal_hash_runs(pairs, back_pairs, records, |run| runs.push(run.to_vec()));
-        for run in runs {
-            loaded.settle(&run);
+        let halves = Halves {
+            front: &self,
+            back: back.as_ref(),
+            records,
+        };
+        // (record, line of the record it repeats, 1-based), sorted.
+        let mut duplicates = Vec::new();
+        equal_hash_runs(front_pairs, back_pairs, records, |run| {
+            crate::runs::settle(
+                run,
+                |k| halves.name(k),
+                |k| !halves.is_dropped(k),
+                |k, first| duplicates.push((k, halves.line(first) + 1)),
+            );
+        });
+        duplicates.sort_unstable();
+        let found = self
+            .found
+            .iter()
+            .cloned()
+            .chain(back.iter().flat_map(|back| {
+                back.found.iter().cloned().map(|mut d| {
+                    d.line += self.lines;
+                    d
+                })
+            }));
+        merge_verdicts(found, halves.verdicts(&duplicates))
+    }
+}
+
+/// Both halves' records, numbered across them (the back's after the front's).
+struct Halves<'h, K> {
+    front: &'h Half<K>,
+    back: Option<&'h Half<K>>,
+    /// The front's records.
+    records: usize,
+}
+
+impl<'h, K> Halves<'h, K> {
+    /// The half holding record `k`, its number there, and the lines before that half.
+    fn part(&self, k: usize) -> (&'h Half<K>, usize, usize) {
+        match self.back {
+            Some(back) if k >= self.records => (back, k - self.records, self.front.lines),
+            _ => (self.front, k, 0),
         }
-        merge_verdicts(found, &loaded)
+    }
+
+    fn name(&self, k: usize) -> &'h [u8] {
+        let (half, k, _) = self.part(k);
+        &half.names[half.starts[k]..half.starts[k + 1]]
+    }
+
+    /// Record `k`'s line, 0-based, in the file.
+    fn line(&self, k: usize) -> usize {
+        let (half, k, before) = self.part(k);
+        half.record_lines[k] + before
+    }
+
+    fn is_dropped(&self, k: usize) -> bool {
+        let (half, k, _) = self.part(k);
+        half.dropped.binary_search_by_key(&k, |(r, _)| *r).is_ok()
+    }
+
+    /// The findings of the records the load does not keep, in line order: the `duplicates`
+    /// ((record, first line), sorted) and the dropped ones (a repeat of a kept name is a
+    /// duplicate, even if Dovecot would have dropped it: it looks the name up first).
+    fn verdicts(
+        &'h self,
+        duplicates: &'h [(usize, usize)],
+    ) -> impl Iterator<Item = PasswdDiagnostic> + 'h {
+        let back = self.back.into_iter().flat_map(|back| &back.dropped);
+        let dropped = self
+            .front
+            .dropped
+            .iter()
+            .map(|(k, reason)| (*k, reason))
+            .chain(back.map(|(k, reason)| (k + self.records, reason)));
+        let mut dropped = dropped.peekable();
+        let mut duplicates = duplicates.iter().copied().peekable();
+        std::iter::from_fn(move || {
+            let next_drop = dropped.peek().map(|(k, _)| *k);
+            let next_dup = duplicates.peek().map(|(k, _)| *k);
+            let (k, status) = match (next_drop, next_dup) {
+                (None, None) => return None,
+                (Some(d), Some(u)) if u <= d => {
+                    if u == d {
+                        dropped.next();
+                    }
+                    let (k, first_line) = duplicates.next()?;
+                    (k, LoadStatus::Duplicate { first_line })
+                }
+                (_, None) | (Some(_), Some(_)) => {
+                    let (k, reason) = dropped.next()?;
+                    (
+                        k,
+                        LoadStatus::Dropped {
+                            reason: reason.clone(),
+                        },
+                    )
+                }
+                (None, Some(_)) => {
+                    let (k, first_line) = duplicates.next()?;
+                    (k, LoadStatus::Duplicate { first_line })
+                }
+            };
+            verdict_finding(self.line(k), &status, self.name(k))
+        })
     }
 }
 

@@ -229,7 +229,7 @@ impl PasswdFile {
         } else {
             (self.load(ids), self.line_findings())
         };
-        merge_verdicts(lines, &loaded)
+        merge_verdicts(lines, load_verdicts(&loaded))
     }
 
     /// Each line's findings, the load aside: for a record, those about its name (the head)
@@ -260,7 +260,14 @@ impl PasswdFile {
                 kind,
             })
         };
-        let (content, nul) = content_of(line.raw);
+        // A record's content is known: cut at a NUL when shorter than the line.
+        let (content, nul) = match &entry {
+            Some(e) => (
+                e.content,
+                e.content.len() < without_terminator(line.raw).len(),
+            ),
+            None => content_of(line.raw),
+        };
         if nul {
             out.push(PasswdDiagnostic {
                 line: number,
@@ -277,14 +284,21 @@ impl PasswdFile {
             push(out, PasswdDiagnosticKind::JunkUser { user });
             return None;
         }
-        if !user.iter().all(|&b| username_char_ok(b)) {
+        // One pass over the name for its three questions (no early exit: names are short).
+        let (mut unreachable, mut upper, mut plus) = (false, false, false);
+        for &b in user {
+            unreachable |= !username_char_ok(b);
+            upper |= b.is_ascii_uppercase();
+            plus |= b == b'+';
+        }
+        if unreachable {
             let user = user.to_vec();
             push(out, PasswdDiagnosticKind::UnreachableName { user });
-        } else if self.options.lowercase_requests && user.iter().any(u8::is_ascii_uppercase) {
+        } else if self.options.lowercase_requests && upper {
             let user = user.to_vec();
             push(out, PasswdDiagnosticKind::UppercaseName { user });
         }
-        if user.contains(&b'+') {
+        if plus {
             let user = user.to_vec();
             push(out, PasswdDiagnosticKind::PlusInName { user });
         }
@@ -445,7 +459,11 @@ impl PasswdFile {
 
 /// The finding for the load's verdict on line `index` (0-based) of `user`'s record, if it is
 /// not kept.
-fn verdict_finding(index: usize, status: &LoadStatus, user: &[u8]) -> Option<PasswdDiagnostic> {
+pub(super) fn verdict_finding(
+    index: usize,
+    status: &LoadStatus,
+    user: &[u8],
+) -> Option<PasswdDiagnostic> {
     let kind = match status {
         LoadStatus::Active => return None,
         LoadStatus::Duplicate { first_line } => PasswdDiagnosticKind::Duplicate {
@@ -463,28 +481,32 @@ fn verdict_finding(index: usize, status: &LoadStatus, user: &[u8]) -> Option<Pas
     })
 }
 
-/// Puts the load's verdicts among the lines' findings (`lines`, in line order): a record that
-/// is not kept gets its head, the verdict, and no tail; a junk name gets no verdict.
-pub(super) fn merge_verdicts(
-    lines: Vec<PasswdDiagnostic>,
-    loaded: &Loaded,
-) -> Vec<PasswdDiagnostic> {
-    let verdict =
-        |(k, (i, s)): (usize, &(usize, LoadStatus))| verdict_finding(*i, s, loaded.name(k));
-    let mut verdicts = loaded
+/// The findings of the records `loaded` does not keep, in line order.
+fn load_verdicts(loaded: &Loaded) -> impl Iterator<Item = PasswdDiagnostic> + '_ {
+    loaded
         .statuses()
         .iter()
         .enumerate()
-        .filter(|(_, (_, s))| !matches!(s, LoadStatus::Active))
-        .peekable();
-    let mut out = Vec::with_capacity(lines.len());
-    let mut findings = lines.into_iter().peekable();
+        .filter_map(|(k, (i, s))| verdict_finding(*i, s, loaded.name(k)))
+}
+
+/// Puts the load's verdicts (`verdicts`, the findings of the records it does not keep, in line
+/// order) among the lines' findings (`lines`, in line order): a record that is not kept gets its
+/// head, the verdict, and no tail; a junk name gets no verdict.
+pub(super) fn merge_verdicts(
+    lines: impl IntoIterator<Item = PasswdDiagnostic>,
+    verdicts: impl IntoIterator<Item = PasswdDiagnostic>,
+) -> Vec<PasswdDiagnostic> {
+    let lines = lines.into_iter();
+    let mut verdicts = verdicts.into_iter().peekable();
+    let mut out = Vec::with_capacity(lines.size_hint().0);
+    let mut findings = lines.peekable();
     while let Some(first) = findings.peek() {
         let number = first.line;
-        while let Some(v) = verdicts.next_if(|(_, (i, _))| i + 1 < number) {
-            out.extend(verdict(v));
+        while let Some(v) = verdicts.next_if(|v| v.line < number) {
+            out.push(v);
         }
-        let this = verdicts.next_if(|(_, (i, _))| i + 1 == number);
+        let this = verdicts.next_if(|v| v.line == number);
         let mut group = Vec::new();
         while let Some(d) = findings.next_if(|d| d.line == number) {
             group.push(d);
@@ -495,14 +517,12 @@ pub(super) fn merge_verdicts(
         match this {
             Some(v) if !junk => {
                 out.extend(group.into_iter().filter(|d| is_head(&d.kind)));
-                out.extend(verdict(v));
+                out.push(v);
             }
             _ => out.extend(group),
         }
     }
-    for v in verdicts {
-        out.extend(verdict(v));
-    }
+    out.extend(verdicts);
     out
 }
 

@@ -48,23 +48,6 @@ impl Loaded {
         &self.status
     }
 
-    /// The load of records read elsewhere (the check of a file read through a buffer): their
-    /// names one after the other, where each starts (one more: the end), and each one's line
-    /// and status before repeats are settled. Only its statuses and names are read: it keeps no
-    /// index for [`Loaded::line_of`].
-    pub(super) fn from_parts(
-        names: Vec<u8>,
-        starts: Vec<usize>,
-        status: Vec<(usize, LoadStatus)>,
-    ) -> Self {
-        Loaded {
-            names,
-            starts,
-            kept: Vec::new(),
-            status,
-        }
-    }
-
     /// Record `k`'s user name.
     pub(super) fn name(&self, k: usize) -> &[u8] {
         &self.names[self.starts[k]..self.starts[k + 1]]

@@ -196,13 +196,19 @@ impl fmt::Display for LookupFailure {
 
 /// Bytes Dovecot accepts in request names by default (`auth_username_chars`).
 fn username_char_ok(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-_.@".contains(&b)
+    // Not `b"-_.@".contains(&b)`: that is a library memchr call a byte.
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@')
+}
+
+/// A line without its `\n` and one `\r` before it.
+fn without_terminator(raw: &[u8]) -> &[u8] {
+    let line = raw.strip_suffix(b"\n").unwrap_or(raw);
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// Line content as Dovecot's istream gives it: without `\n`, without one `\r`, cut at NUL.
 fn content_of(raw: &[u8]) -> (&[u8], bool) {
-    let line = raw.strip_suffix(b"\n").unwrap_or(raw);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = without_terminator(raw);
     match memchr::memchr(0, line) {
         Some(i) => (&line[..i], true),
         None => (line, false),
@@ -237,7 +243,11 @@ impl<'a> Line<'a> {
 
     /// The record on this line, if it is one.
     pub fn entry(&self) -> Option<PasswdEntry<'a>> {
-        let (content, _) = content_of(self.raw);
+        self.entry_of(content_of(self.raw).0)
+    }
+
+    /// The record on this line, given its content (see [`content_of`]).
+    fn entry_of(&self, content: &'a [u8]) -> Option<PasswdEntry<'a>> {
         if kind_of(content) != LineKind::Record {
             return None;
         }
