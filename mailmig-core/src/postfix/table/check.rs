@@ -219,7 +219,7 @@ fn dump_split<K: Keyed>(
     for at in 0..halves.entries() {
         if repeated.next_if_eq(&at).is_none() {
             let (half, i) = halves.locate(at);
-            sink.entry(&half.lookup_key(i), half.value(i));
+            sink.entry(half.lookup_key(i), half.value(i));
         }
     }
 }
@@ -265,7 +265,8 @@ fn read_halves<'s, K: Keyed>(
     Halves { front, back }
 }
 
-/// A key's place (in the source or the checker's side buffer) and its entry's first line.
+/// A key's place as it is looked up, folded when asked (in the source or the checker's side
+/// buffer), and its entry's first line.
 #[derive(Clone, Copy)]
 struct KeyAt {
     key: Raw,
@@ -283,7 +284,8 @@ struct Checker<'s, K> {
     hasher: foldhash::fast::FixedState,
     /// The logical line of a record of several lines.
     joined: Vec<u8>,
-    /// The keys of records of several lines.
+    /// The keys (and kept values) that are not in `whole` as they are: those of records of
+    /// several lines or read through a buffer, and keys folded.
     side: Vec<u8>,
     far: Vec<Span>,
     keys: Vec<KeyAt>,
@@ -337,8 +339,8 @@ impl<'s, K: Keyed> Checker<'s, K> {
     }
 
     /// The key of entry `at` as it is looked up.
-    fn lookup_key(&self, at: usize) -> Cow<'_, [u8]> {
-        lookup_key(self.bytes(self.keys[at].key), self.fold, &self.options)
+    fn lookup_key(&self, at: usize) -> &[u8] {
+        self.bytes(self.keys[at].key)
     }
 
     /// The value of entry `at`, when values are kept.
@@ -496,11 +498,10 @@ impl<K: Keyed> Checker<'_, K> {
                         column,
                         kind,
                     }));
-                let key = &text[..key_end];
+                // The key as it is looked up is what is kept: folded once, here.
+                let key = lookup_key(&text[..key_end], self.fold, &self.options);
                 let at = self.keys.len();
-                let hash = self
-                    .hasher
-                    .hash_one(lookup_key(key, self.fold, &self.options).as_ref());
+                let hash = self.hasher.hash_one(key.as_ref());
                 self.pairs.push(K::new(hash, at));
                 if let Some(kind) = self.values.problem(&text[value.0..value.1]) {
                     self.semantic.push((
@@ -512,11 +513,11 @@ impl<K: Keyed> Checker<'_, K> {
                         },
                     ));
                 }
-                let span = if in_place {
+                let span = if in_place && matches!(key, Cow::Borrowed(_)) {
                     Span::src(content[0].0, content[0].0 + key_end)
                 } else {
                     let start = self.side.len();
-                    self.side.extend_from_slice(key);
+                    self.side.extend_from_slice(&key);
                     Span::side(start, self.side.len())
                 };
                 let key = Raw::pack(span, &mut self.far, NEAR);
@@ -570,7 +571,7 @@ impl<K: Keyed> Halves<'_, K> {
         }
     }
 
-    fn lookup_key(&self, at: usize) -> Cow<'_, [u8]> {
+    fn lookup_key(&self, at: usize) -> &[u8] {
         let (half, i) = self.locate(at);
         half.lookup_key(i)
     }
@@ -640,7 +641,7 @@ impl<K: Keyed> Halves<'_, K> {
             line: self.line_of(at),
             column: 1,
             kind: DiagnosticKind::DuplicateEntry {
-                key: self.lookup_key(at).into_owned(),
+                key: self.lookup_key(at).to_vec(),
                 first_line: self.line_of(first),
             },
         }));
