@@ -1,9 +1,28 @@
-//! Any bytes as a Dovecot passwd-file: parse → render is the identity, no view panics, and an
-//! extra-field edit re-parses to what was set, then removing it restores the bytes.
+//! Any bytes as a Dovecot passwd-file: parse → render is the identity, no view panics, the check
+//! of the file read through a buffer finds what the document's check finds, and an extra-field
+//! edit re-parses to what was set, then removing it restores the bytes.
 #![no_main]
+
+use std::io::{Seek, Write};
 
 use libfuzzer_sys::fuzz_target;
 use mailmig_core::dovecot::{NumericIds, PasswdFile, PasswdOptions};
+
+/// The read check of `bytes` as a file (one scratch file for the process, rewritten each time).
+fn check_as_file(bytes: &[u8], options: &PasswdOptions) -> Vec<mailmig_core::dovecot::PasswdDiagnostic> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<fs_err::File> = std::cell::RefCell::new(
+            fs_err::File::from_parts(tempfile::tempfile().expect("scratch file"), "scratch"),
+        );
+    }
+    SCRATCH.with(|f| {
+        let mut f = f.borrow_mut();
+        f.set_len(0).expect("truncate");
+        f.rewind().expect("rewind");
+        f.write_all(bytes).expect("write");
+        PasswdFile::check_file(&f, options, &NumericIds).expect("read")
+    })
+}
 
 fuzz_target!(|data: &[u8]| {
     let (flags, bytes) = match data.split_first() {
@@ -18,7 +37,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut file = PasswdFile::parse(bytes.to_vec(), &options);
     assert_eq!(file.render(), bytes);
-    let _ = file.diagnostics(&NumericIds);
+    let findings = file.diagnostics(&NumericIds);
+    assert_eq!(check_as_file(bytes, &options), findings);
     for e in file.records() {
         let _ = e.passdb();
         let _ = e.userdb(&NumericIds);

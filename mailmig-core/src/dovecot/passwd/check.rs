@@ -1,12 +1,13 @@
 //! Checking a passwd-file while it is read through a buffer, as `sed` reads: nothing of the file
-//! is kept but each record's name and the load's verdict on it.
+//! is kept but each record's name and line, and the records the load drops.
 //!
 //! [`PasswdFile::diagnostics`] checks a document held in memory; reading a large file into fresh
 //! memory costs more than every check made on it (the kernel's copy into new pages and their
 //! faults, ~170 ms for 180 MB on one core). Here each half of the file is read 1 MiB at a time
 //! into one buffer on its own thread, and each line is checked and loaded while it is in the
-//! cache; the load's repeats are settled once both halves are read. A property test holds the
-//! findings to the document's, with tiny buffers (lines across reads) and every split.
+//! cache; the load's repeats are settled once both halves are read, each half left where it is.
+//! A property test holds the findings to the document's, with tiny buffers (lines across reads)
+//! and every split; the `passwd_roundtrip` fuzz target, on any bytes.
 
 use std::io;
 
