@@ -9,7 +9,10 @@ use libfuzzer_sys::fuzz_target;
 use mailmig_core::dovecot::{NumericIds, PasswdFile, PasswdOptions};
 
 /// The read check of `bytes` as a file (one scratch file for the process, rewritten each time).
-fn check_as_file(bytes: &[u8], options: &PasswdOptions) -> Vec<mailmig_core::dovecot::PasswdDiagnostic> {
+fn check_as_file(
+    bytes: &[u8],
+    options: &PasswdOptions,
+) -> Vec<mailmig_core::dovecot::PasswdDiagnostic> {
     thread_local! {
         static SCRATCH: std::cell::RefCell<fs_err::File> = std::cell::RefCell::new(
             fs_err::File::from_parts(tempfile::tempfile().expect("scratch file"), "scratch"),

@@ -39,7 +39,9 @@ fuzz_target!(|data: &[u8]| {
         entries: Vec::new(),
     };
     table.for_each_effective_entry(true, |e| {
-        expected.entries.push((e.lookup_key(true).into_owned(), e.value().to_vec()));
+        expected
+            .entries
+            .push((e.lookup_key(true).into_owned(), e.value().to_vec()));
     });
     assert_eq!(listed, expected);
     for entry in table.entries() {
