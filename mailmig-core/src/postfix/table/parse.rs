@@ -521,7 +521,8 @@ pub(super) enum Parsed {
 /// whether a quote was left open.
 pub(super) fn scan_key(s: &[u8], quoting: bool) -> (usize, bool) {
     let mut in_quotes = false;
-    let mut i = 0;
+    // Nothing before the first byte that may be special changes the scan.
+    let mut i = before_special(s);
     while i < s.len() {
         let c = s[i];
         if !KEY_SPECIAL[usize::from(c)] {
@@ -543,6 +544,34 @@ pub(super) fn scan_key(s: &[u8], quoting: bool) -> (usize, bool) {
         i += 1;
     }
     (i.min(s.len()), in_quotes)
+}
+
+/// Where the first byte of `s` below `!` or a `"` or a `\\` is (`s.len()` if none): every
+/// [`KEY_SPECIAL`] byte is one. Eight bytes at a time in a word: a key's bytes one at a time
+/// were half of the records' parse.
+fn before_special(s: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = ONES * 0x80;
+    // The high bit of each byte that is zero, or below `n`: exact for the first such byte
+    // (the borrow can mark only bytes after it) and never marking bytes of 0x80 and above.
+    let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGH;
+    let mut chunks = s.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let found = below(word, b'!')
+            | below(word ^ (ONES * u64::from(b'"')), 1)
+            | below(word ^ (ONES * u64::from(b'\\')), 1);
+        if found != 0 {
+            return at + (found.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    let tail = chunks.remainder();
+    at + tail
+        .iter()
+        .position(|&b| b < b'!' || b == b'"' || b == b'\\')
+        .unwrap_or(tail.len())
 }
 
 /// Bytes that can end or change the key scan: whitespace, `"` and `\\`.
@@ -635,5 +664,71 @@ pub(super) fn parse_logical(
         key_end,
         value: (value_start, value_start + value.len()),
         warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The key scan one byte at a time, as it was before [`before_special`].
+    fn scan_key_bytewise(s: &[u8], quoting: bool) -> (usize, bool) {
+        let mut in_quotes = false;
+        let mut i = 0;
+        while i < s.len() {
+            let c = s[i];
+            if quoting && c == b'\\' {
+                i += 1;
+                if i >= s.len() {
+                    break;
+                }
+            } else if is_space(c) {
+                if !in_quotes {
+                    break;
+                }
+            } else if quoting && c == b'"' {
+                in_quotes = !in_quotes;
+            }
+            i += 1;
+        }
+        (i.min(s.len()), in_quotes)
+    }
+
+    /// Every byte value at every place of a word and of the tail: found exactly when it is
+    /// below `!`, a `"` or a `\`.
+    #[test]
+    fn each_byte_value_in_each_place() {
+        for len in [8, 16, 13] {
+            for at in 0..len {
+                for b in 0..=u8::MAX {
+                    let mut s = vec![b'k'; len];
+                    s[at] = b;
+                    let special = b < b'!' || b == b'"' || b == b'\\';
+                    assert_eq!(
+                        before_special(&s),
+                        if special { at } else { len },
+                        "{b:#x} at {at}"
+                    );
+                }
+            }
+        }
+    }
+
+    proptest! {
+        /// The word-at-a-time key scan is the byte-at-a-time one, on keys of letters, every
+        /// special byte, controls and high bytes, with quoting or not.
+        #[test]
+        fn the_key_scan_is_the_bytewise_scan(
+            s in proptest::collection::vec(
+                proptest::sample::select(&b"ab@.\x01\x1f \t\n\x0b\x0c\r\"\\\x80\xff!#"[..]),
+                0..40,
+            ),
+            quoting in any::<bool>(),
+        ) {
+            prop_assert_eq!(scan_key(&s, quoting), scan_key_bytewise(&s, quoting));
+            let first = s.iter().position(|&b| b < b'!' || b == b'"' || b == b'\\');
+            prop_assert_eq!(before_special(&s), first.unwrap_or(s.len()));
+        }
     }
 }
