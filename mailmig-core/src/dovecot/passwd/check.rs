@@ -172,14 +172,24 @@ impl<K: Keyed> Half<K> {
     /// load's repeats settled across both, its verdicts put among the lines' findings. The
     /// halves are not joined into one: only the records the load does not keep are looked at
     /// again (copying and freeing a million records' facts was a fifth of the check).
-    fn join(mut self, back: Option<Half<K>>) -> Vec<PasswdDiagnostic> {
+    fn join(mut self, mut back: Option<Half<K>>) -> Vec<PasswdDiagnostic> {
         let front_pairs = std::mem::take(&mut self.pairs);
+        let back_pairs = back
+            .as_mut()
+            .map(|back| std::mem::take(&mut back.pairs))
+            .unwrap_or_default();
+        let lines = self.lines;
+        let back_found = back
+            .as_mut()
+            .map(|back| std::mem::take(&mut back.found))
+            .unwrap_or_default();
+        let found = std::mem::take(&mut self.found)
+            .into_iter()
+            .chain(back_found.into_iter().map(|mut d| {
+                d.line += lines;
+                d
+            }));
         let records = self.record_lines.len();
-        let back = back.map(|mut back| (std::mem::take(&mut back.pairs), back));
-        let (back_pairs, back) = match back {
-            Some((pairs, back)) => (pairs, Some(back)),
-            None => (Vec::new(), None),
-        };
         let halves = Halves {
             front: &self,
             back: back.as_ref(),
@@ -196,16 +206,6 @@ impl<K: Keyed> Half<K> {
             );
         });
         duplicates.sort_unstable();
-        let found = self
-            .found
-            .iter()
-            .cloned()
-            .chain(back.iter().flat_map(|back| {
-                back.found.iter().cloned().map(|mut d| {
-                    d.line += self.lines;
-                    d
-                })
-            }));
         merge_verdicts(found, halves.verdicts(&duplicates))
     }
 }
@@ -245,48 +245,27 @@ impl<'h, K> Halves<'h, K> {
 
     /// The findings of the records the load does not keep, in line order: the `duplicates`
     /// ((record, first line), sorted) and the dropped ones (a repeat of a kept name is a
-    /// duplicate, even if Dovecot would have dropped it: it looks the name up first).
-    fn verdicts(
-        &'h self,
-        duplicates: &'h [(usize, usize)],
-    ) -> impl Iterator<Item = PasswdDiagnostic> + 'h {
+    /// duplicate, even if Dovecot would have dropped it: it looks the name up first). Both
+    /// lists are short: only such records are in them.
+    fn verdicts(&self, duplicates: &[(usize, usize)]) -> Vec<PasswdDiagnostic> {
         let back = self.back.into_iter().flat_map(|back| &back.dropped);
-        let dropped = self
-            .front
-            .dropped
+        let dropped = (self.front.dropped.iter().map(|(k, reason)| (*k, reason)))
+            .chain(back.map(|(k, reason)| (k + self.records, reason)))
+            .filter(|(k, _)| duplicates.binary_search_by_key(k, |&(d, _)| d).is_err())
+            .map(|(k, reason)| {
+                let reason = reason.clone();
+                (k, LoadStatus::Dropped { reason })
+            });
+        let mut statuses: Vec<(usize, LoadStatus)> = duplicates
             .iter()
-            .map(|(k, reason)| (*k, reason))
-            .chain(back.map(|(k, reason)| (k + self.records, reason)));
-        let mut dropped = dropped.peekable();
-        let mut duplicates = duplicates.iter().copied().peekable();
-        std::iter::from_fn(move || {
-            let next_drop = dropped.peek().map(|(k, _)| *k);
-            let next_dup = duplicates.peek().map(|(k, _)| *k);
-            let (k, status) = match (next_drop, next_dup) {
-                (None, None) => return None,
-                (Some(d), Some(u)) if u <= d => {
-                    if u == d {
-                        dropped.next();
-                    }
-                    let (k, first_line) = duplicates.next()?;
-                    (k, LoadStatus::Duplicate { first_line })
-                }
-                (_, None) | (Some(_), Some(_)) => {
-                    let (k, reason) = dropped.next()?;
-                    (
-                        k,
-                        LoadStatus::Dropped {
-                            reason: reason.clone(),
-                        },
-                    )
-                }
-                (None, Some(_)) => {
-                    let (k, first_line) = duplicates.next()?;
-                    (k, LoadStatus::Duplicate { first_line })
-                }
-            };
-            verdict_finding(self.line(k), &status, self.name(k))
-        })
+            .map(|&(k, first_line)| (k, LoadStatus::Duplicate { first_line }))
+            .chain(dropped)
+            .collect();
+        statuses.sort_unstable_by_key(|(k, _)| *k);
+        statuses
+            .iter()
+            .filter_map(|(k, status)| verdict_finding(self.line(*k), status, self.name(*k)))
+            .collect()
     }
 }
 

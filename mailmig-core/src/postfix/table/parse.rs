@@ -520,9 +520,14 @@ pub(super) enum Parsed {
 /// (Postfix ≥ 3.2) `\` escapes the next byte and `"` toggles quoting. Returns the key's length and
 /// whether a quote was left open.
 pub(super) fn scan_key(s: &[u8], quoting: bool) -> (usize, bool) {
-    let mut in_quotes = false;
     // Nothing before the first byte that may be special changes the scan.
-    let mut i = before_special(s);
+    scan_key_from(s, before_special(s), quoting)
+}
+
+/// [`scan_key`] from byte `start` on, outside quotes (a byte at a time).
+fn scan_key_from(s: &[u8], start: usize, quoting: bool) -> (usize, bool) {
+    let mut in_quotes = false;
+    let mut i = start;
     while i < s.len() {
         let c = s[i];
         if !KEY_SPECIAL[usize::from(c)] {
@@ -546,9 +551,14 @@ pub(super) fn scan_key(s: &[u8], quoting: bool) -> (usize, bool) {
     (i.min(s.len()), in_quotes)
 }
 
-/// Where the first byte of `s` below `!` or a `"` or a `\\` is (`s.len()` if none): every
-/// [`KEY_SPECIAL`] byte is one. Eight bytes at a time in a word: a key's bytes one at a time
-/// were half of the records' parse.
+/// Whether `b` may end or change the key scan: below `!`, a `"` or a `\\` (every
+/// [`KEY_SPECIAL`] byte is one).
+fn may_be_special(b: u8) -> bool {
+    b < b'!' || b == b'"' || b == b'\\'
+}
+
+/// Where the first byte of `s` that [`may_be_special`] is (`s.len()` if none). Eight bytes at a
+/// time in a word: a key's bytes one at a time were half of the records' parse.
 fn before_special(s: &[u8]) -> usize {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGH: u64 = ONES * 0x80;
@@ -570,7 +580,7 @@ fn before_special(s: &[u8]) -> usize {
     let tail = chunks.remainder();
     at + tail
         .iter()
-        .position(|&b| b < b'!' || b == b'"' || b == b'\\')
+        .position(|&b| may_be_special(b))
         .unwrap_or(tail.len())
 }
 
@@ -672,29 +682,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The key scan one byte at a time, as it was before [`before_special`].
-    fn scan_key_bytewise(s: &[u8], quoting: bool) -> (usize, bool) {
-        let mut in_quotes = false;
-        let mut i = 0;
-        while i < s.len() {
-            let c = s[i];
-            if quoting && c == b'\\' {
-                i += 1;
-                if i >= s.len() {
-                    break;
-                }
-            } else if is_space(c) {
-                if !in_quotes {
-                    break;
-                }
-            } else if quoting && c == b'"' {
-                in_quotes = !in_quotes;
-            }
-            i += 1;
-        }
-        (i.min(s.len()), in_quotes)
-    }
-
     /// Every byte value at every place of a word and of the tail: found exactly when it is
     /// below `!`, a `"` or a `\`.
     #[test]
@@ -726,7 +713,8 @@ mod tests {
             ),
             quoting in any::<bool>(),
         ) {
-            prop_assert_eq!(scan_key(&s, quoting), scan_key_bytewise(&s, quoting));
+            // From the first byte on, a byte at a time: the scan as it was.
+            prop_assert_eq!(scan_key(&s, quoting), scan_key_from(&s, 0, quoting));
             let first = s.iter().position(|&b| b < b'!' || b == b'"' || b == b'\\');
             prop_assert_eq!(before_special(&s), first.unwrap_or(s.len()));
         }
