@@ -62,6 +62,17 @@ fn tables(c: &mut Criterion) {
     g.bench_function("closure_index", |b| {
         b.iter(|| VirtualMap::new(&[&table], ClosureOptions::default()))
     });
+    // What `aliases`, `hold add` and a one-user plan run once the map is parsed: the
+    // preparation for one closure (no reverse index) and that closure.
+    g.bench_function("one_mailbox_prepare_and_closure", |b| {
+        b.iter(|| {
+            let vm = VirtualMap::for_one_mailbox(&[&table], ClosureOptions::default());
+            vm.reverse_closure(&Address(mailbox(12_345)))
+        })
+    });
+    g.bench_function("one_mailbox_prepare", |b| {
+        b.iter(|| VirtualMap::for_one_mailbox(&[&table], ClosureOptions::default()))
+    });
     let vm = VirtualMap::new(&[&table], ClosureOptions::default());
     g.throughput(Throughput::Elements(1));
     g.bench_function("reverse_closure_one", |b| {

@@ -97,15 +97,36 @@ fn is_plain(bytes: &[u8]) -> bool {
         })
 }
 
+/// What the value scans of [`Reverse::Scan`] know of each table: whether its records are
+/// plain throughout ([`is_plain`]; the whole table at once, else its records, comments apart),
+/// and then a sample of its bytes' frequencies.
+fn scan_setup(tables: &[&Table]) -> Vec<Option<ByteFrequency>> {
+    tables
+        .iter()
+        .map(|t| {
+            let plain = match plain_breaks(t.buffers()[0]) {
+                Some(breaks) => t
+                    .entries_holding(&breaks, |raw| !is_plain(raw))
+                    .all(|e| is_plain(e.raw())),
+                None => t.entries_where(|raw| !is_plain(raw)).next().is_none(),
+            };
+            plain.then(|| ByteFrequency::sample(t.buffers()[0]))
+        })
+        .collect()
+}
+
 /// Whether a record (its bytes, the key at their start) could have a catch-all or bare key
 /// (its first word starts with `@` or holds none) or rewrite a domain (an `@` after a blank or
 /// colon could start the value).
 fn may_be_wide_or_rewrite(raw: &[u8]) -> bool {
     let first = forward::first_word(raw);
-    first.first() == Some(&b'@')
-        || !first.contains(&b'@')
-        || memchr::memchr_iter(b'@', raw)
-            .any(|i| i > 0 && (raw[i - 1] <= b' ' || raw[i - 1] == b':'))
+    if memchr::memchr(b'@', first).is_none_or(|at| at == 0) {
+        return true;
+    }
+    // No `@` of the first word follows a blank or colon, and the byte after it is neither.
+    let rest = first.len() + 1;
+    memchr::memchr_iter(b'@', raw.get(rest..).unwrap_or_default())
+        .any(|i| raw[rest + i - 1] <= b' ' || raw[rest + i - 1] == b':')
 }
 
 impl<'a> VirtualAlias<'a> {
@@ -298,12 +319,19 @@ impl<'t> VirtualMap<'t> {
     fn build(tables: &[&'t Table], options: ClosureOptions, reverse_index: bool) -> Self {
         // The entries postmap keeps (first of each folded key, in file order): all of them
         // for the reverse index, else only the few the walk needs up front.
-        let (forward, kept) = if reverse_index {
-            Forward::indexed(tables)
+        // Without the reverse index, the few entries the walk needs up front and the tables'
+        // plainness (for the value scans) need nothing of each other: side by side.
+        let ((forward, kept), scan) = if reverse_index {
+            (Forward::indexed(tables), Vec::new())
         } else {
-            Forward::lazy(tables, may_be_wide_or_rewrite, |e| {
-                key_form(e.key()) != KeyForm::Address || rewrites_domain(e)
-            })
+            crate::cores::side_by_side(
+                || {
+                    Forward::lazy(tables, may_be_wide_or_rewrite, |e| {
+                        key_form(e.key()) != KeyForm::Address || rewrites_domain(e)
+                    })
+                },
+                || scan_setup(tables),
+            )
         };
         let mut map = Self {
             forward,
@@ -342,21 +370,7 @@ impl<'t> VirtualMap<'t> {
             reverse.sort_unstable_by_key(|(h, t, place, _)| (*h, *t, *place));
             Reverse::Indexed(reverse)
         } else {
-            Reverse::Scan(
-                tables
-                    .iter()
-                    .map(|t| {
-                        // The whole table at once, else its records (comments apart).
-                        let plain = match plain_breaks(t.buffers()[0]) {
-                            Some(breaks) => t
-                                .entries_holding(&breaks, |raw| !is_plain(raw))
-                                .all(|e| is_plain(e.raw())),
-                            None => t.entries_where(|raw| !is_plain(raw)).next().is_none(),
-                        };
-                        plain.then(|| ByteFrequency::sample(t.buffers()[0]))
-                    })
-                    .collect(),
-            )
+            Reverse::Scan(scan)
         };
         map
     }
@@ -786,6 +800,22 @@ fn unquote_key(key: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::postfix::ParseOptions;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        /// The pre-check of a record's bytes says what the plain reading of its definition
+        /// says: the first word starts with `@` or has none, or an `@` follows a blank or colon.
+        #[test]
+        fn the_wide_or_rewrite_check_is_its_definition(raw in prop::collection::vec(prop::sample::select(b"a@ :\x7f".to_vec()), 0..10)) {
+            let first = forward::first_word(&raw);
+            let defined = first.first() == Some(&b'@')
+                || !first.contains(&b'@')
+                || (1..raw.len()).any(|i| raw[i] == b'@' && (raw[i - 1] <= b' ' || raw[i - 1] == b':'));
+            prop_assert_eq!(may_be_wide_or_rewrite(&raw), defined);
+        }
+    }
 
     fn table(s: &str) -> Table {
         Table::parse(s.as_bytes().to_vec(), &ParseOptions::default())

@@ -89,13 +89,38 @@ pub(super) fn word_hits(
         return None;
     }
     let j = frequency.rarest(local);
+    let cut = (bytes.len() >= HALVES_FROM && crate::cores::two()).then_some(bytes.len() / 2);
+    Some(hits_by(bytes, local, delimiters, j, cut))
+}
+
+/// From this many bytes on, with a second core, [`word_hits`] searches the two halves side by
+/// side (below it a thread costs more than it saves).
+const HALVES_FROM: usize = 4 << 20;
+
+/// Where `local` is a whole word in `bytes`, found through its byte `j` (either case); with
+/// `cut`, the bytes before and after it searched side by side (each word read in all of
+/// `bytes`, so one across the cut is found). Ascending.
+fn hits_by(
+    bytes: &[u8],
+    local: &[u8],
+    delimiters: &[u8],
+    j: usize,
+    cut: Option<usize>,
+) -> Vec<usize> {
     let (lower, upper) = (local[j].to_ascii_lowercase(), local[j].to_ascii_uppercase());
-    Some(
-        memchr::memchr2_iter(lower, upper, bytes)
-            .filter_map(|p| p.checked_sub(j))
+    let search = |from: usize, to: usize| -> Vec<usize> {
+        memchr::memchr2_iter(lower, upper, &bytes[from..to])
+            .filter_map(|p| (from + p).checked_sub(j))
             .filter(|&i| is_word_at(bytes, i, local, delimiters))
-            .collect(),
-    )
+            .collect()
+    };
+    let Some(cut) = cut.map(|c| c.min(bytes.len())) else {
+        return search(0, bytes.len());
+    };
+    let (mut hits, back) =
+        crate::cores::side_by_side(|| search(0, cut), || search(cut, bytes.len()));
+    hits.extend(back);
+    hits
 }
 
 /// The places in `bytes` that could make a record holding them other than plain (what
@@ -209,6 +234,22 @@ mod tests {
                 prop_assert_eq!(found, each);
             } else {
                 prop_assert!(!t.buffers()[0].is_ascii());
+            }
+        }
+    }
+
+    proptest! {
+        /// Searched in two parts side by side, cut anywhere (inside a word too), the bytes give
+        /// the places one search gives, for every byte of the needle it could go by.
+        #[test]
+        fn a_search_in_two_parts_is_one_search(bytes in plain_table(), cut in any::<prop::sample::Index>(), plus in any::<bool>()) {
+            let delimiters: &[u8] = if plus { b"+-" } else { b"" };
+            let cut = cut.index(bytes.len() + 1);
+            for local in [&b"a"[..], b"al", b"ab", b"a.a", b"a-z", b"xa"] {
+                for j in 0..local.len() {
+                    let whole = hits_by(&bytes, local, delimiters, j, None);
+                    prop_assert_eq!(hits_by(&bytes, local, delimiters, j, Some(cut)), whole);
+                }
             }
         }
     }
