@@ -353,7 +353,7 @@ fn part_d() {
 
 /// Append `count` aliases of other users to the sandbox's virtual alias map, and two that reach
 /// `user`, then rebuild it.
-fn add_filler_aliases(sb: &Sandbox, count: usize, user: &str) {
+fn add_filler_aliases(sb: &Sandbox, count: usize, users: &[&str]) {
     use std::io::Write as _;
     let map = sb.path("VIRTUAL_MAP");
     let mut out = std::io::BufWriter::new(
@@ -370,7 +370,12 @@ fn add_filler_aliases(sb: &Sandbox, count: usize, user: &str) {
         )
         .expect("write");
         if i == count / 2 {
-            writeln!(out, "sales@example.test {user}, alias0000001@aliases1.test").expect("write");
+            let users = users.join(", ");
+            writeln!(
+                out,
+                "sales@example.test {users}, alias0000001@aliases1.test"
+            )
+            .expect("write");
             writeln!(out, "s@example.test sales@example.test").expect("write");
         }
     }
@@ -389,14 +394,22 @@ fn part_e() {
     println!("|---|---|---|");
     let sb = Sandbox::start().expect("sandbox");
     sb.add_users(&["e001".to_string()]);
-    let user = "e001@example.test";
-    add_filler_aliases(&sb, 1_000_000, user);
+    // e001 is reached by three addresses (itself, `sales`, `s`); the seed's alice by seven
+    // (`al`, `alice.smith`, `team`, `staff`, `sales`, `s`): short local parts that every
+    // filler record holds inside longer words.
+    let (user, alice) = ("e001@example.test", "alice@example.test");
+    add_filler_aliases(&sb, 1_000_000, &[user, alice]);
     let map = sb.path("VIRTUAL_MAP");
-    let cases: [(&str, Vec<&str>); 2] = [
+    let cases: [(&str, Vec<&str>); 4] = [
         ("plan USER", vec!["plan", user, "--to", "mdbox:~/mdbox"]),
         (
             "aliases USER",
             vec!["aliases", "--virtual", map.as_str(), user],
+        ),
+        ("plan alice", vec!["plan", alice, "--to", "mdbox:~/mdbox"]),
+        (
+            "aliases alice",
+            vec!["aliases", "--virtual", map.as_str(), alice],
         ),
     ];
     for (name, argv) in cases {
