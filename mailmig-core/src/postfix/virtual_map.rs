@@ -123,7 +123,8 @@ fn may_be_wide_or_rewrite(raw: &[u8]) -> bool {
     if memchr::memchr(b'@', first).is_none_or(|at| at == 0) {
         return true;
     }
-    // No `@` of the first word follows a blank or colon, and the byte after it is neither.
+    // The first word's `@`s follow neither a blank nor a colon, and the byte that ends it is no
+    // `@`: the value's search starts after that byte.
     let rest = first.len() + 1;
     memchr::memchr_iter(b'@', raw.get(rest..).unwrap_or_default())
         .any(|i| raw[rest + i - 1] <= b' ' || raw[rest + i - 1] == b':')
@@ -318,20 +319,20 @@ impl<'t> VirtualMap<'t> {
 
     fn build(tables: &[&'t Table], options: ClosureOptions, reverse_index: bool) -> Self {
         // The entries postmap keeps (first of each folded key, in file order): all of them
-        // for the reverse index, else only the few the walk needs up front.
-        // Without the reverse index, the few entries the walk needs up front and the tables'
-        // plainness (for the value scans) need nothing of each other: side by side.
+        // for the reverse index, else only the few the walk needs up front — and then what the
+        // value scans know of each table, which needs nothing of them: side by side.
         let ((forward, kept), scan) = if reverse_index {
-            (Forward::indexed(tables), Vec::new())
+            (Forward::indexed(tables), None)
         } else {
-            crate::cores::side_by_side(
+            let (lazy, scan) = crate::cores::side_by_side(
                 || {
                     Forward::lazy(tables, may_be_wide_or_rewrite, |e| {
                         key_form(e.key()) != KeyForm::Address || rewrites_domain(e)
                     })
                 },
                 || scan_setup(tables),
-            )
+            );
+            (lazy, Some(scan))
         };
         let mut map = Self {
             forward,
@@ -365,12 +366,14 @@ impl<'t> VirtualMap<'t> {
                 }
             }
         }
-        map.reverse = if reverse_index {
-            // File order among equal hashes: the walk meets an address's sources as a scan does.
-            reverse.sort_unstable_by_key(|(h, t, place, _)| (*h, *t, *place));
-            Reverse::Indexed(reverse)
-        } else {
-            Reverse::Scan(scan)
+        map.reverse = match scan {
+            Some(scan) => Reverse::Scan(scan),
+            None => {
+                // File order among equal hashes: the walk meets an address's sources as a scan
+                // does.
+                reverse.sort_unstable_by_key(|(h, t, place, _)| (*h, *t, *place));
+                Reverse::Indexed(reverse)
+            }
         };
         map
     }

@@ -352,7 +352,7 @@ fn part_d() {
 }
 
 /// Append `count` aliases of other users to the sandbox's virtual alias map, and two that reach
-/// `user`, then rebuild it.
+/// `users` (`sales`, and `s` through it), then rebuild it.
 fn add_filler_aliases(sb: &Sandbox, count: usize, users: &[&str]) {
     use std::io::Write as _;
     let map = sb.path("VIRTUAL_MAP");
